@@ -1,0 +1,173 @@
+// Package cluster defines SMEK's domain: cluster ids, states, flavors, the
+// requested spec and its validation, run metadata and the application error
+// type. It depends on the standard library only.
+package cluster
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ID identifies a cluster: "c-" followed by six lower-case letters or digits.
+type ID string
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// NewID returns a random cluster id.
+func NewID() ID {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	out := make([]byte, 0, 8)
+	out = append(out, 'c', '-')
+	for _, c := range b {
+		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+	}
+	return ID(out)
+}
+
+// ParseID checks that s has the shape of a cluster id.
+func ParseID(s string) (ID, error) {
+	if len(s) != 8 || !strings.HasPrefix(s, "c-") {
+		return "", Errorf(EINVALID, "cluster-id", "cluster-id %q is not a SMEK cluster id (c- followed by 6 lower-case letters or digits)", truncate(s, 40))
+	}
+	for _, c := range s[2:] {
+		if !strings.ContainsRune(idAlphabet, c) {
+			return "", Errorf(EINVALID, "cluster-id", "cluster-id %q is not a SMEK cluster id (c- followed by 6 lower-case letters or digits)", truncate(s, 40))
+		}
+	}
+	return ID(s), nil
+}
+
+// Status is where a cluster is in its life.
+//
+//	pending → running ⇄ stopped → terminating → terminated; any → failed
+type Status string
+
+const (
+	Pending     Status = "pending"
+	Running     Status = "running"
+	Stopped     Status = "stopped"
+	Terminating Status = "terminating"
+	Terminated  Status = "terminated"
+	Failed      Status = "failed"
+)
+
+// Live reports whether a cluster in this status still holds resources.
+func (s Status) Live() bool {
+	return s == Pending || s == Running || s == Stopped || s == Terminating
+}
+
+// Sizes SMEK offers. The seed product knows only 1-mid: one node with 8 CPU
+// cores and 32 GB of memory.
+const SizeMid = "1-mid"
+
+// Sizes lists the cluster sizes that can be requested.
+var Sizes = []string{SizeMid}
+
+// Flavor is what makes pool members interchangeable: two clusters of the same
+// flavor can be served by the same kind of warm server.
+type Flavor struct {
+	K8sVersion string
+	Size       string
+	Privileged bool
+}
+
+func (f Flavor) String() string {
+	p := "baseline"
+	if f.Privileged {
+		p = "privileged"
+	}
+	return f.K8sVersion + "/" + f.Size + "/" + p
+}
+
+// RunMetadata ties a cluster to the CI run that asked for it, so that the
+// GitHub App can end it when the run is over.
+type RunMetadata struct {
+	Repository     string
+	RepositoryID   int64
+	RunID          int64
+	RunAttempt     int64
+	Job            string
+	Runner         string
+	Ref            string
+	SHA            string
+	Event          string
+	WorkflowRef    string
+	Actor          string
+	PullRequest    int64
+	InstallationID int64
+	// Verified is true when the metadata comes from a verified OIDC token
+	// rather than from what a client chose to send.
+	Verified bool
+}
+
+// Spec is what a user asks for when creating a cluster, after defaults.
+type Spec struct {
+	K8sVersion        string
+	MinutesToLive     int
+	KeepCluster       bool
+	NotificationEmail string
+	Privileged        bool
+	Size              string
+}
+
+// Flavor returns the pool flavor that serves this spec.
+func (s Spec) Flavor() Flavor {
+	return Flavor{K8sVersion: s.K8sVersion, Size: s.Size, Privileged: s.Privileged}
+}
+
+// Timings are the per-phase durations of the request that created a cluster.
+type Timings struct {
+	Queued  time.Duration // waiting for a ready pool member
+	Claimed time.Duration // the claim transaction
+	Ready   time.Duration // labelling the node and minting the tenant credential
+	// Warm is true when a ready pool member was there at once.
+	Warm bool
+}
+
+// Total is the whole time from request to kubeconfig.
+func (t Timings) Total() time.Duration { return t.Queued + t.Claimed + t.Ready }
+
+// Cluster is a tenant's cluster as SMEK records it.
+type Cluster struct {
+	ID        ID
+	AccountID int64
+	Account   string
+	Spec      Spec
+	Status    Status
+	// ServerID is the pool member that serves the cluster; empty before the
+	// claim and after release.
+	ServerID  string
+	Run       RunMetadata
+	APIServer string
+	CreatedAt time.Time
+	// ExpiresAt is the deadline: the sweeper stops or terminates the cluster
+	// at this time.
+	ExpiresAt    time.Time
+	StoppedAt    time.Time
+	TerminatedAt time.Time
+	Timings      Timings
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Kubeconfig is a tenant's credential for a cluster.
+type Kubeconfig struct {
+	// YAML is the kubeconfig document.
+	YAML []byte
+	// APIServer is the cluster's API server URL.
+	APIServer string
+	// ExpiresAt is when the credential stops working.
+	ExpiresAt time.Time
+}
+
+var _ fmt.Stringer = Flavor{}

@@ -1,0 +1,70 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an application error. The API maps each code to an HTTP
+// status in one place.
+type Code string
+
+// Application error codes.
+const (
+	EINVALID      Code = "invalid"       // bad input; names the field
+	ETOOLARGE     Code = "too-large"     // request body over the limit
+	EUNAUTHORIZED Code = "unauthorized"  // no, bad or revoked credential
+	EFORBIDDEN    Code = "forbidden"     // authenticated but not permitted
+	ENOTFOUND     Code = "not-found"     // unknown, or another account's
+	ECONFLICT     Code = "conflict"      // illegal state change
+	ELIMIT        Code = "limit"         // parallel-cluster or rate limit
+	EUNAVAILABLE  Code = "unavailable"   // no capacity within the wait budget
+	EINTERNAL     Code = "internal"      // our fault; the detail is logged only
+)
+
+// Error is SMEK's application error. Message is safe to show to the user;
+// Err carries internal detail for the logs.
+type Error struct {
+	Code    Code
+	Field   string // the offending input field, for EINVALID
+	Message string
+	// Supported lists the accepted values, for an unknown value.
+	Supported []string
+	Err       error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Message, e.Err)
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an application error with a user-safe message. field may be
+// empty.
+func Errorf(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, EINTERNAL for errors that are not
+// application errors, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-safe message of err; internal errors get a
+// generic message so that no detail leaks.
+func ErrorMessage(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,91 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// AccountLimits are the limits to set on an account; nil fields keep the
+// current value (or the default for a new account).
+type AccountLimits struct {
+	MaxClusters      *int
+	MaxMinutesToLive *int
+}
+
+// EnsureAccount returns the account called name, creating it when it does
+// not exist, and applies the given limits.
+func (db *DB) EnsureAccount(ctx context.Context, name string, limits AccountLimits) (cluster.Account, error) {
+	var a cluster.Account
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (name, max_clusters, max_minutes_to_live, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING`,
+			name, cluster.DefaultMaxClusters, cluster.DefaultMaxMinutesToLive, ms(db.Now()))
+		if err != nil {
+			return err
+		}
+		if limits.MaxClusters != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET max_clusters = ? WHERE name = ?`, *limits.MaxClusters, name); err != nil {
+				return err
+			}
+		}
+		if limits.MaxMinutesToLive != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET max_minutes_to_live = ? WHERE name = ?`, *limits.MaxMinutesToLive, name); err != nil {
+				return err
+			}
+		}
+		a, err = accountByName(ctx, tx, name)
+		return err
+	})
+	if err != nil {
+		return cluster.Account{}, fmt.Errorf("ensure account %q: %w", name, err)
+	}
+	return a, nil
+}
+
+// AccountByName returns the account called name.
+func (db *DB) AccountByName(ctx context.Context, name string) (cluster.Account, error) {
+	a, err := accountByName(ctx, db.db, name)
+	if isNoRows(err) {
+		return a, cluster.Errorf(cluster.ENOTFOUND, "account", "no account named %q", name)
+	}
+	return a, err
+}
+
+// Accounts lists all accounts by name.
+func (db *DB) Accounts(ctx context.Context) ([]cluster.Account, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []cluster.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+const accountColumns = `id, name, max_clusters, max_minutes_to_live`
+
+func accountByName(ctx context.Context, q queryer, name string) (cluster.Account, error) {
+	return scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE name = ?`, name))
+}
+
+func scanAccount(s scanner) (cluster.Account, error) {
+	var a cluster.Account
+	err := s.Scan(&a.ID, &a.Name, &a.MaxClusters, &a.MaxMinutesToLive)
+	return a, err
+}
