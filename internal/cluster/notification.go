@@ -1,0 +1,32 @@
+package cluster
+
+import (
+	"context"
+	"time"
+)
+
+// NotificationKind says what happened to a cluster.
+type NotificationKind string
+
+// The notifications a cluster's owner gets by mail.
+const (
+	NotifyStarted    NotificationKind = "started"    // created or started again
+	NotifyStopped    NotificationKind = "stopped"    // stopped, keeping its data
+	NotifyTerminated NotificationKind = "terminated" // gone for good
+	NotifyExpiring   NotificationKind = "expiring"   // 10 minutes before the deadline
+)
+
+// Notification tells a cluster's owner about a change.
+type Notification struct {
+	Kind    NotificationKind
+	Cluster Cluster
+	// Cause is what made it happen: "api", "ttl", "webhook", "reconciler".
+	Cause string
+	At    time.Time
+}
+
+// Notifier delivers notifications. Notify must not block for long and must
+// not fail the caller: delivery is asynchronous with its own retries.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification)
+}
