@@ -25,7 +25,7 @@ type PoolHealth struct {
 	// Rebuilding members were released and are being wiped.
 	Rebuilding int
 	// InUse members serve a cluster (running or stopped).
-	InUse int
+	InUse  int
 	Failed int
 	// Other counts members in a state this view does not know.
 	Other int
