@@ -1,0 +1,98 @@
+package hcloudfake
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// Machine is the simulated computer behind a fake server. The fake calls
+// it as actions complete, one call at a time and in the order the API
+// decided them.
+type Machine interface {
+	// PowerOn boots the machine: its SSH server starts listening.
+	PowerOn() error
+	// PowerOff stops everything running on it; the disk stays.
+	PowerOff() error
+	// Reimage replaces the disk by the contents of imageDir ("" for an
+	// empty system image) and keeps the machine powered off.
+	Reimage(imageDir string) error
+	// Snapshot copies the disk into dir.
+	Snapshot(dir string) error
+	// Destroy powers off and deletes the disk.
+	Destroy() error
+	// SSHAddr is the host:port of the SSH server while powered on.
+	SSHAddr() string
+}
+
+// MachineSpec is what a MachineFactory is told about a new server.
+type MachineSpec struct {
+	ServerID int64
+	Name     string
+	// ImageDir holds the disk contents of the image ("" for a system image).
+	ImageDir string
+	// AuthorizedKeys are the public keys of the server's ssh_keys, in
+	// authorized_keys format.
+	AuthorizedKeys []string
+	// UserData is the cloud-init user data given at create.
+	UserData string
+}
+
+// MachineFactory makes the machine for a new server.
+type MachineFactory func(spec MachineSpec) (Machine, error)
+
+// machineOp queues an operation on a server's machine. The fake's mutex is
+// held; the operation runs after it is released, under effMu.
+func (f *Fake) machineOp(id int64, name string, op func(Machine) error) {
+	if f.cfg.Machines == nil {
+		return
+	}
+	f.effects = append(f.effects, func() {
+		m := f.machines[id]
+		if m == nil {
+			return
+		}
+		if err := op(m); err != nil {
+			f.log.Error("machine operation failed", "server", id, "op", name, "err", err)
+		}
+	})
+}
+
+// MachineOf returns the machine of server id, or nil. Tests use it to look
+// inside the simulated node.
+func (f *Fake) MachineOf(id int64) Machine {
+	f.effMu.Lock()
+	defer f.effMu.Unlock()
+	return f.machines[id]
+}
+
+// SSHAddr returns the SSH address of server id's machine, or "" when it has
+// none or is off. It is the test hook behind GET /_hcloudfake/servers/{id}.
+func (f *Fake) SSHAddr(id int64) string {
+	if m := f.MachineOf(id); m != nil {
+		return m.SSHAddr()
+	}
+	return ""
+}
+
+// hookServer answers the fake-only GET /_hcloudfake/servers/{id} with
+// {"ssh": "127.0.0.1:port"}: on a real cloud SSH is on port 22 of the
+// public address, in the fake every machine has its own loopback port. It
+// is neither counted nor rate limited.
+func (f *Fake) hookServer(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, invalidField("id", "must be a positive integer"))
+		return
+	}
+	f.Settle()
+	f.mu.Lock()
+	_, ok := f.servers[id]
+	f.mu.Unlock()
+	if !ok {
+		writeError(w, notFound("server", id))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{"ssh": f.SSHAddr(id)})
+}

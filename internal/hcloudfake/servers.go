@@ -1,0 +1,423 @@
+package hcloudfake
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
+)
+
+// server is a fake cloud server. The fake's mutex guards it.
+type server struct {
+	id        int64
+	name      string
+	status    string // initializing, starting, running, stopping, off, rebuilding
+	created   time.Time
+	typ       schema.ServerType
+	loc       schema.Location
+	imageID   int64
+	labels    map[string]string
+	sshKeys   []int64
+	firewalls []int64 // applied directly (not through a label selector)
+	busy      *action // the running action that locks the server
+}
+
+func (f *Fake) serverSchema(s *server) schema.Server {
+	out := schema.Server{
+		ID: s.id, Name: s.name, Status: s.status, Created: s.created,
+		PublicNet: schema.ServerPublicNet{
+			IPv4:        schema.ServerPublicNetIPv4{ID: s.id, IP: f.cfg.PublicIPv4, DNSPtr: fmt.Sprintf("static.%d.clients.your-server.de", s.id)},
+			IPv6:        schema.ServerPublicNetIPv6{ID: s.id, IP: fmt.Sprintf("2001:db8:%x::/64", s.id), DNSPtr: []schema.ServerPublicNetIPv6DNSPtr{}},
+			FloatingIPs: []int64{},
+			Firewalls:   []schema.ServerFirewall{},
+		},
+		PrivateNet:      []schema.ServerPrivateNet{},
+		ServerType:      s.typ,
+		IncludedTraffic: 21990232555520,
+		Location:        s.loc,
+		Datacenter:      datacenter(s.loc),
+		Protection:      schema.ServerProtection{},
+		Labels:          cloneLabels(s.labels),
+		Volumes:         []int64{},
+		LoadBalancers:   []int64{},
+		PrimaryDiskSize: s.typ.Disk,
+		Locked:          s.busy != nil,
+	}
+	var zero uint64
+	out.OutgoingTraffic, out.IngoingTraffic = &zero, &zero
+	if img, ok := f.images[s.imageID]; ok {
+		is := img.schema()
+		out.Image = &is
+	}
+	for _, fw := range f.firewallsOf(s) {
+		out.PublicNet.Firewalls = append(out.PublicNet.Firewalls, schema.ServerFirewall{ID: fw, Status: "applied"})
+	}
+	return out
+}
+
+func (f *Fake) lookupServer(r *http.Request) (*server, *apiError) {
+	id, err := pathID(r, "server")
+	if err != nil {
+		return nil, err
+	}
+	s, ok := f.servers[id]
+	if !ok {
+		return nil, notFound("server", id)
+	}
+	return s, nil
+}
+
+func (f *Fake) listServers(r *http.Request, _ time.Time) (int, any, *apiError) {
+	q := r.URL.Query()
+	var items []*server
+	for _, s := range f.servers {
+		if n := q.Get("name"); n != "" && s.name != n {
+			continue
+		}
+		if st := q["status"]; len(st) > 0 && !slices.Contains(st, s.status) {
+			continue
+		}
+		items = append(items, s)
+	}
+	items, apiErr := filterLabels(r, items, func(s *server) map[string]string { return s.labels })
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	slices.SortFunc(items, func(a, b *server) int { return int(a.id - b.id) })
+	items, meta, apiErr := page(r, items)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	out := []schema.Server{}
+	for _, s := range items {
+		out = append(out, f.serverSchema(s))
+	}
+	return http.StatusOK, struct {
+		Servers []schema.Server `json:"servers"`
+		Meta    schema.Meta     `json:"meta"`
+	}{out, meta}, nil
+}
+
+func (f *Fake) getServer(r *http.Request, _ time.Time) (int, any, *apiError) {
+	s, err := f.lookupServer(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, schema.ServerGetResponse{Server: f.serverSchema(s)}, nil
+}
+
+func validName(name string) *apiError {
+	if name == "" {
+		return invalidField("name", "is required")
+	}
+	if len(name) > 63 {
+		return invalidField("name", "is too long")
+	}
+	for i, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.'
+		if !ok || (i == 0 && c == '-') {
+			return invalidField("name", "must be a valid hostname")
+		}
+	}
+	return nil
+}
+
+func (f *Fake) createServer(r *http.Request, now time.Time) (int, any, *apiError) {
+	var req schema.ServerCreateRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := validName(req.Name); err != nil {
+		return 0, nil, err
+	}
+	for _, s := range f.servers {
+		if s.name == req.Name {
+			return 0, nil, uniqueField("name", "server name is already used")
+		}
+	}
+	if req.ServerType.ID == 0 && req.ServerType.Name == "" {
+		return 0, nil, invalidField("server_type", "is required")
+	}
+	st, ok := findServerType(req.ServerType)
+	if !ok {
+		return 0, nil, invalidField("server_type", "server type not found")
+	}
+	img, apiErr := f.findImage(req.Image)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	locName := req.Location
+	if locName == "" && req.Datacenter != "" {
+		for l, dc := range datacenterNames {
+			if dc == req.Datacenter {
+				locName = l
+			}
+		}
+		if locName == "" {
+			return 0, nil, invalidField("datacenter", "datacenter not found")
+		}
+	}
+	if locName == "" {
+		locName = "fsn1"
+	}
+	loc, ok := findLocation(locName)
+	if !ok {
+		return 0, nil, invalidField("location", "location not found")
+	}
+	labels := map[string]string{}
+	if req.Labels != nil {
+		labels = cloneLabels(*req.Labels)
+	}
+	if err := validLabels(labels); err != nil {
+		return 0, nil, err
+	}
+	var keys []string
+	for _, k := range req.SSHKeys {
+		key, ok := f.sshKeys[k]
+		if !ok {
+			return 0, nil, invalidField("ssh_keys", fmt.Sprintf("ssh key %d not found", k))
+		}
+		keys = append(keys, key.publicKey)
+	}
+	var fws []int64
+	for _, fw := range req.Firewalls {
+		if _, ok := f.firewalls[fw.Firewall]; !ok {
+			return 0, nil, invalidField("firewalls", fmt.Sprintf("firewall %d not found", fw.Firewall))
+		}
+		fws = append(fws, fw.Firewall)
+	}
+	if len(f.servers) >= f.cfg.MaxServers {
+		return 0, nil, &apiError{
+			Code: CodeResourceLimitExceeded, Message: "server limit exceeded",
+			Details: map[string]any{"limits": []map[string]string{{"name": "server_limit"}}},
+		}
+	}
+	s := &server{
+		id: f.id(), name: req.Name, status: "initializing", created: now, typ: st, loc: loc,
+		imageID: img.id, labels: labels, sshKeys: req.SSHKeys, firewalls: fws,
+	}
+	f.servers[s.id] = s
+	start := req.StartAfterCreate == nil || *req.StartAfterCreate
+	if f.cfg.Machines != nil {
+		spec := MachineSpec{ServerID: s.id, Name: s.name, ImageDir: img.dir, AuthorizedKeys: keys, UserData: req.UserData}
+		f.effects = append(f.effects, func() {
+			m, err := f.cfg.Machines(spec)
+			if err != nil {
+				f.log.Error("create machine", "server", spec.ServerID, "err", err)
+				return
+			}
+			f.machines[spec.ServerID] = m
+		})
+	}
+	create := f.startAction(now, "create_server", func(ok bool) {
+		s.busy = nil
+		if !ok || !start {
+			s.status = "off"
+			return
+		}
+		s.status = "running"
+		f.machineOp(s.id, "power on", Machine.PowerOn)
+	}, serverRef(s.id))
+	s.busy = create
+	resp := schema.ServerCreateResponse{Server: f.serverSchema(s), Action: create.schema(now), NextActions: []schema.Action{}}
+	if start {
+		// The start is part of the create in the fake; it finishes with it.
+		next := f.startAction(now, "start_server", nil, serverRef(s.id))
+		next.finishAt = create.finishAt
+		resp.NextActions = append(resp.NextActions, next.schema(now))
+	}
+	if len(keys) == 0 {
+		pw := rand.Text()[:20]
+		resp.RootPassword = &pw
+	}
+	return http.StatusCreated, resp, nil
+}
+
+func (f *Fake) updateServer(r *http.Request, _ time.Time) (int, any, *apiError) {
+	s, apiErr := f.lookupServer(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	var req schema.ServerUpdateRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Name != "" && req.Name != s.name {
+		if err := validName(req.Name); err != nil {
+			return 0, nil, err
+		}
+		for _, o := range f.servers {
+			if o.name == req.Name {
+				return 0, nil, uniqueField("name", "server name is already used")
+			}
+		}
+		s.name = req.Name
+	}
+	if req.Labels != nil {
+		if err := validLabels(*req.Labels); err != nil {
+			return 0, nil, err
+		}
+		s.labels = cloneLabels(*req.Labels)
+	}
+	return http.StatusOK, schema.ServerUpdateResponse{Server: f.serverSchema(s)}, nil
+}
+
+func (f *Fake) deleteServer(r *http.Request, now time.Time) (int, any, *apiError) {
+	s, apiErr := f.lookupServer(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	delete(f.servers, s.id)
+	if s.busy != nil {
+		s.busy.done = nil // the server is gone; its running action changes nothing
+	}
+	a := f.startAction(now, "delete_server", nil, serverRef(s.id))
+	if f.cfg.Machines != nil {
+		id := s.id
+		f.effects = append(f.effects, func() {
+			if m := f.machines[id]; m != nil {
+				if err := m.Destroy(); err != nil {
+					f.log.Error("destroy machine", "server", id, "err", err)
+				}
+				delete(f.machines, id)
+			}
+		})
+	}
+	return http.StatusOK, schema.ServerDeleteResponse{Action: a.schema(now)}, nil
+}
+
+// serverAction answers POST /servers/{id}/actions/{action}.
+func (f *Fake) serverAction(r *http.Request, now time.Time) (int, any, *apiError) {
+	s, apiErr := f.lookupServer(r)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	name := r.PathValue("action")
+	switch name {
+	case "poweron", "poweroff", "shutdown", "reboot", "reset", "rebuild", "create_image":
+	default:
+		return 0, nil, errf(CodeNotFound, "server action %q not found", name)
+	}
+	if s.busy != nil {
+		return 0, nil, errf(CodeLocked, "server %d is locked by action %d (%s)", s.id, s.busy.id, s.busy.command)
+	}
+	switch name {
+	case "poweron":
+		return f.power(s, now, "start_server", "starting", "running", Machine.PowerOn)
+	case "poweroff":
+		return f.power(s, now, "stop_server", "stopping", "off", Machine.PowerOff)
+	case "shutdown":
+		return f.power(s, now, "shutdown_server", "stopping", "off", Machine.PowerOff)
+	case "reboot", "reset":
+		return f.power(s, now, name+"_server", s.status, "running", func(m Machine) error {
+			if err := m.PowerOff(); err != nil {
+				return err
+			}
+			return m.PowerOn()
+		})
+	case "rebuild":
+		return f.rebuild(r, s, now)
+	default:
+		return f.createImage(r, s, now)
+	}
+}
+
+func (f *Fake) power(s *server, now time.Time, command, during, after string, op func(Machine) error) (int, any, *apiError) {
+	before := s.status
+	s.status = during
+	a := f.startAction(now, command, func(ok bool) {
+		s.busy = nil
+		if !ok {
+			s.status = before
+			return
+		}
+		s.status = after
+		f.machineOp(s.id, command, op)
+	}, serverRef(s.id))
+	s.busy = a
+	return http.StatusCreated, schema.ServerActionPoweronResponse{Action: a.schema(now)}, nil
+}
+
+func (f *Fake) rebuild(r *http.Request, s *server, now time.Time) (int, any, *apiError) {
+	var req schema.ServerActionRebuildRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	img, apiErr := f.findImage(req.Image)
+	if apiErr != nil {
+		return 0, nil, apiErr
+	}
+	s.status = "rebuilding"
+	f.machineOp(s.id, "power off for rebuild", Machine.PowerOff)
+	dir := img.dir
+	a := f.startAction(now, "rebuild_server", func(ok bool) {
+		s.busy = nil
+		if !ok {
+			s.status = "off"
+			return
+		}
+		s.imageID = img.id
+		s.status = "running"
+		f.machineOp(s.id, "reimage", func(m Machine) error {
+			if err := m.Reimage(dir); err != nil {
+				return err
+			}
+			return m.PowerOn()
+		})
+	}, serverRef(s.id))
+	s.busy = a
+	return http.StatusCreated, schema.ServerActionRebuildResponse{Action: a.schema(now)}, nil
+}
+
+func (f *Fake) createImage(r *http.Request, s *server, now time.Time) (int, any, *apiError) {
+	var req schema.ServerActionCreateImageRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	typ := "snapshot"
+	if req.Type != nil {
+		typ = *req.Type
+	}
+	if typ != "snapshot" && typ != "backup" {
+		return 0, nil, invalidField("type", "must be snapshot or backup")
+	}
+	labels := map[string]string{}
+	if req.Labels != nil {
+		labels = cloneLabels(*req.Labels)
+	}
+	if err := validLabels(labels); err != nil {
+		return 0, nil, err
+	}
+	img := &image{
+		id: f.id(), typ: typ, status: "creating", created: now, labels: labels,
+		createdFrom: &schema.ImageCreatedFrom{ID: s.id, Name: s.name}, diskSize: float32(s.typ.Disk),
+		osFlavor: "ubuntu", osVersion: "24.04",
+	}
+	if req.Description != nil {
+		img.description = *req.Description
+	}
+	if base, ok := f.images[s.imageID]; ok {
+		img.osFlavor, img.osVersion = base.osFlavor, base.osVersion
+	}
+	f.images[img.id] = img
+	if f.cfg.Machines != nil && f.cfg.DataDir != "" {
+		img.dir = fmt.Sprintf("%s/images/%d", f.cfg.DataDir, img.id)
+		dir := img.dir
+		f.machineOp(s.id, "snapshot", func(m Machine) error { return m.Snapshot(dir) })
+	}
+	a := f.startAction(now, "create_image", func(ok bool) {
+		s.busy = nil
+		if !ok {
+			delete(f.images, img.id)
+			return
+		}
+		img.status = "available"
+		size := float32(1.5)
+		img.imageSize = &size
+	}, serverRef(s.id), schema.ActionResourceReference{ID: img.id, Type: "image"})
+	s.busy = a
+	return http.StatusCreated, schema.ServerActionCreateImageResponse{Action: a.schema(now), Image: img.schema()}, nil
+}
