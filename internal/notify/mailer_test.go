@@ -361,4 +361,3 @@ func TestDefaultBackoff(t *testing.T) {
 		}
 	}
 }
-
