@@ -1,0 +1,173 @@
+// Package githubapp is SMEK's GitHub App: it receives GitHub webhooks, ends
+// the clusters of finished workflow runs, jobs, closed pull requests and
+// removed installations, and runs "/smek ..." commands written as
+// pull-request comments.
+//
+// The webhook endpoint only verifies, deduplicates and queues; the work is
+// done by a bounded pool of workers with retries, so GitHub gets its answer
+// well within its ten-second limit. The App reaches clusters through the
+// Clusters interface (SMEK's /v1 API with a service token, or the server
+// itself when the provisioner embeds the App) and GitHub through the GitHub
+// interface (go-github with installation tokens from ghinstallation).
+package githubapp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+)
+
+// Log attribute keys.
+const (
+	logDelivery     = "delivery"
+	logEvent        = "event"
+	logAction       = "action"
+	logInstallation = "installation"
+	logCluster      = "cluster"
+	logRepository   = "repository"
+	logAttempt      = "attempt"
+	logErr          = "err"
+)
+
+// Config is what an App needs. Secret, Clusters and Deliveries are
+// required.
+type Config struct {
+	// Secret is the webhook secret that signs every delivery.
+	Secret []byte
+	// Clusters reaches SMEK's clusters.
+	Clusters Clusters
+	// Deliveries remembers accepted delivery ids across restarts.
+	Deliveries Deliveries
+	// GitHub answers comment commands. Nil disables comment commands (a
+	// repository or organization webhook without App credentials still
+	// gets the cleanup).
+	GitHub GitHub
+	// PublicURL is SMEK's URL as users reach it; replies show it in the
+	// command that fetches a kubeconfig.
+	PublicURL string
+	// Logger receives the App's logs; nil discards them.
+	Logger *slog.Logger
+	// Clock times the retries; nil is the real clock.
+	Clock clockwork.Clock
+	// Workers is how many deliveries are worked on at once (default 4).
+	Workers int
+	// QueueSize bounds the deliveries accepted but not yet done, retries
+	// included (default 1024). Beyond it the endpoint answers 503.
+	QueueSize int
+	// MaxAttempts bounds the tries of one delivery (default 10).
+	MaxAttempts int
+	// OnDone, when set, is called after each delivery's work has ended, in
+	// success or for good. Tests and metrics use it.
+	OnDone func(Result)
+}
+
+// Result is the outcome of a delivery's work.
+type Result struct {
+	Delivery string
+	Event    string
+	Attempts int
+	// Err is nil on success, else the last error.
+	Err error
+}
+
+// App is the GitHub App. Serve it at POST /github/webhook and call Run.
+type App struct {
+	secret     []byte
+	clusters   Clusters
+	deliveries Deliveries
+	github     GitHub
+	publicURL  string
+	log        *slog.Logger
+	queue      *queue
+
+	runOnce sync.Once
+}
+
+// New returns an App. It does no work until Run is called; deliveries that
+// arrive before are queued.
+func New(cfg Config) (*App, error) {
+	switch {
+	case len(cfg.Secret) == 0:
+		return nil, errors.New("github app: the webhook secret is empty")
+	case cfg.Clusters == nil:
+		return nil, errors.New("github app: no clusters api")
+	case cfg.Deliveries == nil:
+		return nil, errors.New("github app: no delivery store")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "githubapp")
+	clock := cfg.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	a := &App{
+		secret:     cfg.Secret,
+		clusters:   cfg.Clusters,
+		deliveries: cfg.Deliveries,
+		github:     cfg.GitHub,
+		publicURL:  cfg.PublicURL,
+		log:        log,
+	}
+	a.queue = newQueue(queueConfig{
+		clock:       clock,
+		workers:     orDefault(cfg.Workers, 4),
+		size:        orDefault(cfg.QueueSize, 1024),
+		maxAttempts: orDefault(cfg.MaxAttempts, 10),
+		log:         log,
+		onDone:      cfg.OnDone,
+	})
+	if a.github == nil {
+		log.Info("no GitHub App credentials: pull-request comment commands are ignored, cleanup works")
+	}
+	return a, nil
+}
+
+// Run works on queued deliveries until ctx ends, then waits for the
+// deliveries in progress. Deliveries still waiting are dropped (the TTL of
+// their clusters remains).
+func (a *App) Run(ctx context.Context) error {
+	started := false
+	a.runOnce.Do(func() { started = true })
+	if !started {
+		return errors.New("github app: Run called twice")
+	}
+	a.queue.run(ctx)
+	return nil
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// backoff is the wait before try n+1 (n ≥ 1): 2 s doubling up to 2 min.
+func backoff(n int) time.Duration {
+	d := 2 * time.Second
+	for i := 1; i < n && d < 2*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 2*time.Minute)
+}
+
+// permanentError marks a failure that another try cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+func isPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+

@@ -1,0 +1,172 @@
+package githubapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/cluster"
+)
+
+// cleanup is the work of an event that ends clusters: terminate every live
+// cluster that matches one of the filters, leaving keep-cluster ones alone.
+type cleanup struct {
+	app     *App
+	log     *slog.Logger
+	why     string
+	filters []client.ListOptions
+}
+
+func (a *App) newCleanup(delivery, event string, why string, filters ...client.ListOptions) func(context.Context) error {
+	c := &cleanup{app: a, why: why, filters: filters,
+		log: a.log.With(logDelivery, delivery, logEvent, event)}
+	return c.run
+}
+
+// run terminates what matches. It is safe to run again after a failure:
+// clusters already terminated no longer match as live, and a 404 or 409
+// from terminate means someone else ended the cluster first.
+func (c *cleanup) run(ctx context.Context) error {
+	var errs []error
+	for _, f := range c.filters {
+		list, err := c.app.clusters.List(ctx, AsApp, f)
+		if err != nil {
+			return fmt.Errorf("list clusters of %s: %w", c.why, err)
+		}
+		for _, cl := range list {
+			log := c.log.With(logCluster, cl.ClusterID)
+			if !cluster.Status(cl.ClusterStatus).Live() || cluster.Status(cl.ClusterStatus) == cluster.Terminating {
+				continue
+			}
+			if cl.KeepCluster {
+				log.Info("cluster left alone: created with keep-cluster", "reason", c.why)
+				continue
+			}
+			_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)
+			switch cluster.ErrorCode(err) {
+			case "":
+				log.Info("cluster terminated", "reason", c.why)
+			case cluster.ENOTFOUND, cluster.ECONFLICT:
+				log.Info("cluster already ending", "reason", c.why, logErr, err)
+			default:
+				errs = append(errs, fmt.Errorf("terminate %s: %w", cl.ClusterID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) planWorkflowRun(delivery string, body []byte) (func(context.Context) error, string, error) {
+	var e workflowRunEvent
+	if err := decode(body, &e); err != nil {
+		return nil, "", err
+	}
+	if e.Action != "completed" {
+		return nil, "workflow run not completed", nil
+	}
+	switch {
+	case e.Repository == nil || e.Repository.ID == 0:
+		return nil, "", missing("repository.id")
+	case e.WorkflowRun == nil || e.WorkflowRun.ID == 0:
+		return nil, "", missing("workflow_run.id")
+	case e.WorkflowRun.RunAttempt == 0:
+		return nil, "", missing("workflow_run.run_attempt")
+	}
+	why := fmt.Sprintf("workflow run %d (attempt %d) of %s completed", e.WorkflowRun.ID, e.WorkflowRun.RunAttempt, e.Repository.FullName)
+	return a.newCleanup(delivery, "workflow_run", why, client.ListOptions{
+		RepositoryID: e.Repository.ID, RunID: e.WorkflowRun.ID, RunAttempt: e.WorkflowRun.RunAttempt,
+	}), "", nil
+}
+
+func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Context) error, string, error) {
+	var e workflowJobEvent
+	if err := decode(body, &e); err != nil {
+		return nil, "", err
+	}
+	if e.Action != "completed" {
+		return nil, "workflow job not completed", nil
+	}
+	switch {
+	case e.Repository == nil || e.Repository.ID == 0:
+		return nil, "", missing("repository.id")
+	case e.WorkflowJob == nil || e.WorkflowJob.RunID == 0:
+		return nil, "", missing("workflow_job.run_id")
+	case e.WorkflowJob.RunAttempt == 0:
+		return nil, "", missing("workflow_job.run_attempt")
+	}
+	// A job cancelled before it got a runner made no cluster; without a
+	// runner name the filter would match the whole run.
+	if e.WorkflowJob.RunnerName == nil || *e.WorkflowJob.RunnerName == "" {
+		return nil, "the job ran on no runner", nil
+	}
+	j := e.WorkflowJob
+	why := fmt.Sprintf("job on runner %q of workflow run %d (attempt %d) of %s completed", *j.RunnerName, j.RunID, j.RunAttempt, e.Repository.FullName)
+	return a.newCleanup(delivery, "workflow_job", why, client.ListOptions{
+		RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt, RunnerName: *j.RunnerName,
+	}), "", nil
+}
+
+func (a *App) planPullRequest(delivery string, body []byte) (func(context.Context) error, string, error) {
+	var e pullRequestEvent
+	if err := decode(body, &e); err != nil {
+		return nil, "", err
+	}
+	if e.Action != "closed" {
+		return nil, "pull request not closed", nil
+	}
+	switch {
+	case e.Repository == nil || e.Repository.ID == 0:
+		return nil, "", missing("repository.id")
+	case e.Number == 0:
+		return nil, "", missing("number")
+	}
+	why := fmt.Sprintf("pull request %s#%d closed", e.Repository.FullName, e.Number)
+	return a.newCleanup(delivery, "pull_request", why, client.ListOptions{
+		RepositoryID: e.Repository.ID, PullRequest: e.Number,
+	}), "", nil
+}
+
+func (a *App) planInstallation(delivery string, body []byte) (func(context.Context) error, string, error) {
+	var e envelope
+	if err := decode(body, &e); err != nil {
+		return nil, "", err
+	}
+	if e.Action != "deleted" {
+		return nil, "installation not deleted", nil
+	}
+	if e.installationID() == 0 {
+		return nil, "", missing("installation.id")
+	}
+	why := fmt.Sprintf("installation %d deleted", e.installationID())
+	return a.newCleanup(delivery, "installation", why, client.ListOptions{InstallationID: e.installationID()}), "", nil
+}
+
+// planInstallationRepositories ends the clusters that the installation made
+// in the repositories taken away from it; its other repositories keep
+// theirs.
+func (a *App) planInstallationRepositories(delivery string, body []byte) (func(context.Context) error, string, error) {
+	var e installationRepositoriesEvent
+	if err := decode(body, &e); err != nil {
+		return nil, "", err
+	}
+	if e.Action != "removed" {
+		return nil, "no repositories removed", nil
+	}
+	if e.installationID() == 0 {
+		return nil, "", missing("installation.id")
+	}
+	var filters []client.ListOptions
+	for _, r := range e.RepositoriesRemoved {
+		if r.ID == 0 {
+			return nil, "", missing("repositories_removed[].id")
+		}
+		filters = append(filters, client.ListOptions{InstallationID: e.installationID(), RepositoryID: r.ID})
+	}
+	if len(filters) == 0 {
+		return nil, "no repositories removed", nil
+	}
+	why := fmt.Sprintf("%d repositories removed from installation %d", len(filters), e.installationID())
+	return a.newCleanup(delivery, "installation_repositories", why, filters...), "", nil
+}

@@ -1,0 +1,166 @@
+package githubapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/wire"
+)
+
+// AsApp is the "as" argument of Clusters calls made by the App itself: its
+// service credential reaches every account's clusters. The cleanup acts so.
+const AsApp int64 = 0
+
+// OnBehalfHeader names the installation a service token acts for: the
+// server then acts as the account linked to it.
+const OnBehalfHeader = "SMEK-On-Behalf-Of-Installation"
+
+// Clusters is SMEK's cluster API as the App uses it. as is the GitHub App
+// installation the App acts for: the server acts as the account linked to
+// it, so another account's cluster is ENOTFOUND and creates count against
+// that account's limits. AsApp acts as the App itself (every account).
+//
+// Errors carry a *cluster.Error where the server gave a reason
+// (cluster.ErrorCode tells ENOTFOUND, ECONFLICT, ELIMIT...).
+type Clusters interface {
+	List(ctx context.Context, as int64, opts client.ListOptions) ([]wire.Cluster, error)
+	Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error)
+	Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error)
+	Start(ctx context.Context, as int64, id string) (*wire.Cluster, error)
+	Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error)
+	Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error)
+}
+
+// APIClusters is Clusters over SMEK's /v1 HTTP API with a service token:
+// what the standalone App process uses.
+type APIClusters struct {
+	baseURL, token string
+	transport      http.RoundTripper
+
+	mu      sync.Mutex // guards clients
+	clients map[int64]*client.Client
+}
+
+var _ Clusters = (*APIClusters)(nil)
+
+// NewAPIClusters returns Clusters that call the SMEK server at baseURL with
+// the service token. transport may be nil (http.DefaultTransport).
+func NewAPIClusters(baseURL, token string, transport http.RoundTripper) (*APIClusters, error) {
+	if token == "" {
+		return nil, errors.New("smek api: the service token is empty")
+	}
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	c := &APIClusters{baseURL: baseURL, token: token, transport: transport, clients: map[int64]*client.Client{}}
+	if _, err := c.client(AsApp); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// client returns the API client that acts for installation as.
+func (c *APIClusters) client(as int64) (*client.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.clients[as]; ok {
+		return cl, nil
+	}
+	var rt http.RoundTripper = c.transport
+	if as != AsApp {
+		rt = onBehalf{installation: strconv.FormatInt(as, 10), next: c.transport}
+	}
+	cl, err := client.New(c.baseURL, c.token, client.WithHTTPClient(&http.Client{Transport: rt}),
+		client.WithUserAgent("smek-github-app"))
+	if err != nil {
+		return nil, fmt.Errorf("smek api: %w", err)
+	}
+	c.clients[as] = cl
+	return cl, nil
+}
+
+// onBehalf adds the on-behalf-of header to every request.
+type onBehalf struct {
+	installation string
+	next         http.RoundTripper
+}
+
+func (o onBehalf) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(OnBehalfHeader, o.installation)
+	return o.next.RoundTrip(r)
+}
+
+// List implements Clusters.
+func (c *APIClusters) List(ctx context.Context, as int64, opts client.ListOptions) ([]wire.Cluster, error) {
+	cl, err := c.client(as)
+	if err != nil {
+		return nil, err
+	}
+	out, err := cl.List(ctx, opts)
+	for i := range out {
+		out[i].Kubeconfig = ""
+	}
+	return out, apiError(err)
+}
+
+// Create implements Clusters. The kubeconfig of the answer is dropped: the
+// App never shows one.
+func (c *APIClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
+	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Create(ctx, req) })
+}
+
+// Stop implements Clusters.
+func (c *APIClusters) Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Stop(ctx, id, false) })
+}
+
+// Start implements Clusters.
+func (c *APIClusters) Start(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Start(ctx, id) })
+}
+
+// Extend implements Clusters.
+func (c *APIClusters) Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error) {
+	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Extend(ctx, id, minutes) })
+}
+
+// Terminate implements Clusters.
+func (c *APIClusters) Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Terminate(ctx, id) })
+}
+
+func (c *APIClusters) call(as int64, fn func(*client.Client) (*wire.Cluster, error)) (*wire.Cluster, error) {
+	cl, err := c.client(as)
+	if err != nil {
+		return nil, err
+	}
+	out, err := fn(cl)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	out.Kubeconfig = ""
+	return out, nil
+}
+
+// apiError turns an API answer outside 2xx into a *cluster.Error with the
+// server's code and user-safe message, so that the App decides the same
+// way whether it is embedded or not.
+func apiError(err error) error {
+	ce, ok := errors.AsType[*client.Error](err)
+	if !ok {
+		return err
+	}
+	code := cluster.Code(ce.Problem.Code)
+	if code == "" {
+		code = cluster.EINTERNAL
+	}
+	return &cluster.Error{Code: code, Field: ce.Problem.Field, Message: ce.Message(),
+		Supported: ce.Problem.Supported, Err: err}
+}

@@ -1,0 +1,206 @@
+package githubapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// Reactions the App leaves on a command comment.
+const (
+	ReactionReceived = "eyes"
+	ReactionDone     = "rocket"
+	ReactionFailed   = "confused"
+)
+
+// trustedAssociations may run commands without asking GitHub: the
+// repository's owner, members of its organization and its collaborators.
+var trustedAssociations = []string{"OWNER", "MEMBER", "COLLABORATOR"}
+
+// writePermissions are the collaborator permissions that may run commands.
+var writePermissions = []string{"admin", "maintain", "write"}
+
+// commentJob is a "/smek ..." comment on a pull request. Its fields after
+// cmd record how far the work got, so that a retry after a failed GitHub
+// call resumes there: the command itself runs at most once. A job runs on
+// one worker at a time, so they need no lock.
+type commentJob struct {
+	app          *App
+	log          *slog.Logger
+	installation int64
+	owner, repo  string
+	repoFullName string
+	repoID       int64
+	number       int
+	commentID    int64
+	user         string
+	association  string
+	cmd          Command
+
+	authorized bool // the commenter may run commands
+	received   bool // the eyes reaction is there
+	ran        bool // the command ran; reply and ok hold its outcome
+	reply      string
+	ok         bool
+	replied    bool // the reply comment is written
+}
+
+func (a *App) planComment(delivery string, body []byte) (func(context.Context) error, string, error) {
+	var e issueCommentEvent
+	if err := decode(body, &e); err != nil {
+		return nil, "", err
+	}
+	switch {
+	case e.Action != "created":
+		// Edited or deleted comments never run a command again.
+		return nil, "comment " + truncate(e.Action, 20) + ", not created", nil
+	case e.Issue == nil:
+		return nil, "", missing("issue")
+	case e.Comment == nil:
+		return nil, "", missing("comment")
+	case !e.onPullRequest():
+		return nil, "comment on an issue, not a pull request", nil
+	}
+	cmd, ok := ParseCommand(e.Comment.Body)
+	switch {
+	case !ok:
+		return nil, "no /smek command in the comment", nil
+	case e.Comment.User.Type == "Bot":
+		return nil, "comment by a bot", nil
+	case e.installationID() == 0:
+		return nil, "no App installation in the payload (a repository webhook cannot run commands)", nil
+	case a.github == nil:
+		return nil, "no GitHub App credentials configured", nil
+	case e.Repository == nil || e.Repository.Owner.Login == "" || e.Repository.Name == "":
+		return nil, "", missing("repository.owner.login")
+	case e.Issue.Number == 0:
+		return nil, "", missing("issue.number")
+	case e.Comment.ID == 0 || e.Comment.User.Login == "":
+		return nil, "", missing("comment.user.login")
+	}
+	j := &commentJob{
+		app:          a,
+		installation: e.installationID(),
+		owner:        e.Repository.Owner.Login,
+		repo:         e.Repository.Name,
+		repoFullName: e.Repository.FullName,
+		repoID:       e.Repository.ID,
+		number:       e.Issue.Number,
+		commentID:    e.Comment.ID,
+		user:         e.Comment.User.Login,
+		association:  e.Comment.AuthorAssociation,
+		cmd:          cmd,
+	}
+	j.log = a.log.With(logDelivery, delivery, logEvent, "issue_comment", logInstallation, j.installation,
+		logRepository, j.repoFullName, "pull_request", j.number, "user", j.user, "command", cmd.Name)
+	return j.run, "", nil
+}
+
+// run checks the commenter, acknowledges, runs the command once, replies
+// and reacts. A GitHub failure returns a retryable error; the next try
+// skips what is done.
+func (j *commentJob) run(ctx context.Context) error {
+	gh := j.app.github
+	if !j.authorized {
+		ok, err := j.mayCommand(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			j.log.Info("command ignored: the commenter has no write access", "association", j.association)
+			return nil
+		}
+		j.authorized = true
+	}
+	if !j.received {
+		if err := gh.React(ctx, j.installation, j.owner, j.repo, j.commentID, ReactionReceived); err != nil {
+			if !isPermanent(err) {
+				return err
+			}
+			j.log.Warn("acknowledge command", logErr, err)
+		}
+		j.received = true
+	}
+	if !j.ran {
+		j.reply, j.ok = j.execute(ctx)
+		j.ran = true
+		j.log.Info("command ran", "ok", j.ok)
+	}
+	if !j.replied {
+		if err := gh.Comment(ctx, j.installation, j.owner, j.repo, j.number, j.reply); err != nil {
+			if !isPermanent(err) {
+				return err
+			}
+			j.log.Warn("reply to command", logErr, err)
+		}
+		j.replied = true
+	}
+	reaction := ReactionDone
+	if !j.ok {
+		reaction = ReactionFailed
+	}
+	if err := gh.React(ctx, j.installation, j.owner, j.repo, j.commentID, reaction); err != nil {
+		if !isPermanent(err) {
+			return err
+		}
+		j.log.Warn("react to command", logErr, err)
+	}
+	return nil
+}
+
+// mayCommand reports whether the commenter has write access: trusted by
+// association, or else confirmed by the collaborator-permission API.
+func (j *commentJob) mayCommand(ctx context.Context) (bool, error) {
+	if slices.Contains(trustedAssociations, j.association) {
+		return true, nil
+	}
+	perm, err := j.app.github.Permission(ctx, j.installation, j.owner, j.repo, j.user)
+	if err != nil {
+		if isPermanent(err) {
+			j.log.Info("permission lookup refused: treated as no access", logErr, err)
+			return false, nil
+		}
+		return false, fmt.Errorf("check %s's permission: %w", j.user, err)
+	}
+	return slices.Contains(writePermissions, perm), nil
+}
+
+// execute runs the command as the account linked to the installation and
+// returns the reply and whether it succeeded.
+func (j *commentJob) execute(ctx context.Context) (reply string, ok bool) {
+	c := j.cmd
+	if c.Err != nil {
+		return fmt.Sprintf("@%s %s.\n\n%s", j.user, c.Err, helpText), false
+	}
+	switch c.Name {
+	case CmdCreate:
+		return j.create(ctx)
+	case CmdList:
+		return j.list(ctx)
+	case CmdStop:
+		cl, err := j.app.clusters.Stop(ctx, j.installation, c.ClusterID)
+		return j.changed(cl, err, "stop")
+	case CmdStart:
+		cl, err := j.app.clusters.Start(ctx, j.installation, c.ClusterID)
+		return j.changed(cl, err, "start")
+	case CmdExtend:
+		cl, err := j.app.clusters.Extend(ctx, j.installation, c.ClusterID, c.Minutes)
+		return j.changed(cl, err, "extend")
+	default:
+		return helpText, true
+	}
+}
+
+// failed is the reply to a command the server refused. The message is the
+// user-safe one; internal details stay in the log.
+func (j *commentJob) failed(what string, err error) (string, bool) {
+	j.log.Warn("command failed", logErr, err)
+	msg := cluster.ErrorMessage(err)
+	if cluster.ErrorCode(err) == cluster.ENOTFOUND && j.cmd.ClusterID != "" {
+		msg = fmt.Sprintf("no cluster %s in the SMEK account of this installation", j.cmd.ClusterID)
+	}
+	return fmt.Sprintf("@%s could not %s: %s", j.user, what, msg), false
+}

@@ -1,0 +1,105 @@
+package githubapp
+
+import (
+	"encoding/json"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// The parts of GitHub's webhook payloads the App reads. Field names are
+// GitHub's; everything else in a payload is ignored.
+
+type installationRef struct {
+	ID int64 `json:"id"`
+}
+
+type repositoryRef struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	FullName string `json:"full_name"`
+	Owner    struct {
+		Login string `json:"login"`
+	} `json:"owner"`
+}
+
+type userRef struct {
+	Login string `json:"login"`
+	Type  string `json:"type"`
+}
+
+// envelope is what every event has.
+type envelope struct {
+	Action       string           `json:"action"`
+	Installation *installationRef `json:"installation"`
+	Repository   *repositoryRef   `json:"repository"`
+	Sender       *userRef         `json:"sender"`
+}
+
+func (e envelope) installationID() int64 {
+	if e.Installation == nil {
+		return 0
+	}
+	return e.Installation.ID
+}
+
+type workflowRunEvent struct {
+	envelope
+	WorkflowRun *struct {
+		ID         int64 `json:"id"`
+		RunAttempt int64 `json:"run_attempt"`
+	} `json:"workflow_run"`
+}
+
+type workflowJobEvent struct {
+	envelope
+	WorkflowJob *struct {
+		RunID      int64   `json:"run_id"`
+		RunAttempt int64   `json:"run_attempt"`
+		RunnerName *string `json:"runner_name"`
+	} `json:"workflow_job"`
+}
+
+type pullRequestEvent struct {
+	envelope
+	Number int64 `json:"number"`
+}
+
+type installationRepositoriesEvent struct {
+	envelope
+	RepositoriesRemoved []repositoryRef `json:"repositories_removed"`
+}
+
+type issueCommentEvent struct {
+	envelope
+	Issue *struct {
+		Number      int             `json:"number"`
+		PullRequest json.RawMessage `json:"pull_request"`
+	} `json:"issue"`
+	Comment *struct {
+		ID                int64   `json:"id"`
+		Body              string  `json:"body"`
+		AuthorAssociation string  `json:"author_association"`
+		User              userRef `json:"user"`
+	} `json:"comment"`
+}
+
+// onPullRequest reports whether the commented issue is a pull request:
+// GitHub sets issue.pull_request only then.
+func (e issueCommentEvent) onPullRequest() bool {
+	p := e.Issue.PullRequest
+	return len(p) > 0 && string(p) != "null"
+}
+
+// decode unmarshals a payload; a body that is not the expected JSON is
+// EINVALID.
+func decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return cluster.Errorf(cluster.EINVALID, "body", "the payload is not a valid webhook JSON object: %v", err)
+	}
+	return nil
+}
+
+// missing is the error for a payload without a field the event needs.
+func missing(field string) error {
+	return cluster.Errorf(cluster.EINVALID, field, "the payload has no %s", field)
+}

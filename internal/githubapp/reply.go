@@ -1,0 +1,133 @@
+package githubapp
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/wire"
+)
+
+// Replies are public comments: they show cluster ids, states and deadlines,
+// and how to fetch a kubeconfig with one's own SMEK token. They never show
+// a kubeconfig or any credential.
+
+func (j *commentJob) create(ctx context.Context) (string, bool) {
+	c := j.cmd
+	keep := c.Keep
+	req := wire.CreateRequest{
+		KeepCluster: &keep,
+		Run: &wire.RunMetadata{
+			Repository:     j.repoFullName,
+			RepositoryID:   j.repoID,
+			PullRequest:    int64(j.number),
+			InstallationID: j.installation,
+			Actor:          j.user,
+			Event:          "issue_comment",
+		},
+	}
+	if c.Minutes > 0 {
+		req.MinutesToLive = &c.Minutes
+	}
+	if c.Privileged {
+		req.EnablePrivileged = &c.Privileged
+	}
+	if c.Version != "" {
+		req.K8sVersion = &c.Version
+	}
+	cl, err := j.app.clusters.Create(ctx, j.installation, req)
+	if err != nil {
+		return j.failed("create a cluster", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "@%s cluster `%s` is %s: Kubernetes %s", j.user, cl.ClusterID, cl.ClusterStatus, cl.K8sVersion)
+	if cl.EnablePrivileged {
+		b.WriteString(", privileged")
+	}
+	fmt.Fprintf(&b, ", expires %s.", formatTime(cl.ExpiresAt))
+	if cl.KeepCluster {
+		b.WriteString(" It is kept when this pull request closes.")
+	} else {
+		b.WriteString(" It is terminated when this pull request closes.")
+	}
+	b.WriteString("\n\n")
+	b.WriteString(j.fetchHelp(cl))
+	return b.String(), true
+}
+
+// fetchHelp tells how to get the kubeconfig with one's own token.
+func (j *commentJob) fetchHelp(cl *wire.Cluster) string {
+	account := "linked to this App installation"
+	if cl.Account != "" {
+		account = "`" + cl.Account + "`"
+	}
+	base := strings.TrimRight(j.app.publicURL, "/")
+	if base == "" {
+		base = "$SMEK_URL"
+	}
+	return fmt.Sprintf("Fetch its kubeconfig with a token of the SMEK account %s (it is never posted here):\n\n"+
+		"```sh\ncurl -fsS -H \"Authorization: Bearer $SMEK_TOKEN\" -H 'Accept: application/yaml' \\\n"+
+		"  %s/v1/clusters/%s/kubeconfig > smek-%s.yaml && chmod 600 smek-%s.yaml\n```\n",
+		account, base, cl.ClusterID, cl.ClusterID, cl.ClusterID)
+}
+
+func (j *commentJob) list(ctx context.Context) (string, bool) {
+	list, err := j.app.clusters.List(ctx, j.installation, client.ListOptions{RepositoryID: j.repoID, PullRequest: int64(j.number)})
+	if err != nil {
+		return j.failed("list clusters", err)
+	}
+	var b strings.Builder
+	n := 0
+	for _, cl := range list {
+		if cluster.Status(cl.ClusterStatus) == cluster.Terminated {
+			continue
+		}
+		if n == 0 {
+			b.WriteString("| cluster | status | Kubernetes | expires | kept |\n|---|---|---|---|---|\n")
+		}
+		n++
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", cl.ClusterID, cl.ClusterStatus, cl.K8sVersion,
+			formatTime(cl.ExpiresAt), yesNo(cl.KeepCluster))
+	}
+	if n == 0 {
+		return fmt.Sprintf("@%s this pull request has no clusters. Make one with `/smek create`.", j.user), true
+	}
+	return fmt.Sprintf("@%s this pull request's clusters:\n\n%s", j.user, b.String()), true
+}
+
+// changed is the reply to stop, start and extend.
+func (j *commentJob) changed(cl *wire.Cluster, err error, what string) (string, bool) {
+	if err != nil {
+		return j.failed(what+" "+j.cmd.ClusterID, err)
+	}
+	reply := fmt.Sprintf("@%s cluster `%s` is %s", j.user, cl.ClusterID, cl.ClusterStatus)
+	switch cluster.Status(cl.ClusterStatus) {
+	case cluster.Terminated, cluster.Terminating:
+		if what == "stop" && !cl.KeepCluster {
+			reply += " (it was made without `keep`, so stop ends it)"
+		}
+		return reply + ".", true
+	}
+	reply += ", expires " + formatTime(cl.ExpiresAt) + "."
+	if what == "start" {
+		reply += "\n\n" + j.fetchHelp(cl)
+	}
+	return reply, true
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

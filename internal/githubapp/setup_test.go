@@ -1,0 +1,222 @@
+package githubapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/sqlite"
+)
+
+const (
+	testSecret = "It's a Secret to Everybody"
+	testAppID  = 4242
+	// The installation of the fixtures' pull-request repositories, linked
+	// to account "acme"; otherInstallation is linked to "umbrella".
+	testInstallation  = 1
+	otherInstallation = 77
+	fixtures          = "testdata/webhooks" // copies of ../shared/fixtures, see SOURCES.md
+)
+
+// appKey is one RSA key for the whole test binary: generating one per test
+// would cost more than the tests.
+var appKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+func appKeyPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(appKey())})
+}
+
+// harness is an App served over HTTP with a real SQLite delivery store, the
+// fake GitHub behind the real go-github + ghinstallation clients, and
+// in-memory clusters.
+type harness struct {
+	t        *testing.T
+	app      *App
+	srv      *httptest.Server
+	github   *githubfake.Server
+	clusters *memClusters
+	db       *sqlite.DB
+	dbPath   string
+	clock    *clockwork.FakeClock
+	results  chan Result
+	seq      atomic.Int64
+}
+
+type harnessOption func(*Config)
+
+func newHarness(t *testing.T, opts ...harnessOption) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
+		results: make(chan Result, 100)}
+	h.github = githubfake.New(testAppID, &appKey().PublicKey)
+	t.Cleanup(h.github.Close)
+	h.github.AddInstallation(testInstallation, "chhsia0/knative-route-demo", "Codertocat/Hello-World")
+	h.github.AddInstallation(otherInstallation, "umbrella/corp")
+	h.clusters = newMemClusters(h.clock.Now)
+	h.clusters.link(testInstallation, "acme")
+	h.clusters.link(otherInstallation, "umbrella")
+	h.dbPath = filepath.Join(t.TempDir(), "smek.db")
+	h.start(opts...)
+	return h
+}
+
+// start makes an App on the harness's database and serves it; calling it
+// again is a restart.
+func (h *harness) start(opts ...harnessOption) {
+	t := h.t
+	db, err := sqlite.Open(context.Background(), h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.db = db
+	gh, err := NewAppClient(testAppID, appKeyPEM(), h.github.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Secret:     []byte(testSecret),
+		Clusters:   h.clusters,
+		Deliveries: db,
+		GitHub:     gh,
+		PublicURL:  "https://smek.example.com",
+		Clock:      h.clock,
+		OnDone:     func(r Result) { h.results <- r },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	app, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app = app
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { app.Run(ctx); close(done) }()
+	h.srv = httptest.NewServer(app)
+	t.Cleanup(func() { h.srv.Close(); cancel(); <-done })
+}
+
+// fixture reads a payload from the shared fixtures.
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	if err != nil {
+		t.Fatalf("read fixture: %v", err)
+	}
+	return b
+}
+
+// variant returns a fixture with fields changed: edit gets the decoded
+// object.
+func variant(t testing.TB, name string, edit func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(fixture(t, name), &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// obj returns m[key] as an object.
+func obj(m map[string]any, key string) map[string]any { return m[key].(map[string]any) }
+
+// delivery is one webhook request.
+type delivery struct {
+	event, id string
+	body      []byte
+	signature string // "" signs the body with testSecret; "-" sends none
+}
+
+// send posts a delivery and returns the answer's status and body.
+func (h *harness) send(d delivery) (int, []byte) {
+	h.t.Helper()
+	if d.id == "" {
+		d.id = fmt.Sprintf("delivery-%d", h.seq.Add(1))
+	}
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+WebhookPath, bytes.NewReader(d.body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(EventHeader, d.event)
+	req.Header.Set(DeliveryHeader, d.id)
+	switch d.signature {
+	case "":
+		req.Header.Set(SignatureHeader, Sign([]byte(testSecret), d.body))
+	case "-":
+	default:
+		req.Header.Set(SignatureHeader, d.signature)
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.Bytes()
+}
+
+// deliver sends a delivery that must be accepted and waits for its work.
+func (h *harness) deliver(event string, body []byte) Result {
+	h.t.Helper()
+	status, answer := h.send(delivery{event: event, body: body})
+	if status != http.StatusAccepted {
+		h.t.Fatalf("delivery of %s: got %d %s, want 202", event, status, answer)
+	}
+	return h.wait()
+}
+
+// wait returns the next finished delivery. The timeout only guards against
+// a hung test; nothing depends on its length.
+func (h *harness) wait() Result {
+	h.t.Helper()
+	select {
+	case r := <-h.results:
+		return r
+	case <-time.After(20 * time.Second):
+		h.t.Fatal("no delivery finished")
+		return Result{}
+	}
+}
+
+// advanceToRetry waits until a retry is scheduled on the fake clock and
+// moves the clock past it.
+func (h *harness) advanceToRetry(attempt int) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.clock.BlockUntilContext(ctx, 1); err != nil {
+		h.t.Fatalf("no retry was scheduled: %v", err)
+	}
+	h.clock.Advance(backoff(attempt))
+}
