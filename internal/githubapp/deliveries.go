@@ -125,4 +125,3 @@ func DeliveriesHandler(store Deliveries, authorize func(*http.Request) error, lo
 		writeJSON(w, status, rec)
 	})
 }
-
