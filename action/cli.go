@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/ghaction"
+	"github.com/smek/action/internal/wire"
+)
+
+const usage = `smek: SMEK's GitHub Action and command-line client.
+
+Usage:
+  smek <command> [flags] [cluster-id]
+
+Commands:
+  create       create a cluster, write its kubeconfig, print shell exports
+  list         list your clusters
+  get          show one cluster
+  kubeconfig   print (or write) a running cluster's kubeconfig
+  stop         stop a cluster (terminates it without keep-cluster)
+  start        start a stopped cluster and write its fresh kubeconfig
+  terminate    end a cluster for good
+  extend       move a cluster's expiry
+  versions     list the Kubernetes versions and sizes the server offers
+
+Every command takes --api-url (or SMEK_API_URL) and --token (or SMEK_TOKEN;
+prefer the variable, a flag shows in the process list).
+Run 'smek <command> --help' for its flags.
+
+Without arguments the program is the GitHub Action's main step; with the
+single argument 'post', its post step.
+`
+
+// command is one CLI subcommand.
+type command struct {
+	name, args, help string
+	// needsID commands take a cluster id as their argument.
+	needsID bool
+	flags   func(fs *flag.FlagSet) func(ctx context.Context, p *program, c *client.Client, id string) error
+}
+
+var commands = []command{
+	{name: "create", help: "Create a cluster and write its kubeconfig (default $HOME/.kube/smek-<id>.yaml).\nPrints `export KUBECONFIG=...` and `export SMEK_CLUSTER_ID=...`, for eval.", flags: createFlags},
+	{name: "list", help: "List your clusters.", flags: listFlags},
+	{name: "get", args: "<cluster-id>", needsID: true, help: "Show one cluster.", flags: getFlags},
+	{name: "kubeconfig", args: "<cluster-id>", needsID: true, help: "Print a running cluster's kubeconfig, or write it with --write.", flags: kubeconfigFlags},
+	{name: "stop", args: "<cluster-id>", needsID: true, help: "Stop a cluster; without keep-cluster, or with --force-terminate, it is terminated.", flags: stopFlags},
+	{name: "start", args: "<cluster-id>", needsID: true, help: "Start a stopped cluster and write its fresh kubeconfig.", flags: startFlags},
+	{name: "terminate", args: "<cluster-id>", needsID: true, help: "End a cluster for good.", flags: terminateFlags},
+	{name: "extend", args: "<cluster-id>", needsID: true, help: "Move a cluster's expiry by --minutes.", flags: extendFlags},
+	{name: "versions", help: "List the Kubernetes versions and cluster sizes the server offers.", flags: versionsFlags},
+}
+
+// cli runs a subcommand. Errors are printed to stderr and returned.
+func (p *program) cli(ctx context.Context, args []string) error {
+	err := p.dispatch(ctx, args)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		return nil
+	default:
+		fmt.Fprintf(p.stderr, "smek: %s\n", err)
+	}
+	return err
+}
+
+func (p *program) dispatch(ctx context.Context, args []string) error {
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(p.stdout, usage)
+		return nil
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprint(p.stderr, usage)
+		return usagef("unknown command %q", args[0])
+	}
+
+	fs := flag.NewFlagSet("smek "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(p.stderr)
+	apiURL := fs.String("api-url", p.getenv("SMEK_API_URL"), "SMEK server `URL` (env SMEK_API_URL)")
+	token := fs.String("token", "", "SMEK `token` (env SMEK_TOKEN)")
+	action := cmd.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(p.stderr, "Usage: smek %s [flags] %s\n\n%s\n\nFlags:\n", cmd.name, cmd.args, cmd.help)
+		fs.PrintDefaults()
+	}
+	rest, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%w", err)
+	}
+	var id string
+	switch {
+	case cmd.needsID && len(rest) != 1:
+		fs.Usage()
+		return usagef("%s takes one cluster id", cmd.name)
+	case cmd.needsID:
+		id = rest[0]
+	case len(rest) != 0:
+		return usagef("%s takes no arguments, got %q", cmd.name, rest)
+	}
+	if *token == "" {
+		*token = p.getenv("SMEK_TOKEN")
+	}
+	if *apiURL == "" {
+		return usagef("no server: set SMEK_API_URL or --api-url")
+	}
+	c, err := client.New(*apiURL, *token, client.WithHTTPClient(p.http), client.WithUserAgent(p.userAgent()))
+	if err != nil {
+		return fmt.Errorf("--api-url: %w", err)
+	}
+	return action(ctx, p, c, id)
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// (`smek stop c-abc123 --force-terminate`), which package flag alone does
+// not.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// outputFlag adds --output text|json.
+func outputFlag(fs *flag.FlagSet) *string {
+	return fs.String("output", "text", "output `format`: text or json")
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return usagef("--output: %q is not text or json", o)
+	}
+	return nil
+}
+
+func createFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	var in createInputs
+	fs.StringVar(&in.K8sVersion, "k8s-version", "", "Kubernetes `version` (server default when empty)")
+	fs.StringVar(&in.MinutesToLive, "minutes-to-live", "", "`minutes` until the cluster ends (server default 60)")
+	fs.StringVar(&in.ClusterSize, "cluster-size", "", "cluster `size` (server default 1-mid)")
+	fs.StringVar(&in.EnablePrivileged, "enable-privileged", "", "allow privileged pods, if the token permits: true or false")
+	fs.StringVar(&in.KeepCluster, "keep-cluster", "", "at expiry, stop instead of terminate: true or false (server default true)")
+	fs.StringVar(&in.NotificationEmail, "notification-email", "", "`address` for lifecycle mails")
+	fs.StringVar(&in.Wait, "wait", "", "how long to wait for a ready cluster, like 90s or 5m (default 5m)")
+	kubeconfig := fs.String("kubeconfig", "", "write the kubeconfig to `path` (default $HOME/.kube/smek-<id>.yaml; - for stdout)")
+	output := outputFlag(fs)
+	return func(ctx context.Context, p *program, c *client.Client, _ string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		req, wait, err := in.request(nil)
+		if err != nil {
+			return fmt.Errorf("--%w", err)
+		}
+		if md := p.ciMetadata(); md != nil {
+			req.Run = md
+		}
+		fmt.Fprintf(p.stderr, "Creating a cluster at %s (waiting up to %s)\n", c.BaseURL(), wait)
+		cl, err := p.create(ctx, c, req, wait)
+		if err != nil {
+			return explain(err, c.BaseURL(), wait)
+		}
+		path, err := p.saveKubeconfig(*kubeconfig, cl)
+		if err != nil {
+			return fmt.Errorf("cluster %s is running, but: %w", cl.ClusterID, err)
+		}
+		fmt.Fprintf(p.stderr, "Cluster %s is %s: Kubernetes %s, expires %s%s\n",
+			cl.ClusterID, cl.ClusterStatus, cl.K8sVersion, cl.ExpiresAt.UTC().Format(time.RFC3339), readyIn(cl.Timings))
+		if *output == "json" {
+			return p.printJSON(cl)
+		}
+		if path != "" {
+			fmt.Fprintf(p.stdout, "export KUBECONFIG=%s\n", shellQuote(path))
+		}
+		fmt.Fprintf(p.stdout, "export SMEK_CLUSTER_ID=%s\n", shellQuote(cl.ClusterID))
+		return nil
+	}
+}
+
+// ciMetadata describes a GitLab CI job, when the CLI runs in one, so that
+// the server's event log says where a cluster came from.
+func (p *program) ciMetadata() *wire.RunMetadata {
+	if p.getenv("GITLAB_CI") != "true" {
+		return nil
+	}
+	return &wire.RunMetadata{
+		Repository: p.getenv("CI_PROJECT_PATH"),
+		Job:        p.getenv("CI_JOB_NAME"),
+		RunnerName: p.getenv("CI_RUNNER_DESCRIPTION"),
+		Ref:        p.getenv("CI_COMMIT_REF_NAME"),
+		SHA:        p.getenv("CI_COMMIT_SHA"),
+		Event:      p.getenv("CI_PIPELINE_SOURCE"),
+		Actor:      p.getenv("GITLAB_USER_LOGIN"),
+	}
+}
+
+// saveKubeconfig writes the kubeconfig of cl where the user asked: "-" is
+// stdout (then the path is ""), "" the default file under $HOME.
+func (p *program) saveKubeconfig(dest string, cl *wire.Cluster) (string, error) {
+	switch dest {
+	case "-":
+		_, err := io.WriteString(p.stdout, cl.Kubeconfig)
+		return "", err
+	case "":
+		home, err := ghaction.ResolveHome(p.getenv, "")
+		if err != nil {
+			return "", fmt.Errorf("write the kubeconfig: %w", err)
+		}
+		return ghaction.WriteKubeconfig(home, cl.ClusterID, cl.Kubeconfig)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+		return "", fmt.Errorf("write the kubeconfig: %w", err)
+	}
+	if err := os.WriteFile(dest, []byte(cl.Kubeconfig), 0o600); err != nil {
+		return "", fmt.Errorf("write the kubeconfig: %w", err)
+	}
+	return dest, nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (p *program) printJSON(v any) error {
+	if cl, ok := v.(*wire.Cluster); ok {
+		// The kubeconfig goes to its file, never to logs.
+		c := *cl
+		c.Kubeconfig = ""
+		v = c
+	}
+	enc := json.NewEncoder(p.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func listFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	status := fs.String("status", "", "only clusters in this `status` (running, stopped, terminated, ...)")
+	output := outputFlag(fs)
+	return func(ctx context.Context, p *program, c *client.Client, _ string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		list, err := c.List(ctx, client.ListOptions{Status: *status})
+		if err != nil {
+			return explain(err, c.BaseURL(), 0)
+		}
+		if *output == "json" {
+			return p.printJSON(wire.ClusterList{Clusters: list})
+		}
+		tw := tabwriter.NewWriter(p.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tK8S\tEXPIRES\tKEEP\tRUN")
+		for _, cl := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", cl.ClusterID, cl.ClusterStatus, cl.K8sVersion,
+				cl.ExpiresAt.UTC().Format(time.RFC3339), cl.KeepCluster, runLabel(cl.Run))
+		}
+		return tw.Flush()
+	}
+}
+
+// runLabel names the CI run of a cluster in one word.
+func runLabel(r *wire.RunMetadata) string {
+	if r == nil || r.Repository == "" {
+		return "-"
+	}
+	if r.RunID != 0 {
+		return fmt.Sprintf("%s#%d", r.Repository, r.RunID)
+	}
+	return r.Repository
+}
+
+// clusterAction is the shape of the per-cluster commands that answer with
+// the cluster.
+func clusterAction(fs *flag.FlagSet, call func(c *client.Client, ctx context.Context, id string) (*wire.Cluster, error), done string) func(context.Context, *program, *client.Client, string) error {
+	output := outputFlag(fs)
+	return func(ctx context.Context, p *program, c *client.Client, id string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		cl, err := call(c, ctx, id)
+		if err != nil {
+			return explain(err, c.BaseURL(), 0)
+		}
+		if *output == "json" {
+			return p.printJSON(cl)
+		}
+		fmt.Fprintf(p.stdout, "%s %s: %s, expires %s\n", done, cl.ClusterID, cl.ClusterStatus, cl.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil
+	}
+}
+
+func getFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	return clusterAction(fs, (*client.Client).Get, "Cluster")
+}
+
+func stopFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	force := fs.Bool("force-terminate", false, "terminate even a keep-cluster cluster")
+	return clusterAction(fs, func(c *client.Client, ctx context.Context, id string) (*wire.Cluster, error) {
+		return c.Stop(ctx, id, *force)
+	}, "Stopped")
+}
+
+func terminateFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	return clusterAction(fs, (*client.Client).Terminate, "Terminated")
+}
+
+func extendFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	minutes := fs.Int("minutes", 0, "`minutes` to add to the expiry (required)")
+	return clusterAction(fs, func(c *client.Client, ctx context.Context, id string) (*wire.Cluster, error) {
+		if *minutes < 1 {
+			return nil, usagef("--minutes: %d must be at least 1", *minutes)
+		}
+		return c.Extend(ctx, id, *minutes)
+	}, "Extended")
+}
+
+func startFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	kubeconfig := fs.String("kubeconfig", "", "write the kubeconfig to `path` (default $HOME/.kube/smek-<id>.yaml; - for stdout)")
+	return func(ctx context.Context, p *program, c *client.Client, id string) error {
+		cl, err := c.Start(ctx, id)
+		if err != nil {
+			return explain(err, c.BaseURL(), 0)
+		}
+		path, err := p.saveKubeconfig(*kubeconfig, cl)
+		if err != nil {
+			return fmt.Errorf("cluster %s is running, but: %w", cl.ClusterID, err)
+		}
+		fmt.Fprintf(p.stderr, "Started %s: expires %s\n", cl.ClusterID, cl.ExpiresAt.UTC().Format(time.RFC3339))
+		if path != "" {
+			fmt.Fprintf(p.stdout, "export KUBECONFIG=%s\n", shellQuote(path))
+		}
+		return nil
+	}
+}
+
+func kubeconfigFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	write := fs.String("write", "-", "write to `path` instead of stdout (\"\" for $HOME/.kube/smek-<id>.yaml)")
+	return func(ctx context.Context, p *program, c *client.Client, id string) error {
+		cl, err := c.Kubeconfig(ctx, id)
+		if err != nil {
+			return explain(err, c.BaseURL(), 0)
+		}
+		path, err := p.saveKubeconfig(*write, cl)
+		if err != nil {
+			return err
+		}
+		if path != "" {
+			fmt.Fprintf(p.stdout, "export KUBECONFIG=%s\n", shellQuote(path))
+		}
+		return nil
+	}
+}
+
+func versionsFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
+	output := outputFlag(fs)
+	return func(ctx context.Context, p *program, c *client.Client, _ string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		v, err := c.Versions(ctx)
+		if err != nil {
+			return explain(err, c.BaseURL(), 0)
+		}
+		if *output == "json" {
+			return p.printJSON(v)
+		}
+		fmt.Fprintf(p.stdout, "Kubernetes versions: %s (default %s)\nCluster sizes: %s\n",
+			strings.Join(v.K8sVersions, ", "), v.DefaultK8sVersion, strings.Join(v.ClusterSizes, ", "))
+		return nil
+	}
+}

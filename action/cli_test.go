@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smek/action/internal/client/clienttest"
+	"github.com/smek/action/internal/wire"
+)
+
+// cliEnv is a shell: SMEK_API_URL, SMEK_TOKEN and a HOME.
+type cliEnv struct {
+	t    *testing.T
+	api  *clienttest.Server
+	vars map[string]string
+}
+
+func newCLI(t *testing.T) *cliEnv {
+	api := clienttest.NewServer(testToken)
+	t.Cleanup(api.Close)
+	return &cliEnv{t: t, api: api, vars: map[string]string{
+		"SMEK_API_URL": api.URL,
+		"SMEK_TOKEN":   testToken,
+		"HOME":         t.TempDir(),
+	}}
+}
+
+func (c *cliEnv) run(args ...string) (stdout, stderr string, err error) {
+	var out, errOut syncBuffer
+	err = run(c.t.Context(), args, func(k string) string { return c.vars[k] }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func (c *cliEnv) ok(args ...string) string {
+	c.t.Helper()
+	out, errOut, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("smek %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+func TestCLILifecycle(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("create", "--minutes-to-live", "20", "--keep-cluster", "true")
+	id := strings.TrimPrefix(lineWith(out, "export SMEK_CLUSTER_ID="), "export SMEK_CLUSTER_ID=")
+	path := filepath.Join(c.vars["HOME"], ".kube", "smek-"+id+".yaml")
+	if got := lineWith(out, "export KUBECONFIG="); got != "export KUBECONFIG="+path {
+		t.Errorf("stdout = %q, want export KUBECONFIG=%s", out, path)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != clienttest.Kubeconfig(id, "https://127.0.0.1:6443") {
+		t.Errorf("kubeconfig file: %q, %v", b, err)
+	}
+	if strings.Contains(out, clienttest.TenantToken(id)) {
+		t.Error("create printed the kubeconfig's token")
+	}
+
+	if out := c.ok("list"); !strings.Contains(out, id) || !strings.Contains(out, "running") {
+		t.Errorf("list = %q", out)
+	}
+	var list wire.ClusterList
+	if err := json.Unmarshal([]byte(c.ok("list", "--output", "json", "--status", "running")), &list); err != nil || len(list.Clusters) != 1 {
+		t.Errorf("list json = %+v, %v", list, err)
+	}
+	if out := c.ok("kubeconfig", id); out != clienttest.Kubeconfig(id, "https://127.0.0.1:6443") {
+		t.Errorf("kubeconfig = %q", out)
+	}
+	if out := c.ok("extend", id, "--minutes", "15"); !strings.Contains(out, "Extended "+id) {
+		t.Errorf("extend = %q", out)
+	}
+	if out := c.ok("stop", id); !strings.Contains(out, "Stopped "+id+": stopped") {
+		t.Errorf("stop = %q", out)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("start", id); out != "export KUBECONFIG="+path+"\n" {
+		t.Errorf("start = %q", out)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("start did not write the fresh kubeconfig: %v", err)
+	}
+	var got wire.Cluster
+	if err := json.Unmarshal([]byte(c.ok("get", "--output", "json", id)), &got); err != nil || got.ClusterID != id || got.Kubeconfig != "" {
+		t.Errorf("get json = %+v, %v", got, err)
+	}
+	// Flags after the id work too.
+	if out := c.ok("stop", id, "--force-terminate"); !strings.Contains(out, ": terminated") {
+		t.Errorf("stop --force-terminate = %q", out)
+	}
+	_, errOut, err := c.run("terminate", id)
+	if err == nil || !strings.Contains(errOut, "409") {
+		t.Errorf("terminate of a terminated cluster: %v, %q; want the 409", err, errOut)
+	}
+	if out := c.ok("versions"); !strings.Contains(out, "1.36.3") {
+		t.Errorf("versions = %q", out)
+	}
+}
+
+func lineWith(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestCLIKubeconfigToStdout(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("create", "--kubeconfig", "-")
+	if !strings.HasPrefix(out, "apiVersion: v1\n") || !strings.Contains(out, "export SMEK_CLUSTER_ID=") || strings.Contains(out, "export KUBECONFIG") {
+		t.Errorf("stdout = %q", out)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		unset     string
+		wantUsage bool
+		want      string
+	}{
+		{"unknown command", []string{"destroy"}, "", true, `unknown command "destroy"`},
+		{"missing id", []string{"stop"}, "", true, "stop takes one cluster id"},
+		{"extra argument", []string{"list", "x"}, "", true, "list takes no arguments"},
+		{"unknown flag", []string{"list", "--colour"}, "", true, "flag provided but not defined: -colour"},
+		{"bad output", []string{"list", "--output", "xml"}, "", true, `--output: "xml" is not text or json`},
+		{"no server", []string{"list"}, "SMEK_API_URL", true, "no server: set SMEK_API_URL or --api-url"},
+		{"no token", []string{"list"}, "SMEK_TOKEN", false, "refused the credential (401"},
+		{"bad minutes", []string{"create", "--minutes-to-live", "abc"}, "", false, `--minutes-to-live: "abc" is not a whole number of minutes`},
+		{"extend without minutes", []string{"extend", "c-abc123"}, "", true, "--minutes: 0 must be at least 1"},
+		{"unknown cluster", []string{"get", "c-nope00"}, "", false, "404 not-found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			delete(c.vars, tt.unset)
+			_, errOut, err := c.run(tt.args...)
+			if err == nil {
+				t.Fatal("succeeded")
+			}
+			if errors.Is(err, errUsage) != tt.wantUsage {
+				t.Errorf("usage error = %v, want %v (%v)", errors.Is(err, errUsage), tt.wantUsage, err)
+			}
+			if !strings.Contains(errOut, "smek: ") || !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr = %q, want it to contain %q", errOut, tt.want)
+			}
+		})
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{{"--help"}, {"help"}} {
+		out, _, err := c.run(args...)
+		if err != nil || !strings.Contains(out, "Commands:") {
+			t.Errorf("%v: %v, %q", args, err, out)
+		}
+	}
+	_, errOut, err := c.run("create", "--help")
+	if err != nil || !strings.Contains(errOut, "-minutes-to-live") {
+		t.Errorf("create --help: %v, %q", err, errOut)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/home/u/.kube/smek-c-abc.yaml": "/home/u/.kube/smek-c-abc.yaml",
+		"/home/my user/x":               "'/home/my user/x'",
+		"it's":                          `'it'\''s'`,
+		"$(rm -rf /)":                   "'$(rm -rf /)'",
+		"":                              "''",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

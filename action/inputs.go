@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smek/action/internal/wire"
+)
+
+// defaultWait is the wait budget when none is given; the server's default
+// too.
+const defaultWait = 5 * time.Minute
+
+// waitGrace is how much longer than the wait budget the client waits for
+// the server's answer (its 503 included) before giving up itself.
+const waitGrace = 30 * time.Second
+
+// createInputs are the create parameters as text, from action inputs or
+// CLI flags. Empty means "the server's default".
+type createInputs struct {
+	K8sVersion        string
+	MinutesToLive     string
+	ClusterSize       string
+	EnablePrivileged  string
+	KeepCluster       string
+	NotificationEmail string
+	Wait              string
+}
+
+// fieldError is a malformed input; Field is the input's name.
+type fieldError struct {
+	Field, Value, Problem string
+}
+
+func (e *fieldError) Error() string {
+	return fmt.Sprintf("%s: %q %s", e.Field, e.Value, e.Problem)
+}
+
+// request turns the inputs into a create request and the wait budget.
+// keepDefault is keep-cluster when the input is empty: false for the
+// action (its post step cleans up), the server's default for the CLI (nil).
+func (in createInputs) request(keepDefault *bool) (wire.CreateRequest, time.Duration, error) {
+	var req wire.CreateRequest
+	if v := strings.TrimSpace(in.K8sVersion); v != "" {
+		req.K8sVersion = &v
+	}
+	if v := strings.TrimSpace(in.ClusterSize); v != "" {
+		req.ClusterSize = &v
+	}
+	if v := strings.TrimSpace(in.MinutesToLive); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return req, 0, &fieldError{"minutes-to-live", v, "is not a whole number of minutes"}
+		}
+		if n < 1 {
+			return req, 0, &fieldError{"minutes-to-live", v, "must be at least 1"}
+		}
+		req.MinutesToLive = &n
+	}
+	var err error
+	if req.EnablePrivileged, err = parseBool("enable-privileged", in.EnablePrivileged, nil); err != nil {
+		return req, 0, err
+	}
+	if req.KeepCluster, err = parseBool("keep-cluster", in.KeepCluster, keepDefault); err != nil {
+		return req, 0, err
+	}
+	if v := strings.TrimSpace(in.NotificationEmail); v != "" {
+		if a, err := mail.ParseAddress(v); err != nil || a.Name != "" {
+			return req, 0, &fieldError{"notification-email", v, "is not an email address"}
+		}
+		req.NotificationEmail = &v
+	}
+	wait := defaultWait
+	if v := strings.TrimSpace(in.Wait); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			if _, nerr := strconv.Atoi(v); nerr == nil {
+				return req, 0, &fieldError{"wait", v, "has no unit; write it like 90s or 5m"}
+			}
+			return req, 0, &fieldError{"wait", v, "is not a duration like 90s or 5m"}
+		}
+		if d < 0 {
+			return req, 0, &fieldError{"wait", v, "must not be negative"}
+		}
+		wait = d
+	}
+	w := wait.String()
+	req.Wait = &w
+	return req, wait, nil
+}
+
+// parseBool reads a boolean the way actions/toolkit's getBooleanInput
+// does (true, True, TRUE, false, False, FALSE). Empty gives def.
+func parseBool(field, v string, def *bool) (*bool, error) {
+	switch strings.TrimSpace(v) {
+	case "":
+		return def, nil
+	case "true", "True", "TRUE":
+		b := true
+		return &b, nil
+	case "false", "False", "FALSE":
+		b := false
+		return &b, nil
+	}
+	return nil, &fieldError{field, v, "is not a boolean (true or false)"}
+}
