@@ -1,0 +1,111 @@
+package hetzner
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+)
+
+// api wraps hcloud calls with what the project's budget of 3600 requests
+// per hour needs: retries of 429, 5xx and network errors with exponential
+// backoff, and a slow-down when RateLimit-Remaining runs low, before the
+// API answers 429.
+type api struct {
+	sleep func(ctx context.Context, d time.Duration) error
+	// LowWater: below this many remaining requests, calls are spaced out.
+	lowWater int
+	retries  int
+	base     time.Duration
+
+	mu        sync.Mutex
+	remaining int // last RateLimit-Remaining seen; -1 unknown
+	reset     time.Time
+	requests  int
+}
+
+func newAPI(sleep func(context.Context, time.Duration) error, base time.Duration, retries, lowWater int) *api {
+	return &api{sleep: sleep, base: base, retries: retries, lowWater: lowWater, remaining: -1}
+}
+
+// do runs call with retries. call returns the hcloud response (may be nil).
+func (a *api) do(ctx context.Context, call func() (*hcloud.Response, error)) error {
+	for attempt := 0; ; attempt++ {
+		if err := a.pace(ctx); err != nil {
+			return err
+		}
+		resp, err := call()
+		a.observe(resp)
+		if err == nil || !retryable(resp, err) || attempt >= a.retries {
+			return err
+		}
+		d := a.base << min(attempt, 6)
+		if resp != nil && resp.Response != nil && resp.StatusCode == http.StatusTooManyRequests {
+			a.mu.Lock()
+			if until := time.Until(a.reset); until > d && until < time.Hour {
+				d = until
+			}
+			a.mu.Unlock()
+		}
+		if err := a.sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// pace waits a little before a request when the budget is nearly spent:
+// the fewer requests remain, the longer (one refill step, 1 s, per
+// request under the low-water mark).
+func (a *api) pace(ctx context.Context) error {
+	a.mu.Lock()
+	rem := a.remaining
+	a.requests++
+	a.mu.Unlock()
+	if rem < 0 || rem >= a.lowWater {
+		return nil
+	}
+	return a.sleep(ctx, time.Duration(a.lowWater-rem)*a.base)
+}
+
+func (a *api) observe(resp *hcloud.Response) {
+	if resp == nil || resp.Response == nil || resp.Header.Get("RateLimit-Remaining") == "" {
+		return
+	}
+	a.mu.Lock()
+	a.remaining = resp.Meta.Ratelimit.Remaining
+	a.reset = resp.Meta.Ratelimit.Reset
+	a.mu.Unlock()
+}
+
+// Remaining is the last RateLimit-Remaining seen (-1 before any).
+func (a *api) Remaining() int { a.mu.Lock(); defer a.mu.Unlock(); return a.remaining }
+
+func retryable(resp *hcloud.Response, err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if hcloud.IsError(err, hcloud.ErrorCodeRateLimitExceeded, hcloud.ErrorCodeConflict, hcloud.ErrorCodeTimeout,
+		hcloud.ErrorCodeServerError, hcloud.ErrorCodeServiceError, hcloud.ErrorCode("unavailable"), hcloud.ErrorCodeLocked) {
+		return true
+	}
+	if resp != nil && resp.Response != nil && resp.StatusCode >= 500 {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,281 @@
+// Package hetzner is SMEK's production backend: a warm pool of Hetzner
+// Cloud servers built from k3s golden snapshots (see `provisioner image
+// build`), bootstrapped over SSH, claimed with a few Kubernetes calls, and
+// rebuilt from the snapshot when released so no tenant data survives. It
+// talks to the API through hcloud-go v2 (any endpoint, e.g. the fake in
+// internal/hcloudfake) and keeps to the project's request budget: actions
+// are polled together with backoff, RateLimit-Remaining is watched, and
+// 429/5xx answers are retried.
+package hetzner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"golang.org/x/crypto/ssh"
+	"k8s.io/client-go/rest"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/pool"
+)
+
+// Labels on every server and snapshot SMEK makes.
+const (
+	LabelInstall    = "smek.io/install"
+	LabelMember     = "smek.io/member"
+	LabelFlavor     = "smek.io/flavor"
+	LabelK3sVersion = "smek.io/k3s-version"
+	LabelK8sVersion = "smek.io/k8s-version"
+	LabelRole       = "smek.io/role" // "node", "builder", "golden"
+)
+
+// Config configures the backend.
+type Config struct {
+	// Client is the hcloud client (hcloud.WithEndpoint for another API).
+	Client *hcloud.Client
+	// Installation ties servers to this SMEK installation (a label value).
+	Installation string
+	// Locations to create servers in, tried in order.
+	Locations []string
+	// ServerTypes maps cluster sizes to server types (default 1-mid: ccx33).
+	ServerTypes map[string]string
+	// SSHKeyName names the project SSH key registered at Hetzner; Signer is
+	// its private half.
+	SSHKeyName string
+	Signer     ssh.Signer
+	// Firewall is the name of the firewall applied by label selector
+	// (created when missing). SourceCIDRs may reach port 22.
+	Firewall    string
+	SourceCIDRs []string
+	// CredentialKey (32 bytes) seals admin credentials at rest.
+	CredentialKey []byte
+	// SSHAddr returns host:port of a server's SSH server (default ip:22).
+	// The fake's machines listen elsewhere: see FakeSSHAddr.
+	SSHAddr func(ctx context.Context, s *hcloud.Server) (string, error)
+	// Policy, when set, applies the tenant policy bundle with the admin
+	// credential after readiness (a golden image also carries it as k3s
+	// auto-deploy manifests).
+	Policy func(ctx context.Context, admin *rest.Config) error
+	// Durations the API usually takes, used as the first poll delay.
+	ExpectCreate, ExpectRebuild, ExpectPower time.Duration
+	// PollMin/PollMax bound the action polling backoff.
+	PollMin, PollMax time.Duration
+	// RetryBase is the first retry backoff; LowWater the RateLimit-Remaining
+	// under which calls are spaced out.
+	RetryBase time.Duration
+	Retries   int
+	LowWater  int
+	// ReadyTimeout bounds the wait for SSH and for the cluster to be ready.
+	ReadyTimeout time.Duration
+	// OrphanGrace is how old an unknown server must be before Reconcile
+	// deletes it.
+	OrphanGrace time.Duration
+	Now         func() time.Time
+	Sleep       func(ctx context.Context, d time.Duration) error
+	Logger      *slog.Logger
+}
+
+// Backend runs pool members on Hetzner Cloud.
+type Backend struct {
+	cfg     Config
+	log     *slog.Logger
+	api     *api
+	watch   *watcher
+	seal    *sealer
+	sshKey  *hcloud.SSHKey
+	fwOnce  sync.Mutex
+	fwReady bool
+
+	mu     sync.Mutex
+	images map[string]*hcloud.Image // k8s version → snapshot, cached
+	imgAt  time.Time
+}
+
+var (
+	_ pool.Backend    = (*Backend)(nil)
+	_ pool.Reconciler = (*Backend)(nil)
+	_ pool.Resumer    = (*Backend)(nil)
+)
+
+// New checks cfg and returns the backend.
+func New(cfg Config) (*Backend, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("hetzner: no hcloud client")
+	}
+	if cfg.Installation == "" || strings.ContainsAny(cfg.Installation, " =,!()") {
+		return nil, fmt.Errorf("hetzner: installation %q is not a valid label value", cfg.Installation)
+	}
+	if cfg.Signer == nil || cfg.SSHKeyName == "" {
+		return nil, errors.New("hetzner: an SSH key (name and private key) is required")
+	}
+	s, err := newSealer(cfg.CredentialKey)
+	if err != nil {
+		return nil, fmt.Errorf("hetzner: %w", err)
+	}
+	if len(cfg.Locations) == 0 {
+		cfg.Locations = []string{"fsn1"}
+	}
+	if cfg.ServerTypes == nil {
+		cfg.ServerTypes = map[string]string{cluster.SizeMid: "ccx33"}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.ExpectCreate, 20*time.Second)
+	def(&cfg.ExpectRebuild, 20*time.Second)
+	def(&cfg.ExpectPower, 5*time.Second)
+	def(&cfg.PollMin, time.Second)
+	def(&cfg.PollMax, 10*time.Second)
+	def(&cfg.RetryBase, time.Second)
+	def(&cfg.ReadyTimeout, 5*time.Minute)
+	def(&cfg.OrphanGrace, 15*time.Minute)
+	if cfg.Retries == 0 {
+		cfg.Retries = 6
+	}
+	if cfg.LowWater == 0 {
+		cfg.LowWater = 100
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepCtx
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SSHAddr == nil {
+		cfg.SSHAddr = func(_ context.Context, s *hcloud.Server) (string, error) {
+			return s.PublicNet.IPv4.IP.String() + ":22", nil
+		}
+	}
+	a := newAPI(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)
+	return &Backend{
+		cfg: cfg, log: cfg.Logger.With("component", "hetzner"), api: a, seal: s,
+		watch:  newWatcher(cfg.Client, a, cfg.Sleep, cfg.PollMin, cfg.PollMax),
+		images: map[string]*hcloud.Image{},
+	}, nil
+}
+
+// Name is "hetzner".
+func (b *Backend) Name() string { return "hetzner" }
+
+// RateLimitRemaining is the last RateLimit-Remaining the API sent.
+func (b *Backend) RateLimitRemaining() int { return b.api.Remaining() }
+
+// Versions lists the Kubernetes versions that have a golden snapshot,
+// newest first.
+func (b *Backend) Versions(ctx context.Context) ([]string, error) {
+	imgs, err := b.snapshots(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for v := range imgs {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(x, y string) int { return compareVersions(y, x) })
+	return out, nil
+}
+
+// snapshots returns the available golden snapshots by k8s version, cached
+// for a minute (one request per minute at most).
+func (b *Backend) snapshots(ctx context.Context, fresh bool) (map[string]*hcloud.Image, error) {
+	b.mu.Lock()
+	if !fresh && len(b.images) > 0 && b.cfg.Now().Sub(b.imgAt) < time.Minute {
+		defer b.mu.Unlock()
+		return b.images, nil
+	}
+	b.mu.Unlock()
+	var imgs []*hcloud.Image
+	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		imgs, resp, err = b.cfg.Client.Image.List(ctx, hcloud.ImageListOpts{
+			Type: []hcloud.ImageType{hcloud.ImageTypeSnapshot}, Status: []hcloud.ImageStatus{hcloud.ImageStatusAvailable},
+			ListOpts: hcloud.ListOpts{PerPage: 50, LabelSelector: LabelRole + "=golden," + LabelK8sVersion},
+		})
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list golden snapshots: %w", err)
+	}
+	out := map[string]*hcloud.Image{}
+	for _, img := range imgs {
+		v := img.Labels[LabelK8sVersion]
+		if have, ok := out[v]; !ok || img.Created.After(have.Created) {
+			out[v] = img
+		}
+	}
+	b.mu.Lock()
+	b.images, b.imgAt = out, b.cfg.Now()
+	b.mu.Unlock()
+	return out, nil
+}
+
+func (b *Backend) snapshotFor(ctx context.Context, version string) (*hcloud.Image, error) {
+	imgs, err := b.snapshots(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if img, ok := imgs[version]; ok {
+		return img, nil
+	}
+	return nil, cluster.Errorf(cluster.EINVALID, "k8s-version", "no golden snapshot for Kubernetes %s; build one with `provisioner image build`", version)
+}
+
+// serverName is derived from the member id so that a retried or resumed
+// create finds the server it made instead of making a second one.
+func (b *Backend) serverName(m pool.Member) string {
+	return sanitize("smek-" + b.cfg.Installation + "-" + m.ID)
+}
+
+func sanitize(s string) string {
+	out := []byte(strings.ToLower(s))
+	for i, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			out[i] = '-'
+		}
+	}
+	if len(out) > 63 {
+		out = out[:63]
+	}
+	return string(out)
+}
+
+func flavorLabel(f cluster.Flavor) string {
+	return sanitize(strings.ReplaceAll(f.String(), "/", "_"))
+}
+
+func (b *Backend) labels(m pool.Member) map[string]string {
+	return map[string]string{
+		LabelInstall: b.cfg.Installation, LabelMember: sanitize(m.ID), LabelFlavor: flavorLabel(m.Flavor), LabelRole: "node",
+	}
+}
+
+// compareVersions orders "v1.36.3"-like versions numerically.
+func compareVersions(a, b string) int {
+	pa, pb := strings.Split(strings.TrimPrefix(a, "v"), "."), strings.Split(strings.TrimPrefix(b, "v"), ".")
+	for i := 0; i < max(len(pa), len(pb)); i++ {
+		var x, y int
+		if i < len(pa) {
+			fmt.Sscanf(pa[i], "%d", &x)
+		}
+		if i < len(pb) {
+			fmt.Sscanf(pb[i], "%d", &y)
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return strings.Compare(a, b)
+}

@@ -1,0 +1,364 @@
+package hetzner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/kube"
+	"github.com/smek/action/internal/pool"
+)
+
+// Provision creates a server from the flavor's golden snapshot, boots and
+// bootstraps it, and returns once the cluster is ready. A retried
+// Provision for the same member adopts the server the first attempt made.
+func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) {
+	t0 := b.cfg.Now()
+	img, err := b.snapshotFor(ctx, m.Flavor.K8sVersion)
+	if err != nil {
+		return nil, err
+	}
+	stype, ok := b.cfg.ServerTypes[m.Flavor.Size]
+	if !ok {
+		return nil, cluster.Errorf(cluster.EINVALID, "cluster-size", "cluster-size %q is not offered on Hetzner", m.Flavor.Size)
+	}
+	key, err := b.ensureSSHKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ensureFirewall(ctx); err != nil {
+		return nil, err
+	}
+	srv, err := b.create(ctx, m, img, stype, key)
+	if err != nil {
+		return nil, err
+	}
+	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, Timings: map[string]int64{}}
+	d.Timings["create"] = b.cfg.Now().Sub(t0).Milliseconds()
+	if err := b.bootstrap(ctx, m, srv, &d); err != nil {
+		return d.marshal(), err
+	}
+	d.Timings["total"] = b.cfg.Now().Sub(t0).Milliseconds()
+	b.log.Info("server ready", "member", m.ID, "server", srv.ID, "flavor", m.Flavor.String(), "timings_ms", d.Timings)
+	return d.marshal(), nil
+}
+
+// create makes the server and waits until it runs.
+func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, stype string, key *hcloud.SSHKey) (*hcloud.Server, error) {
+	name := b.serverName(m)
+	var lastErr error
+	for _, loc := range b.cfg.Locations {
+		var res hcloud.ServerCreateResult
+		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+			var resp *hcloud.Response
+			var err error
+			res, resp, err = b.cfg.Client.Server.Create(ctx, hcloud.ServerCreateOpts{
+				Name: name, ServerType: &hcloud.ServerType{Name: stype}, Image: &hcloud.Image{ID: img.ID},
+				Location: &hcloud.Location{Name: loc}, SSHKeys: []*hcloud.SSHKey{key}, Labels: b.labels(m),
+				StartAfterCreate: hcloud.Ptr(true),
+			})
+			return resp, err
+		})
+		switch {
+		case err == nil:
+			if err := b.watch.wait(ctx, b.cfg.ExpectCreate, append([]*hcloud.Action{res.Action}, res.NextActions...)...); err != nil {
+				return nil, fmt.Errorf("create server %s: %w", name, err)
+			}
+			res.Server.Status = hcloud.ServerStatusRunning
+			return res.Server, nil
+		case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
+			// An earlier attempt created it (its answer was lost, or the
+			// provisioner restarted): adopt it.
+			return b.adopt(ctx, m, name)
+		case hcloud.IsError(err, hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodeResourceLimitExceeded):
+			lastErr = err
+			continue
+		default:
+			return nil, fmt.Errorf("create server %s: %w", name, err)
+		}
+	}
+	return nil, fmt.Errorf("create server %s in %v: %w", name, b.cfg.Locations, lastErr)
+}
+
+func (b *Backend) adopt(ctx context.Context, m pool.Member, name string) (*hcloud.Server, error) {
+	deadline := b.cfg.Now().Add(b.cfg.ReadyTimeout)
+	delay := b.cfg.PollMin
+	for {
+		srv, err := b.getByName(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if srv == nil || srv.Labels[LabelMember] != sanitize(m.ID) || srv.Labels[LabelInstall] != b.cfg.Installation {
+			return nil, fmt.Errorf("create server %s: the name is taken by a server SMEK did not make for member %s", name, m.ID)
+		}
+		if srv.Status == hcloud.ServerStatusRunning {
+			return srv, nil
+		}
+		if srv.Status == hcloud.ServerStatusOff {
+			a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
+			if err == nil {
+				err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("power on adopted server %s: %w", name, err)
+			}
+			srv.Status = hcloud.ServerStatusRunning
+			return srv, nil
+		}
+		if b.cfg.Now().After(deadline) {
+			return nil, fmt.Errorf("adopt server %s: still %s", name, srv.Status)
+		}
+		if err := b.cfg.Sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		delay = min(b.cfg.PollMax, delay*2)
+	}
+}
+
+func (b *Backend) getByName(ctx context.Context, name string) (*hcloud.Server, error) {
+	var srv *hcloud.Server
+	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		srv, resp, err = b.cfg.Client.Server.GetByName(ctx, name)
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get server %s: %w", name, err)
+	}
+	return srv, nil
+}
+
+func (b *Backend) getByID(ctx context.Context, id int64) (*hcloud.Server, error) {
+	var srv *hcloud.Server
+	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		srv, resp, err = b.cfg.Client.Server.GetByID(ctx, id)
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get server %d: %w", id, err)
+	}
+	return srv, nil
+}
+
+// server finds a member's server: by the id in its data, or by its name
+// when the data was never written (a crash right after the create).
+func (b *Backend) server(ctx context.Context, m pool.Member) (*hcloud.Server, data, error) {
+	d, err := parseData(m.Data)
+	if err != nil {
+		return nil, d, err
+	}
+	if d.ServerID != 0 {
+		srv, err := b.getByID(ctx, d.ServerID)
+		return srv, d, err
+	}
+	srv, err := b.getByName(ctx, b.serverName(m))
+	if srv != nil && srv.Labels[LabelMember] != sanitize(m.ID) {
+		srv = nil
+	}
+	return srv, d, err
+}
+
+func (b *Backend) power(ctx context.Context, srv *hcloud.Server, fn func(context.Context, *hcloud.Server) (*hcloud.Action, *hcloud.Response, error)) (*hcloud.Action, error) {
+	var a *hcloud.Action
+	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		a, resp, err = fn(ctx, srv)
+		return resp, err
+	})
+	return a, err
+}
+
+// Claim labels the node, records ownership and mints the tenant's
+// credential: Kubernetes calls only, no cloud request.
+func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+	a, err := b.admin(m)
+	if err != nil {
+		return cluster.Kubeconfig{}, err
+	}
+	return a.Claim(ctx, c)
+}
+
+// Credential mints a fresh tenant kubeconfig.
+func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+	a, err := b.admin(m)
+	if err != nil {
+		return cluster.Kubeconfig{}, err
+	}
+	return a.Credential(ctx, c)
+}
+
+func (b *Backend) admin(m pool.Member) (*kube.Admin, error) {
+	d, err := parseData(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := b.adminConfig(m, d)
+	if err != nil {
+		return nil, err
+	}
+	return kube.NewAdmin(cfg)
+}
+
+// Stop shuts the server down gracefully; the disk and the cluster on it
+// stay. A server that does not go off in time is powered off.
+func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
+	srv, _, err := b.server(ctx, m)
+	if err != nil {
+		return err
+	}
+	if srv == nil {
+		return fmt.Errorf("stop member %s: %w", m.ID, errServerGone)
+	}
+	a, err := b.power(ctx, srv, b.cfg.Client.Server.Shutdown)
+	if err == nil {
+		err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+	}
+	if err != nil {
+		return fmt.Errorf("shut down server %d: %w", srv.ID, err)
+	}
+	// The shutdown action only sends the ACPI signal: wait for "off".
+	delay := b.cfg.ExpectPower
+	for deadline := b.cfg.Now().Add(2 * time.Minute); ; {
+		got, err := b.getByID(ctx, srv.ID)
+		if err != nil {
+			return err
+		}
+		if got == nil || got.Status == hcloud.ServerStatusOff {
+			return nil
+		}
+		if b.cfg.Now().After(deadline) {
+			a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweroff)
+			if err == nil {
+				err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+			}
+			return err
+		}
+		if err := b.cfg.Sleep(ctx, delay); err != nil {
+			return err
+		}
+		delay = min(b.cfg.PollMax, delay*2)
+	}
+}
+
+// Start powers the server on, starts k3s again and waits for readiness.
+func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
+	t0 := b.cfg.Now()
+	srv, d, err := b.server(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if srv == nil {
+		return nil, fmt.Errorf("start member %s: %w", m.ID, errServerGone)
+	}
+	if srv.Status != hcloud.ServerStatusRunning {
+		a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
+		if err == nil {
+			err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("power on server %d: %w", srv.ID, err)
+		}
+	}
+	if err := b.restartK3s(ctx, m, srv, &d); err != nil {
+		return nil, err
+	}
+	if d.Timings == nil {
+		d.Timings = map[string]int64{}
+	}
+	d.Timings["start"] = b.cfg.Now().Sub(t0).Milliseconds()
+	return d.marshal(), nil
+}
+
+// Release rebuilds the server from the current golden snapshot of its
+// version and bootstraps it again: a clean, ready member. A server that is
+// gone is not reusable.
+func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
+	t0 := b.cfg.Now()
+	srv, _, err := b.server(ctx, m)
+	if err != nil {
+		return false, nil, err
+	}
+	if srv == nil {
+		return false, nil, nil
+	}
+	img, err := b.snapshotFor(ctx, m.Flavor.K8sVersion)
+	if err != nil {
+		return false, nil, err
+	}
+	var res hcloud.ServerRebuildResult
+	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		res, resp, err = b.cfg.Client.Server.RebuildWithResult(ctx, srv, hcloud.ServerRebuildOpts{Image: img})
+		return resp, err
+	})
+	if err == nil {
+		err = b.watch.wait(ctx, b.cfg.ExpectRebuild, res.Action)
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("rebuild server %d: %w", srv.ID, err)
+	}
+	// Nothing of the old cluster is kept: new CA, new admin, new host key.
+	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, Timings: map[string]int64{}}
+	d.Timings["rebuild"] = b.cfg.Now().Sub(t0).Milliseconds()
+	srv.Status = hcloud.ServerStatusRunning
+	if err := b.bootstrap(ctx, m, srv, &d); err != nil {
+		return false, d.marshal(), err
+	}
+	d.Timings["total"] = b.cfg.Now().Sub(t0).Milliseconds()
+	return true, d.marshal(), nil
+}
+
+// Destroy deletes the member's server if there is one. It does not wait
+// for the delete action: the server is gone from the API at once.
+func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
+	srv, _, err := b.server(ctx, m)
+	if err != nil {
+		return err
+	}
+	if srv == nil {
+		return nil
+	}
+	return b.delete(ctx, srv)
+}
+
+func (b *Backend) delete(ctx context.Context, srv *hcloud.Server) error {
+	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		_, resp, err := b.cfg.Client.Server.DeleteWithResult(ctx, srv)
+		return resp, err
+	})
+	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete server %d: %w", srv.ID, err)
+	}
+	return nil
+}
+
+// Resume checks at start-up that a ready or claimed member's server still
+// exists and runs; a ghost (server gone) is an error, so the pool replaces
+// a ready ghost.
+func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
+	srv, _, err := b.server(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if srv == nil {
+		return nil, fmt.Errorf("resume member %s: %w", m.ID, errServerGone)
+	}
+	if srv.Status != hcloud.ServerStatusRunning && m.State == cluster.ServerReady {
+		return nil, fmt.Errorf("resume member %s: server %d is %s", m.ID, srv.ID, srv.Status)
+	}
+	return m.Data, nil
+}
+
+var errServerGone = errors.New("server no longer exists at Hetzner")
