@@ -238,7 +238,15 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 func (cp *ControlPlane) Stop(ctx context.Context) error {
 	var errs []error
 	for i := len(cp.procs) - 1; i >= 0; i-- {
-		errs = append(errs, cp.procs[i].stop(ctx, 10*time.Second))
+		// kube-apiserver lingers for many seconds after SIGTERM, draining
+		// requests nobody will send; it keeps no state of its own, so it and
+		// the controller manager are killed at once. etcd gets time to
+		// close its database cleanly.
+		grace := time.Duration(0)
+		if cp.procs[i].name == "etcd" {
+			grace = 10 * time.Second
+		}
+		errs = append(errs, cp.procs[i].stop(ctx, grace))
 	}
 	cp.procs = nil
 	os.Remove(filepath.Join(cp.cfg.Dir, pidFile))

@@ -73,7 +73,8 @@ CREATE TABLE clusters (
 	created_at          INTEGER NOT NULL,
 	expires_at          INTEGER NOT NULL,
 	stopped_at          INTEGER,
-	terminated_at       INTEGER
+	terminated_at       INTEGER,
+	warned_at           INTEGER
 );
 CREATE INDEX clusters_by_account ON clusters(account_id, status);
 CREATE INDEX clusters_by_deadline ON clusters(status, expires_at);

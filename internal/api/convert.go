@@ -1,0 +1,77 @@
+package api
+
+import (
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/lifecycle"
+	"github.com/smek/action/internal/sqlite"
+	"github.com/smek/action/internal/wire"
+)
+
+func toWire(c cluster.Cluster) wire.Cluster {
+	w := wire.Cluster{
+		ClusterID: string(c.ID), ClusterStatus: string(c.Status), Account: c.Account,
+		K8sVersion: c.Spec.K8sVersion, ClusterSize: c.Spec.Size, MinutesToLive: c.Spec.MinutesToLive,
+		KeepCluster: c.Spec.KeepCluster, EnablePrivileged: c.Spec.Privileged, NotificationEmail: c.Spec.NotificationEmail,
+		APIServer: c.APIServer, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
+		StoppedAt: timePtr(c.StoppedAt), TerminatedAt: timePtr(c.TerminatedAt),
+	}
+	if r := c.Run; r != (cluster.RunMetadata{}) {
+		w.Run = &wire.RunMetadata{
+			Repository: r.Repository, RepositoryID: r.RepositoryID, RunID: r.RunID, RunAttempt: r.RunAttempt,
+			Job: r.Job, RunnerName: r.Runner, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
+			Actor: r.Actor, PullRequest: r.PullRequest, InstallationID: r.InstallationID, Verified: r.Verified,
+		}
+	}
+	t := c.Timings
+	if t.Total() > 0 || t.Warm {
+		w.Timings = &wire.Timings{QueuedMS: t.Queued.Milliseconds(), ClaimedMS: t.Claimed.Milliseconds(),
+			ReadyMS: t.Ready.Milliseconds(), TotalMS: t.Total().Milliseconds(), Warm: t.Warm}
+	}
+	return w
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func fromWireRun(r *wire.RunMetadata) *cluster.RunMetadata {
+	if r == nil {
+		return nil
+	}
+	return &cluster.RunMetadata{
+		Repository: r.Repository, RepositoryID: r.RepositoryID, RunID: r.RunID, RunAttempt: r.RunAttempt,
+		Job: r.Job, Runner: r.RunnerName, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
+		Actor: r.Actor, PullRequest: r.PullRequest, InstallationID: r.InstallationID,
+	}
+}
+
+// createInput turns a decoded create request into the lifecycle's input.
+func createInput(req wire.CreateRequest, requireEmail bool) (lifecycle.CreateInput, error) {
+	in := lifecycle.CreateInput{
+		K8sVersion: req.K8sVersion, MinutesToLive: req.MinutesToLive, KeepCluster: req.KeepCluster,
+		NotificationEmail: req.NotificationEmail, Privileged: req.EnablePrivileged, Size: req.ClusterSize,
+		Run: fromWireRun(req.Run), RequireEmail: requireEmail,
+	}
+	if req.Wait != nil {
+		d, err := time.ParseDuration(*req.Wait)
+		if err != nil {
+			return in, cluster.Errorf(cluster.EINVALID, "wait", "wait must be a duration such as \"90s\" or \"5m\", got %q", short(*req.Wait))
+		}
+		in.Wait = &d
+	}
+	return in, nil
+}
+
+func toWireEvents(evs []sqlite.Event) wire.EventList {
+	out := wire.EventList{Events: make([]wire.Event, 0, len(evs))}
+	for _, e := range evs {
+		out.Events = append(out.Events, wire.Event{Time: e.Time, Subject: e.Subject, Type: e.Type, From: e.From, To: e.To,
+			Cause: e.Cause, Actor: e.Actor, Message: e.Message})
+	}
+	return out
+}

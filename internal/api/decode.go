@@ -1,0 +1,147 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/tailscale/hujson"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// maxBody bounds request bodies.
+const maxBody = 64 << 10
+
+// decodeBody reads a JSON object from the request into dst. Comments and
+// trailing commas are accepted (the seed's examples have both), and so is an
+// object written without its outer braces, as the seed's curl examples send
+// it. Unknown fields, wrong types and trailing data are clear 400s naming
+// the field; a body over 64 KiB is a 413.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return cluster.Errorf(cluster.ETOOLARGE, "", "the request body is larger than %d KiB", maxBody>>10)
+		}
+		return cluster.Errorf(cluster.EINVALID, "", "the request body could not be read")
+	}
+	return decodeJSON(b, dst)
+}
+
+// decodeJSON decodes one JSON object (with comments and trailing commas
+// allowed) into dst, a pointer to a struct with json tags.
+func decodeJSON(b []byte, dst any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return cluster.Errorf(cluster.EINVALID, "", "the request body is empty; send a JSON object")
+	}
+	v, err := hujson.Parse(b)
+	if err != nil {
+		wrapped, werr := hujson.Parse(append(append([]byte("{"), b...), '\n', '}'))
+		if werr != nil || !startsWithKey(b) {
+			return cluster.Errorf(cluster.EINVALID, "", "the request body is not valid JSON: %s", parseMessage(err))
+		}
+		v = wrapped
+	}
+	if v.Value.Kind() != '{' {
+		return cluster.Errorf(cluster.EINVALID, "", "the request body must be a JSON object")
+	}
+	v.Standardize()
+	std := v.Pack()
+
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(std, &fields); err != nil {
+		return cluster.Errorf(cluster.EINVALID, "", "the request body must be a JSON object")
+	}
+	known := jsonFields(dst)
+	for name := range fields {
+		if !slices.Contains(known, name) {
+			return cluster.Errorf(cluster.EINVALID, name, "unknown field %q; known fields: %s", short(name), strings.Join(known, ", "))
+		}
+	}
+	if err := json.Unmarshal(std, dst); err != nil {
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			return cluster.Errorf(cluster.EINVALID, te.Field, "%s must be %s, not a JSON %s", te.Field, typeName(te.Type), te.Value)
+		}
+		return cluster.Errorf(cluster.EINVALID, "", "the request body could not be decoded")
+	}
+	return nil
+}
+
+// startsWithKey reports whether b, after blanks and comments, starts with a
+// string: the shape of an object without braces.
+func startsWithKey(b []byte) bool {
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		switch {
+		case bytes.HasPrefix(b, []byte("//")):
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				return false
+			}
+			b = b[i:]
+		case bytes.HasPrefix(b, []byte("/*")):
+			i := bytes.Index(b, []byte("*/"))
+			if i < 0 {
+				return false
+			}
+			b = b[i+2:]
+		default:
+			return len(b) > 0 && b[0] == '"'
+		}
+	}
+}
+
+func parseMessage(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
+// jsonFields lists the json names of dst's struct fields.
+func jsonFields(dst any) []string {
+	t := reflect.TypeOf(dst)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func typeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "a whole number"
+	case reflect.String:
+		return "a string"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return fmt.Sprintf("a %s", t.Kind())
+}
+
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,223 @@
+// Package api is SMEK's HTTP API: the seed-compatible endpoints (/create,
+// /stop, /start, /list), the resource-style /v1 API with its OpenAPI
+// document, health checks, and the mount points for the webhook, metrics
+// and status page. Every route is listed in routes; every error becomes a
+// problem+json answer in writeError.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smek/action/internal/auth"
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/lifecycle"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// Config wires the API to the rest of SMEK.
+type Config struct {
+	Life *lifecycle.Service
+	Auth *auth.Authenticator
+	DB   *sqlite.DB
+	// Ready reports whether the backend can serve; /readyz uses it with
+	// the database's ping. Nil means always ready.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+	// Observe, when set, is called after every request with its route
+	// pattern, status and duration (metrics).
+	Observe func(route string, status int, d time.Duration)
+	// Mounts are extra routes (pattern → handler): the GitHub webhook,
+	// /metrics, the status page.
+	Mounts map[string]http.Handler
+}
+
+// Server serves the API.
+type Server struct {
+	cfg  Config
+	life *lifecycle.Service
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// routes lists every route of the API.
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+
+	// The seed API, exactly as the original SMEK service has it.
+	s.mux.HandleFunc("POST /create", s.authed(s.seedCreate))
+	s.mux.HandleFunc("POST /stop", s.authed(s.seedStop))
+	s.mux.HandleFunc("POST /start", s.authed(s.seedStart))
+	s.mux.HandleFunc("GET /list", s.authed(s.seedList))
+
+	// The resource-style API.
+	s.mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
+	s.mux.HandleFunc("GET /v1/versions", s.authed(s.v1Versions))
+	s.mux.HandleFunc("POST /v1/clusters", s.authed(s.v1Create))
+	s.mux.HandleFunc("GET /v1/clusters", s.authed(s.v1List))
+	s.mux.HandleFunc("GET /v1/clusters/{id}", s.authed(s.v1Get))
+	s.mux.HandleFunc("DELETE /v1/clusters/{id}", s.authed(s.v1Terminate))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/stop", s.authed(s.v1Stop))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/start", s.authed(s.v1Start))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/terminate", s.authed(s.v1Terminate))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/extend", s.authed(s.v1Extend))
+	s.mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.authed(s.v1Kubeconfig))
+	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
+
+	for pattern, h := range s.cfg.Mounts {
+		s.mux.Handle(pattern, h)
+	}
+	// Everything else: a problem document rather than the mux's plain text.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, cluster.Errorf(cluster.ENOTFOUND, "", "no such endpoint: %s %s", r.Method, short(r.URL.Path)))
+	})
+}
+
+// ServeHTTP implements http.Handler: request id, panic guard, logging.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	w.Header().Set("X-Request-Id", id)
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "request_id", id, "path", r.URL.Path, "panic", v)
+			if !rec.wrote {
+				s.writeError(rec, r, cluster.Errorf(cluster.EINTERNAL, "", "internal error"))
+			}
+		}
+		_, pattern := s.mux.Handler(r)
+		if s.cfg.Observe != nil {
+			s.cfg.Observe(pattern, rec.status, time.Since(start))
+		}
+		s.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", time.Since(start))
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// onBehalfHeader lets a service credential (the GitHub App) act as the
+// account linked to a GitHub App installation.
+const onBehalfHeader = "SMEK-On-Behalf-Of-Installation"
+
+// authed authenticates the request and hands the principal to h.
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, cluster.Principal)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.cfg.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if v := r.Header.Get(onBehalfHeader); v != "" {
+			if p, err = s.onBehalf(r.Context(), p, v); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		h(w, r, p)
+	}
+}
+
+func (s *Server) onBehalf(ctx context.Context, p cluster.Principal, v string) (cluster.Principal, error) {
+	if !p.Service {
+		return p, cluster.Errorf(cluster.EFORBIDDEN, onBehalfHeader, "only a service token may act on behalf of an installation")
+	}
+	id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || id <= 0 {
+		return p, cluster.Errorf(cluster.EINVALID, onBehalfHeader, "%s must be a GitHub App installation id", onBehalfHeader)
+	}
+	a, err := s.cfg.DB.AccountByInstallation(ctx, id)
+	if err != nil {
+		return p, err
+	}
+	return cluster.Principal{
+		Account: a, AllowPrivileged: p.AllowPrivileged,
+		Actor: p.Actor + " for installation " + strconv.FormatInt(id, 10),
+	}, nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "backend": "ok"}
+	status := http.StatusOK
+	if err := s.cfg.DB.Ping(ctx); err != nil {
+		checks["database"], status = "failing", http.StatusServiceUnavailable
+		s.log.Warn("readyz: database", "err", err)
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			checks["backend"], status = "failing", http.StatusServiceUnavailable
+			s.log.Warn("readyz: backend", "err", err)
+		}
+	}
+	writeJSON(w, status, "application/json", checks)
+}

@@ -1,0 +1,231 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/sqlite"
+	"github.com/smek/action/internal/wire"
+)
+
+func (s *Server) v1Versions(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	writeJSON(w, http.StatusOK, wire.MediaJSON, wire.Versions{
+		K8sVersions: s.life.Versions(), DefaultK8sVersion: s.life.DefaultK8sVersion(), ClusterSizes: cluster.Sizes,
+	})
+}
+
+// v1Create is POST /v1/clusters. Unlike /create, notification-email is
+// optional here and the answer is JSON unless YAML or a script is asked for.
+func (s *Server) v1Create(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	var req wire.CreateRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in, err := createInput(req, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.life.Create(r.Context(), p, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeV1Kubeconfig(w, r, http.StatusCreated, res.Cluster, res.Kubeconfig)
+}
+
+// writeV1Kubeconfig answers JSON by default; YAML when asked for.
+func (s *Server) writeV1Kubeconfig(w http.ResponseWriter, r *http.Request, status int, c cluster.Cluster, kc cluster.Kubeconfig) {
+	if negotiate(r) == formatYAML {
+		s.writeKubeconfig(w, r, status, c, kc)
+		return
+	}
+	wc := toWire(c)
+	wc.Kubeconfig = string(kc.YAML)
+	writeJSON(w, status, wire.MediaJSON, wc)
+}
+
+func (s *Server) v1List(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	f, err := listFilter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	cs, err := s.life.List(r.Context(), p, f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := wire.ClusterList{Clusters: make([]wire.Cluster, 0, len(cs))}
+	for _, c := range cs {
+		out.Clusters = append(out.Clusters, toWire(c))
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, out)
+}
+
+// listFilter reads GET /v1/clusters' query. Without status, clusters that
+// still exist are listed; status=all lists every one.
+func listFilter(r *http.Request) (sqlite.ClusterFilter, error) {
+	q := r.URL.Query()
+	f := sqlite.ClusterFilter{Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}}
+	if v := q.Get("status"); v != "" {
+		f.Statuses = nil
+		if v != "all" {
+			for _, st := range strings.Split(v, ",") {
+				switch s := cluster.Status(st); s {
+				case cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating, cluster.Terminated, cluster.Failed:
+					f.Statuses = append(f.Statuses, s)
+				default:
+					return f, cluster.Errorf(cluster.EINVALID, "status", "status %q is not one of pending, running, stopped, terminating, terminated, failed, all", short(st))
+				}
+			}
+		}
+	}
+	ints := []struct {
+		name string
+		dst  *int64
+	}{{"repository-id", &f.RepositoryID}, {"run-id", &f.RunID}, {"run-attempt", &f.RunAttempt}, {"pull-request", &f.PullRequest}, {"installation-id", &f.InstallationID}}
+	for _, p := range ints {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return f, cluster.Errorf(cluster.EINVALID, p.name, "%s must be a positive whole number", p.name)
+			}
+			*p.dst = n
+		}
+	}
+	f.Runner = q.Get("runner-name")
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return f, cluster.Errorf(cluster.EINVALID, "limit", "limit must be a positive whole number")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func pathID(r *http.Request) (cluster.ID, error) {
+	return cluster.ParseID(r.PathValue("id"))
+}
+
+func (s *Server) v1Get(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.life.Get(r.Context(), p, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+}
+
+func (s *Server) v1Stop(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req wire.StopRequest
+	if r.ContentLength != 0 {
+		if err := decodeBody(w, r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if req.ClusterID != nil && *req.ClusterID != string(id) {
+		s.writeError(w, r, cluster.Errorf(cluster.EINVALID, "cluster-id", "cluster-id in the body does not match the path"))
+		return
+	}
+	c, err := s.life.Stop(r.Context(), p, id, req.ForceTerminate != nil && *req.ForceTerminate)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+}
+
+func (s *Server) v1Start(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.life.Start(r.Context(), p, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeV1Kubeconfig(w, r, http.StatusOK, res.Cluster, res.Kubeconfig)
+}
+
+func (s *Server) v1Terminate(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.life.Terminate(r.Context(), p, id, "api")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+}
+
+func (s *Server) v1Extend(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req wire.ExtendRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Minutes == nil {
+		s.writeError(w, r, cluster.Errorf(cluster.EINVALID, "minutes", "minutes is required"))
+		return
+	}
+	c, err := s.life.Extend(r.Context(), p, id, *req.Minutes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+}
+
+func (s *Server) v1Kubeconfig(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.life.Kubeconfig(r.Context(), p, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeV1Kubeconfig(w, r, http.StatusOK, res.Cluster, res.Kubeconfig)
+}
+
+func (s *Server) v1Events(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	evs, err := s.life.Events(r.Context(), p, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, toWireEvents(evs))
+}

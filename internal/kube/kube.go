@@ -1,0 +1,188 @@
+// Package kube is what SMEK does inside a cluster with its admin credential:
+// register the node, claim the cluster for a tenant (node label, ownership
+// record, TokenRequest) and write the tenant's kubeconfig. The policy bundle
+// that confines the tenant lives in kube/policy.
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// Names SMEK uses inside every cluster.
+const (
+	// SystemNamespace is SMEK's own namespace, out of the tenant's reach.
+	SystemNamespace = "smek-system"
+	// TenantServiceAccount is the identity in every kubeconfig SMEK hands
+	// out.
+	TenantServiceAccount = "tenant"
+	// NodeLabel carries the cluster id on every node.
+	NodeLabel = "smek-cluster-id"
+	// OwnershipConfigMap records, in SystemNamespace, who holds the
+	// cluster.
+	OwnershipConfigMap = "smek-cluster"
+)
+
+// minTokenTTL is the shortest lifetime the TokenRequest API grants.
+const minTokenTTL = 10 * time.Minute
+
+// Admin acts on one cluster with SMEK's admin credential.
+type Admin struct {
+	cs     kubernetes.Interface
+	server string
+	ca     []byte
+}
+
+// NewAdmin returns an Admin for the cluster that cfg reaches. cfg must carry
+// the CA (TLSClientConfig.CAData).
+func NewAdmin(cfg *rest.Config) (*Admin, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return &Admin{cs: cs, server: cfg.Host, ca: cfg.TLSClientConfig.CAData}, nil
+}
+
+// Clientset returns the admin clientset.
+func (a *Admin) Clientset() kubernetes.Interface { return a.cs }
+
+// RegisterNode creates (or updates) a Ready node called name with the given
+// labels. The local backend has no kubelet, so SMEK stands in for it.
+func (a *Admin) RegisterNode(ctx context.Context, name string, labels map[string]string) error {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("8"),
+		corev1.ResourceMemory:           resource.MustParse("32Gi"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	created, err := a.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		created, err = a.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", name, err)
+	}
+	now := metav1.Now()
+	created.Status = corev1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: capacity,
+		Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "SMEKLocalNode",
+			Message: "control plane only: SMEK's local backend runs no kubelet", LastHeartbeatTime: now, LastTransitionTime: now,
+		}},
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: name}},
+		NodeInfo:  corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "none"},
+	}
+	if _, err := a.cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("set status of node %s: %w", name, err)
+	}
+	return nil
+}
+
+// WaitServiceAccount waits until the default ServiceAccount of the default
+// namespace exists: the sign that kube-controller-manager is at work.
+func (a *Admin) WaitServiceAccount(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := a.cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("wait for the default service account: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the default service account: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Claim hands the cluster to a tenant: every node gets the cluster id label,
+// the ownership record is written, and a tenant token valid until expires is
+// minted. It returns the tenant's kubeconfig.
+func (a *Admin) Claim(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
+	nodes, err := a.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return cluster.Kubeconfig{}, fmt.Errorf("list nodes: %w", err)
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{NodeLabel: string(c.ID)}}})
+	for _, n := range nodes.Items {
+		if _, err := a.cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return cluster.Kubeconfig{}, fmt.Errorf("label node %s: %w", n.Name, err)
+		}
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: OwnershipConfigMap, Namespace: SystemNamespace},
+		Data: map[string]string{
+			"cluster-id": string(c.ID),
+			"account":    c.Account,
+			"created-at": c.CreatedAt.UTC().Format(time.RFC3339),
+		},
+	}
+	if _, err := a.cs.CoreV1().ConfigMaps(SystemNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return cluster.Kubeconfig{}, fmt.Errorf("record ownership: %w", err)
+		}
+		if _, err := a.cs.CoreV1().ConfigMaps(SystemNamespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			return cluster.Kubeconfig{}, fmt.Errorf("record ownership: %w", err)
+		}
+	}
+	return a.Credential(ctx, c)
+}
+
+// Credential mints a fresh tenant token for c, valid until c's deadline
+// (at least ten minutes, the TokenRequest minimum), and returns the
+// kubeconfig that carries it.
+func (a *Admin) Credential(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
+	ttl := time.Until(c.ExpiresAt)
+	if ttl < minTokenTTL {
+		ttl = minTokenTTL
+	}
+	secs := int64(ttl / time.Second)
+	tr, err := a.cs.CoreV1().ServiceAccounts(SystemNamespace).CreateToken(ctx, TenantServiceAccount, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return cluster.Kubeconfig{}, fmt.Errorf("mint tenant token: %w", err)
+	}
+	doc, err := Kubeconfig(c.ID, a.server, a.ca, tr.Status.Token)
+	if err != nil {
+		return cluster.Kubeconfig{}, err
+	}
+	return cluster.Kubeconfig{YAML: doc, APIServer: a.server, ExpiresAt: tr.Status.ExpirationTimestamp.Time}, nil
+}
+
+// Kubeconfig writes a kubeconfig whose cluster, user and context names carry
+// the cluster id.
+func Kubeconfig(id cluster.ID, server string, caPEM []byte, token string) ([]byte, error) {
+	name := string(id)
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[name+"-tenant"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name + "-tenant", Namespace: "default"}
+	cfg.CurrentContext = name
+	b, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return b, nil
+}

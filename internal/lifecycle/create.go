@@ -1,0 +1,150 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// Created is the answer to a create: the cluster and its kubeconfig.
+type Created struct {
+	Cluster    cluster.Cluster
+	Kubeconfig cluster.Kubeconfig
+}
+
+// Create claims a ready cluster of the requested flavor for p, waiting up to
+// the request's wait budget when the pool is empty. A create that fails
+// leaves nothing behind: the claimed member is released.
+func (s *Service) Create(ctx context.Context, p cluster.Principal, in CreateInput) (Created, error) {
+	res, err := s.create(ctx, p, in)
+	s.cfg.Metrics.ClusterOp("create", outcome(err))
+	return res, err
+}
+
+func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInput) (Created, error) {
+	start := s.cfg.Now()
+	sp, err := s.spec(p, in)
+	if err != nil {
+		return Created{}, err
+	}
+	wait, err := s.waitFor(in)
+	if err != nil {
+		return Created{}, err
+	}
+	// A quick look at the limit spares a doomed request the wait; the claim
+	// transaction checks it again.
+	if n, err := s.db.CountLive(ctx, p.Account.ID); err != nil {
+		return Created{}, err
+	} else if n >= p.Account.MaxClusters {
+		return Created{}, cluster.Errorf(cluster.ELIMIT, "", "the account has reached its limit of %d clusters running in parallel; stop or terminate one first", p.Account.MaxClusters)
+	}
+	c := cluster.Cluster{
+		ID: cluster.NewID(), AccountID: p.Account.ID, Account: p.Account.Name, Spec: sp, Status: cluster.Pending,
+		Run: runOf(p, in.Run), Timings: cluster.Timings{Warm: true},
+	}
+
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	var done func()
+	defer func() {
+		if done != nil {
+			done()
+		}
+	}()
+	var srv cluster.Server
+	for {
+		ready := s.pool.Ready() // before the claim, so no signal is missed
+		now := s.cfg.Now()
+		c.CreatedAt, c.Timings.Queued = now, now.Sub(start)
+		c.ExpiresAt = now.Add(time.Duration(sp.MinutesToLive) * time.Minute)
+		srv, err = s.db.ClaimServer(ctx, c, s.backend.Name())
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sqlite.ErrPoolEmpty) {
+			return Created{}, err
+		}
+		if done == nil {
+			c.Timings.Warm = false
+			s.cfg.Metrics.PoolEmptyWait()
+			done = s.pool.Want(sp.Flavor())
+			s.log.Info("pool empty, waiting", "flavor", sp.Flavor().String(), "wait", wait)
+		}
+		select {
+		case <-ready:
+		case <-deadline.C:
+			return Created{}, cluster.Errorf(cluster.EUNAVAILABLE, "", "no %s cluster became ready within %s; try again or ask for a longer wait", sp.Flavor(), wait)
+		case <-ctx.Done():
+			return Created{}, ctx.Err()
+		}
+	}
+	if done != nil {
+		done()
+		done = nil
+	}
+	claimed := s.cfg.Now()
+	c.Timings.Claimed = claimed.Sub(start) - c.Timings.Queued
+
+	kc, err := s.backend.Claim(ctx, srv, c)
+	if err != nil {
+		s.log.Error("prepare claimed cluster", "cluster", c.ID, "server", srv.ID, "err", err)
+		s.fail(ctx, c.ID, "claim: "+err.Error())
+		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be prepared; nothing was left behind, please try again", Err: err}
+	}
+	c.Timings.Ready = s.cfg.Now().Sub(claimed)
+	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Pending}, To: cluster.Running,
+		APIServer: kc.APIServer, Timings: &c.Timings, Cause: "api", Actor: p.Actor,
+	})
+	if err != nil {
+		s.fail(ctx, c.ID, "record running: "+err.Error())
+		return Created{}, err
+	}
+	s.cfg.Metrics.ObserveClaim(c.Timings.Warm, c.Timings.Total())
+	s.log.Info("cluster created", "cluster", c.ID, "account", p.Account.Name, "server", srv.ID,
+		"warm", c.Timings.Warm, "took", c.Timings.Total().Round(time.Millisecond))
+	s.notify(ctx, cluster.NotifyStarted, c, "api")
+	return Created{Cluster: c, Kubeconfig: kc}, nil
+}
+
+// fail marks a cluster whose create went wrong as failed and gives its
+// server back to the pool to be cleaned.
+func (s *Service) fail(ctx context.Context, id cluster.ID, reason string) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := s.db.UpdateCluster(ctx, id, sqlite.ClusterChange{
+		To: cluster.Failed, ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: "api", Message: reason,
+	}); err != nil {
+		s.log.Error("mark cluster failed", "cluster", id, "err", err)
+	}
+	s.pool.Nudge()
+}
+
+// runOf picks the run metadata to record: verified claims of an OIDC token
+// win over what the client sent.
+func runOf(p cluster.Principal, sent *cluster.RunMetadata) cluster.RunMetadata {
+	if p.Run != nil {
+		r := *p.Run
+		r.Verified = true
+		if sent != nil { // what the token cannot know
+			if r.Runner == "" {
+				r.Runner = sent.Runner
+			}
+			if r.Job == "" {
+				r.Job = sent.Job
+			}
+			if r.PullRequest == 0 {
+				r.PullRequest = sent.PullRequest
+			}
+		}
+		return r
+	}
+	if sent == nil {
+		return cluster.RunMetadata{}
+	}
+	r := *sent
+	r.Verified = false
+	return r
+}

@@ -1,0 +1,229 @@
+package lifecycle
+
+import (
+	"context"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// scope returns the account whose clusters p may touch: 0 (all) for service
+// credentials.
+func scope(p cluster.Principal) int64 {
+	if p.Service {
+		return 0
+	}
+	return p.Account.ID
+}
+
+// Get returns one of p's clusters.
+func (s *Service) Get(ctx context.Context, p cluster.Principal, id cluster.ID) (cluster.Cluster, error) {
+	return s.db.Cluster(ctx, scope(p), id)
+}
+
+// List returns p's clusters that match f.
+func (s *Service) List(ctx context.Context, p cluster.Principal, f sqlite.ClusterFilter) ([]cluster.Cluster, error) {
+	if !p.Service {
+		f.AccountID = p.Account.ID
+	}
+	return s.db.Clusters(ctx, f)
+}
+
+// Events returns the recorded changes of one of p's clusters.
+func (s *Service) Events(ctx context.Context, p cluster.Principal, id cluster.ID) ([]sqlite.Event, error) {
+	if _, err := s.Get(ctx, p, id); err != nil {
+		return nil, err
+	}
+	return s.db.Events(ctx, string(id))
+}
+
+// Stop stops a cluster, or terminates it when it was created with
+// keep-cluster false or force is set — exactly as the seed API's /stop.
+func (s *Service) Stop(ctx context.Context, p cluster.Principal, id cluster.ID, force bool) (cluster.Cluster, error) {
+	unlock := s.lock(id)
+	defer unlock()
+	c, err := s.Get(ctx, p, id)
+	if err != nil {
+		return c, err
+	}
+	if force || !c.Spec.KeepCluster {
+		c, err = s.terminate(ctx, c, "api", p.Actor)
+		s.cfg.Metrics.ClusterOp("terminate", outcome(err))
+		return c, err
+	}
+	c, err = s.stop(ctx, c, "api", p.Actor)
+	s.cfg.Metrics.ClusterOp("stop", outcome(err))
+	return c, err
+}
+
+// Terminate ends a cluster for good, whatever its keep-cluster.
+func (s *Service) Terminate(ctx context.Context, p cluster.Principal, id cluster.ID, cause string) (cluster.Cluster, error) {
+	unlock := s.lock(id)
+	defer unlock()
+	c, err := s.Get(ctx, p, id)
+	if err != nil {
+		return c, err
+	}
+	c, err = s.terminate(ctx, c, cause, p.Actor)
+	s.cfg.Metrics.ClusterOp("terminate", outcome(err))
+	return c, err
+}
+
+func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor string) (cluster.Cluster, error) {
+	if c.Status != cluster.Running {
+		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a running cluster can be stopped", c.ID, c.Status)
+	}
+	srv, err := s.db.Server(ctx, c.ServerID)
+	if err != nil {
+		return c, err
+	}
+	if err := s.backend.Stop(ctx, srv); err != nil {
+		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be stopped; try again", Err: err}
+	}
+	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped, Cause: cause, Actor: actor,
+	})
+	if err != nil {
+		return c, err
+	}
+	s.log.Info("cluster stopped", "cluster", c.ID, "cause", cause)
+	s.notify(ctx, cluster.NotifyStopped, c, cause)
+	return c, nil
+}
+
+func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor string) (cluster.Cluster, error) {
+	if c.Status == cluster.Terminated || c.Status == cluster.Terminating {
+		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is already %s", c.ID, c.Status)
+	}
+	if c.Status == cluster.Pending {
+		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is still being created; try again in a moment", c.ID)
+	}
+	c, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Running, cluster.Stopped, cluster.Failed}, To: cluster.Terminated,
+		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: cause, Actor: actor,
+	})
+	if err != nil {
+		return c, err
+	}
+	// The pool releases the server (destroys or rebuilds it) at once.
+	s.pool.Nudge()
+	s.log.Info("cluster terminated", "cluster", c.ID, "cause", cause)
+	s.notify(ctx, cluster.NotifyTerminated, c, cause)
+	return c, nil
+}
+
+// Start starts a stopped cluster with a fresh deadline and returns a fresh
+// kubeconfig.
+func (s *Service) Start(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	res, err := s.start(ctx, p, id)
+	s.cfg.Metrics.ClusterOp("start", outcome(err))
+	return res, err
+}
+
+func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	unlock := s.lock(id)
+	defer unlock()
+	c, err := s.Get(ctx, p, id)
+	if err != nil {
+		return Created{}, err
+	}
+	if c.Status != cluster.Stopped {
+		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a stopped cluster can be started", c.ID, c.Status)
+	}
+	max := p.Account.MaxClusters
+	if p.Service {
+		a, err := s.db.AccountByName(ctx, c.Account)
+		if err != nil {
+			return Created{}, err
+		}
+		max = a.MaxClusters
+	}
+	if n, err := s.db.CountLive(ctx, c.AccountID); err != nil {
+		return Created{}, err
+	} else if n >= max {
+		return Created{}, cluster.Errorf(cluster.ELIMIT, "", "the account has reached its limit of %d clusters running in parallel; stop or terminate one first", max)
+	}
+	srv, err := s.db.Server(ctx, c.ServerID)
+	if err != nil {
+		return Created{}, err
+	}
+	data, err := s.backend.Start(ctx, srv)
+	if err != nil {
+		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be started; try again", Err: err}
+	}
+	if err := s.db.SetServerState(ctx, srv.ID, cluster.ServerClaimed, data, ""); err != nil {
+		return Created{}, err
+	}
+	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Stopped}, To: cluster.Running,
+		ExpiresAt: s.cfg.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	kc, err := s.backend.Credential(ctx, srv, c)
+	if err != nil {
+		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster started but its kubeconfig could not be minted; ask for it again", Err: err}
+	}
+	s.log.Info("cluster started", "cluster", c.ID)
+	s.notify(ctx, cluster.NotifyStarted, c, "api")
+	return Created{Cluster: c, Kubeconfig: kc}, nil
+}
+
+// Kubeconfig mints a fresh kubeconfig for one of p's running clusters.
+func (s *Service) Kubeconfig(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	c, err := s.Get(ctx, p, id)
+	if err != nil {
+		return Created{}, err
+	}
+	if c.Status != cluster.Running {
+		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; a kubeconfig is minted for running clusters only", c.ID, c.Status)
+	}
+	srv, err := s.db.Server(ctx, c.ServerID)
+	if err != nil {
+		return Created{}, err
+	}
+	kc, err := s.backend.Credential(ctx, srv, c)
+	if err != nil {
+		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the kubeconfig could not be minted; try again", Err: err}
+	}
+	return Created{Cluster: c, Kubeconfig: kc}, nil
+}
+
+// Extend moves a cluster's deadline minutes later. The new deadline may be
+// at most the account's max-minutes-to-live away.
+func (s *Service) Extend(ctx context.Context, p cluster.Principal, id cluster.ID, minutes int) (cluster.Cluster, error) {
+	unlock := s.lock(id)
+	defer unlock()
+	c, err := s.Get(ctx, p, id)
+	if err != nil {
+		return c, err
+	}
+	max := p.Account.MaxMinutesToLive
+	if p.Service {
+		a, err := s.db.AccountByName(ctx, c.Account)
+		if err != nil {
+			return c, err
+		}
+		max = a.MaxMinutesToLive
+	}
+	if minutes < 1 || minutes > max {
+		return c, cluster.Errorf(cluster.EINVALID, "minutes", "minutes must be between 1 and %d, got %d", max, minutes)
+	}
+	now := s.cfg.Now()
+	base := c.ExpiresAt
+	if base.Before(now) {
+		base = now
+	}
+	next := base.Add(time.Duration(minutes) * time.Minute)
+	if next.Sub(now) > time.Duration(max)*time.Minute {
+		return c, cluster.Errorf(cluster.EINVALID, "minutes", "extending by %d minutes would put the deadline %d minutes away; the account allows at most %d", minutes, int(next.Sub(now).Minutes()), max)
+	}
+	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Running, cluster.Stopped}, To: c.Status, ExpiresAt: next,
+		Cause: "api", Actor: p.Actor, Message: "deadline extended",
+	})
+	s.cfg.Metrics.ClusterOp("extend", outcome(err))
+	return c, err
+}

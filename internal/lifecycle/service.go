@@ -1,0 +1,127 @@
+// Package lifecycle is what SMEK does with clusters: create (claim from the
+// warm pool), stop, start, terminate, extend, mint kubeconfigs, and expire
+// them at their deadline. It ties the database (the source of truth), the
+// pool and the backend together and records every change as an event.
+package lifecycle
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// Metrics is what the lifecycle reports to the metrics registry.
+type Metrics interface {
+	ObserveClaim(warm bool, d time.Duration)
+	ClusterOp(op, outcome string)
+	PoolEmptyWait()
+	TTLExpiry(action string)
+}
+
+// Config tunes the service.
+type Config struct {
+	// DefaultK8sVersion is used when a create names none; default: the
+	// backend's newest.
+	DefaultK8sVersion string
+	// DefaultWait bounds how long a create waits for a ready cluster when
+	// the request sets no wait (default 5 min); MaxWait bounds what a
+	// request may ask for (default 30 min).
+	DefaultWait, MaxWait time.Duration
+	// ExpiryWarning is how long before its deadline the owner is warned
+	// (default 10 min).
+	ExpiryWarning time.Duration
+	Notifier      cluster.Notifier
+	Metrics       Metrics
+	Logger        *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service runs the cluster life cycle.
+type Service struct {
+	cfg      Config
+	db       *sqlite.DB
+	pool     *pool.Pool
+	backend  pool.Backend
+	versions []string
+	log      *slog.Logger
+	// locks serialise changes to one cluster (stop racing terminate, say);
+	// the database still checks every transition.
+	locks [64]sync.Mutex
+}
+
+// New returns the service. versions are the Kubernetes versions the backend
+// runs, newest first.
+func New(db *sqlite.DB, p *pool.Pool, versions []string, cfg Config) *Service {
+	if cfg.DefaultWait <= 0 {
+		cfg.DefaultWait = 5 * time.Minute
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 30 * time.Minute
+	}
+	if cfg.ExpiryWarning <= 0 {
+		cfg.ExpiryWarning = 10 * time.Minute
+	}
+	if cfg.DefaultK8sVersion == "" && len(versions) > 0 {
+		cfg.DefaultK8sVersion = versions[0]
+	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = nopNotifier{}
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, db: db, pool: p, backend: p.Backend(), versions: versions, log: cfg.Logger.With("component", "lifecycle")}
+}
+
+// Versions lists the Kubernetes versions that can be requested, newest first.
+func (s *Service) Versions() []string { return s.versions }
+
+// DefaultK8sVersion is the version a create gets when it names none.
+func (s *Service) DefaultK8sVersion() string { return s.cfg.DefaultK8sVersion }
+
+func (s *Service) lock(id cluster.ID) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+func (s *Service) notify(ctx context.Context, kind cluster.NotificationKind, c cluster.Cluster, cause string) {
+	if c.Spec.NotificationEmail == "" {
+		return
+	}
+	s.cfg.Notifier.Notify(context.WithoutCancel(ctx), cluster.Notification{Kind: kind, Cluster: c, Cause: cause, At: s.cfg.Now()})
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(context.Context, cluster.Notification) {}
+
+type nopMetrics struct{}
+
+func (nopMetrics) ObserveClaim(bool, time.Duration) {}
+func (nopMetrics) ClusterOp(string, string)         {}
+func (nopMetrics) PoolEmptyWait()                   {}
+func (nopMetrics) TTLExpiry(string)                 {}
+
+// outcome names an error for the metrics.
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return string(cluster.ErrorCode(err))
+}

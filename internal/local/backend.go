@@ -1,0 +1,261 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/kube"
+	"github.com/smek/action/internal/kube/policy"
+	"github.com/smek/action/internal/pool"
+)
+
+// Version is the Kubernetes version that `make kube-bin` builds.
+const Version = "1.36.3"
+
+// nodeName is the single node every local cluster has.
+const nodeName = "smek-node"
+
+// Config configures the local backend.
+type Config struct {
+	// Dir holds one folder per control plane.
+	Dir string
+	// BinDir holds the Kubernetes binaries.
+	BinDir string
+	Logger *slog.Logger
+}
+
+// Backend runs each pool member as a control plane on this machine.
+type Backend struct {
+	cfg Config
+	log *slog.Logger
+
+	mu sync.Mutex
+	// running holds the control planes this process started, by member id.
+	running map[string]*member
+}
+
+type member struct {
+	cp    *ControlPlane
+	admin *kube.Admin
+}
+
+var (
+	_ pool.Backend    = (*Backend)(nil)
+	_ pool.Resumer    = (*Backend)(nil)
+	_ pool.Reconciler = (*Backend)(nil)
+)
+
+// New returns the local backend. It fails, naming the command that builds
+// them, when the Kubernetes binaries are missing.
+func New(cfg Config) (*Backend, error) {
+	if err := CheckBinaries(cfg.BinDir); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &Backend{cfg: cfg, log: cfg.Logger.With("component", "local"), running: map[string]*member{}}, nil
+}
+
+// Name implements pool.Backend.
+func (b *Backend) Name() string { return "local" }
+
+// Versions implements pool.Backend: the one version the binaries are.
+func (b *Backend) Versions(context.Context) ([]string, error) { return []string{Version}, nil }
+
+// data is what the backend stores with a member.
+type data struct {
+	Dir       string `json:"dir"`
+	APIServer string `json:"api-server"`
+}
+
+func (b *Backend) dir(m pool.Member) string { return filepath.Join(b.cfg.Dir, m.ID) }
+
+// Provision implements pool.Backend: start a control plane with the tenant
+// policy in force, register the node and wait for the controllers.
+func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) {
+	if m.Flavor.K8sVersion != Version {
+		return nil, fmt.Errorf("local backend runs Kubernetes %s, not %s", Version, m.Flavor.K8sVersion)
+	}
+	mem, err := b.startMember(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	opts := policy.Options{Privileged: m.Flavor.Privileged, LocalPathStorageClass: true}
+	if err := policy.Apply(ctx, mem.cp.AdminConfig(), opts); err != nil {
+		return nil, fmt.Errorf("apply tenant policy: %w", err)
+	}
+	if err := mem.admin.RegisterNode(ctx, nodeName, map[string]string{
+		"kubernetes.io/hostname": nodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+		"node.kubernetes.io/instance-type": m.Flavor.Size,
+	}); err != nil {
+		return nil, err
+	}
+	if err := mem.admin.WaitServiceAccount(ctx); err != nil {
+		return nil, err
+	}
+	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL()})
+}
+
+func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, error) {
+	opts := policy.Options{Privileged: m.Flavor.Privileged, LocalPathStorageClass: true}
+	cp, err := StartControlPlane(ctx, ControlPlaneConfig{
+		Dir:                 b.dir(m),
+		BinDir:              b.cfg.BinDir,
+		Privileged:          m.Flavor.Privileged,
+		AdmissionConfig:     policy.AdmissionConfig(opts),
+		ExtraAPIServerFlags: policy.APIServerFlags(opts),
+		Logger:              b.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	admin, err := kube.NewAdmin(cp.AdminConfig())
+	if err != nil {
+		cp.Stop(ctx)
+		return nil, err
+	}
+	mem := &member{cp: cp, admin: admin}
+	b.mu.Lock()
+	b.running[m.ID] = mem
+	b.mu.Unlock()
+	return mem, nil
+}
+
+func (b *Backend) member(m pool.Member) (*member, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	mem := b.running[m.ID]
+	if mem == nil {
+		return nil, fmt.Errorf("control plane of %s is not running", m.ID)
+	}
+	return mem, nil
+}
+
+// Claim implements pool.Backend.
+func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+	mem, err := b.member(m)
+	if err != nil {
+		return cluster.Kubeconfig{}, err
+	}
+	return mem.admin.Claim(ctx, c)
+}
+
+// Credential implements pool.Backend.
+func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+	mem, err := b.member(m)
+	if err != nil {
+		return cluster.Kubeconfig{}, err
+	}
+	return mem.admin.Credential(ctx, c)
+}
+
+// Stop implements pool.Backend: the processes end, the data stays.
+func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
+	b.mu.Lock()
+	mem := b.running[m.ID]
+	delete(b.running, m.ID)
+	b.mu.Unlock()
+	if mem == nil {
+		KillStale(b.dir(m))
+		return nil
+	}
+	return mem.cp.Stop(ctx)
+}
+
+// Start implements pool.Backend.
+func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
+	mem, err := b.startMember(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL()})
+}
+
+// Resume implements pool.Resumer: after a restart of the provisioner, bring
+// back the control planes that should run.
+func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
+	if _, err := b.member(m); err == nil {
+		return m.Data, nil
+	}
+	KillStale(b.dir(m))
+	return b.Start(ctx, m)
+}
+
+// Release implements pool.Backend. A local control plane that served a
+// tenant is never reused: it is destroyed and the pool starts a fresh one.
+func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
+	return false, nil, b.Destroy(ctx, m)
+}
+
+// Destroy implements pool.Backend: kill the processes (their data is about
+// to go, so there is nothing to shut down gracefully) and remove the folder.
+func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
+	b.mu.Lock()
+	mem := b.running[m.ID]
+	delete(b.running, m.ID)
+	b.mu.Unlock()
+	if mem != nil {
+		for _, p := range mem.cp.procs {
+			p.stop(ctx, 0)
+		}
+	}
+	KillStale(b.dir(m))
+	if err := os.RemoveAll(b.dir(m)); err != nil {
+		return fmt.Errorf("remove %s: %w", b.dir(m), err)
+	}
+	return nil
+}
+
+// Reconcile implements pool.Reconciler: folders (and processes) of control
+// planes the database does not know, or knows as deleted, are orphans of a
+// crash and are removed.
+func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
+	keep := map[string]bool{}
+	for _, m := range known {
+		if m.State != cluster.ServerDeleted {
+			keep[m.ID] = true
+		}
+	}
+	entries, err := os.ReadDir(b.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || keep[e.Name()] || !strings.HasPrefix(e.Name(), "s-") {
+			continue
+		}
+		dir := filepath.Join(b.cfg.Dir, e.Name())
+		n := KillStale(dir)
+		b.log.Info("removing orphaned control plane", "dir", dir, "killed", n)
+		errs = append(errs, os.RemoveAll(dir))
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops every control plane this process runs, keeping their data:
+// the server calls it on exit, and Resume brings them back at the next start.
+func (b *Backend) Close(ctx context.Context) error {
+	b.mu.Lock()
+	members := b.running
+	b.running = map[string]*member{}
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, mem := range members {
+		wg.Go(func() { mem.cp.Stop(ctx) })
+	}
+	wg.Wait()
+	return nil
+}

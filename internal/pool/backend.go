@@ -1,0 +1,61 @@
+// Package pool keeps warm, ready pool members (servers or local control
+// planes) per flavor, so that a create is a claim transaction and a few API
+// calls rather than a boot. It owns the server life cycle:
+//
+//	creating → bootstrapping → ready → claimed ⇄ stopped → dirty →
+//	(rebuilding → bootstrapping → ready | deleted)
+//
+// and declares the Backend it needs from whatever runs the members.
+package pool
+
+import (
+	"context"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// Member is a pool member as the backend sees it.
+type Member = cluster.Server
+
+// Backend runs pool members.
+type Backend interface {
+	// Name is stored with every member ("local", "hetzner").
+	Name() string
+	// Versions lists the Kubernetes versions the backend runs, newest first.
+	Versions(ctx context.Context) ([]string, error)
+	// Provision makes a new member ready to be claimed: create, boot,
+	// bootstrap, apply the tenant policy, check readiness. It returns the
+	// backend's data to store with the member. On error the pool calls
+	// Destroy.
+	Provision(ctx context.Context, m Member) (data []byte, err error)
+	// Claim hands a ready member to a cluster: label the node, record
+	// ownership, mint the tenant credential.
+	Claim(ctx context.Context, m Member, c cluster.Cluster) (cluster.Kubeconfig, error)
+	// Credential mints a fresh tenant kubeconfig for a claimed, running
+	// member.
+	Credential(ctx context.Context, m Member, c cluster.Cluster) (cluster.Kubeconfig, error)
+	// Stop stops a claimed member, keeping its data.
+	Stop(ctx context.Context, m Member) error
+	// Start brings a stopped member back.
+	Start(ctx context.Context, m Member) (data []byte, err error)
+	// Release makes a member that served a cluster clean again. reusable
+	// says it is ready for the next cluster (rebuilt); otherwise it is gone.
+	Release(ctx context.Context, m Member) (reusable bool, data []byte, err error)
+	// Destroy removes a member and everything it holds.
+	Destroy(ctx context.Context, m Member) error
+}
+
+// Resumer is implemented by backends whose members do not survive a restart
+// of the provisioner (the local backend's child processes). The pool calls
+// Resume at start for members that should be running.
+type Resumer interface {
+	Resume(ctx context.Context, m Member) (data []byte, err error)
+}
+
+// Reconciler is implemented by backends whose resources can outlive the
+// database's knowledge of them (cloud servers, processes and folders left by
+// a crash). The pool calls it at start and periodically with every member the
+// database knows.
+type Reconciler interface {
+	Reconcile(ctx context.Context, known []Member) error
+}

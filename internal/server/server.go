@@ -1,0 +1,212 @@
+// Package server wires SMEK together — database, backend, warm pool,
+// lifecycle, TTL sweeper and HTTP API — and runs it. `provisioner serve`
+// and the end-to-end tests (internal/smektest) both start SMEK through it,
+// so the two cannot drift apart.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+
+	"github.com/smek/action/internal/api"
+	"github.com/smek/action/internal/auth"
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/lifecycle"
+	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// Config is everything `provisioner serve` can be told.
+type Config struct {
+	// Addr is the listen address (default 127.0.0.1:8080); Listener, when
+	// set, is used instead.
+	Addr     string
+	Listener net.Listener
+	// DataDir holds the SQLite file and the local backend's clusters.
+	DataDir string
+	// Backend is "local" (default) or "hetzner".
+	Backend string
+	// KubeBin holds the Kubernetes binaries for the local backend.
+	KubeBin string
+	// PoolSize is the number of ready baseline clusters kept warm for the
+	// default version; PoolSizePrivileged the same for privileged ones.
+	PoolSize, PoolSizePrivileged int
+	// MaxPoolMembers bounds the members per flavor, claimed included
+	// (0: no bound).
+	MaxPoolMembers int
+	// ProvisionParallel bounds concurrent pool work (default 2).
+	ProvisionParallel int
+	// DefaultK8sVersion is used when a create names none.
+	DefaultK8sVersion string
+	// DefaultWait bounds the wait for a ready cluster (default 5 min).
+	DefaultWait time.Duration
+	Logger      *slog.Logger
+}
+
+// Server is a running SMEK.
+type Server struct {
+	cfg      Config
+	DB       *sqlite.DB
+	Pool     *pool.Pool
+	Life     *lifecycle.Service
+	log      *slog.Logger
+	http     *http.Server
+	listener net.Listener
+	sched    gocron.Scheduler
+	local    *local.Backend
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errc     chan error
+}
+
+// Start opens the database, starts the backend, pool, sweeper and HTTP
+// server, and returns once the server listens. Shutdown stops it all.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = "local"
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("no data directory")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, errc: make(chan error, 2)}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Shutdown(context.WithoutCancel(ctx))
+		}
+	}()
+	var err error
+	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "smek.db")); err != nil {
+		return nil, err
+	}
+	backend, err := s.backend()
+	if err != nil {
+		return nil, err
+	}
+	versions, err := backend.Versions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backend versions: %w", err)
+	}
+	def := cfg.DefaultK8sVersion
+	if def == "" {
+		def = versions[0]
+	}
+	targets := map[cluster.Flavor]int{}
+	if cfg.PoolSize > 0 {
+		targets[cluster.Flavor{K8sVersion: def, Size: cluster.SizeMid}] = cfg.PoolSize
+	}
+	if cfg.PoolSizePrivileged > 0 {
+		targets[cluster.Flavor{K8sVersion: def, Size: cluster.SizeMid, Privileged: true}] = cfg.PoolSizePrivileged
+	}
+	s.Pool = pool.New(s.DB, backend, pool.Config{
+		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
+	})
+	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
+		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, Logger: cfg.Logger,
+	})
+	authn := &auth.Authenticator{Tokens: s.DB}
+	handler := api.New(api.Config{Life: s.Life, Auth: authn, DB: s.DB, Logger: cfg.Logger})
+
+	s.listener = cfg.Listener
+	if s.listener == nil {
+		if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Go(func() {
+		if err := s.Pool.Run(runCtx); err != nil && runCtx.Err() == nil {
+			s.log.Error("pool stopped", "err", err)
+		}
+	})
+	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log})); err != nil {
+		return nil, err
+	}
+	if err := s.Life.Schedule(s.sched); err != nil {
+		return nil, err
+	}
+	s.sched.Start()
+
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return runCtx }}
+	s.wg.Go(func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	})
+	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), "backend", backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
+	ok = true
+	return s, nil
+}
+
+func (s *Server) backend() (pool.Backend, error) {
+	switch s.cfg.Backend {
+	case "local":
+		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, Logger: s.log})
+		if err != nil {
+			return nil, err
+		}
+		s.local = b
+		return b, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q (local, hetzner)", s.cfg.Backend)
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
+
+// Err reports a failure of the HTTP server.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Shutdown stops serving (finishing requests in flight within ctx), stops
+// the pool and the sweeper, stops the local control planes (their data
+// stays: the next start resumes them) and closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.sched != nil {
+		errs = append(errs, s.sched.Shutdown())
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.local != nil {
+		errs = append(errs, s.local.Close(ctx))
+	}
+	if s.DB != nil {
+		errs = append(errs, s.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// gocronLogger adapts slog to gocron's logger.
+type gocronLogger struct{ l *slog.Logger }
+
+func (g gocronLogger) Debug(msg string, args ...any) { g.l.Debug(msg, args...) }
+func (g gocronLogger) Info(msg string, args ...any)  { g.l.Debug(msg, args...) }
+func (g gocronLogger) Warn(msg string, args ...any)  { g.l.Warn(msg, args...) }
+func (g gocronLogger) Error(msg string, args ...any) { g.l.Error(msg, args...) }

@@ -1,0 +1,312 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+const clusterColumns = `c.id, c.account_id, a.name, c.status, c.k8s_version, c.size, c.privileged, c.keep_cluster,
+	c.minutes_to_live, c.notification_email, COALESCE(c.server_id, ''), c.api_server,
+	c.run_repository, c.run_repository_id, c.run_id, c.run_attempt, c.run_job, c.run_runner, c.run_ref, c.run_sha,
+	c.run_event, c.run_workflow_ref, c.run_actor, c.run_pull_request, c.run_installation_id, c.run_verified,
+	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm, c.created_at, c.expires_at, c.stopped_at, c.terminated_at`
+
+const clusterFrom = ` FROM clusters c JOIN accounts a ON a.id = c.account_id`
+
+func scanCluster(s scanner) (cluster.Cluster, error) {
+	var c cluster.Cluster
+	var priv, keep, verified, warm int
+	var queued, claimed, ready int64
+	var created, expires, stopped, terminated sql.NullInt64
+	r := &c.Run
+	err := s.Scan(&c.ID, &c.AccountID, &c.Account, &c.Status, &c.Spec.K8sVersion, &c.Spec.Size, &priv, &keep,
+		&c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &c.ServerID, &c.APIServer,
+		&r.Repository, &r.RepositoryID, &r.RunID, &r.RunAttempt, &r.Job, &r.Runner, &r.Ref, &r.SHA,
+		&r.Event, &r.WorkflowRef, &r.Actor, &r.PullRequest, &r.InstallationID, &verified,
+		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated)
+	c.Spec.Privileged, c.Spec.KeepCluster, r.Verified = priv == 1, keep == 1, verified == 1
+	c.Timings = cluster.Timings{Queued: time.Duration(queued) * time.Millisecond, Claimed: time.Duration(claimed) * time.Millisecond,
+		Ready: time.Duration(ready) * time.Millisecond, Warm: warm == 1}
+	c.CreatedAt, c.ExpiresAt, c.StoppedAt, c.TerminatedAt = fromMS(created), fromMS(expires), fromMS(stopped), fromMS(terminated)
+	return c, err
+}
+
+// ClaimServer is the heart of a create: in one transaction it checks the
+// account's parallel-cluster limit, takes the oldest ready server of the
+// cluster's flavor, records the cluster as pending on it and marks the
+// server claimed. SQLite's single writer makes the claim exclusive: two
+// creates can never get the same server. ErrPoolEmpty means there was none.
+func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string) (cluster.Server, error) {
+	var s cluster.Server
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var live, max int
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM clusters WHERE account_id = ? AND status IN ('pending', 'running')),
+			max_clusters FROM accounts WHERE id = ?`, c.AccountID, c.AccountID).Scan(&live, &max); err != nil {
+			return fmt.Errorf("count clusters: %w", err)
+		}
+		if live >= max {
+			return limitError(max)
+		}
+		f := c.Spec.Flavor()
+		var err error
+		s, err = scanServer(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers
+			WHERE backend = ? AND state = 'ready' AND k8s_version = ? AND size = ? AND privileged = ?
+			ORDER BY ready_at LIMIT 1`, backend, f.K8sVersion, f.Size, b2i(f.Privileged)))
+		if isNoRows(err) {
+			return ErrPoolEmpty
+		}
+		if err != nil {
+			return fmt.Errorf("find ready server: %w", err)
+		}
+		now := ms(db.Now())
+		res, err := tx.ExecContext(ctx, `UPDATE servers SET state = 'claimed', cluster_id = ?, updated_at = ? WHERE id = ? AND state = 'ready'`, c.ID, now, s.ID)
+		if err != nil {
+			return fmt.Errorf("claim server: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("claim server %s: it was taken", s.ID)
+		}
+		s.State, s.ClusterID = cluster.ServerClaimed, c.ID
+		r := c.Run
+		_, err = tx.ExecContext(ctx, `INSERT INTO clusters (id, account_id, status, k8s_version, size, privileged, keep_cluster,
+			minutes_to_live, notification_email, server_id, run_repository, run_repository_id, run_id, run_attempt, run_job,
+			run_runner, run_ref, run_sha, run_event, run_workflow_ref, run_actor, run_pull_request, run_installation_id,
+			run_verified, queued_ms, warm, created_at, expires_at)
+			VALUES (`+placeholders(28)+`)`,
+			c.ID, c.AccountID, cluster.Pending, c.Spec.K8sVersion, c.Spec.Size, b2i(c.Spec.Privileged), b2i(c.Spec.KeepCluster),
+			c.Spec.MinutesToLive, c.Spec.NotificationEmail, s.ID, r.Repository, r.RepositoryID, r.RunID, r.RunAttempt, r.Job,
+			r.Runner, r.Ref, r.SHA, r.Event, r.WorkflowRef, r.Actor, r.PullRequest, r.InstallationID,
+			b2i(r.Verified), c.Timings.Queued.Milliseconds(), b2i(c.Timings.Warm), ms(c.CreatedAt), ms(c.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("insert cluster: %w", err)
+		}
+		if err := db.recordEvent(ctx, tx, event{subject: s.ID, typ: "claimed", from: string(cluster.ServerReady), to: string(cluster.ServerClaimed), cause: "api", message: string(c.ID)}); err != nil {
+			return err
+		}
+		return db.recordEvent(ctx, tx, event{subject: string(c.ID), typ: "created", to: string(cluster.Pending), cause: "api", actor: c.Account, message: "on server " + s.ID})
+	})
+	return s, err
+}
+
+func limitError(max int) error {
+	return cluster.Errorf(cluster.ELIMIT, "", "the account has reached its limit of %d clusters running in parallel; stop or terminate one first", max)
+}
+
+// CountLive returns how many pending or running clusters an account has.
+func (db *DB) CountLive(ctx context.Context, accountID int64) (int, error) {
+	var n int
+	err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM clusters WHERE account_id = ? AND status IN ('pending', 'running')`, accountID).Scan(&n)
+	return n, err
+}
+
+// ClusterChange is a state change of a cluster, applied by UpdateCluster.
+type ClusterChange struct {
+	// From lists the statuses the change is allowed from.
+	From []cluster.Status
+	To   cluster.Status
+	// ExpiresAt, when not zero, sets a new deadline.
+	ExpiresAt time.Time
+	// APIServer, when not empty, records the cluster's API address.
+	APIServer string
+	// Timings, when not nil, records the create's phases.
+	Timings *cluster.Timings
+	// ReleaseServer ends the link between the cluster and its server and
+	// marks the server dirty (or deleted when ServerState says so).
+	ReleaseServer bool
+	// ServerState is the server's state after the change; "" keeps it.
+	ServerState cluster.ServerState
+	Cause       string // api, ttl, webhook, reconciler
+	Actor       string
+	Message     string
+}
+
+// UpdateCluster applies a change to a cluster in one transaction. A cluster
+// whose status is not in ch.From is ECONFLICT.
+func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange) (cluster.Cluster, error) {
+	var c cluster.Cluster
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = scanCluster(tx.QueryRowContext(ctx, `SELECT `+clusterColumns+clusterFrom+` WHERE c.id = ?`, id))
+		if isNoRows(err) {
+			return cluster.Errorf(cluster.ENOTFOUND, "cluster-id", "no cluster %s", id)
+		}
+		if err != nil {
+			return err
+		}
+		if len(ch.From) > 0 && !slices.Contains(ch.From, c.Status) {
+			return cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s", id, c.Status)
+		}
+		now := db.Now()
+		sets := []string{"status = ?"}
+		args := []any{ch.To}
+		switch ch.To {
+		case cluster.Stopped:
+			sets, args = append(sets, "stopped_at = ?"), append(args, ms(now))
+			c.StoppedAt = now
+		case cluster.Terminated, cluster.Failed:
+			sets, args = append(sets, "terminated_at = ?"), append(args, ms(now))
+			c.TerminatedAt = now
+		case cluster.Running:
+			sets = append(sets, "stopped_at = NULL")
+			c.StoppedAt = time.Time{}
+		}
+		if !ch.ExpiresAt.IsZero() {
+			sets, args = append(sets, "expires_at = ?", "warned_at = NULL"), append(args, ms(ch.ExpiresAt))
+			c.ExpiresAt = ch.ExpiresAt
+		}
+		if ch.APIServer != "" {
+			sets, args = append(sets, "api_server = ?"), append(args, ch.APIServer)
+			c.APIServer = ch.APIServer
+		}
+		if t := ch.Timings; t != nil {
+			sets = append(sets, "queued_ms = ?", "claimed_ms = ?", "ready_ms = ?", "warm = ?")
+			args = append(args, t.Queued.Milliseconds(), t.Claimed.Milliseconds(), t.Ready.Milliseconds(), b2i(t.Warm))
+			c.Timings = *t
+		}
+		args = append(args, id)
+		if _, err := tx.ExecContext(ctx, `UPDATE clusters SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...); err != nil {
+			return fmt.Errorf("update cluster %s: %w", id, err)
+		}
+		from := c.Status
+		c.Status = ch.To
+		if c.ServerID != "" && ch.ServerState != "" {
+			q := `UPDATE servers SET state = ?, updated_at = ?`
+			if ch.ReleaseServer {
+				q += `, cluster_id = NULL`
+			}
+			if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, ch.ServerState, ms(now), c.ServerID); err != nil {
+				return fmt.Errorf("update server %s: %w", c.ServerID, err)
+			}
+			if err := db.recordEvent(ctx, tx, event{subject: c.ServerID, typ: string(ch.ServerState), to: string(ch.ServerState), cause: ch.Cause, actor: ch.Actor, message: string(id)}); err != nil {
+				return err
+			}
+		}
+		typ := string(ch.To)
+		if from == ch.To {
+			typ = "updated"
+		}
+		return db.recordEvent(ctx, tx, event{subject: string(id), typ: typ, from: string(from), to: string(ch.To), cause: ch.Cause, actor: ch.Actor, message: ch.Message})
+	})
+	return c, err
+}
+
+// Cluster returns a cluster. With accountID not 0, a cluster of another
+// account is ENOTFOUND, exactly like one that does not exist.
+func (db *DB) Cluster(ctx context.Context, accountID int64, id cluster.ID) (cluster.Cluster, error) {
+	c, err := scanCluster(db.db.QueryRowContext(ctx, `SELECT `+clusterColumns+clusterFrom+` WHERE c.id = ?`, id))
+	if isNoRows(err) || (err == nil && accountID != 0 && c.AccountID != accountID) {
+		return cluster.Cluster{}, cluster.Errorf(cluster.ENOTFOUND, "cluster-id", "no cluster %s", id)
+	}
+	return c, err
+}
+
+// ClusterFilter selects clusters. Zero fields do not filter.
+type ClusterFilter struct {
+	AccountID      int64
+	Statuses       []cluster.Status
+	RepositoryID   int64
+	RunID          int64
+	RunAttempt     int64
+	Runner         string
+	PullRequest    int64
+	InstallationID int64
+	// Limit bounds the answer (0: no bound).
+	Limit int
+}
+
+// Clusters lists clusters, newest first.
+func (db *DB) Clusters(ctx context.Context, f ClusterFilter) ([]cluster.Cluster, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) { where, args = append(where, cond), append(args, v) }
+	if f.AccountID != 0 {
+		add("c.account_id = ?", f.AccountID)
+	}
+	if len(f.Statuses) > 0 {
+		where = append(where, "c.status IN ("+placeholders(len(f.Statuses))+")")
+		for _, s := range f.Statuses {
+			args = append(args, s)
+		}
+	}
+	if f.RepositoryID != 0 {
+		add("c.run_repository_id = ?", f.RepositoryID)
+	}
+	if f.RunID != 0 {
+		add("c.run_id = ?", f.RunID)
+	}
+	if f.RunAttempt != 0 {
+		add("c.run_attempt = ?", f.RunAttempt)
+	}
+	if f.Runner != "" {
+		add("c.run_runner = ?", f.Runner)
+	}
+	if f.PullRequest != 0 {
+		add("c.run_pull_request = ?", f.PullRequest)
+	}
+	if f.InstallationID != 0 {
+		add("c.run_installation_id = ?", f.InstallationID)
+	}
+	q := `SELECT ` + clusterColumns + clusterFrom
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY c.created_at DESC, c.id`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := db.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []cluster.Cluster
+	for rows.Next() {
+		c, err := scanCluster(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// DueClusters returns the running or pending clusters whose deadline has
+// passed at now.
+func (db *DB) DueClusters(ctx context.Context, now time.Time) ([]cluster.Cluster, error) {
+	return db.clustersWhere(ctx, `c.status IN ('pending', 'running') AND c.expires_at <= ?`, ms(now))
+}
+
+// ExpiringClusters returns running clusters whose deadline is before
+// horizon and whose owner has not been warned yet.
+func (db *DB) ExpiringClusters(ctx context.Context, horizon time.Time) ([]cluster.Cluster, error) {
+	return db.clustersWhere(ctx, `c.status = 'running' AND c.expires_at <= ? AND c.warned_at IS NULL AND c.notification_email <> ''`, ms(horizon))
+}
+
+// MarkWarned records that the owner of a cluster was warned of its deadline.
+func (db *DB) MarkWarned(ctx context.Context, id cluster.ID) error {
+	_, err := db.db.ExecContext(ctx, `UPDATE clusters SET warned_at = ? WHERE id = ?`, ms(db.Now()), id)
+	return err
+}
+
+func (db *DB) clustersWhere(ctx context.Context, where string, args ...any) ([]cluster.Cluster, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT `+clusterColumns+clusterFrom+` WHERE `+where+` ORDER BY c.expires_at`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []cluster.Cluster
+	for rows.Next() {
+		c, err := scanCluster(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,75 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// event is a state change to record.
+type event struct {
+	subject  string
+	typ      string
+	from, to string
+	cause    string
+	actor    string
+	message  string
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (db *DB) recordEvent(ctx context.Context, x execer, e event) error {
+	_, err := x.ExecContext(ctx, `INSERT INTO events (time, subject, type, from_state, to_state, cause, actor, message)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, ms(db.Now()), e.subject, e.typ, e.from, e.to, e.cause, e.actor, e.message)
+	if err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	return nil
+}
+
+// Event is a recorded state change.
+type Event struct {
+	Time    time.Time
+	Subject string
+	Type    string
+	From    string
+	To      string
+	Cause   string
+	Actor   string
+	Message string
+}
+
+// RecordEvent records an event that is not a state change made by this
+// package, such as "left alone because keep-cluster".
+func (db *DB) RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error {
+	return db.recordEvent(ctx, db.db, event{subject: subject, typ: typ, cause: cause, actor: actor, message: message})
+}
+
+// Events returns the events of a subject (cluster or server id), oldest
+// first.
+func (db *DB) Events(ctx context.Context, subject string) ([]Event, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT time, subject, type, from_state, to_state, cause, actor, message
+		FROM events WHERE subject = ? ORDER BY time, id`, subject)
+	if err != nil {
+		return nil, fmt.Errorf("events of %s: %w", subject, err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var t sql.NullInt64
+		if err := rows.Scan(&t, &e.Subject, &e.Type, &e.From, &e.To, &e.Cause, &e.Actor, &e.Message); err != nil {
+			return nil, err
+		}
+		e.Time = fromMS(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+var _ = cluster.Running

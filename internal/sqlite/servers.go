@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// ErrPoolEmpty means no ready server of the wanted flavor was there to claim.
+var ErrPoolEmpty = errors.New("no ready server")
+
+const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, data, failure, created_at, updated_at, ready_at`
+
+func scanServer(s scanner) (cluster.Server, error) {
+	var v cluster.Server
+	var priv int
+	var clusterID sql.NullString
+	var created, updated, ready sql.NullInt64
+	var data string
+	err := s.Scan(&v.ID, &v.Backend, &v.Flavor.K8sVersion, &v.Flavor.Size, &priv, &v.State, &clusterID, &data, &v.Failure, &created, &updated, &ready)
+	v.Flavor.Privileged = priv == 1
+	v.ClusterID = cluster.ID(clusterID.String)
+	v.Data = []byte(data)
+	v.CreatedAt, v.UpdatedAt, v.ReadyAt = fromMS(created), fromMS(updated), fromMS(ready)
+	return v, err
+}
+
+// NewServerID returns a fresh pool member id.
+func NewServerID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "s-" + hex.EncodeToString(b[:])
+}
+
+// CreateServer records a new pool member in state creating.
+func (db *DB) CreateServer(ctx context.Context, backend string, f cluster.Flavor) (cluster.Server, error) {
+	now := db.Now()
+	s := cluster.Server{ID: NewServerID(), Backend: backend, Flavor: f, State: cluster.ServerCreating, Data: []byte("{}"), CreatedAt: now, UpdatedAt: now}
+	_, err := db.db.ExecContext(ctx, `INSERT INTO servers (id, backend, k8s_version, size, privileged, state, data, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?)`, s.ID, backend, f.K8sVersion, f.Size, b2i(f.Privileged), s.State, ms(now), ms(now))
+	if err != nil {
+		return s, fmt.Errorf("create server: %w", err)
+	}
+	return s, db.recordEvent(ctx, db.db, event{subject: s.ID, typ: "created", to: string(s.State), cause: "pool", message: f.String()})
+}
+
+// SetServerState moves a server to state, storing data when not nil and a
+// failure reason when not empty. Moving to ready stamps ready_at; moving to
+// deleted or dirty clears nothing: the cluster link is cleared by
+// ReleaseServer.
+func (db *DB) SetServerState(ctx context.Context, id string, state cluster.ServerState, data []byte, failure string) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var from string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM servers WHERE id = ?`, id).Scan(&from); err != nil {
+			return fmt.Errorf("server %s: %w", id, err)
+		}
+		now := ms(db.Now())
+		q := `UPDATE servers SET state = ?, updated_at = ?, failure = ?`
+		args := []any{state, now, failure}
+		if data != nil {
+			q += `, data = ?`
+			args = append(args, string(data))
+		}
+		if state == cluster.ServerReady {
+			q += `, ready_at = ?, cluster_id = NULL`
+			args = append(args, now)
+		}
+		if state == cluster.ServerDeleted || state == cluster.ServerFailed {
+			q += `, cluster_id = NULL`
+		}
+		q += ` WHERE id = ?`
+		args = append(args, id)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("set server %s %s: %w", id, state, err)
+		}
+		return db.recordEvent(ctx, tx, event{subject: id, typ: string(state), from: from, to: string(state), cause: "pool", message: failure})
+	})
+}
+
+// Server returns one pool member.
+func (db *DB) Server(ctx context.Context, id string) (cluster.Server, error) {
+	s, err := scanServer(db.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
+	if isNoRows(err) {
+		return s, cluster.Errorf(cluster.ENOTFOUND, "server", "no server %s", id)
+	}
+	return s, err
+}
+
+// Servers lists the pool members of a backend that are not deleted.
+func (db *DB) Servers(ctx context.Context, backend string) ([]cluster.Server, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE backend = ? AND state <> 'deleted' ORDER BY created_at`, backend)
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	defer rows.Close()
+	var out []cluster.Server
+	for rows.Next() {
+		s, err := scanServer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

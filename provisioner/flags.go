@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/smek/action/internal/sqlite"
+)
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: provisioner %s [flags]\n\n%s\n\nFlags (each also as SMEK_<NAME> in the environment, e.g. --data-dir as SMEK_DATA_DIR):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its SMEK_* environment variable.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "SMEK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%w: %s=%q: %v", errUsage, env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// defaultDataDir is where SMEK keeps its database and cluster data unless
+// told otherwise.
+const defaultDataDir = "./data"
+
+// openDB opens the database in dataDir.
+func openDB(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+	return sqlite.Open(ctx, filepath.Join(dataDir, "smek.db"))
+}
