@@ -11,15 +11,15 @@ type Code string
 
 // Application error codes.
 const (
-	EINVALID      Code = "invalid"       // bad input; names the field
-	ETOOLARGE     Code = "too-large"     // request body over the limit
-	EUNAUTHORIZED Code = "unauthorized"  // no, bad or revoked credential
-	EFORBIDDEN    Code = "forbidden"     // authenticated but not permitted
-	ENOTFOUND     Code = "not-found"     // unknown, or another account's
-	ECONFLICT     Code = "conflict"      // illegal state change
-	ELIMIT        Code = "limit"         // parallel-cluster or rate limit
-	EUNAVAILABLE  Code = "unavailable"   // no capacity within the wait budget
-	EINTERNAL     Code = "internal"      // our fault; the detail is logged only
+	EINVALID      Code = "invalid"      // bad input; names the field
+	ETOOLARGE     Code = "too-large"    // request body over the limit
+	EUNAUTHORIZED Code = "unauthorized" // no, bad or revoked credential
+	EFORBIDDEN    Code = "forbidden"    // authenticated but not permitted
+	ENOTFOUND     Code = "not-found"    // unknown, or another account's
+	ECONFLICT     Code = "conflict"     // illegal state change
+	ELIMIT        Code = "limit"        // parallel-cluster or rate limit
+	EUNAVAILABLE  Code = "unavailable"  // no capacity within the wait budget
+	EINTERNAL     Code = "internal"     // our fault; the detail is logged only
 )
 
 // Error is SMEK's application error. Message is safe to show to the user;

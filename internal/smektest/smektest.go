@@ -1,0 +1,189 @@
+// Package smektest starts a complete SMEK server — SQLite in a temporary
+// folder, the local backend with real control planes — for end-to-end tests
+// of the API, the Action, the App and the tenant policy.
+package smektest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/smek/action/internal/auth"
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/server"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// KubeBin returns the folder with the Kubernetes binaries ($SMEK_KUBE_BIN,
+// else the repository's bin/kube). Without them the test is skipped — or
+// fails under CI, which builds them first.
+func KubeBin(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("SMEK_KUBE_BIN")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "bin", "kube")
+	}
+	if err := local.CheckBinaries(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// Options tune the server a test starts.
+type Options struct {
+	// PoolSize is the warm pool of baseline clusters (0: cold creates).
+	PoolSize int
+	// PoolSizePrivileged is the warm pool of privileged clusters.
+	PoolSizePrivileged int
+	// DataDir reuses a data folder, to restart a server on the same state.
+	DataDir string
+	// DefaultWait bounds a create's wait (default 2 min).
+	DefaultWait time.Duration
+	// Configure, when set, may change the server configuration further.
+	Configure func(*server.Config)
+	Logger    *slog.Logger
+}
+
+// SMEK is a running test server.
+type SMEK struct {
+	*server.Server
+	// URL is the server's base URL.
+	URL string
+	// DataDir holds its state.
+	DataDir string
+	t       testing.TB
+	stopped bool
+}
+
+// Start starts a SMEK server and stops it when the test ends.
+func Start(t testing.TB, opts Options) *SMEK {
+	t.Helper()
+	bin := KubeBin(t)
+	dir := opts.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if opts.DefaultWait == 0 {
+		opts.DefaultWait = 2 * time.Minute
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{
+		Listener: l, DataDir: dir, Backend: "local", KubeBin: bin,
+		PoolSize: opts.PoolSize, PoolSizePrivileged: opts.PoolSizePrivileged,
+		DefaultWait: opts.DefaultWait, Logger: opts.Logger,
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &SMEK{Server: srv, URL: srv.URL(), DataDir: dir, t: t}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down (once); its data folder stays for a restart.
+func (s *SMEK) Stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		s.t.Errorf("shut SMEK down: %v", err)
+	}
+}
+
+// TokenOptions are the rights of a test token.
+type TokenOptions struct {
+	AllowPrivileged  bool
+	Service          bool
+	MaxClusters      int
+	MaxMinutesToLive int
+}
+
+// Token creates a token for account (created if new) and returns its secret.
+func (s *SMEK) Token(account string, o TokenOptions) string {
+	s.t.Helper()
+	return CreateToken(s.t, s.DB, account, o)
+}
+
+// CreateToken creates a token in db, as `provisioner token create` does.
+func CreateToken(t testing.TB, db *sqlite.DB, account string, o TokenOptions) string {
+	t.Helper()
+	var limits sqlite.AccountLimits
+	if o.MaxClusters > 0 {
+		limits.MaxClusters = &o.MaxClusters
+	}
+	if o.MaxMinutesToLive > 0 {
+		limits.MaxMinutesToLive = &o.MaxMinutesToLive
+	}
+	ctx := context.Background()
+	a, err := db.EnsureAccount(ctx, account, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, prefix, hash := auth.NewToken()
+	if _, err := db.CreateToken(ctx, sqlite.NewToken{AccountID: a.ID, Prefix: prefix, Hash: hash, AllowPrivileged: o.AllowPrivileged, Service: o.Service}); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// WaitReady waits until n members of the baseline (or privileged) pool are
+// ready, woken by the pool's ready signal rather than by polling.
+func (s *SMEK) WaitReady(n int, privileged bool) {
+	s.t.Helper()
+	timeout := time.After(5 * time.Minute)
+	for {
+		ready := s.Pool.Ready()
+		servers, err := s.DB.Servers(context.Background(), "local")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		have := 0
+		for _, m := range servers {
+			if m.State == cluster.ServerReady && m.Flavor.Privileged == privileged {
+				have++
+			}
+		}
+		if have >= n {
+			return
+		}
+		select {
+		case <-ready:
+		case <-timeout:
+			s.t.Fatalf("pool: %d of %d members ready after 5 minutes", have, n)
+		}
+	}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
