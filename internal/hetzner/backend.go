@@ -62,7 +62,7 @@ type Config struct {
 	// Policy, when set, applies the tenant policy bundle with the admin
 	// credential after readiness (a golden image also carries it as k3s
 	// auto-deploy manifests).
-	Policy func(ctx context.Context, admin *rest.Config) error
+	Policy func(ctx context.Context, admin *rest.Config, f cluster.Flavor) error
 	// Durations the API usually takes, used as the first poll delay.
 	ExpectCreate, ExpectRebuild, ExpectPower time.Duration
 	// PollMin/PollMax bound the action polling backoff.

@@ -76,7 +76,7 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member,
 		return err
 	}
 	if b.cfg.Policy != nil {
-		if err := b.cfg.Policy(ctx, cfg); err != nil {
+		if err := b.cfg.Policy(ctx, cfg, m.Flavor); err != nil {
 			return fmt.Errorf("apply tenant policy: %w", err)
 		}
 	}

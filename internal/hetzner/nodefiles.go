@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/kube/policy"
 )
 
 // Files on the node SMEK writes at every boot.
@@ -33,29 +34,9 @@ func k3sConfig(name, ip string, memberID string, f cluster.Flavor) []byte {
 	return []byte(b.String())
 }
 
-// psaConfig is the PodSecurity admission configuration: baseline enforced
-// (privileged for the privileged flavor), restricted warned, kube-system
-// exempt.
+// psaConfig is the PodSecurity admission configuration of the tenant
+// policy bundle: baseline enforced (privileged for the privileged flavor),
+// kube-system exempt.
 func psaConfig(f cluster.Flavor) []byte {
-	level := "baseline"
-	if f.Privileged {
-		level = "privileged"
-	}
-	return []byte(`apiVersion: apiserver.config.k8s.io/v1
-kind: AdmissionConfiguration
-plugins:
-- name: PodSecurity
-  configuration:
-    apiVersion: pod-security.admission.config.k8s.io/v1
-    kind: PodSecurityConfiguration
-    defaults:
-      enforce: "` + level + `"
-      enforce-version: "latest"
-      warn: "restricted"
-      warn-version: "latest"
-      audit: "restricted"
-      audit-version: "latest"
-    exemptions:
-      namespaces: ["kube-system"]
-`)
+	return policy.AdmissionConfig(policy.Options{Privileged: f.Privileged, LocalPathStorageClass: true})
 }

@@ -204,6 +204,24 @@ func (n *Node) download(args []string, stderr io.Writer) int {
 }
 
 func (n *Node) systemctl(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && (args[0] == "enable" || args[0] == "disable") {
+		unit := strings.TrimSuffix(args[1], ".service") + ".service"
+		if _, err := n.readFile("/etc/systemd/system/" + unit); err != nil {
+			fmt.Fprintf(stderr, "Failed to enable unit: Unit file %s does not exist.\n", unit)
+			return 1
+		}
+		link := "/etc/systemd/system/multi-user.target.wants/" + unit
+		if args[0] == "disable" {
+			full, _ := n.path(link)
+			_ = os.Remove(full)
+			return 0
+		}
+		if err := n.writeFile(link, []byte("/etc/systemd/system/"+unit+"\n"), 0o644); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) != 2 || args[1] != "k3s" && args[1] != "k3s.service" {
 		fmt.Fprintln(stderr, "systemctl: only the k3s unit is known")
 		return 5

@@ -1,0 +1,190 @@
+package hetzner
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"golang.org/x/crypto/ssh"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/kube/policy"
+	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/sshnode"
+)
+
+// kubeBin returns the folder of the Kubernetes binaries; the test is
+// skipped only when SMEK_KUBE_BIN is unset and the default folder missing.
+func kubeBin(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("SMEK_KUBE_BIN"); d != "" {
+		return d
+	}
+	const def = "/work/main/bin/kube"
+	if _, err := os.Stat(def); err != nil {
+		t.Skip("SMEK_KUBE_BIN unset and " + def + " missing: run `make kube-bin`")
+	}
+	return def
+}
+
+type env struct {
+	fake    *hcloudfake.Server
+	client  *hcloud.Client
+	backend *Backend
+}
+
+func newEnv(t *testing.T, machines bool, fcfg hcloudfake.Config) *env {
+	t.Helper()
+	if machines {
+		dir := t.TempDir()
+		fcfg.Machines = sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin(t)})
+		fcfg.DataDir = dir
+	}
+	fake := hcloudfake.New(fcfg).Start()
+	t.Cleanup(fake.Close)
+	client := hcloud.NewClient(hcloud.WithEndpoint(fake.URL), hcloud.WithToken("t"),
+		hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}))
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	b, err := New(Config{
+		Client: client, Installation: "test", SSHKeyName: "smek", Signer: signer, CredentialKey: key,
+		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
+		SSHAddr:      FakeSSHAddr(fake.URL, nil),
+		ExpectCreate: time.Millisecond, ExpectRebuild: time.Millisecond, ExpectPower: time.Millisecond,
+		PollMin: time.Millisecond, PollMax: 20 * time.Millisecond, RetryBase: time.Millisecond,
+		ReadyTimeout: 2 * time.Minute,
+		Policy: func(ctx context.Context, cfg *rest.Config, f cluster.Flavor) error {
+			return policy.Apply(ctx, cfg, policy.Options{Privileged: f.Privileged, LocalPathStorageClass: true})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{fake: fake, client: client, backend: b}
+}
+
+var flavor = cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}
+
+// TestEndToEnd builds a golden image, provisions a member from it, claims
+// it and uses the tenant kubeconfig, stops and starts it, releases it
+// (rebuild + bootstrap) and destroys it, all through hcloud-go against the
+// fake with SSH into simulated nodes running a real control plane.
+func TestEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true, hcloudfake.Config{DefaultDuration: 5 * time.Millisecond})
+	img, err := e.backend.BuildImage(ctx, ImageConfig{K3sVersion: "v1.36.3+k3s1"})
+	if err != nil {
+		t.Fatalf("build image: %v", err)
+	}
+	if img.Labels[LabelK8sVersion] != "1.36.3" {
+		t.Errorf("image labels: got %v", img.Labels)
+	}
+	if all, _ := e.client.Server.All(ctx); len(all) != 0 {
+		t.Errorf("servers after image build: got %d, want 0 (builder deleted)", len(all))
+	}
+	versions, err := e.backend.Versions(ctx)
+	if err != nil || len(versions) != 1 || versions[0] != "1.36.3" {
+		t.Fatalf("versions: got %v, %v", versions, err)
+	}
+
+	e.fake.ResetCounts()
+	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: flavor, State: cluster.ServerCreating}
+	data, err := e.backend.Provision(ctx, m)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	m.Data, m.State = data, cluster.ServerReady
+	timings := Timings(data)
+	for _, phase := range []string{"create", "boot", "bootstrap", "ready", "total"} {
+		if _, ok := timings[phase]; !ok {
+			t.Errorf("timing %q missing: %v", phase, timings)
+		}
+	}
+
+	c := cluster.Cluster{ID: "c-abc123", Account: "acme", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	kc, err := e.backend.Claim(ctx, m, c)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	m.State, m.ClusterID = cluster.ServerClaimed, c.ID
+	tenant := tenantClient(t, kc.YAML)
+	nodes, err := tenant.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "smek-cluster-id=c-abc123"})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("tenant lists its labelled node: got %v, %v", nodes, err)
+	}
+
+	if err := e.backend.Stop(ctx, m); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := tenant.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err == nil {
+		t.Errorf("the API still answers after stop")
+	}
+	if data, err = e.backend.Start(ctx, m); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	m.Data = data
+	kc, err = e.backend.Credential(ctx, m, c)
+	if err != nil {
+		t.Fatalf("credential after start: %v", err)
+	}
+	if _, err := tenantClient(t, kc.YAML).CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("tenant after start: %v", err)
+	}
+
+	oldCA := mustData(t, m.Data).CA
+	reusable, data, err := e.backend.Release(ctx, m)
+	if err != nil || !reusable {
+		t.Fatalf("release: %v, %v", reusable, err)
+	}
+	m.Data, m.State, m.ClusterID = data, cluster.ServerReady, ""
+	if string(mustData(t, data).CA) == string(oldCA) {
+		t.Errorf("the rebuilt server kept the old cluster CA")
+	}
+	if _, err := tenant.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{}); err == nil {
+		t.Errorf("the old tenant credential still works after release")
+	}
+	if err := e.backend.Destroy(ctx, m); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	total := e.fake.TotalRequests()
+	t.Logf("requests for provision+claim+stop+start+release+destroy: %d %v", total, e.fake.Counts())
+	if all, _ := e.client.Server.All(ctx); len(all) != 0 {
+		t.Errorf("servers left: %d", len(all))
+	}
+}
+
+func mustData(t *testing.T, b []byte) data {
+	t.Helper()
+	d, err := parseData(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func tenantClient(t *testing.T, kubeconfig []byte) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}

@@ -1,0 +1,181 @@
+package hetzner
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"golang.org/x/crypto/ssh"
+)
+
+// ImageConfig says how to build a golden snapshot.
+type ImageConfig struct {
+	// K3sVersion is a k3s release, e.g. v1.36.3+k3s1.
+	K3sVersion string
+	// BaseImage is the system image the builder starts from.
+	BaseImage  string
+	ServerType string
+	Location   string
+	// Manifests are installed as k3s auto-deploy manifests (the tenant
+	// policy bundle), by file name.
+	Manifests map[string][]byte
+}
+
+var k3sVersionRE = regexp.MustCompile(`^v(\d+\.\d+\.\d+)\+k3s(\d+)$`)
+
+// K8sVersion returns the Kubernetes version of a k3s release
+// ("v1.36.3+k3s1" → "1.36.3").
+func K8sVersion(k3s string) (string, error) {
+	m := k3sVersionRE.FindStringSubmatch(k3s)
+	if m == nil {
+		return "", fmt.Errorf("k3s version %q is not like v1.36.3+k3s1", k3s)
+	}
+	return m[1], nil
+}
+
+// BuildImage makes a golden snapshot: a builder server from the base
+// image, k3s installed but never started (so every server built from the
+// snapshot makes a fresh CA, certificates and token at its first start),
+// the airgap images, SMEK's node files, cloud-init cleaned, shut down and
+// snapshotted with labels. The builder is deleted at the end, also when a
+// step fails.
+func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.Image, err error) {
+	k8s, err := K8sVersion(ic.K3sVersion)
+	if err != nil {
+		return nil, err
+	}
+	if ic.BaseImage == "" {
+		ic.BaseImage = "ubuntu-24.04"
+	}
+	if ic.ServerType == "" {
+		ic.ServerType = "ccx13"
+	}
+	if ic.Location == "" {
+		ic.Location = b.cfg.Locations[0]
+	}
+	key, err := b.ensureSSHKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	labelVersion := strings.ReplaceAll(ic.K3sVersion, "+", "-")
+	name := sanitize("smek-builder-" + labelVersion + "-" + strings.ToLower(rand.Text()[:6]))
+	var res hcloud.ServerCreateResult
+	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		res, resp, err = b.cfg.Client.Server.Create(ctx, hcloud.ServerCreateOpts{
+			Name: name, ServerType: &hcloud.ServerType{Name: ic.ServerType}, Image: &hcloud.Image{Name: ic.BaseImage},
+			Location: &hcloud.Location{Name: ic.Location}, SSHKeys: []*hcloud.SSHKey{key},
+			Labels: map[string]string{LabelInstall: b.cfg.Installation, LabelRole: "builder", LabelK3sVersion: labelVersion},
+		})
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create builder: %w", err)
+	}
+	srv := res.Server
+	defer func() {
+		if derr := b.delete(context.WithoutCancel(ctx), srv); derr != nil {
+			err = fmt.Errorf("%w (and delete builder %d: %v)", err, srv.ID, derr)
+		}
+	}()
+	if err := b.watch.wait(ctx, b.cfg.ExpectCreate, append([]*hcloud.Action{res.Action}, res.NextActions...)...); err != nil {
+		return nil, fmt.Errorf("create builder: %w", err)
+	}
+	d := &data{}
+	ctxSSH, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
+	defer cancel()
+	conn, err := b.dial(ctxSSH, srv, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := installNodeFiles(conn, ic); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.Close()
+	a, err := b.power(ctx, srv, b.cfg.Client.Server.Shutdown)
+	if err == nil {
+		err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shut down builder: %w", err)
+	}
+	var ir hcloud.ServerCreateImageResult
+	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		ir, resp, err = b.cfg.Client.Server.CreateImage(ctx, srv, &hcloud.ServerCreateImageOpts{
+			Type: hcloud.ImageTypeSnapshot, Description: hcloud.Ptr("SMEK golden image, k3s " + ic.K3sVersion),
+			Labels: map[string]string{LabelInstall: b.cfg.Installation, LabelRole: "golden", LabelK3sVersion: labelVersion, LabelK8sVersion: k8s},
+		})
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot: %w", err)
+	}
+	if err := b.watch.wait(ctx, b.cfg.ExpectRebuild, ir.Action); err != nil {
+		return nil, fmt.Errorf("create snapshot: %w", err)
+	}
+	b.mu.Lock()
+	b.imgAt = b.imgAt.AddDate(-1, 0, 0) // the next lookup sees the new snapshot
+	b.mu.Unlock()
+	return ir.Image, nil
+}
+
+// metadataBlock keeps pods (forwarded traffic) away from the cloud
+// metadata service.
+const metadataBlock = `[Unit]
+Description=SMEK: keep pods away from the metadata service
+Before=k3s.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/iptables -I FORWARD -d 169.254.169.254/32 -j DROP
+ExecStart=/usr/sbin/ip6tables -I FORWARD -d fe80::a9fe:a9fe/128 -j DROP
+[Install]
+WantedBy=multi-user.target
+`
+
+func installNodeFiles(conn *ssh.Client, ic ImageConfig) error {
+	v := ic.K3sVersion
+	steps := []struct {
+		what, cmd string
+		stdin     []byte
+	}{
+		{"install k3s", "curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true INSTALL_K3S_VERSION=" + v + " sh -", nil},
+		{"make the airgap folder", "mkdir -p /var/lib/rancher/k3s/agent/images", nil},
+		{"fetch airgap images", "curl -sfLo /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst https://github.com/k3s-io/k3s/releases/download/" + url.PathEscape(v) + "/k3s-airgap-images-amd64.tar.zst", nil},
+		{"install the metadata block", "install -D -m 0644 /dev/stdin /etc/systemd/system/smek-metadata-block.service", []byte(metadataBlock)},
+		{"enable the metadata block", "systemctl enable smek-metadata-block.service", nil},
+	}
+	names := make([]string, 0, len(ic.Manifests))
+	for n := range ic.Manifests {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if strings.ContainsAny(n, "/ ") {
+			return fmt.Errorf("manifest name %q must be a plain file name", n)
+		}
+		steps = append(steps, struct {
+			what, cmd string
+			stdin     []byte
+		}{"install manifest " + n, "install -D -m 0600 /dev/stdin /var/lib/rancher/k3s/server/manifests/smek-" + n, ic.Manifests[n]})
+	}
+	steps = append(steps, struct {
+		what, cmd string
+		stdin     []byte
+	}{"clean cloud-init", "cloud-init clean --logs", nil})
+	for _, s := range steps {
+		if err := runSSH(conn, s.cmd, s.stdin, nil); err != nil {
+			return fmt.Errorf("image build: %s: %w", s.what, err)
+		}
+	}
+	return nil
+}
