@@ -52,6 +52,9 @@ type Config struct {
 	// DefaultWait bounds the wait for a ready cluster (default 5 min).
 	DefaultWait time.Duration
 	Logger      *slog.Logger
+	// Now is the clock of deadlines and timestamps (default time.Now);
+	// tests move it forward instead of sleeping.
+	Now func() time.Time
 }
 
 // Server is a running SMEK.
@@ -99,6 +102,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "smek.db")); err != nil {
 		return nil, err
 	}
+	if cfg.Now != nil {
+		s.DB.Now = cfg.Now
+	}
 	backend, err := s.backend()
 	if err != nil {
 		return nil, err
@@ -122,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
 	})
 	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
-		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, Logger: cfg.Logger,
+		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, Logger: cfg.Logger, Now: cfg.Now,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	handler := api.New(api.Config{Life: s.Life, Auth: authn, DB: s.DB, Logger: cfg.Logger})

@@ -56,6 +56,8 @@ type Options struct {
 	// Configure, when set, may change the server configuration further.
 	Configure func(*server.Config)
 	Logger    *slog.Logger
+	// Now is the server's clock (default time.Now).
+	Now func() time.Time
 }
 
 // SMEK is a running test server.
@@ -87,7 +89,7 @@ func Start(t testing.TB, opts Options) *SMEK {
 	cfg := server.Config{
 		Listener: l, DataDir: dir, Backend: "local", KubeBin: bin,
 		PoolSize: opts.PoolSize, PoolSizePrivileged: opts.PoolSizePrivileged,
-		DefaultWait: opts.DefaultWait, Logger: opts.Logger,
+		DefaultWait: opts.DefaultWait, Logger: opts.Logger, Now: opts.Now,
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
