@@ -18,5 +18,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # fonts-dejavu-core gives the page's text a font even on a minimal image.
-$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 echo "statuspage-deps: installed $(chromium --version)"
