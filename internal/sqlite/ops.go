@@ -34,18 +34,18 @@ type PoolHealth struct {
 // add counts n members in state into the field that state belongs to.
 // Deleted members are history and count nowhere.
 func (h *PoolHealth) add(state string, n int) {
-	switch state {
-	case "ready":
+	switch cluster.ServerState(state) {
+	case cluster.ServerReady:
 		h.Ready += n
-	case "creating", "bootstrapping":
+	case cluster.ServerCreating, cluster.ServerBootstrapping:
 		h.Booting += n
-	case "dirty", "rebuilding":
+	case cluster.ServerDirty, cluster.ServerRebuilding:
 		h.Rebuilding += n
-	case "claimed", "stopped":
+	case cluster.ServerClaimed, cluster.ServerStopped:
 		h.InUse += n
-	case "failed":
+	case cluster.ServerFailed:
 		h.Failed += n
-	case "deleted":
+	case cluster.ServerDeleted:
 	default:
 		h.Other += n
 	}
