@@ -21,7 +21,6 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/githubfake"
-	"github.com/smek/action/internal/sqlite"
 )
 
 const (
@@ -57,8 +56,9 @@ type harness struct {
 	srv      *httptest.Server
 	github   *githubfake.Server
 	clusters *memClusters
-	db       *sqlite.DB
-	dbPath   string
+	// deliveries outlives a restart, as the provisioner's database does.
+	// The tests with the real SQLite store are in ./e2e.
+	deliveries *memDeliveries
 	clock    *clockwork.FakeClock
 	results  chan Result
 	seq      atomic.Int64
@@ -77,21 +77,15 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	h.clusters = newMemClusters(h.clock.Now)
 	h.clusters.link(testInstallation, "acme")
 	h.clusters.link(otherInstallation, "umbrella")
-	h.dbPath = filepath.Join(t.TempDir(), "smek.db")
+	h.deliveries = &memDeliveries{}
 	h.start(opts...)
 	return h
 }
 
-// start makes an App on the harness's database and serves it; calling it
-// again is a restart.
+// start makes an App on the harness's delivery store and serves it;
+// calling it again is a restart.
 func (h *harness) start(opts ...harnessOption) {
 	t := h.t
-	db, err := sqlite.Open(context.Background(), h.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	h.db = db
 	gh, err := NewAppClient(testAppID, appKeyPEM(), h.github.URL, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +93,7 @@ func (h *harness) start(opts ...harnessOption) {
 	cfg := Config{
 		Secret:     []byte(testSecret),
 		Clusters:   h.clusters,
-		Deliveries: db,
+		Deliveries: h.deliveries,
 		GitHub:     gh,
 		PublicURL:  "https://smek.example.com",
 		Clock:      h.clock,
