@@ -1,0 +1,169 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+)
+
+// RBAC without wildcards cannot name the resources of CRDs that do not
+// exist yet, and a wildcard would reach the admission-policy objects. So
+// SMEK grants them one by one: CustomResourcesClusterRole, bound to the
+// tenant, always lists the resources of the cluster's CRDs, except those in
+// reserved groups (Kubernetes' own, and k3s's, whose HelmCharts k3s would
+// install with cluster-admin rights). A CRD the tenant could define in a
+// reserved group is denied by the smek-crd-groups policy first.
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+var clusterRoleResource = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+
+// CustomResourceRules returns the RBAC rules that grant the tenant the
+// custom resources of crds. A CRD without a group or plural name, or in a
+// reserved group, grants nothing.
+func CustomResourceRules(crds []*unstructured.Unstructured) []any {
+	type res struct{ group, plural string }
+	var rs []res
+	for _, crd := range crds {
+		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
+		if group == "" || plural == "" || slices.Contains(reservedGroups, group) {
+			continue
+		}
+		rs = append(rs, res{group, plural})
+	}
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].group != rs[j].group {
+			return rs[i].group < rs[j].group
+		}
+		return rs[i].plural < rs[j].plural
+	})
+	verbs := make([]any, len(allVerbs))
+	for i, v := range allVerbs {
+		verbs[i] = v
+	}
+	rules := []any{}
+	for _, r := range rs {
+		rules = append(rules, map[string]any{
+			"apiGroups": []any{r.group},
+			"resources": []any{r.plural, r.plural + "/status", r.plural + "/scale"},
+			"verbs":     verbs,
+		})
+	}
+	return rules
+}
+
+// SyncCustomResources sets the rules of CustomResourcesClusterRole to the
+// custom resources of the cluster's CRDs.
+func SyncCustomResources(ctx context.Context, cfg *rest.Config) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	list, err := dyn.Resource(crdResource).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list CRDs: %w", err)
+	}
+	crds := make([]*unstructured.Unstructured, len(list.Items))
+	for i := range list.Items {
+		crds[i] = &list.Items[i]
+	}
+	return applyCustomResourceRole(ctx, dyn, CustomResourceRules(crds))
+}
+
+func applyCustomResourceRole(ctx context.Context, dyn dynamic.Interface, rules []any) error {
+	role := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1",
+		"kind":       "ClusterRole",
+		"metadata": map[string]any{
+			"name":   CustomResourcesClusterRole,
+			"labels": map[string]any{"app.kubernetes.io/managed-by": "smek"},
+		},
+		"rules": rules,
+	}}
+	_, err := dyn.Resource(clusterRoleResource).Apply(ctx, CustomResourcesClusterRole, role, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if err != nil {
+		return fmt.Errorf("apply ClusterRole %s: %w", CustomResourcesClusterRole, err)
+	}
+	return nil
+}
+
+// retryInterval paces the retries after a failed list, watch or update.
+const retryInterval = time.Second
+
+// GrantCustomResources keeps CustomResourcesClusterRole in step with the
+// cluster's CRDs until ctx ends: a CRD the tenant creates becomes usable a
+// moment later, and a deleted one stops being granted. The local backend
+// runs it for every cluster it hands out.
+func GrantCustomResources(ctx context.Context, cfg *rest.Config, logger *slog.Logger) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	g := &granter{dyn: dyn, logger: logger}
+	for ctx.Err() == nil {
+		if err := g.syncAndWatch(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("grant custom resources", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryInterval):
+			}
+		}
+	}
+	return nil
+}
+
+// granter remembers the rules last applied, to skip identical updates.
+type granter struct {
+	dyn     dynamic.Interface
+	logger  *slog.Logger
+	applied string
+}
+
+// syncAndWatch lists the CRDs, applies the rules and watches for the next
+// change; CRDs are few, so every change is followed by a fresh list.
+func (g *granter) syncAndWatch(ctx context.Context) error {
+	for {
+		list, err := g.dyn.Resource(crdResource).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("list CRDs: %w", err)
+		}
+		crds := make([]*unstructured.Unstructured, len(list.Items))
+		for i := range list.Items {
+			crds[i] = &list.Items[i]
+		}
+		rules := CustomResourceRules(crds)
+		if key := fmt.Sprint(rules); key != g.applied {
+			if err := applyCustomResourceRole(ctx, g.dyn, rules); err != nil {
+				return err
+			}
+			g.applied = key
+			g.logger.Debug("granted custom resources", "rules", len(rules))
+		}
+		w, err := g.dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion()})
+		if err != nil {
+			return fmt.Errorf("watch CRDs: %w", err)
+		}
+		ev, ok := <-w.ResultChan()
+		w.Stop()
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue // the server ended the watch: list again
+		}
+		if ev.Type == watch.Error {
+			return fmt.Errorf("watch CRDs: %v", ev.Object)
+		}
+	}
+}
