@@ -182,3 +182,19 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestProgramArgs(t *testing.T) {
+	for _, tt := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"/smek"}, ""},
+		{[]string{"/smek", "post"}, "post"},
+		{[]string{"/smek-post"}, "post"},
+		{[]string{"/usr/local/bin/smek", "list", "--output", "json"}, "list --output json"},
+	} {
+		if got := strings.Join(programArgs(tt.argv), " "); got != tt.want {
+			t.Errorf("programArgs(%q) = %q, want %q", tt.argv, got, tt.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, programArgs(os.Args), os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		// run has reported the error in the form its mode needs.
@@ -32,6 +33,24 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// postName is the name the image gives the program for the post step.
+// The runner passes a container action's args to every stage alike, so
+// action.yml's post-entrypoint names this link instead: run as smek-post,
+// the program is "smek post".
+const postName = "smek-post"
+
+// version is the action's version, set at build time with
+// -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// programArgs returns the arguments of the command line argv.
+func programArgs(argv []string) []string {
+	if len(argv) > 0 && filepath.Base(argv[0]) == postName {
+		return []string{"post"}
+	}
+	return argv[1:]
 }
 
 // run dispatches on args: no arguments is the action's main step, "post"
@@ -79,7 +98,7 @@ func newProgram(getenv func(string) string, stdout, stderr io.Writer) *program {
 			return t.C, t.Stop
 		},
 		progressEvery: 10 * time.Second,
-		version:       "dev",
+		version:       version,
 	}
 }
 

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/ghaction/ghactiontest"
+	"github.com/smek/action/internal/smektest"
+)
+
+// e2e is a job against a real SMEK server (local backend, warm pool).
+type e2e struct {
+	srv    *smektest.SMEK
+	token  string
+	runner *ghactiontest.Runner
+}
+
+func startE2E(t testing.TB, poolSize int) *e2e {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts Kubernetes control planes")
+	}
+	srv := smektest.Start(t, smektest.Options{PoolSize: poolSize})
+	srv.WaitReady(poolSize, false)
+	return &e2e{srv: srv, token: srv.Token("ci", smektest.TokenOptions{}), runner: ghactiontest.New(t)}
+}
+
+func (e *e2e) program(t testing.TB, s *ghactiontest.Step, stdout *syncBuffer) *program {
+	p := newProgram(s.Getenv, stdout, stdout)
+	p.containerHome = e.runner.ContainerHome
+	p.http = &http.Client{}
+	return p
+}
+
+func (e *e2e) inputs() map[string]string {
+	return map[string]string{"api-url": e.srv.URL, "token": e.token, "keep-cluster": "false", "wait": "2m", "minutes-to-live": "10"}
+}
+
+// TestEndToEnd: the main step gets a cluster from a real server, a later
+// host step uses it with kubectl through the exported KUBECONFIG, the post
+// step ends it.
+func TestEndToEnd(t *testing.T) {
+	e := startE2E(t, 1)
+	kubectl := filepath.Join(smektest.KubeBin(t), "kubectl")
+
+	main := e.runner.ContainerStep(e.inputs())
+	var out syncBuffer
+	if err := e.program(t, main, &out).run(t.Context(), nil); err != nil {
+		t.Fatalf("main step: %v\n%s", err, out.String())
+	}
+	res := main.Done()
+	id := res.Outputs["cluster-id"]
+	if !strings.HasPrefix(res.Env["KUBECONFIG"], e.runner.HostTemp) {
+		t.Errorf("KUBECONFIG = %q, want a host path under %s", res.Env["KUBECONFIG"], e.runner.HostTemp)
+	}
+	if strings.Contains(out.String(), e.token) && !strings.Contains(out.String(), "::add-mask::"+e.token) {
+		t.Error("token printed unmasked")
+	}
+
+	// A `run:` step on the host: kubectl with the job's env.
+	host := e.runner.HostStep()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", host.Getenv("KUBECONFIG"), "get", "ns", "-o", "name")
+	cmd.Env = host.Environ()
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl get ns: %v\n%s", err, got)
+	}
+	if !strings.Contains(string(got), "namespace/default") {
+		t.Errorf("kubectl get ns = %q, want namespace/default", got)
+	}
+	// Plain `kubectl` finds it through KUBECONFIG alone.
+	cmd = exec.CommandContext(ctx, kubectl, "config", "current-context")
+	cmd.Env = host.Environ()
+	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), id) {
+		t.Errorf("kubectl config current-context = %q, %v; want the cluster id %s in it", got, err, id)
+	}
+	host.Done()
+
+	post := e.runner.PostStep(e.inputs())
+	out = syncBuffer{}
+	if err := e.program(t, post, &out).run(t.Context(), []string{"post"}); err != nil {
+		t.Fatalf("post step: %v", err)
+	}
+	if w := annotations(out.String(), "warning"); len(w) != 0 {
+		t.Errorf("post step warnings: %q", w)
+	}
+	c, err := client.New(e.srv.URL, e.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := c.Get(t.Context(), id)
+	if err != nil && !client.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if err == nil && cl.ClusterStatus != "terminated" && cl.ClusterStatus != "terminating" {
+		t.Errorf("after the post step cluster %s is %s, want it gone", id, cl.ClusterStatus)
+	}
+	if _, err := os.Stat(res.Env["KUBECONFIG"]); !os.IsNotExist(err) {
+		t.Errorf("kubeconfig left on the host: %v", err)
+	}
+}
+
+// BenchmarkMainStep is the wall time of the action's main step against a
+// warm pool: inputs, credential, create, kubeconfig written, outputs. The
+// pool's refill and the post step are outside the timer.
+func BenchmarkMainStep(b *testing.B) {
+	e := startE2E(b, 1)
+	for b.Loop() {
+		main := e.runner.ContainerStep(e.inputs())
+		var out syncBuffer
+		if err := e.program(b, main, &out).run(b.Context(), nil); err != nil {
+			b.Fatalf("main step: %v\n%s", err, out.String())
+		}
+		b.StopTimer()
+		main.Done()
+		post := e.runner.PostStep(e.inputs())
+		if err := e.program(b, post, &out).run(b.Context(), []string{"post"}); err != nil {
+			b.Fatal(err)
+		}
+		post.Done()
+		e.srv.WaitReady(1, false)
+		b.StartTimer()
+	}
+}
