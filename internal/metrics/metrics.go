@@ -25,7 +25,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	claim        *prometheus.HistogramVec
-	poolEmpty    *prometheus.CounterVec
+	poolEmpty    prometheus.Counter
 	clusterOps   *prometheus.CounterVec
 	ttlExpiries  *prometheus.CounterVec
 	webhooks     *prometheus.CounterVec
@@ -66,10 +66,10 @@ func New(opts Options) *Metrics {
 			Help:    "Time from a create request to a usable cluster, by whether a warm pool member was ready at once.",
 			Buckets: claimBuckets,
 		}, []string{"pool"}),
-		poolEmpty: prometheus.NewCounterVec(prometheus.CounterOpts{
+		poolEmpty: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "pool_empty_waits_total",
 			Help: "Create requests that found no ready pool member and had to wait.",
-		}, []string{"flavor"}),
+		}),
 		clusterOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cluster_operations_total",
 			Help: "Cluster operations (create, stop, start, terminate, extend) by outcome (ok or an error code).",
@@ -141,13 +141,13 @@ func (m *Metrics) ObserveClaim(warm bool, d time.Duration) {
 	m.claim.WithLabelValues(pool).Observe(d.Seconds())
 }
 
-// PoolEmptyWait counts a create that found no ready member of flavor (as
-// cluster.Flavor.String gives it) and had to wait.
-func (m *Metrics) PoolEmptyWait(flavor string) {
+// PoolEmptyWait counts a create that found no ready pool member and had to
+// wait. The pool_servers gauge tells which flavor ran dry.
+func (m *Metrics) PoolEmptyWait() {
 	if m == nil {
 		return
 	}
-	m.poolEmpty.WithLabelValues(flavor).Inc()
+	m.poolEmpty.Inc()
 }
 
 // ClusterOp counts a cluster operation: op is "create", "stop", "start",
