@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -43,14 +42,9 @@ func (a *api) do(ctx context.Context, call func() (*hcloud.Response, error)) err
 		if err == nil || !retryable(resp, err) || attempt >= a.retries {
 			return err
 		}
+		// The budget refills by one request per second, so a 429 needs a
+		// short wait, not one until RateLimit-Reset (when it is full).
 		d := a.base << min(attempt, 6)
-		if resp != nil && resp.Response != nil && resp.StatusCode == http.StatusTooManyRequests {
-			a.mu.Lock()
-			if until := time.Until(a.reset); until > d && until < time.Hour {
-				d = until
-			}
-			a.mu.Unlock()
-		}
 		if err := a.sleep(ctx, d); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
@@ -165,6 +166,21 @@ func (b *Backend) server(ctx context.Context, m pool.Member) (*hcloud.Server, da
 	return srv, d, err
 }
 
+// ref returns the member's server without a request when its data holds
+// the id (the API only needs the id for actions and deletes).
+func (b *Backend) ref(ctx context.Context, m pool.Member) (*hcloud.Server, data, error) {
+	d, err := parseData(m.Data)
+	if err != nil {
+		return nil, d, err
+	}
+	if d.ServerID != 0 {
+		srv := &hcloud.Server{ID: d.ServerID, Name: d.Name}
+		srv.PublicNet.IPv4.IP = net.ParseIP(d.IP)
+		return srv, d, nil
+	}
+	return b.server(ctx, m)
+}
+
 func (b *Backend) power(ctx context.Context, srv *hcloud.Server, fn func(context.Context, *hcloud.Server) (*hcloud.Action, *hcloud.Response, error)) (*hcloud.Action, error) {
 	var a *hcloud.Action
 	err := b.api.do(ctx, func() (*hcloud.Response, error) {
@@ -210,7 +226,7 @@ func (b *Backend) admin(m pool.Member) (*kube.Admin, error) {
 // Stop shuts the server down gracefully; the disk and the cluster on it
 // stay. A server that does not go off in time is powered off.
 func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
-	srv, _, err := b.server(ctx, m)
+	srv, _, err := b.ref(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -218,6 +234,9 @@ func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
 		return fmt.Errorf("stop member %s: %w", m.ID, errServerGone)
 	}
 	a, err := b.power(ctx, srv, b.cfg.Client.Server.Shutdown)
+	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
+		return fmt.Errorf("stop member %s: %w", m.ID, errServerGone)
+	}
 	if err == nil {
 		err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
 	}
@@ -251,21 +270,23 @@ func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
 // Start powers the server on, starts k3s again and waits for readiness.
 func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 	t0 := b.cfg.Now()
-	srv, d, err := b.server(ctx, m)
+	srv, d, err := b.ref(ctx, m)
 	if err != nil {
 		return nil, err
 	}
 	if srv == nil {
 		return nil, fmt.Errorf("start member %s: %w", m.ID, errServerGone)
 	}
-	if srv.Status != hcloud.ServerStatusRunning {
-		a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
-		if err == nil {
-			err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("power on server %d: %w", srv.ID, err)
-		}
+	// Powering on a running server is harmless: no GET to check first.
+	a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
+	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
+		return nil, fmt.Errorf("start member %s: %w", m.ID, errServerGone)
+	}
+	if err == nil {
+		err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("power on server %d: %w", srv.ID, err)
 	}
 	if err := b.restartK3s(ctx, m, srv, &d); err != nil {
 		return nil, err
@@ -282,7 +303,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 // gone is not reusable.
 func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
 	t0 := b.cfg.Now()
-	srv, _, err := b.server(ctx, m)
+	srv, old, err := b.ref(ctx, m)
 	if err != nil {
 		return false, nil, err
 	}
@@ -300,6 +321,9 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 		res, resp, err = b.cfg.Client.Server.RebuildWithResult(ctx, srv, hcloud.ServerRebuildOpts{Image: img})
 		return resp, err
 	})
+	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
+		return false, nil, nil // gone: nothing to clean, not reusable
+	}
 	if err == nil {
 		err = b.watch.wait(ctx, b.cfg.ExpectRebuild, res.Action)
 	}
@@ -307,7 +331,12 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 		return false, nil, fmt.Errorf("rebuild server %d: %w", srv.ID, err)
 	}
 	// Nothing of the old cluster is kept: new CA, new admin, new host key.
-	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, Timings: map[string]int64{}}
+	d := data{ServerID: srv.ID, Name: old.Name, IP: old.IP, Image: img.ID, Timings: map[string]int64{}}
+	if d.IP == "" {
+		d.IP = srv.PublicNet.IPv4.IP.String()
+		d.Name = srv.Name
+	}
+	srv.Name = d.Name
 	d.Timings["rebuild"] = b.cfg.Now().Sub(t0).Milliseconds()
 	srv.Status = hcloud.ServerStatusRunning
 	if err := b.bootstrap(ctx, m, srv, &d); err != nil {
@@ -320,7 +349,7 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 // Destroy deletes the member's server if there is one. It does not wait
 // for the delete action: the server is gone from the API at once.
 func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
-	srv, _, err := b.server(ctx, m)
+	srv, _, err := b.ref(ctx, m)
 	if err != nil {
 		return err
 	}
