@@ -252,7 +252,7 @@ func noPolicyError(c Claims) error {
 	}
 	who.WriteString(")")
 	if c.Issuer != GitHubIssuer {
-		add += " --issuer " + shellQuote(c.Issuer)
+		add += " --oidc-issuer " + shellQuote(c.Issuer)
 	}
 	if dangerousEvents[c.Event] {
 		add += " --event " + c.Event

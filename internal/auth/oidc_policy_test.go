@@ -122,7 +122,7 @@ func TestMatchPolicyMessages(t *testing.T) {
 		Event: "push", Environment: "prod"}
 	_, err := auth.MatchPolicy(nil, c)
 	want := "no SMEK policy admits repository_owner_id 7 / repository_id 9 (g/p) on ref \"refs/heads/it's\" (event push, environment prod); " +
-		`an operator can add one with: provisioner policy add --account NAME --repository-owner-id 7 --repository-id 9 --ref 'refs/heads/it'\''s' --issuer https://gitlab.com`
+		`an operator can add one with: provisioner policy add --account NAME --repository-owner-id 7 --repository-id 9 --ref 'refs/heads/it'\''s' --oidc-issuer https://gitlab.com`
 	if got := cluster.ErrorMessage(err); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

@@ -274,7 +274,7 @@ func TestOIDCForbiddenWithoutPolicy(t *testing.T) {
 	msg := cluster.ErrorMessage(err)
 	for _, want := range []string{
 		"no SMEK policy admits repository_owner_id 65 / repository_id 74 (octo-org/octo-repo) on ref refs/heads/main (event push)",
-		"provisioner policy add --account NAME --repository-owner-id 65 --repository-id 74 --ref refs/heads/main --issuer " + e.iss.URL(),
+		"provisioner policy add --account NAME --repository-owner-id 65 --repository-id 74 --ref refs/heads/main --oidc-issuer " + e.iss.URL(),
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("got message %q, want it to contain %q", msg, want)
