@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"golang.org/x/crypto/ssh"
+	"sigs.k8s.io/yaml"
+
+	"github.com/smek/action/internal/hetzner"
+	"github.com/smek/action/internal/kube/policy"
+)
+
+const imageBuildSummary = `Build a Hetzner golden snapshot for one k3s release: a builder server from
+--base-image gets k3s installed but never started, the airgap images, SMEK's node
+files and the tenant policy bundle as auto-deploy manifests; cloud-init is cleaned,
+the server shut down and snapshotted with labels (smek.io/role=golden,
+smek.io/k8s-version, smek.io/k3s-version), and the builder deleted, also when a
+step fails. Several versions live side by side; the pool finds them by label.`
+
+// hetznerFlags are the flags every command that talks to Hetzner shares
+// (serve --backend hetzner should register the same).
+type hetznerFlags struct {
+	endpoint, token, tokenFile, installation string
+	sshKeyFile, sshKeyName, location         string
+	fakeSSH                                  bool
+}
+
+func (h *hetznerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&h.endpoint, "hcloud-endpoint", hcloud.Endpoint, "Hetzner Cloud API endpoint (e.g. the fake: go run ./internal/hcloudfake/cmd/hcloudfake)")
+	fs.StringVar(&h.token, "hcloud-token", "", "Hetzner Cloud API token (prefer --hcloud-token-file or SMEK_HCLOUD_TOKEN)")
+	fs.StringVar(&h.tokenFile, "hcloud-token-file", "", "file holding the Hetzner Cloud API token")
+	fs.StringVar(&h.installation, "installation", "smek", "label value that ties cloud resources to this installation")
+	fs.StringVar(&h.sshKeyFile, "ssh-key-file", "", "private SSH key (OpenSSH format) SMEK logs in to servers with (required)")
+	fs.StringVar(&h.sshKeyName, "ssh-key-name", "smek", "name of that key at Hetzner (registered when missing)")
+	fs.StringVar(&h.location, "location", "fsn1", "Hetzner location(s), comma-separated, tried in order")
+	fs.BoolVar(&h.fakeSSH, "hcloud-fake-ssh", false, "ask the fake API (/_hcloudfake/servers/{id}) for each server's SSH port instead of using port 22")
+}
+
+// config turns the flags into a backend configuration.
+func (h *hetznerFlags) config(logger *slog.Logger) (hetzner.Config, error) {
+	token := h.token
+	if h.tokenFile != "" {
+		b, err := os.ReadFile(h.tokenFile)
+		if err != nil {
+			return hetzner.Config{}, fmt.Errorf("%w: --hcloud-token-file: %v", errUsage, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return hetzner.Config{}, fmt.Errorf("%w: --hcloud-token-file or SMEK_HCLOUD_TOKEN is required", errUsage)
+	}
+	if h.sshKeyFile == "" {
+		return hetzner.Config{}, fmt.Errorf("%w: --ssh-key-file is required", errUsage)
+	}
+	pem, err := os.ReadFile(h.sshKeyFile)
+	if err != nil {
+		return hetzner.Config{}, fmt.Errorf("%w: --ssh-key-file: %v", errUsage, err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return hetzner.Config{}, fmt.Errorf("%w: --ssh-key-file: %v", errUsage, err)
+	}
+	cfg := hetzner.Config{
+		Client:       hcloud.NewClient(hcloud.WithEndpoint(h.endpoint), hcloud.WithToken(token), hcloud.WithApplication("smek", "")),
+		Installation: h.installation, SSHKeyName: h.sshKeyName, Signer: signer,
+		Locations: strings.Split(h.location, ","), Logger: logger,
+	}
+	if h.fakeSSH {
+		cfg.SSHAddr = hetzner.FakeSSHAddr(strings.TrimRight(h.endpoint, "/"), nil)
+	}
+	return cfg, nil
+}
+
+func cmdImage(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "build" {
+		fmt.Fprintln(stderr, "Usage: provisioner image build --k3s-version vX.Y.Z+k3s1 [flags]")
+		return fmt.Errorf("%w: image needs the subcommand build", errUsage)
+	}
+	fs := newFlagSet("image build", imageBuildSummary, stderr)
+	var h hetznerFlags
+	h.register(fs)
+	version := fs.String("k3s-version", "", "k3s release to install, e.g. v1.36.3+k3s1 (required)")
+	base := fs.String("base-image", "ubuntu-24.04", "system image the builder starts from")
+	stype := fs.String("server-type", "ccx13", "server type of the builder")
+	if err := parseFlags(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	if h.token == "" {
+		h.token = getenv("SMEK_HCLOUD_TOKEN")
+	}
+	if _, err := hetzner.K8sVersion(*version); err != nil {
+		return fmt.Errorf("%w: --k3s-version: %v", errUsage, err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := h.config(logger)
+	if err != nil {
+		return err
+	}
+	// Nothing is sealed during an image build: a throwaway key will do.
+	cfg.CredentialKey = make([]byte, 32)
+	_, _ = rand.Read(cfg.CredentialKey)
+	b, err := hetzner.New(cfg)
+	if err != nil {
+		return err
+	}
+	manifests, err := policyManifests()
+	if err != nil {
+		return err
+	}
+	img, err := b.BuildImage(ctx, hetzner.ImageConfig{
+		K3sVersion: *version, BaseImage: *base, ServerType: *stype, Location: cfg.Locations[0], Manifests: manifests,
+	})
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	fmt.Fprintf(stdout, "snapshot %d: k3s %s (Kubernetes %s)\n", img.ID, *version, img.Labels[hetzner.LabelK8sVersion])
+	return nil
+}
+
+// policyManifests renders the tenant policy bundle (baseline) as one
+// auto-deploy manifest; at every boot SMEK applies the flavor's variant
+// over it (server-side apply).
+func policyManifests() (map[string][]byte, error) {
+	objs, err := policy.Objects(policy.Options{LocalPathStorageClass: true})
+	if err != nil {
+		return nil, fmt.Errorf("render policy bundle: %w", err)
+	}
+	var docs []string
+	for _, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, string(b))
+	}
+	if len(docs) == 0 {
+		return nil, errors.New("render policy bundle: no objects")
+	}
+	return map[string][]byte{"policy.yaml": []byte(strings.Join(docs, "---\n"))}, nil
+}
