@@ -59,9 +59,9 @@ type harness struct {
 	// deliveries outlives a restart, as the provisioner's database does.
 	// The tests with the real SQLite store are in ./e2e.
 	deliveries *memDeliveries
-	clock    *clockwork.FakeClock
-	results  chan Result
-	seq      atomic.Int64
+	clock      *clockwork.FakeClock
+	results    chan Result
+	seq        atomic.Int64
 }
 
 type harnessOption func(*Config)
