@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/smek/action/internal/cluster"
+)
+
+// cmdAccount manages accounts' GitHub App installations: clusters made from
+// an installation's pull-request comments belong to the linked account and
+// count against its limits.
+func cmdAccount(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "Usage: provisioner account link|unlink|list [flags]")
+		return fmt.Errorf("%w: account needs a subcommand", errUsage)
+	}
+	switch args[0] {
+	case "link":
+		return accountLink(ctx, args[1:], getenv, stdout, stderr)
+	case "unlink":
+		return accountUnlink(ctx, args[1:], getenv, stdout, stderr)
+	case "list":
+		return accountList(ctx, args[1:], getenv, stdout, stderr)
+	}
+	return fmt.Errorf("%w: unknown account subcommand %q (link, unlink, list)", errUsage, args[0])
+}
+
+func accountLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("account link", "Tie a GitHub App installation to an account (create the account first, e.g. with 'token create --account NAME').", stderr)
+	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
+	account := fs.String("account", "", "the account (required)")
+	installation := fs.Int64("github-installation-id", 0, "the installation id: the number at the end of the installation's settings URL, or installation.id of its webhooks (required)")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	switch {
+	case *account == "":
+		return fmt.Errorf("%w: --account is required", errUsage)
+	case *installation <= 0:
+		return fmt.Errorf("%w: --github-installation-id must be a positive number", errUsage)
+	case fs.NArg() > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	db, err := openDB(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := db.LinkInstallation(ctx, *account, *installation)
+	if err != nil {
+		if cluster.ErrorCode(err) == cluster.ENOTFOUND {
+			return fmt.Errorf("%w (create it with: provisioner token create --account %s)", err, *account)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "linked GitHub App installation %d to account %q\n", a.GitHubInstallationID, a.Name)
+	return nil
+}
+
+func accountUnlink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("account unlink", "Remove the GitHub App installation of an account.", stderr)
+	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
+	account := fs.String("account", "", "the account (required)")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if *account == "" {
+		return fmt.Errorf("%w: --account is required", errUsage)
+	}
+	db, err := openDB(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.UnlinkInstallation(ctx, *account); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "account %q has no GitHub App installation now\n", *account)
+	return nil
+}
+
+// accountJSON is an account in 'account list --json'.
+type accountJSON struct {
+	Name                 string `json:"name"`
+	MaxClusters          int    `json:"max-clusters"`
+	MaxMinutesToLive     int    `json:"max-minutes-to-live"`
+	GitHubInstallationID int64  `json:"github-installation-id,omitempty"`
+}
+
+func accountList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("account list", "List accounts with their limits and GitHub App installations.", stderr)
+	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	as, err := db.AccountsWithInstallations(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]accountJSON, 0, len(as))
+		for _, a := range as {
+			out = append(out, accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.GitHubInstallationID})
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tMAX CLUSTERS\tMAX MINUTES TO LIVE\tGITHUB INSTALLATION")
+	for _, a := range as {
+		inst := "-"
+		if a.GitHubInstallationID != 0 {
+			inst = strconv.FormatInt(a.GitHubInstallationID, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", a.Name, a.MaxClusters, a.MaxMinutesToLive, inst)
+	}
+	return tw.Flush()
+}
