@@ -75,10 +75,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdServe(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return cmdToken(ctx, rest, getenv, stdout, stderr)
+	case "policy":
+		return cmdPolicy(ctx, rest, getenv, stdout, stderr)
+	case "account":
+		return cmdAccount(ctx, rest, getenv, stdout, stderr)
 	case "pool":
 		return cmdPool(ctx, rest, getenv, stdout, stderr)
 	case "cluster":
 		return cmdCluster(ctx, rest, getenv, stdout, stderr)
+	case "image":
+		return cmdImage(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

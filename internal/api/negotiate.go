@@ -26,7 +26,7 @@ const (
 // script, because the documented usage is `curl ... | sh -`.
 func negotiate(r *http.Request) format {
 	best, bestQ := formatShell, 0.0
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+	for _, part := range strings.Split(strings.Join(r.Header.Values("Accept"), ","), ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
@@ -91,7 +91,7 @@ func shellScript(c cluster.Cluster, kc cluster.Kubeconfig) []byte {
 	}
 	fmt.Fprintf(&b, "%s\nchmod 600 %s\n", eof, path)
 	fmt.Fprintf(&b, "echo \"SMEK cluster %s is running until %s.\"\n", id, c.ExpiresAt.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "echo \"export KUBECONFIG=%s\"\n", path)
+	fmt.Fprintf(&b, "echo \"export KUBECONFIG=\\\"$HOME/.kube/smek-%s.yaml\\\"\"\n", id)
 	return []byte(b.String())
 }
 
@@ -105,5 +105,5 @@ func shellError(p wire.Problem) []byte {
 		return r
 	}, fmt.Sprintf("SMEK: %s (HTTP %d %s)", p.Detail, p.Status, p.Code))
 	quoted := "'" + strings.ReplaceAll(msg, "'", `'\''`) + "'"
-	return []byte("#!/bin/sh\necho " + quoted + " >&2\nexit 1\n")
+	return []byte("#!/bin/sh\nprintf '%s\\n' " + quoted + " >&2\nexit 1\n")
 }

@@ -88,6 +88,10 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	claimed := s.cfg.Now()
 	c.Timings.Claimed = claimed.Sub(start) - c.Timings.Queued
 
+	if err := s.recovered(ctx); err != nil {
+		s.fail(ctx, c.ID, "waiting for the pool to recover: "+err.Error())
+		return Created{}, err
+	}
 	kc, err := s.backend.Claim(ctx, srv, c)
 	if err != nil {
 		s.log.Error("prepare claimed cluster", "cluster", c.ID, "server", srv.ID, "err", err)

@@ -41,6 +41,9 @@ func (s *Service) Events(ctx context.Context, p cluster.Principal, id cluster.ID
 // Stop stops a cluster, or terminates it when it was created with
 // keep-cluster false or force is set — exactly as the seed API's /stop.
 func (s *Service) Stop(ctx context.Context, p cluster.Principal, id cluster.ID, force bool) (cluster.Cluster, error) {
+	if err := s.recovered(ctx); err != nil {
+		return cluster.Cluster{}, err
+	}
 	unlock := s.lock(id)
 	defer unlock()
 	c, err := s.Get(ctx, p, id)
@@ -122,6 +125,9 @@ func (s *Service) Start(ctx context.Context, p cluster.Principal, id cluster.ID)
 }
 
 func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	if err := s.recovered(ctx); err != nil {
+		return Created{}, err
+	}
 	unlock := s.lock(id)
 	defer unlock()
 	c, err := s.Get(ctx, p, id)
@@ -173,6 +179,9 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 
 // Kubeconfig mints a fresh kubeconfig for one of p's running clusters.
 func (s *Service) Kubeconfig(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	if err := s.recovered(ctx); err != nil {
+		return Created{}, err
+	}
 	c, err := s.Get(ctx, p, id)
 	if err != nil {
 		return Created{}, err

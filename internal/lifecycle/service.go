@@ -92,6 +92,18 @@ func (s *Service) Versions() []string { return s.versions }
 // DefaultK8sVersion is the version a create gets when it names none.
 func (s *Service) DefaultK8sVersion() string { return s.cfg.DefaultK8sVersion }
 
+// recovered waits until the pool has resumed the members a previous run
+// left, so that a cluster's control plane runs before anything is asked of
+// it.
+func (s *Service) recovered(ctx context.Context) error {
+	select {
+	case <-s.pool.Recovered():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *Service) lock(id cluster.ID) func() {
 	h := fnv.New32a()
 	h.Write([]byte(id))

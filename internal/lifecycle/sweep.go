@@ -33,6 +33,9 @@ func (s *Service) Schedule(sch gocron.Scheduler) error {
 // were created with keep-cluster, terminated otherwise — and warns owners of
 // clusters whose deadline is near.
 func (s *Service) Sweep(ctx context.Context) error {
+	if err := s.recovered(ctx); err != nil {
+		return err
+	}
 	now := s.cfg.Now()
 	due, err := s.db.DueClusters(ctx, now)
 	if err != nil {

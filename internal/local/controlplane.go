@@ -150,6 +150,8 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		"--authorization-mode=RBAC",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
+		// The kubernetes Service cannot point at a loopback address.
+		"--endpoint-reconciler-type=none",
 		"--allow-privileged=" + strconv.FormatBool(cp.cfg.Privileged),
 	}
 	if len(cp.cfg.AdmissionConfig) > 0 {

@@ -55,7 +55,10 @@ type Pool struct {
 	provisioning map[cluster.Flavor]int
 	// readyCh is closed (and replaced) whenever a member becomes ready.
 	readyCh chan struct{}
-	wg      sync.WaitGroup
+	// recovered is closed once what a previous run left has been dealt
+	// with: members that serve clusters run again.
+	recovered chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New returns a pool; Run makes it work.
@@ -78,8 +81,14 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 		busy:         map[string]bool{},
 		provisioning: map[cluster.Flavor]int{},
 		readyCh:      make(chan struct{}),
+		recovered:    make(chan struct{}),
 	}
 }
+
+// Recovered is closed once the pool has dealt with what a previous run of
+// the provisioner left behind; until then a member that serves a cluster may
+// not run yet.
+func (p *Pool) Recovered() <-chan struct{} { return p.recovered }
 
 // Backend returns the backend that runs the members.
 func (p *Pool) Backend() Backend { return p.backend }
@@ -126,7 +135,9 @@ func (p *Pool) Nudge() {
 // targets until ctx ends, and waits for its goroutines.
 func (p *Pool) Run(ctx context.Context) error {
 	defer p.wg.Wait()
-	if err := p.recover(ctx); err != nil {
+	err := p.recover(ctx)
+	close(p.recovered)
+	if err != nil {
 		return err
 	}
 	tick := time.NewTicker(p.cfg.Interval)
