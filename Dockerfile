@@ -21,7 +21,9 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 
 FROM source AS build-action
-ARG TARGETOS TARGETARCH VERSION=dev
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH go build -ldflags="-s -w -X main.version=${VERSION}" -o /rootfs/smek ./action \
  && ln -s smek /rootfs/smek-post \
@@ -29,12 +31,16 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
  && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/
 
 FROM source AS build-provisioner
-ARG TARGETOS TARGETARCH VERSION=dev
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH go build -ldflags="-s -w -X main.version=${VERSION}" -o /out/provisioner ./provisioner
 
 FROM source AS build-app
-ARG TARGETOS TARGETARCH VERSION=dev
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH go build -ldflags="-s -w -X main.version=${VERSION}" -o /out/app ./app
 

@@ -198,3 +198,14 @@ func TestProgramArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestNoCommandOutsideActions(t *testing.T) {
+	c := newCLI(t)
+	_, errOut, err := c.run()
+	if !errors.Is(err, errUsage) || !strings.Contains(errOut, "Commands:") {
+		t.Errorf("no arguments outside GitHub Actions: %v, %q; want the usage", err, errOut)
+	}
+	if calls := c.api.Calls(); len(calls) != 0 {
+		t.Errorf("called the server: %v", calls)
+	}
+}

@@ -104,6 +104,10 @@ func newProgram(getenv func(string) string, stdout, stderr io.Writer) *program {
 
 func (p *program) run(ctx context.Context, args []string) error {
 	switch {
+	case len(args) == 0 && p.getenv("GITHUB_ACTIONS") != "true":
+		// Someone ran the CLI without a command.
+		fmt.Fprint(p.stderr, usage)
+		return usagef("no command")
 	case len(args) == 0:
 		return p.mainStep(ctx)
 	case len(args) == 1 && args[0] == "post":

@@ -73,3 +73,19 @@ func TestCommands(t *testing.T) {
 	delete(e, "GITHUB_STEP_SUMMARY")
 	must(c.AddStepSummary("ignored"))
 }
+
+// TestInputNames pins the simulation to the runner's naming and to what
+// go-githubactions reads: input api-url arrives as INPUT_API-URL.
+func TestInputNames(t *testing.T) {
+	if got := ghactiontest.InputEnv("api-url"); got != "INPUT_API-URL" {
+		t.Errorf("InputEnv(api-url) = %q, want INPUT_API-URL", got)
+	}
+	e := map[string]string{"INPUT_API-URL": " https://smek.example.com \n", "INPUT_MY_INPUT": "x"}
+	a := githubactions.New(githubactions.WithGetenv(env(e)))
+	if got := a.GetInput("api-url"); got != "https://smek.example.com" {
+		t.Errorf("GetInput(api-url) = %q", got)
+	}
+	if got := a.GetInput("my input"); got != "x" {
+		t.Errorf("GetInput(my input) = %q", got)
+	}
+}
