@@ -186,6 +186,15 @@ func attacks() []attack {
 			_, err := c.cs.RbacV1().RoleBindings(tenantNS).Create(ctx, rb, create)
 			return err
 		}},
+		{name: "bind the admin role, which carries impersonate", want: msgEscalation, do: func(ctx context.Context, c *testCluster) error {
+			rb := &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "ns-admin", Namespace: tenantNS},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"},
+				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: tenantNS}},
+			}
+			_, err := c.cs.RbacV1().RoleBindings(tenantNS).Create(ctx, rb, create)
+			return err
+		}},
 		{name: "bind a system role with rights the tenant lacks", want: msgEscalation, do: func(ctx context.Context, c *testCluster) error {
 			_, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, clusterRoleBinding("be-a-node", "system:node"), create)
 			return err
@@ -225,7 +234,7 @@ func attacks() []attack {
 		{name: "change ClusterRole system:basic-user", want: msgClusterRBAC, do: func(ctx context.Context, c *testCluster) error {
 			return mergePatch(ctx, c.cs.RbacV1().RESTClient(), "clusterroles", "", "system:basic-user", `{"metadata":{"labels":{"owned":"by-tenant"}}}`)
 		}},
-		{name: "change ClusterRole view", want: msgEscalation, do: func(ctx context.Context, c *testCluster) error {
+		{name: "change ClusterRole view", want: "must have cluster-admin privileges to use the aggregationRule", do: func(ctx context.Context, c *testCluster) error {
 			return mergePatch(ctx, c.cs.RbacV1().RESTClient(), "clusterroles", "", "view", `{"metadata":{"annotations":{"owned":"by-tenant"}}}`)
 		}},
 		{name: "widen the tenant's own ClusterRole", want: msgClusterRBAC, do: func(ctx context.Context, c *testCluster) error {

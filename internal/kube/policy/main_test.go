@@ -185,6 +185,7 @@ func (c *testCluster) setUp(ctx context.Context, o policy.Options) error {
 		BearerToken:     tr.Status.Token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: c.cp.CAData()},
 		QPS:             200, Burst: 400, Timeout: 30 * time.Second,
+		WarningHandler: rest.NoWarnings{},
 	}
 	if c.cs, err = kubernetes.NewForConfig(c.tenant); err != nil {
 		return err
