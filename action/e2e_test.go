@@ -85,6 +85,41 @@ func TestEndToEnd(t *testing.T) {
 	}
 	host.Done()
 
+	// The server kept the run's metadata, which the App's cleanup matches on.
+	c, err := client.New(e.srv.URL, e.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRun, err := c.List(t.Context(), client.ListOptions{RepositoryID: 74, RunID: 4242, RunAttempt: 2})
+	if err != nil || len(byRun) != 1 || byRun[0].ClusterID != id {
+		t.Fatalf("list by run = %+v, %v; want [%s]", byRun, err, id)
+	}
+	if r := byRun[0].Run; r == nil || r.Repository != "octo-org/octo-repo" || r.Job != "e2e" || r.RunnerName != "GitHub Actions 7" {
+		t.Errorf("run metadata on the server = %+v", r)
+	}
+
+	// The CLI speaks the real API too.
+	cli := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr syncBuffer
+		getenv := func(k string) string {
+			return map[string]string{"SMEK_API_URL": e.srv.URL, "SMEK_TOKEN": e.token, "HOME": e.runner.HostHome}[k]
+		}
+		if err := run(t.Context(), args, getenv, &stdout, &stderr); err != nil {
+			t.Fatalf("smek %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return stdout.String()
+	}
+	if out := cli("list"); !strings.Contains(out, id) || !strings.Contains(out, "octo-org/octo-repo#4242") {
+		t.Errorf("smek list = %q", out)
+	}
+	if out := cli("kubeconfig", id); !strings.HasPrefix(out, "apiVersion: v1") || !strings.Contains(out, id) {
+		t.Errorf("smek kubeconfig printed %d bytes without the cluster id", len(out))
+	}
+	if out := cli("extend", id, "--minutes", "5"); !strings.Contains(out, "Extended "+id) {
+		t.Errorf("smek extend = %q", out)
+	}
+
 	post := e.runner.PostStep(e.inputs())
 	out = syncBuffer{}
 	if err := e.program(t, post, &out).run(t.Context(), []string{"post"}); err != nil {
@@ -92,10 +127,6 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if w := annotations(out.String(), "warning"); len(w) != 0 {
 		t.Errorf("post step warnings: %q", w)
-	}
-	c, err := client.New(e.srv.URL, e.token)
-	if err != nil {
-		t.Fatal(err)
 	}
 	cl, err := c.Get(t.Context(), id)
 	if err != nil && !client.IsNotFound(err) {
