@@ -89,3 +89,13 @@ func TestInputNames(t *testing.T) {
 		t.Errorf("GetInput(my input) = %q", got)
 	}
 }
+
+func TestCommandNames(t *testing.T) {
+	e := map[string]string{"GITHUB_OUTPUT": filepath.Join(t.TempDir(), "out")}
+	c := ghaction.Commands{A: githubactions.New(githubactions.WithGetenv(env(e))), Getenv: env(e)}
+	for _, name := range []string{"", "a=b", "a<<EOF", "a\nb"} {
+		if err := c.SetOutput(name, "v"); err == nil {
+			t.Errorf("SetOutput(%q) = nil error", name)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -223,7 +224,7 @@ func (s *Step) parse(kind string) map[string]string {
 // ParseFileCommands reads a file-command file as the runner does: lines
 // `name=value`, or `name<<DELIM` followed by value lines up to a line that
 // is exactly DELIM. A heredoc without its end is an error, as in the runner.
-func ParseFileCommands(f interface{ Read([]byte) (int, error) }) (map[string]string, error) {
+func ParseFileCommands(f io.Reader) (map[string]string, error) {
 	out := map[string]string{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
