@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/server"
 )
 
@@ -28,6 +30,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.ProvisionParallel, "provision-parallel", 2, "how many clusters are booted or cleaned at once")
 	fs.StringVar(&cfg.DefaultK8sVersion, "default-k8s-version", "", "version for creates that name none (default: the newest offered)")
 	fs.DurationVar(&cfg.DefaultWait, "default-wait", 5*time.Minute, "how long a create waits for a ready cluster when the pool is empty")
+	fs.StringVar(&cfg.OpsAddr, "ops-addr", "", "serve the status page and /metrics on this address instead of --addr")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "how users reach this server, for links in mails (default http://ADDR)")
+	fs.StringVar(&cfg.OIDCIssuer, "oidc-issuer", auth.GitHubIssuer, "issuer of accepted CI OIDC tokens (GitLab: https://gitlab.com)")
+	fs.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience CI jobs request for SMEK, normally the server's public URL; empty turns OIDC off")
+	fs.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for notification mail: smtp://user:pass@host:587?starttls=required or smtps://...; empty turns mail off")
+	fs.StringVar(&cfg.MailFrom, "mail-from", "", "sender address of notification mail (required with --smtp-url)")
+	fs.DurationVar(&cfg.EventRetention, "event-retention", 30*24*time.Hour, "how long cluster and pool events are kept")
+	var hf hetznerFlags
+	hf.register(fs)
+	credKeyFile := fs.String("credential-key-file", "", "hetzner: file with 32 bytes (raw or hex) that seal cluster admin credentials at rest")
+	firewall := fs.String("firewall", "smek", "hetzner: name of the firewall applied to SMEK's servers")
+	sshSource := fs.String("ssh-source-cidr", "", "hetzner: comma-separated CIDRs that may reach port 22 (the provisioner's address)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -40,6 +54,21 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Logger = logger
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
+	}
+	if cfg.Backend == "hetzner" {
+		if hf.token == "" {
+			hf.token = getenv("SMEK_HCLOUD_TOKEN")
+		}
+		if cfg.Hetzner, err = hf.config(logger); err != nil {
+			return err
+		}
+		if cfg.Hetzner.CredentialKey, err = readKey(*credKeyFile); err != nil {
+			return err
+		}
+		cfg.Hetzner.Firewall = *firewall
+		if *sshSource != "" {
+			cfg.Hetzner.SourceCIDRs = strings.Split(*sshSource, ",")
+		}
 	}
 
 	srv, err := server.Start(ctx, cfg)
@@ -63,6 +92,24 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	return err
 }
 
+// readKey reads a 32-byte key, raw or hex-encoded.
+func readKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: --credential-key-file is required with --backend hetzner (make one with: head -c 32 /dev/urandom > key)", errUsage)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --credential-key-file: %v", errUsage, err)
+	}
+	if len(b) == 32 {
+		return b, nil
+	}
+	if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%w: --credential-key-file must hold 32 bytes, raw or as 64 hex digits", errUsage)
+}
+
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -77,5 +124,3 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("%w: --log-format %q: use text or json", errUsage, format)
 }
-
-var _ = os.Stderr

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"k8s.io/client-go/rest"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -21,10 +23,15 @@ import (
 	"github.com/smek/action/internal/api"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/hetzner"
+	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/metrics"
+	"github.com/smek/action/internal/notify"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
+	"github.com/smek/action/internal/statuspage"
 )
 
 // Config is everything `provisioner serve` can be told.
@@ -55,6 +62,26 @@ type Config struct {
 	// Now is the clock of deadlines and timestamps (default time.Now);
 	// tests move it forward instead of sleeping.
 	Now func() time.Time
+
+	// OpsAddr, when set, serves the status page and /metrics on their own
+	// address (e.g. 127.0.0.1:9090) instead of on the API's, so that they
+	// need not face the users.
+	OpsAddr string
+
+	// OIDCIssuer and OIDCAudience turn on CI OIDC bearer tokens when
+	// OIDCAudience is set (issuer default: GitHub Actions).
+	OIDCIssuer, OIDCAudience string
+	OIDCHTTPClient           *http.Client
+
+	// SMTPURL turns on notification mail (smtp://user:pass@host:587,
+	// smtps://...); MailFrom is the sender; PublicURL is how users reach
+	// this server, for the links in mails.
+	SMTPURL, MailFrom, PublicURL string
+	// EventRetention is how long events are kept (default 30 days).
+	EventRetention time.Duration
+
+	// Hetzner configures the hetzner backend.
+	Hetzner hetzner.Config
 }
 
 // Server is a running SMEK.
@@ -71,6 +98,9 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errc     chan error
+	opsHTTP  *http.Server
+	// Metrics is the server's Prometheus registry.
+	Metrics *metrics.Metrics
 }
 
 // Start opens the database, starts the backend, pool, sweeper and HTTP
@@ -127,11 +157,40 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.Pool = pool.New(s.DB, backend, pool.Config{
 		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
 	})
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Now: cfg.Now})
+	notifier, err := s.mailer(runCtx)
+	if err != nil {
+		return nil, err
+	}
 	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, Logger: cfg.Logger, Now: cfg.Now,
+		Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
-	handler := api.New(api.Config{Life: s.Life, Auth: authn, DB: s.DB, Logger: cfg.Logger})
+	if cfg.OIDCAudience != "" {
+		now := cfg.Now
+		if now == nil {
+			now = time.Now
+		}
+		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient}, s.DB, cfg.Logger, now)
+		if err != nil {
+			return nil, err
+		}
+		authn.OIDC = v
+		s.log.Info("CI OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
+	}
+	ops := map[string]http.Handler{
+		"GET /metrics": s.Metrics.Handler(),
+		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Now: cfg.Now, Logger: cfg.Logger}),
+	}
+	mounts := map[string]http.Handler{}
+	if cfg.OpsAddr == "" {
+		mounts = ops
+	}
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, Mounts: mounts}
+	handler := api.New(apiCfg)
 
 	s.listener = cfg.Listener
 	if s.listener == nil {
@@ -139,8 +198,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
+	if cfg.OpsAddr != "" {
+		l, err := net.Listen("tcp", cfg.OpsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("ops address: %w", err)
+		}
+		opsCfg := apiCfg
+		opsCfg.Mounts = ops
+		s.opsHTTP = &http.Server{Handler: api.New(opsCfg), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Go(func() {
+			if err := s.opsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.errc <- err
+			}
+		})
+	}
 	s.wg.Go(func() {
 		if err := s.Pool.Run(runCtx); err != nil && runCtx.Err() == nil {
 			s.log.Error("pool stopped", "err", err)
@@ -150,6 +221,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.Life.Schedule(s.sched); err != nil {
+		return nil, err
+	}
+	if err := s.schedulePruning(); err != nil {
 		return nil, err
 	}
 	s.sched.Start()
@@ -175,6 +249,20 @@ func (s *Server) backend() (pool.Backend, error) {
 		}
 		s.local = b
 		return b, nil
+	case "hetzner":
+		hc := s.cfg.Hetzner
+		if hc.Client == nil {
+			return nil, errors.New("the hetzner backend needs an hcloud client (--hcloud-token-file, --ssh-key-file)")
+		}
+		if hc.Logger == nil {
+			hc.Logger = s.log
+		}
+		if hc.Policy == nil {
+			hc.Policy = func(ctx context.Context, admin *rest.Config, f cluster.Flavor) error {
+				return policy.Apply(ctx, admin, policy.Options{Privileged: f.Privileged})
+			}
+		}
+		return hetzner.New(hc)
 	}
 	return nil, fmt.Errorf("unknown backend %q (local, hetzner)", s.cfg.Backend)
 }
@@ -193,6 +281,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
+	if s.opsHTTP != nil {
+		errs = append(errs, s.opsHTTP.Shutdown(ctx))
+	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Shutdown())
 	}
@@ -207,6 +298,51 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.DB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// mailer returns the notifier: mail through SMTP when configured.
+func (s *Server) mailer(ctx context.Context) (cluster.Notifier, error) {
+	if s.cfg.SMTPURL == "" {
+		s.log.Info("mail is off: no --smtp-url")
+		return notify.Nop{}, nil
+	}
+	public := s.cfg.PublicURL
+	if public == "" {
+		public = "http://" + s.cfg.Addr
+	}
+	mc, err := notify.ParseConfig(s.cfg.SMTPURL, s.cfg.MailFrom, public)
+	if err != nil {
+		return nil, err
+	}
+	m, err := notify.New(mc, notify.Options{Logger: s.log, Metrics: s.Metrics})
+	if err != nil {
+		return nil, err
+	}
+	s.wg.Go(func() { m.Run(ctx) })
+	return m, nil
+}
+
+// schedulePruning drops events older than the retention, hourly.
+func (s *Server) schedulePruning() error {
+	keep := s.cfg.EventRetention
+	if keep <= 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	now := s.cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	_, err := s.sched.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(func(ctx context.Context) {
+		n, err := s.DB.PruneEvents(ctx, now().Add(-keep))
+		if err != nil {
+			s.log.Warn("prune events", "err", err)
+			return
+		}
+		if n > 0 {
+			s.log.Info("pruned events", "count", n, "older_than", keep)
+		}
+	}), gocron.WithName("event-pruning"), gocron.WithSingletonMode(gocron.LimitModeReschedule))
+	return err
 }
 
 // gocronLogger adapts slog to gocron's logger.

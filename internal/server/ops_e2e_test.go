@@ -1,0 +1,38 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/smek/action/internal/smektest"
+	"github.com/smek/action/internal/wire"
+)
+
+// TestMetricsAfterCreateAndStop scrapes /metrics after a create/stop cycle.
+func TestMetricsAfterCreateAndStop(t *testing.T) {
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1})
+	token := smek.Token("metered", smektest.TokenOptions{})
+	smek.WaitReady(1, false)
+	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{}`)
+	mustJSON[wire.Cluster](t, 200, "POST", smek.URL+"/v1/clusters/"+c.ClusterID+"/stop", token, "")
+	status, body := call(t, "GET", smek.URL+"/metrics", "", "", "")
+	if status != 200 {
+		t.Fatalf("/metrics: %d", status)
+	}
+	text := string(body)
+	for _, want := range []string{
+		`smek_cluster_operations_total{op="create",outcome="ok"} 1`,
+		`smek_cluster_operations_total{op="stop",outcome="ok"} 1`,
+		`smek_clusters{state="stopped"} 1`,
+		`smek_claim_duration_seconds_count{pool="warm"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The status page shows the pool of the default version.
+	status, page := call(t, "GET", smek.URL+"/", "", "", "text/html")
+	if status != 200 || !strings.Contains(string(page), "1.36.3") {
+		t.Errorf("status page: status %d, shows the pool flavor: %t", status, strings.Contains(string(page), "1.36.3"))
+	}
+}
