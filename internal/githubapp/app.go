@@ -25,7 +25,6 @@ import (
 const (
 	logDelivery     = "delivery"
 	logEvent        = "event"
-	logAction       = "action"
 	logInstallation = "installation"
 	logCluster      = "cluster"
 	logRepository   = "repository"

@@ -65,7 +65,7 @@ type Server struct {
 	key   *rsa.PublicKey
 
 	mu sync.Mutex // guards the fields below
-	// TokenTTL is the life of installation tokens (GitHub: one hour).
+	// tokenTTL is the life of installation tokens (GitHub: one hour).
 	tokenTTL      time.Duration
 	now           func() time.Time
 	installations map[int64][]string // id → repositories it may reach
