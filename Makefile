@@ -42,13 +42,14 @@ run: kube-bin
 	$(GO) run ./provisioner serve
 
 test: kube-bin
+	$(GO) vet ./...
 	SMEK_KUBE_BIN=$(KUBE_BIN) $(GO) test -race -count=1 -timeout 60m ./...
 
 test-short:
 	$(GO) test -race -short ./...
 
 bench: kube-bin
-	SMEK_KUBE_BIN=$(KUBE_BIN) $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+	SMEK_KUBE_BIN=$(KUBE_BIN) $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 -timeout 60m ./internal/server/ | tee bench.txt
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)

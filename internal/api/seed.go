@@ -5,7 +5,6 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
-	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -82,7 +81,7 @@ func (s *Server) seedStart(w http.ResponseWriter, r *http.Request, p cluster.Pri
 
 // seedList is GET /list: the account's clusters that still exist.
 func (s *Server) seedList(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
-	cs, err := s.life.List(r.Context(), p, sqlite.ClusterFilter{Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped}})
+	cs, err := s.cfg.DB.ClusterStatuses(r.Context(), p.Account.ID, []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

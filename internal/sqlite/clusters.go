@@ -310,3 +310,33 @@ func (db *DB) clustersWhere(ctx context.Context, where string, args ...any) ([]c
 	}
 	return out, rows.Err()
 }
+
+// ClusterStatus is a cluster id and its status: all that /list shows.
+type ClusterStatus struct {
+	ID     cluster.ID
+	Status cluster.Status
+}
+
+// ClusterStatuses lists an account's clusters in the given statuses, newest
+// first, reading only the two columns /list needs.
+func (db *DB) ClusterStatuses(ctx context.Context, accountID int64, statuses []cluster.Status) ([]ClusterStatus, error) {
+	args := []any{accountID}
+	for _, s := range statuses {
+		args = append(args, s)
+	}
+	rows, err := db.db.QueryContext(ctx, `SELECT id, status FROM clusters
+		WHERE account_id = ? AND status IN (`+placeholders(len(statuses))+`) ORDER BY created_at DESC, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	defer rows.Close()
+	out := make([]ClusterStatus, 0, 64)
+	for rows.Next() {
+		var c ClusterStatus
+		if err := rows.Scan(&c.ID, &c.Status); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

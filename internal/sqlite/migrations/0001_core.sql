@@ -76,7 +76,7 @@ CREATE TABLE clusters (
 	terminated_at       INTEGER,
 	warned_at           INTEGER
 );
-CREATE INDEX clusters_by_account ON clusters(account_id, status);
+CREATE INDEX clusters_by_account ON clusters(account_id, status, created_at);
 CREATE INDEX clusters_by_deadline ON clusters(status, expires_at);
 CREATE INDEX clusters_by_run ON clusters(run_repository_id, run_id, run_attempt);
 

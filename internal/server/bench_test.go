@@ -1,0 +1,170 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/smektest"
+	"github.com/smek/action/internal/wire"
+)
+
+// reportLatencies adds p50 and p99 of the timed operations to the result.
+func reportLatencies(b *testing.B, ds []time.Duration) {
+	slices.Sort(ds)
+	pct := func(p float64) float64 {
+		return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkWarmClaim: create → kubeconfig against a ready pool, over HTTP.
+// The refill between iterations is not timed.
+func BenchmarkWarmClaim(b *testing.B) {
+	smek := smektest.Start(b, smektest.Options{PoolSize: 3})
+	token := smek.Token("bench", smektest.TokenOptions{MaxClusters: 1000})
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		smek.WaitReady(1, false)
+		b.StartTimer()
+		start := time.Now()
+		c := mustJSON[wire.Cluster](b, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "0s", "keep-cluster": false}`)
+		ds = append(ds, time.Since(start))
+		b.StopTimer()
+		if !c.Timings.Warm {
+			b.Fatalf("claim was not warm: %+v", c.Timings)
+		}
+		mustJSON[wire.Cluster](b, 200, "POST", smek.URL+"/v1/clusters/"+c.ClusterID+"/terminate", token, "")
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportLatencies(b, ds)
+}
+
+// BenchmarkColdCreate: create → kubeconfig with no pool: a control plane is
+// started, the policy applied and the node registered while the request
+// waits. The baseline for BenchmarkWarmClaim.
+func BenchmarkColdCreate(b *testing.B) {
+	smek := smektest.Start(b, smektest.Options{})
+	token := smek.Token("bench", smektest.TokenOptions{MaxClusters: 1000})
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		c := mustJSON[wire.Cluster](b, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "5m", "keep-cluster": false}`)
+		ds = append(ds, time.Since(start))
+		b.StopTimer()
+		mustJSON[wire.Cluster](b, 200, "POST", smek.URL+"/v1/clusters/"+c.ClusterID+"/terminate", token, "")
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportLatencies(b, ds)
+}
+
+// BenchmarkList10000: GET /list for an account with 10,000 clusters.
+func BenchmarkList10000(b *testing.B) {
+	smek, token := startWith10000Clusters(b)
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		status, body := call(b, "GET", smek.URL+"/list", token, "", "")
+		ds = append(ds, time.Since(start))
+		b.StopTimer()
+		var list []wire.ListItem
+		if err := json.Unmarshal(body, &list); status != 200 || err != nil || len(list) != 10000 {
+			b.Fatalf("/list: status %d, %d clusters, %v", status, len(list), err)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportLatencies(b, ds)
+}
+
+// startWith10000Clusters starts a server whose account "big" has 10,000
+// running clusters (on made-up servers: only the records matter).
+func startWith10000Clusters(b testing.TB) (*smektest.SMEK, string) {
+	smek := smektest.Start(b, smektest.Options{})
+	token := smek.Token("big", smektest.TokenOptions{MaxClusters: 20000})
+	ctx := context.Background()
+	a, err := smek.DB.AccountByName(ctx, "big")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}
+	for i := range 10000 {
+		s, err := smek.DB.CreateServer(ctx, "bench", f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := smek.DB.SetServerState(ctx, s.ID, cluster.ServerReady, nil, ""); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		c := cluster.Cluster{ID: cluster.ID(fmt.Sprintf("c-%06d", i)), AccountID: a.ID, Account: a.Name,
+			Spec: cluster.Spec{K8sVersion: f.K8sVersion, Size: f.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if _, err := smek.DB.ClaimServer(ctx, c, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return smek, token
+}
+
+// BenchmarkIdleServerRSS measures the resident memory of `provisioner serve`
+// with no clusters (pool size 0), as a separate process.
+func BenchmarkIdleServerRSS(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "provisioner")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/smek/action/provisioner").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v: %s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var rss float64
+	for range b.N {
+		cmd := exec.Command(bin, "serve", "--addr", addr, "--pool-size", "0", "--data-dir", b.TempDir(), "--kube-bin", smektest.KubeBin(b))
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // waiting for a child process to listen
+		}
+		// Let the startup settle: the first sweep and pool reconcile.
+		http.Get("http://" + addr + "/readyz")
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var n float64
+				fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), &n)
+				rss = n / 1024
+			}
+		}
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+	b.ReportMetric(rss, "rss-MB")
+}
