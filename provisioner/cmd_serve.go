@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/auth"
+	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/server"
 )
 
@@ -37,6 +38,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for notification mail: smtp://user:pass@host:587?starttls=required or smtps://...; empty turns mail off")
 	fs.StringVar(&cfg.MailFrom, "mail-from", "", "sender address of notification mail (required with --smtp-url)")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", 30*24*time.Hour, "how long cluster and pool events are kept")
+	fs.StringVar(&cfg.GitHubWebhookSecret, "github-webhook-secret", "", "serve the GitHub App's webhook at /github/webhook with this secret")
+	ghAppID := fs.Int64("github-app-id", 0, "the GitHub App's id; with --github-app-key-file it enables PR comment commands")
+	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
+	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	var hf hetznerFlags
 	hf.register(fs)
 	credKeyFile := fs.String("credential-key-file", "", "hetzner: file with 32 bytes (raw or hex) that seal cluster admin credentials at rest")
@@ -54,6 +59,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Logger = logger
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
+	}
+	if (*ghAppID != 0) != (*ghKeyFile != "") {
+		return fmt.Errorf("%w: --github-app-id and --github-app-key-file go together", errUsage)
+	}
+	if *ghAppID != 0 {
+		key, err := os.ReadFile(*ghKeyFile)
+		if err != nil {
+			return fmt.Errorf("%w: --github-app-key-file: %v", errUsage, err)
+		}
+		gh, err := githubapp.NewAppClient(*ghAppID, key, *ghAPIURL, nil)
+		if err != nil {
+			return err
+		}
+		cfg.GitHub = gh
 	}
 	if cfg.Backend == "hetzner" {
 		if hf.token == "" {

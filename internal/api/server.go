@@ -90,6 +90,9 @@ func (s *Server) routes() {
 	})
 }
 
+// Handle mounts h at pattern; call it before serving.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // ServeHTTP implements http.Handler: request id, panic guard, logging.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -49,7 +50,7 @@ func (s *Server) writeV1Kubeconfig(w http.ResponseWriter, r *http.Request, statu
 }
 
 func (s *Server) v1List(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
-	f, err := listFilter(r)
+	f, err := listFilter(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -68,8 +69,7 @@ func (s *Server) v1List(w http.ResponseWriter, r *http.Request, p cluster.Princi
 
 // listFilter reads GET /v1/clusters' query. Without status, clusters that
 // still exist are listed; status=all lists every one.
-func listFilter(r *http.Request) (sqlite.ClusterFilter, error) {
-	q := r.URL.Query()
+func listFilter(q url.Values) (sqlite.ClusterFilter, error) {
 	f := sqlite.ClusterFilter{Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}}
 	if v := q.Get("status"); v != "" {
 		f.Statuses = nil

@@ -23,6 +23,7 @@ import (
 	"github.com/smek/action/internal/api"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/hetzner"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/lifecycle"
@@ -82,6 +83,12 @@ type Config struct {
 
 	// Hetzner configures the hetzner backend.
 	Hetzner hetzner.Config
+
+	// GitHubWebhookSecret turns on the GitHub App's webhook at
+	// /github/webhook. GitHub, when set, answers PR comment commands
+	// (App credentials); without it only the cleanup runs.
+	GitHubWebhookSecret string
+	GitHub              githubapp.GitHub
 }
 
 // Server is a running SMEK.
@@ -191,6 +198,24 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, Mounts: mounts}
 	handler := api.New(apiCfg)
+	// The standalone App records its deliveries here, with a service token.
+	handler.Handle("POST /v1/github/deliveries", githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger))
+	if cfg.GitHubWebhookSecret != "" {
+		public := cfg.PublicURL
+		if public == "" {
+			public = "http://" + cfg.Addr
+		}
+		app, err := githubapp.New(githubapp.Config{
+			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: handler.AppClusters(), Deliveries: s.DB,
+			GitHub: cfg.GitHub, PublicURL: public, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		handler.Handle("POST "+githubapp.WebhookPath, app)
+		s.wg.Go(func() { app.Run(runCtx) })
+		s.log.Info("GitHub App webhook on", "path", githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
+	}
 
 	s.listener = cfg.Listener
 	if s.listener == nil {
