@@ -210,7 +210,9 @@ func TestConcurrentCreatesFromAFullPool(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]wire.Cluster, n)
 	for i := range n {
-		wg.Go(func() { results[i] = mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "0s"}`) })
+		wg.Go(func() {
+			results[i] = mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "0s"}`)
+		})
 	}
 	wg.Wait()
 	servers, err := smek.DB.Servers(context.Background(), "local")
