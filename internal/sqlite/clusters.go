@@ -260,20 +260,7 @@ func (db *DB) Clusters(ctx context.Context, f ClusterFilter) ([]cluster.Cluster,
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := db.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list clusters: %w", err)
-	}
-	defer rows.Close()
-	var out []cluster.Cluster
-	for rows.Next() {
-		c, err := scanCluster(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return db.queryClusters(ctx, q, args...)
 }
 
 // DueClusters returns the running or pending clusters whose deadline has
@@ -295,7 +282,12 @@ func (db *DB) MarkWarned(ctx context.Context, id cluster.ID) error {
 }
 
 func (db *DB) clustersWhere(ctx context.Context, where string, args ...any) ([]cluster.Cluster, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT `+clusterColumns+clusterFrom+` WHERE `+where+` ORDER BY c.expires_at`, args...)
+	return db.queryClusters(ctx, `SELECT `+clusterColumns+clusterFrom+` WHERE `+where+` ORDER BY c.expires_at`, args...)
+}
+
+// queryClusters runs a query that selects clusterColumns.
+func (db *DB) queryClusters(ctx context.Context, q string, args ...any) ([]cluster.Cluster, error) {
+	rows, err := db.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
