@@ -162,3 +162,11 @@ func BenchmarkMainStep(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// newRunnerWithOIDC is a job with `id-token: write` whose token endpoint
+// hands out tokens signed by is.
+func newRunnerWithOIDC(t *testing.T, is *issuer) *ghactiontest.Runner {
+	r := ghactiontest.New(t)
+	r.StartOIDC().Mint = is.mint
+	return r
+}

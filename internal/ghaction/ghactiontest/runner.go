@@ -273,6 +273,9 @@ func ParseFileCommands(f io.Reader) (map[string]string, error) {
 type OIDC struct {
 	*httptest.Server
 	RequestToken string
+	// Mint makes the token for an audience; default JWT. Set it to sign
+	// tokens a real verifier accepts.
+	Mint func(aud string) string
 
 	mu        sync.Mutex
 	audiences []string
@@ -311,7 +314,11 @@ func (o *OIDC) serve(w http.ResponseWriter, r *http.Request) {
 	o.audiences = append(o.audiences, aud)
 	o.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]string{"value": JWT(aud)})
+	mint := o.Mint
+	if mint == nil {
+		mint = JWT
+	}
+	json.NewEncoder(w).Encode(map[string]string{"value": mint(aud)})
 }
 
 // JWT is the (unsigned-looking) token the fake endpoint hands out for aud:
