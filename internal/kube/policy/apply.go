@@ -58,7 +58,8 @@ func Objects(o Options) ([]*unstructured.Unstructured, error) {
 // (server-side apply, field manager "smek", so it is idempotent and repairs
 // drift) and returns once the policies are in force for the tenant.
 //
-// Apply it before the cluster is handed out; it needs no Node.
+// Apply it before the cluster is handed out, with kube-controller-manager
+// running (it fills the aggregated roles Apply waits for); it needs no Node.
 func Apply(ctx context.Context, cfg *rest.Config, o Options) error {
 	objs, err := Objects(o)
 	if err != nil {
@@ -98,7 +99,8 @@ func applyObject(ctx context.Context, dyn dynamic.Interface, obj *unstructured.U
 const probeInterval = 50 * time.Millisecond
 
 // WaitInForce returns once every probe of the bundle is denied for the
-// tenant with SMEK's message, or ctx ends. It proves RBAC and the admission
+// tenant with SMEK's message and the built-in aggregated roles are filled,
+// or ctx ends. It proves RBAC and the admission
 // policies are both observed: a probe the tenant's RBAC did not yet allow is
 // denied by RBAC, not by SMEK, and keeps the wait going.
 func WaitInForce(ctx context.Context, cfg *rest.Config) error {
@@ -107,11 +109,24 @@ func WaitInForce(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
+	admin, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
 	pending := probes()
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
 	var last error
 	for {
+		if err := aggregated(ctx, admin); err != nil {
+			last = err
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for the policies to be in force: %w (last: %w)", ctx.Err(), last)
+			case <-tick.C:
+			}
+			continue
+		}
 		var next []probe
 		for _, p := range pending {
 			if err := p.run(ctx, dyn); !deniedBy(err, p.policy) {
@@ -139,4 +154,24 @@ func TenantImpersonation(cfg *rest.Config) *rest.Config {
 		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + Namespace, "system:authenticated"},
 	}
 	return c
+}
+
+// aggregatedRoles are the built-in ClusterRoles that kube-controller-manager
+// fills from others. Until it has, RBAC's escalation check sees them empty
+// and would let the tenant bind them; filled, admin and edit carry
+// impersonate, which the tenant may not get. So no cluster is handed out
+// before they are filled.
+var aggregatedRoles = []string{"admin", "edit", "view"}
+
+func aggregated(ctx context.Context, dyn dynamic.Interface) error {
+	for _, name := range aggregatedRoles {
+		role, err := dyn.Resource(clusterRoleResource).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("get ClusterRole %s: %w", name, err)
+		}
+		if rules, _, _ := unstructured.NestedSlice(role.Object, "rules"); len(rules) == 0 {
+			return fmt.Errorf("ClusterRole %s not yet aggregated by kube-controller-manager", name)
+		}
+	}
+	return nil
 }

@@ -195,6 +195,10 @@ func attacks() []attack {
 			_, err := c.cs.RbacV1().RoleBindings(tenantNS).Create(ctx, rb, create)
 			return err
 		}},
+		{name: "bind the edit role cluster-wide", want: msgEscalation, do: func(ctx context.Context, c *testCluster) error {
+			_, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, clusterRoleBinding("everyone-edits", "edit"), create)
+			return err
+		}},
 		{name: "bind a system role with rights the tenant lacks", want: msgEscalation, do: func(ctx context.Context, c *testCluster) error {
 			_, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, clusterRoleBinding("be-a-node", "system:node"), create)
 			return err

@@ -63,24 +63,6 @@ func CustomResourceRules(crds []*unstructured.Unstructured) []any {
 	return rules
 }
 
-// SyncCustomResources sets the rules of CustomResourcesClusterRole to the
-// custom resources of the cluster's CRDs.
-func SyncCustomResources(ctx context.Context, cfg *rest.Config) error {
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
-	}
-	list, err := dyn.Resource(crdResource).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list CRDs: %w", err)
-	}
-	crds := make([]*unstructured.Unstructured, len(list.Items))
-	for i := range list.Items {
-		crds[i] = &list.Items[i]
-	}
-	return applyCustomResourceRole(ctx, dyn, CustomResourceRules(crds))
-}
-
 func applyCustomResourceRole(ctx context.Context, dyn dynamic.Interface, rules []any) error {
 	role := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "rbac.authorization.k8s.io/v1",

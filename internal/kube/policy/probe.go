@@ -83,7 +83,9 @@ func probeCRD(group string) map[string]any {
 	}
 }
 
-// deniedBy reports whether err is policy's denial.
+// deniedBy reports whether err is policy's denial. The API server names the
+// denying policy only in the status message, so the message is what can
+// tell one policy's denial from RBAC's or another policy's.
 func deniedBy(err error, policy string) bool {
 	return err != nil && (apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) &&
 		strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+policy+"'") &&
