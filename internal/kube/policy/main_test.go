@@ -42,6 +42,7 @@ const (
 // testCluster is one running control plane with the bundle applied.
 type testCluster struct {
 	privileged bool
+	dir        string // the control plane's data, removed by stop
 	cp         *local.ControlPlane
 	admin      *rest.Config
 	adminCS    kubernetes.Interface
@@ -134,7 +135,7 @@ func startCluster(bin string, privileged bool) (*testCluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
-	c := &testCluster{privileged: privileged, cp: cp, admin: cp.AdminConfig()}
+	c := &testCluster{privileged: privileged, dir: dir, cp: cp, admin: cp.AdminConfig()}
 	if err := c.setUp(ctx, o); err != nil {
 		c.stop()
 		return nil, err
@@ -208,6 +209,7 @@ func (c *testCluster) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c.cp.Stop(ctx)
+	os.RemoveAll(c.dir)
 }
 
 // waitServiceAccount waits for the default ServiceAccount of ns, without
