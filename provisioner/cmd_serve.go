@@ -24,7 +24,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "folder for the SQLite database and the local backend's clusters")
 	fs.StringVar(&cfg.Backend, "backend", "local", "where clusters run: local or hetzner")
-	fs.StringVar(&cfg.KubeBin, "kube-bin", defaultKubeBin, "folder with etcd, kube-apiserver and kube-controller-manager (built by `make kube-bin`)")
+	fs.StringVar(&cfg.KubeBin, "kube-bin", defaultKubeBin, "folder with etcd, kube-apiserver and kube-controller-manager (built by make kube-bin)")
 	fs.IntVar(&cfg.PoolSize, "pool-size", 2, "ready clusters kept warm (baseline flavor of the default version)")
 	fs.IntVar(&cfg.PoolSizePrivileged, "pool-size-privileged", 0, "ready privileged clusters kept warm")
 	fs.IntVar(&cfg.MaxPoolMembers, "max-pool-members", 0, "bound on the clusters of one flavor, claimed ones included (0: none)")

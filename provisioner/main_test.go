@@ -117,8 +117,8 @@ func TestTokenCreateRefusesBadInput(t *testing.T) {
 		{"no account", nil, []string{"token", "create", "--data-dir", dir}, 2},
 		{"negative limit", nil, []string{"token", "create", "--data-dir", dir, "--account", "me", "--max-clusters", "-1"}, 2},
 		{"bad environment value", map[string]string{"SMEK_MAX_CLUSTERS": "many"}, []string{"token", "create", "--data-dir", dir, "--account", "me"}, 2},
-		{"not a number", nil, []string{"token", "create", "--data-dir", dir, "--account", "me", "--max-clusters", "many"}, 1},
-		{"unknown flag", nil, []string{"token", "create", "--data-dir", dir, "--account", "me", "--admin"}, 1},
+		{"not a number", nil, []string{"token", "create", "--data-dir", dir, "--account", "me", "--max-clusters", "many"}, 2},
+		{"unknown flag", nil, []string{"token", "create", "--data-dir", dir, "--account", "me", "--admin"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tailscale/hujson"
 
@@ -55,15 +57,8 @@ func decodeJSON(b []byte, dst any) error {
 	v.Standardize()
 	std := v.Pack()
 
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(std, &fields); err != nil {
-		return cluster.Errorf(cluster.EINVALID, "", "the request body must be a JSON object")
-	}
-	known := jsonFields(dst)
-	for name := range fields {
-		if !slices.Contains(known, name) {
-			return cluster.Errorf(cluster.EINVALID, name, "unknown field %q; known fields: %s", short(name), strings.Join(known, ", "))
-		}
+	if err := checkFields(std, reflect.TypeOf(dst), ""); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(std, dst); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
@@ -106,19 +101,55 @@ func parseMessage(err error) string {
 	return msg
 }
 
-// jsonFields lists the json names of dst's struct fields.
-func jsonFields(dst any) []string {
-	t := reflect.TypeOf(dst)
+// checkFields rejects object keys that t (a struct, or a pointer to one)
+// does not know, at any depth, naming the first as "run.bogus". Names must
+// match exactly: encoding/json alone would take "RUN-ID" for "run-id".
+func checkFields(raw []byte, t reflect.Type, prefix string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Time]() {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil // not an object: the typed decode names the field
+	}
+	names, known := fieldsOf(t)
+	keys := slices.Sorted(maps.Keys(fields))
+	for _, k := range keys {
+		ft, ok := known[k]
+		if !ok {
+			return cluster.Errorf(cluster.EINVALID, prefix+k, "unknown field %q; known fields: %s", short(prefix+k), strings.Join(names, ", "))
+		}
+		if err := checkFields(fields[k], ft, prefix+k+"."); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldsOf lists the json names of a struct type's fields, in order, and
+// their types.
+func fieldsOf(t reflect.Type) ([]string, map[string]reflect.Type) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	var names []string
+	types := map[string]reflect.Type{}
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name != "" && name != "-" {
 			names = append(names, name)
+			types[name] = f.Type
 		}
 	}
+	return names, types
+}
+
+// jsonFields lists the json names of v's struct fields.
+func jsonFields(v any) []string {
+	names, _ := fieldsOf(reflect.TypeOf(v))
 	return names
 }
 

@@ -337,7 +337,6 @@ func TestScriptClientsGetScriptErrors(t *testing.T) {
 // The most common failure of `curl ... | sh -` is a missing or mistyped
 // token: the script must say so instead of sh running the problem JSON.
 func TestScriptClientsGetScriptErrorsForTokens(t *testing.T) {
-	t.Skip("authed() answers problem+json to script clients; remove this skip with the fix proposed in the helper's report")
 	testScriptErrors(t, []scriptErrorCase{
 		{"no token", "/create", "", readBodyString(t, "seed-create.body"), http.StatusUnauthorized, "missing Authorization header"},
 		{"bad token", "/create", "smek_wrong", readBodyString(t, "seed-create.body"), http.StatusUnauthorized, "not valid"},

@@ -62,9 +62,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 
 	// The seed API, exactly as the original SMEK service has it.
-	s.mux.HandleFunc("POST /create", s.authed(s.seedCreate))
+	s.mux.HandleFunc("POST /create", s.authedScript(s.seedCreate))
 	s.mux.HandleFunc("POST /stop", s.authed(s.seedStop))
-	s.mux.HandleFunc("POST /start", s.authed(s.seedStart))
+	s.mux.HandleFunc("POST /start", s.authedScript(s.seedStart))
 	s.mux.HandleFunc("GET /list", s.authed(s.seedList))
 
 	// The resource-style API.
@@ -167,17 +167,27 @@ func validRequestID(id string) bool {
 // account linked to a GitHub App installation.
 const onBehalfHeader = "SMEK-On-Behalf-Of-Installation"
 
+type principalHandler func(http.ResponseWriter, *http.Request, cluster.Principal)
+
 // authed authenticates the request and hands the principal to h.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, cluster.Principal)) http.HandlerFunc {
+func (s *Server) authed(h principalHandler) http.HandlerFunc { return s.authWith(s.writeError, h) }
+
+// authedScript is authed for routes that answer `curl ... | sh -` with a
+// script: a bad token gets a script that says so, not JSON for sh to choke on.
+func (s *Server) authedScript(h principalHandler) http.HandlerFunc {
+	return s.authWith(s.writeScriptError, h)
+}
+
+func (s *Server) authWith(fail func(http.ResponseWriter, *http.Request, error), h principalHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.cfg.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
-			s.writeError(w, r, err)
+			fail(w, r, err)
 			return
 		}
 		if v := r.Header.Get(onBehalfHeader); v != "" {
 			if p, err = s.onBehalf(r.Context(), p, v); err != nil {
-				s.writeError(w, r, err)
+				fail(w, r, err)
 				return
 			}
 		}

@@ -15,16 +15,24 @@ type ID string
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 
-// NewID returns a random cluster id.
+// NewID returns a random cluster id, every character uniform over the
+// alphabet.
 func NewID() ID {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
+	// 252 is the largest multiple of 36 below 256: bytes at or above it are
+	// skipped, so that the modulo does not favour the first letters.
+	const limit = 256 - 256%len(idAlphabet)
 	out := make([]byte, 0, 8)
 	out = append(out, 'c', '-')
-	for _, c := range b {
-		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+	var b [16]byte
+	for len(out) < 8 {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(err) // crypto/rand never fails on Linux
+		}
+		for _, c := range b {
+			if int(c) < limit && len(out) < 8 {
+				out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+			}
+		}
 	}
 	return ID(out)
 }

@@ -220,8 +220,9 @@ func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
 
 // Reconcile implements pool.Reconciler: folders (and processes) of control
 // planes the database does not know, or knows as deleted, are orphans of a
-// crash and are removed.
-func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
+// crash and are removed. A missing folder is no ghost here: Resume starts
+// such a member again, so Reconcile reports none.
+func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) ([]string, error) {
 	keep := map[string]bool{}
 	for _, m := range known {
 		if m.State != cluster.ServerDeleted {
@@ -230,7 +231,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
 	}
 	entries, err := os.ReadDir(b.cfg.Dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
 	for _, e := range entries {
@@ -242,7 +243,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
 		b.log.Info("removing orphaned control plane", "dir", dir, "killed", n)
 		errs = append(errs, os.RemoveAll(dir))
 	}
-	return errors.Join(errs...)
+	return nil, errors.Join(errs...)
 }
 
 // Close stops every control plane this process runs, keeping their data:

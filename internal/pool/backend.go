@@ -54,8 +54,13 @@ type Resumer interface {
 
 // Reconciler is implemented by backends whose resources can outlive the
 // database's knowledge of them (cloud servers, processes and folders left by
-// a crash). The pool calls it at start and periodically with every member the
-// database knows.
+// a crash). The pool calls it at start and every Config.ReconcileEvery with
+// every member the database knows (deleted ones excluded). The backend
+// removes what belongs to no member; it returns the ids of ghosts: members
+// the database holds as live (ready, claimed, stopped, dirty) whose
+// resources are gone. The pool marks ghosts failed, so they are destroyed
+// and replaced. err reports what could not be checked or removed; ghosts
+// are valid with it.
 type Reconciler interface {
-	Reconcile(ctx context.Context, known []Member) error
+	Reconcile(ctx context.Context, known []Member) (ghosts []string, err error)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,7 +32,11 @@ type Config struct {
 	// Interval is how often the pool reconciles without being nudged
 	// (default 10 s).
 	Interval time.Duration
-	Logger   *slog.Logger
+	// ReconcileEvery is how often a Reconciler backend's inventory is
+	// compared with the database, besides at start (default 10 min: six
+	// list requests an hour on Hetzner).
+	ReconcileEvery time.Duration
+	Logger         *slog.Logger
 }
 
 // Pool keeps ready members per flavor and tells waiting creates when one
@@ -68,6 +73,9 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -132,7 +140,9 @@ func (p *Pool) Nudge() {
 }
 
 // Run recovers members left by a previous run, then keeps the pool at its
-// targets until ctx ends, and waits for its goroutines.
+// targets until ctx ends, and waits for its goroutines. Every
+// ReconcileEvery it also reconciles the backend's inventory
+// (ReconcileBackend).
 func (p *Pool) Run(ctx context.Context) error {
 	defer p.wg.Wait()
 	err := p.recover(ctx)
@@ -142,6 +152,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
+	inventory := time.NewTicker(p.cfg.ReconcileEvery)
+	defer inventory.Stop()
 	for {
 		if err := p.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("reconcile", "err", err)
@@ -151,28 +163,93 @@ func (p *Pool) Run(ctx context.Context) error {
 			return nil
 		case <-p.wake:
 		case <-tick.C:
+		case <-inventory.C:
+			if _, err := p.ReconcileBackend(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("backend reconcile", "err", err)
+			}
 		}
 	}
 }
 
+// ReconcileBackend compares a Reconciler backend's inventory with the
+// database: the backend removes what belongs to no member, and the ghosts
+// it reports (members whose resources are gone) are marked failed, so that
+// the next Reconcile destroys and replaces them. It returns the ghosts it
+// marked. Backends that are no Reconciler have nothing to compare.
+func (p *Pool) ReconcileBackend(ctx context.Context) (ghosts []string, err error) {
+	r, ok := p.backend.(Reconciler)
+	if !ok {
+		return nil, nil
+	}
+	members, err := p.store.Servers(ctx, p.backend.Name())
+	if err != nil {
+		return nil, err
+	}
+	found, err := r.Reconcile(ctx, members)
+	if len(found) > 0 {
+		ghosts = p.markGhosts(ctx, found)
+	}
+	return ghosts, err
+}
+
+// markGhosts marks failed the members among ids that are still live and
+// that no goroutine works on; the states are read again, under the lock
+// that guards busy, so a member released or destroyed meanwhile is left
+// alone.
+func (p *Pool) markGhosts(ctx context.Context, ids []string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	members, err := p.store.Servers(ctx, p.backend.Name())
+	if err != nil {
+		p.log.Warn("read members to mark ghosts", "err", err)
+		return nil
+	}
+	byID := map[string]Member{}
+	for _, m := range members {
+		byID[m.ID] = m
+	}
+	var marked []string
+	for _, id := range ids {
+		m, ok := byID[id]
+		if !ok || p.busy[id] {
+			continue
+		}
+		switch m.State {
+		case cluster.ServerReady, cluster.ServerClaimed, cluster.ServerStopped, cluster.ServerDirty:
+		default:
+			continue
+		}
+		p.log.Warn("ghost member: its resources are gone at the backend; replacing it", "server", m.ID, "state", m.State, "cluster", m.ClusterID)
+		if err := p.store.SetServerState(ctx, m.ID, cluster.ServerFailed, nil, "ghost: gone at the backend while "+string(m.State)); err != nil {
+			p.log.Warn("mark ghost failed", "server", m.ID, "err", err)
+			continue
+		}
+		marked = append(marked, m.ID)
+	}
+	return marked
+}
+
 // recover deals with what a previous run left: interrupted provisions are
-// destroyed (never trusted), members that should run are resumed, and the
-// backend may reconcile its own inventory.
+// destroyed (never trusted), interrupted rebuilds are left rebuilding for
+// Reconcile to release again, the backend reconciles its inventory (ghosts
+// are marked failed), and the other members that should run are resumed.
 func (p *Pool) recover(ctx context.Context) error {
+	ghosts, err := p.ReconcileBackend(ctx)
+	if err != nil && ctx.Err() == nil {
+		p.log.Warn("backend reconcile", "err", err)
+	}
 	members, err := p.store.Servers(ctx, p.backend.Name())
 	if err != nil {
 		return err
 	}
-	if r, ok := p.backend.(Reconciler); ok {
-		if err := r.Reconcile(ctx, members); err != nil {
-			p.log.Warn("backend reconcile", "err", err)
-		}
-	}
 	resumer, canResume := p.backend.(Resumer)
 	var wg sync.WaitGroup
 	for _, m := range members {
+		if slices.Contains(ghosts, m.ID) {
+			continue
+		}
 		switch m.State {
-		case cluster.ServerCreating, cluster.ServerBootstrapping, cluster.ServerRebuilding:
+		case cluster.ServerCreating, cluster.ServerBootstrapping:
 			p.log.Info("destroying member interrupted while starting", "server", m.ID, "state", m.State)
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
@@ -204,6 +281,11 @@ func (p *Pool) recover(ctx context.Context) error {
 // Reconcile starts the work that brings every flavor to its target and
 // cleans released and failed members. It does not wait for that work.
 func (p *Pool) Reconcile(ctx context.Context) error {
+	// The members are read under the lock that guards busy: a goroutine
+	// records its member's new state before it leaves busy, so a state
+	// read here is never older than the work it would start again.
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	members, err := p.store.Servers(ctx, p.backend.Name())
 	if err != nil {
 		return err
@@ -216,15 +298,15 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 		}
 		return counts[f]
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, m := range members {
 		c := get(m.Flavor)
 		c.live++
 		switch m.State {
 		case cluster.ServerReady:
 			c.ready++
-		case cluster.ServerDirty:
+		case cluster.ServerDirty, cluster.ServerRebuilding:
+			// Rebuilding without a goroutine on it: a rebuild interrupted
+			// by a restart, done again.
 			p.goWork(ctx, m, p.release)
 		case cluster.ServerFailed:
 			p.goWork(ctx, m, func(ctx context.Context, m Member) { p.destroy(ctx, m, m.Failure) })
@@ -304,7 +386,17 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 	p.signalReady()
 }
 
+// release rebuilds a member that served a cluster (or lets the backend
+// delete it). The member is marked rebuilding first, so the record shows
+// that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m Member) {
+	if m.State != cluster.ServerRebuilding {
+		if err := p.store.SetServerState(ctx, m.ID, cluster.ServerRebuilding, nil, ""); err != nil {
+			p.log.Warn("mark member rebuilding", "server", m.ID, "err", err)
+			return
+		}
+		m.State = cluster.ServerRebuilding
+	}
 	reusable, data, err := p.backend.Release(ctx, m)
 	switch {
 	case err != nil:
