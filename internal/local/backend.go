@@ -45,6 +45,17 @@ type Backend struct {
 type member struct {
 	cp    *ControlPlane
 	admin *kube.Admin
+	// stopGrants ends the goroutine that grants the tenant the custom
+	// resources of its CRDs; grantsDone is closed when it has returned.
+	stopGrants context.CancelFunc
+	grantsDone chan struct{}
+}
+
+// stop ends the member's goroutine and processes (keeping its data).
+func (m *member) stop(ctx context.Context) error {
+	m.stopGrants()
+	<-m.grantsDone
+	return m.cp.Stop(ctx)
 }
 
 var (
@@ -126,7 +137,17 @@ func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, erro
 		cp.Stop(ctx)
 		return nil, err
 	}
-	mem := &member{cp: cp, admin: admin}
+	// RBAC without wildcards cannot name custom resources before their
+	// CRDs exist: a watch grants them as the tenant creates CRDs, for as
+	// long as the control plane runs.
+	grantCtx, stopGrants := context.WithCancel(context.WithoutCancel(ctx))
+	mem := &member{cp: cp, admin: admin, stopGrants: stopGrants, grantsDone: make(chan struct{})}
+	go func() {
+		defer close(mem.grantsDone)
+		if err := policy.GrantCustomResources(grantCtx, cp.AdminConfig(), b.log.With("server", m.ID)); err != nil && grantCtx.Err() == nil {
+			b.log.Warn("grant custom resources", "server", m.ID, "err", err)
+		}
+	}()
 	b.mu.Lock()
 	b.running[m.ID] = mem
 	b.mu.Unlock()
@@ -171,7 +192,7 @@ func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
 		KillStale(b.dir(m))
 		return nil
 	}
-	return mem.cp.Stop(ctx)
+	return mem.stop(ctx)
 }
 
 // Start implements pool.Backend.
@@ -207,6 +228,8 @@ func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
 	delete(b.running, m.ID)
 	b.mu.Unlock()
 	if mem != nil {
+		mem.stopGrants()
+		<-mem.grantsDone
 		for _, p := range mem.cp.procs {
 			p.stop(ctx, 0)
 		}
@@ -255,7 +278,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, mem := range members {
-		wg.Go(func() { mem.cp.Stop(ctx) })
+		wg.Go(func() { mem.stop(ctx) })
 	}
 	wg.Wait()
 	return nil
