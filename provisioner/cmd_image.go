@@ -70,7 +70,10 @@ func (h *hetznerFlags) config(logger *slog.Logger) (hetzner.Config, error) {
 		return hetzner.Config{}, fmt.Errorf("%w: --ssh-key-file: %v", errUsage, err)
 	}
 	cfg := hetzner.Config{
-		Client:       hcloud.NewClient(hcloud.WithEndpoint(h.endpoint), hcloud.WithToken(token), hcloud.WithApplication("smek", "")),
+		// hetzner.New makes the client from Endpoint and Token (with the
+		// server's Metrics when it sets them); Client is the same client
+		// for code that checks it is there.
+		Endpoint: h.endpoint, Token: token, Client: hetzner.NewClient(h.endpoint, token, nil),
 		Installation: h.installation, SSHKeyName: h.sshKeyName, Signer: signer,
 		Locations: strings.Split(h.location, ","), Logger: logger,
 	}

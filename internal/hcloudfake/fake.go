@@ -14,8 +14,10 @@
 package hcloudfake
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -102,6 +104,10 @@ type Fake struct {
 	sshKeys   map[int64]*sshKey
 	firewalls map[int64]*firewall
 	counts    map[string]int
+	// handled counts the requests per route whose handler has run (the
+	// effect took place); handledCh is closed and replaced at each.
+	handled   map[string]int
+	handledCh chan struct{}
 	scripted  map[string][]Fault
 	failNext  map[string][]schema.ActionError
 	effects   []func()
@@ -145,6 +151,8 @@ func New(cfg Config) *Fake {
 		sshKeys:   map[int64]*sshKey{},
 		firewalls: map[int64]*firewall{},
 		counts:    map[string]int{},
+		handled:   map[string]int{},
+		handledCh: make(chan struct{}),
 		scripted:  map[string][]Fault{},
 		failNext:  map[string][]schema.ActionError{},
 		machines:  map[int64]Machine{},
@@ -229,6 +237,9 @@ func (f *Fake) wrap(pattern string, h handlerFunc) http.Handler {
 		f.settle(now)
 		status, body, apiErr := h(r, now)
 		f.settle(now)
+		f.handled[pattern]++
+		close(f.handledCh)
+		f.handledCh = make(chan struct{})
 		f.mu.Unlock()
 		f.runEffects()
 		switch {
@@ -271,7 +282,34 @@ func (f *Fake) TotalRequests() int {
 }
 
 // ResetCounts forgets the request counts.
-func (f *Fake) ResetCounts() { f.mu.Lock(); clear(f.counts); f.mu.Unlock() }
+func (f *Fake) ResetCounts() { f.mu.Lock(); clear(f.counts); clear(f.handled); f.mu.Unlock() }
+
+// Handled returns how many requests on route (a pattern as in Counts) have
+// taken effect: their handler ran, whatever the answer.
+func (f *Fake) Handled(route string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.handled[route]
+}
+
+// Await blocks until n requests on route have taken effect (Handled), or
+// ctx ends. Tests use it to act between a request and its answer, say to
+// "kill" a client right after its create reached the API.
+func (f *Fake) Await(ctx context.Context, route string, n int) error {
+	for {
+		f.mu.Lock()
+		have, ch := f.handled[route], f.handledCh
+		f.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("await %d × %s (have %d): %w", n, route, have, ctx.Err())
+		case <-ch:
+		}
+	}
+}
 
 // InjectFaults queues faults for the next requests on route (a pattern as
 // listed by Counts, e.g. "POST /servers").

@@ -33,7 +33,18 @@ func newWatcher(c *hcloud.Client, a *api, sleep func(context.Context, time.Durat
 // typical duration of such an action) to save requests. It returns the
 // action's error when one failed.
 func (w *watcher) wait(ctx context.Context, expect time.Duration, actions ...*hcloud.Action) error {
-	var chans []chan *hcloud.Action
+	type waiter struct {
+		id int64
+		ch chan *hcloud.Action
+	}
+	var chans []waiter
+	// A caller that gives up (its context ends) takes its waits back, so
+	// the polling stops when nobody waits any more.
+	defer func() {
+		for _, w2 := range chans {
+			w.remove(w2.id, w2.ch)
+		}
+	}()
 	for _, a := range actions {
 		if a == nil {
 			continue
@@ -45,14 +56,14 @@ func (w *watcher) wait(ctx context.Context, expect time.Duration, actions ...*hc
 			continue
 		}
 		ch := make(chan *hcloud.Action, 1)
-		chans = append(chans, ch)
+		chans = append(chans, waiter{a.ID, ch})
 		w.add(ctx, a.ID, ch, expect)
 	}
-	for _, ch := range chans {
+	for _, wt := range chans {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case a := <-ch:
+		case a := <-wt.ch:
 			if a.Status == hcloud.ActionStatusError {
 				return fmt.Errorf("action %d %s: %w", a.ID, a.Command, a.Error())
 			}
@@ -121,6 +132,18 @@ func (w *watcher) loop(ctx context.Context, first time.Duration) {
 			delay = min(w.max, delay*2)
 		}
 	}
+}
+
+// remove forgets one wait (a no-op once the action was delivered).
+func (w *watcher) remove(id int64, ch chan *hcloud.Action) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rest := slices.DeleteFunc(w.waiting[id], func(c chan *hcloud.Action) bool { return c == ch })
+	if len(rest) == 0 {
+		delete(w.waiting, id)
+		return
+	}
+	w.waiting[id] = rest
 }
 
 func (w *watcher) deliver(a *hcloud.Action) {

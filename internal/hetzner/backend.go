@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -38,8 +39,14 @@ const (
 
 // Config configures the backend.
 type Config struct {
-	// Client is the hcloud client (hcloud.WithEndpoint for another API).
+	// Client is the hcloud client. With Token set, New makes its own with
+	// NewClient(Endpoint, Token, Metrics) instead, so that API calls are
+	// counted and hcloud-go does not retry on its own.
 	Client *hcloud.Client
+	// Endpoint (default hcloud.Endpoint) and Token of the API.
+	Endpoint, Token string
+	// Metrics counts the API calls (nil: not counted).
+	Metrics *metrics.Metrics
 	// Installation ties servers to this SMEK installation (a label value).
 	Installation string
 	// Locations to create servers in, tried in order.
@@ -106,8 +113,11 @@ var (
 
 // New checks cfg and returns the backend.
 func New(cfg Config) (*Backend, error) {
+	if cfg.Token != "" {
+		cfg.Client = NewClient(cfg.Endpoint, cfg.Token, cfg.Metrics)
+	}
 	if cfg.Client == nil {
-		return nil, errors.New("hetzner: no hcloud client")
+		return nil, errors.New("hetzner: no hcloud client and no API token")
 	}
 	if cfg.Installation == "" || strings.ContainsAny(cfg.Installation, " =,!()") {
 		return nil, fmt.Errorf("hetzner: installation %q is not a valid label value", cfg.Installation)

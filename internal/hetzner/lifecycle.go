@@ -375,7 +375,9 @@ func (b *Backend) delete(ctx context.Context, srv *hcloud.Server) error {
 
 // Resume checks at start-up that a ready or claimed member's server still
 // exists and runs; a ghost (server gone) is an error, so the pool replaces
-// a ready ghost.
+// a ready ghost. A claimed member whose server is not running had a stop
+// interrupted by the restart (the cluster is still recorded running): the
+// stop is rolled back by starting the server again.
 func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
 	srv, _, err := b.server(ctx, m)
 	if err != nil {
@@ -384,10 +386,14 @@ func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
 	if srv == nil {
 		return nil, fmt.Errorf("resume member %s: %w", m.ID, errServerGone)
 	}
-	if srv.Status != hcloud.ServerStatusRunning && m.State == cluster.ServerReady {
+	if srv.Status == hcloud.ServerStatusRunning {
+		return m.Data, nil
+	}
+	if m.State == cluster.ServerReady {
 		return nil, fmt.Errorf("resume member %s: server %d is %s", m.ID, srv.ID, srv.Status)
 	}
-	return m.Data, nil
+	b.log.Info("starting the server of a running cluster again", "member", m.ID, "server", srv.ID, "status", srv.Status)
+	return b.Start(ctx, m)
 }
 
 var errServerGone = errors.New("server no longer exists at Hetzner")

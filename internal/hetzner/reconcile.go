@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
@@ -12,27 +13,17 @@ import (
 	"github.com/smek/action/internal/pool"
 )
 
-// GhostError lists members the database holds as live whose server no
-// longer exists at Hetzner.
-type GhostError struct{ Members []string }
-
-func (e *GhostError) Error() string { return fmt.Sprintf("ghost members (server gone): %v", e.Members) }
-
 // Reconcile compares the servers labelled with this installation with the
 // members the database knows: servers of no live member (orphans: a crash
 // between create and the database write, a failed delete) are deleted once
 // older than OrphanGrace; builders left by an interrupted image build after
-// two hours. Members whose server is gone are reported as a *GhostError.
-// One list request (per 50 servers) plus one per delete.
-func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
-	var servers []*hcloud.Server
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
-		var err error
-		servers, err = b.cfg.Client.Server.AllWithOpts(ctx, hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{PerPage: 50, LabelSelector: LabelInstall + "=" + b.cfg.Installation}})
-		return nil, err
-	})
+// two hours. It returns the ghosts: live members (ready, claimed, stopped,
+// dirty) whose server is gone; the pool marks them failed and replaces
+// them. One list request (per 50 servers) plus one per delete.
+func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []string, err error) {
+	servers, err := b.listServers(ctx)
 	if err != nil {
-		return fmt.Errorf("list servers: %w", err)
+		return nil, err
 	}
 	live := map[string]pool.Member{}
 	for _, m := range known {
@@ -59,7 +50,6 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
 			errs = append(errs, err)
 		}
 	}
-	var ghosts []string
 	for _, m := range live {
 		switch m.State {
 		case cluster.ServerReady, cluster.ServerClaimed, cluster.ServerStopped, cluster.ServerDirty:
@@ -71,8 +61,33 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) error {
 			ghosts = append(ghosts, m.ID)
 		}
 	}
+	slices.Sort(ghosts)
 	if len(ghosts) > 0 {
-		errs = append(errs, &GhostError{Members: ghosts})
+		b.log.Warn("ghost members: their servers are gone", "members", ghosts)
 	}
-	return errors.Join(errs...)
+	return ghosts, errors.Join(errs...)
+}
+
+// listServers lists the installation's servers, 50 a page, each page
+// retried on its own.
+func (b *Backend) listServers(ctx context.Context) ([]*hcloud.Server, error) {
+	var all []*hcloud.Server
+	opts := hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{Page: 1, PerPage: 50, LabelSelector: LabelInstall + "=" + b.cfg.Installation}}
+	for {
+		var page []*hcloud.Server
+		var resp *hcloud.Response
+		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+			var err error
+			page, resp, err = b.cfg.Client.Server.List(ctx, opts)
+			return resp, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list servers: %w", err)
+		}
+		all = append(all, page...)
+		if resp == nil || resp.Meta.Pagination == nil || resp.Meta.Pagination.NextPage == 0 {
+			return all, nil
+		}
+		opts.Page = resp.Meta.Pagination.NextPage
+	}
 }

@@ -2,7 +2,6 @@ package hetzner
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -100,16 +99,17 @@ func TestReconcileDeletesOrphansAndReportsGhosts(t *testing.T) {
 	}
 	ghost := pool.Member{ID: "g-1", Flavor: flavor, State: cluster.ServerClaimed, Data: (&data{ServerID: 999999}).marshal()}
 
-	err = e.backend.Reconcile(ctx, []pool.Member{known, ghost})
-	var ge *GhostError
-	if !errors.As(err, &ge) || len(ge.Members) != 1 || ge.Members[0] != "g-1" {
-		t.Fatalf("reconcile: got %v, want ghost g-1", err)
+	ghosts, err := e.backend.Reconcile(ctx, []pool.Member{known, ghost})
+	if err != nil || len(ghosts) != 1 || ghosts[0] != "g-1" {
+		t.Fatalf("reconcile: got %v, %v; want ghost g-1", ghosts, err)
 	}
 	if all, _ := e.client.Server.All(ctx); len(all) != 3 {
 		t.Errorf("within the grace period: got %d servers, want 3", len(all))
 	}
 	clock.Advance(16 * time.Minute)
-	_ = e.backend.Reconcile(ctx, []pool.Member{known, ghost})
+	if _, err := e.backend.Reconcile(ctx, []pool.Member{known, ghost}); err != nil {
+		t.Fatal(err)
+	}
 	all, _ := e.client.Server.All(ctx)
 	names := map[string]bool{}
 	for _, s := range all {
