@@ -22,7 +22,9 @@ KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-contr
 all: build
 
 build:
-	$(GO) build -o bin/ ./provisioner ./action ./app
+	$(GO) build -o bin/provisioner ./provisioner
+	$(GO) build -o bin/smek ./action
+	$(GO) build -o bin/smek-app ./app
 
 ## kube-bin: build etcd, kube-apiserver, kube-controller-manager and kubectl
 ## from the Go module proxy into $(KUBE_BIN) (about 12 minutes the first time
