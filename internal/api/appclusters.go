@@ -135,6 +135,20 @@ func (a AppClusters) do(ctx context.Context, as int64, id string, op func(cluste
 	return &w, nil
 }
 
+// Note implements githubapp.Clusters.
+func (a AppClusters) Note(ctx context.Context, as int64, id string, message string) error {
+	p, err := a.as(ctx, as)
+	if err != nil {
+		return err
+	}
+	cid, err := cluster.ParseID(strings.TrimSpace(id))
+	if err != nil {
+		return err
+	}
+	_, err = a.s.life.Note(ctx, p, cid, "webhook", message)
+	return err
+}
+
 // AuthorizeService admits service credentials only: the guard of the App's
 // delivery route.
 func (s *Server) AuthorizeService(r *http.Request) error {

@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/clusters/{id}/extend", s.authed(s.v1Extend))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.authed(s.v1Kubeconfig))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
 
 	for pattern, h := range s.cfg.Mounts {
 		s.mux.Handle(pattern, h)

@@ -216,6 +216,30 @@ func (s *Server) v1Kubeconfig(w http.ResponseWriter, r *http.Request, p cluster.
 	s.writeV1Kubeconfig(w, r, http.StatusOK, res.Cluster, res.Kubeconfig)
 }
 
+// v1Note is POST /v1/clusters/{id}/events: a service credential adds a note.
+func (s *Server) v1Note(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req wire.NoteRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Message == nil {
+		s.writeError(w, r, cluster.Errorf(cluster.EINVALID, "message", "message is required"))
+		return
+	}
+	e, err := s.life.Note(r.Context(), p, id, "webhook", *req.Message)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, wire.MediaJSON, toWireEvents([]sqlite.Event{e}).Events[0])
+}
+
 func (s *Server) v1Events(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
 	id, err := pathID(r)
 	if err != nil {

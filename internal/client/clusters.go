@@ -137,6 +137,16 @@ func (c *Client) Extend(ctx context.Context, id string, minutes int) (*wire.Clus
 	return c.clusterCall(ctx, http.MethodPost, id, "/extend", wire.ExtendRequest{Minutes: &minutes})
 }
 
+// Note adds a message to a cluster's event log (service tokens only).
+func (c *Client) Note(ctx context.Context, id, message string) error {
+	p, err := clusterPath(id, "/events")
+	if err != nil {
+		return err
+	}
+	var out wire.Event
+	return c.do(ctx, http.MethodPost, p, nil, wire.NoteRequest{Message: &message}, &out)
+}
+
 // Events returns the recorded state changes of a cluster, oldest first.
 func (c *Client) Events(ctx context.Context, id string) ([]wire.Event, error) {
 	p, err := clusterPath(id, "/events")

@@ -42,6 +42,10 @@ func (c *cleanup) run(ctx context.Context) error {
 			}
 			if cl.KeepCluster {
 				log.Info("cluster left alone: created with keep-cluster", "reason", c.why)
+				// The owner should find why it still runs in its event log.
+				if err := c.app.clusters.Note(ctx, AsApp, cl.ClusterID, "left alone though "+c.why+": created with keep-cluster"); err != nil {
+					log.Warn("note in the event log", logErr, err)
+				}
 				continue
 			}
 			_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)

@@ -3,6 +3,7 @@ package githubapp
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/smek/action/internal/cluster"
@@ -128,6 +129,18 @@ func TestCleanup(t *testing.T) {
 			}
 			if got := h.clusters.count("Terminate"); got != ended {
 				t.Errorf("Terminate calls: got %d, want %d (keep-cluster clusters are left alone)", got, ended)
+			}
+			// Every keep-cluster cluster of the run says why it still runs.
+			for _, c := range tt.clusters {
+				if !c.KeepCluster || c.ClusterID[:5] == "c-end" {
+					continue
+				}
+				h.clusters.mu.Lock()
+				notes := h.clusters.notes[c.ClusterID]
+				h.clusters.mu.Unlock()
+				if len(notes) != 1 || !strings.Contains(notes[0], "keep-cluster") {
+					t.Errorf("cluster %s (keep-cluster) has notes %q, want one saying it was left alone", c.ClusterID, notes)
+				}
 			}
 		})
 	}

@@ -35,6 +35,8 @@ type Clusters interface {
 	Start(ctx context.Context, as int64, id string) (*wire.Cluster, error)
 	Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error)
 	Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error)
+	// Note records a message in the cluster's event log.
+	Note(ctx context.Context, as int64, id string, message string) error
 }
 
 // APIClusters is Clusters over SMEK's /v1 HTTP API with a service token:
@@ -163,4 +165,13 @@ func apiError(err error) error {
 	}
 	return &cluster.Error{Code: code, Field: ce.Problem.Field, Message: ce.Message(),
 		Supported: ce.Problem.Supported, Err: err}
+}
+
+// Note implements Clusters.
+func (c *APIClusters) Note(ctx context.Context, as int64, id string, message string) error {
+	cl, err := c.client(as)
+	if err != nil {
+		return err
+	}
+	return cl.Note(ctx, id, message)
 }

@@ -26,6 +26,7 @@ type memClusters struct {
 	calls    map[string]int
 	fail     map[string][]error // method → errors to return first
 	seq      int
+	notes    map[string][]string // cluster id → notes, by Note
 }
 
 func newMemClusters(now func() time.Time) *memClusters {
@@ -235,6 +236,17 @@ func (m *memClusters) Terminate(ctx context.Context, as int64, id string) (*wire
 		c.ClusterStatus = "terminated"
 		return nil
 	})
+}
+
+func (m *memClusters) Note(ctx context.Context, as int64, id string, message string) error {
+	_, err := m.transition(as, "Note", id, func(c *wire.Cluster) error {
+		if m.notes == nil {
+			m.notes = map[string][]string{}
+		}
+		m.notes[id] = append(m.notes[id], message)
+		return nil
+	})
+	return err
 }
 
 var _ Clusters = (*memClusters)(nil)

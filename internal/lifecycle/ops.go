@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/smek/action/internal/cluster"
@@ -36,6 +37,26 @@ func (s *Service) Events(ctx context.Context, p cluster.Principal, id cluster.ID
 		return nil, err
 	}
 	return s.db.Events(ctx, string(id))
+}
+
+// maxNote bounds the length of a note in the event log.
+const maxNote = 1000
+
+// Note records a message in a cluster's event log. Only service credentials
+// (the GitHub App) write notes.
+func (s *Service) Note(ctx context.Context, p cluster.Principal, id cluster.ID, cause, message string) (sqlite.Event, error) {
+	if !p.Service {
+		return sqlite.Event{}, cluster.Errorf(cluster.EFORBIDDEN, "", "only a service token may add to a cluster's event log")
+	}
+	message = strings.TrimSpace(message)
+	if message == "" || len(message) > maxNote {
+		return sqlite.Event{}, cluster.Errorf(cluster.EINVALID, "message", "message must be 1 to %d characters", maxNote)
+	}
+	if _, err := s.Get(ctx, p, id); err != nil {
+		return sqlite.Event{}, err
+	}
+	e := sqlite.Event{Time: s.cfg.Now(), Subject: string(id), Type: "note", Cause: cause, Actor: p.Actor, Message: message}
+	return e, s.db.RecordEvent(ctx, e.Subject, e.Type, e.Cause, e.Actor, e.Message)
 }
 
 // Stop stops a cluster, or terminates it when it was created with

@@ -49,6 +49,13 @@ type ExtendRequest struct {
 	Minutes *int `json:"minutes,omitempty"`
 }
 
+// NoteRequest is the body of POST /v1/clusters/{id}/events: a note for the
+// cluster's event log, from a service credential (the GitHub App saying why
+// it left a cluster alone).
+type NoteRequest struct {
+	Message *string `json:"message,omitempty"`
+}
+
 // ListItem is one element of GET /list, exactly as the seed API has it.
 type ListItem struct {
 	ClusterID     string `json:"cluster-id"`
