@@ -96,13 +96,25 @@ type Backend struct {
 	api     *api
 	watch   *watcher
 	seal    *sealer
+	keyMu   sync.Mutex // guards sshKey
 	sshKey  *hcloud.SSHKey
 	fwOnce  sync.Mutex
 	fwReady bool
 
+	// node is what runs on a server over SSH: the bootstrap after a
+	// (re)build and k3s's start after a power-on. Tests of the cloud side
+	// alone replace it.
+	node nodeOps
+
 	mu     sync.Mutex
 	images map[string]*hcloud.Image // k8s version → snapshot, cached
 	imgAt  time.Time
+}
+
+// nodeOps runs the steps on a server that need SSH and Kubernetes.
+type nodeOps struct {
+	bootstrap func(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error
+	restart   func(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error
 }
 
 var (
@@ -169,11 +181,13 @@ func New(cfg Config) (*Backend, error) {
 		}
 	}
 	a := newAPI(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)
-	return &Backend{
+	b := &Backend{
 		cfg: cfg, log: cfg.Logger.With("component", "hetzner"), api: a, seal: s,
 		watch:  newWatcher(cfg.Client, a, cfg.Sleep, cfg.PollMin, cfg.PollMax),
 		images: map[string]*hcloud.Image{},
-	}, nil
+	}
+	b.node = nodeOps{bootstrap: b.bootstrap, restart: b.restartK3s}
+	return b, nil
 }
 
 // Name is "hetzner".

@@ -32,10 +32,10 @@ func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Serv
 	defer conn.Close()
 	d.Timings["boot"] = b.cfg.Now().Sub(t).Milliseconds()
 	t = b.cfg.Now()
-	if err := runSSH(conn, "install -D -m 0600 /dev/stdin "+psaConfigPath, psaConfig(m.Flavor), nil); err != nil {
+	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+psaConfigPath, psaConfig(m.Flavor), nil); err != nil {
 		return fmt.Errorf("write pod security config: %w", err)
 	}
-	if err := runSSH(conn, "install -D -m 0600 /dev/stdin "+k3sConfigPath, k3sConfig(srv.Name, d.IP, m.ID, m.Flavor), nil); err != nil {
+	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+k3sConfigPath, k3sConfig(srv.Name, d.IP, m.ID, m.Flavor), nil); err != nil {
 		return fmt.Errorf("write k3s config: %w", err)
 	}
 	if err := b.startK3s(ctx, conn, m, d); err != nil {
@@ -60,11 +60,11 @@ func (b *Backend) restartK3s(ctx context.Context, m pool.Member, srv *hcloud.Ser
 
 func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member, d *data) error {
 	var stderr bytes.Buffer
-	if err := runSSH(conn, "systemctl start k3s", nil, &stderr); err != nil {
+	if err := runSSH(ctx, conn, "systemctl start k3s", nil, &stderr); err != nil {
 		return fmt.Errorf("start k3s: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	var kc bytes.Buffer
-	if err := runSSH(conn, "cat "+kubeconfigK3s, nil, &kc); err != nil {
+	if err := runSSH(ctx, conn, "cat "+kubeconfigK3s, nil, &kc); err != nil {
 		return fmt.Errorf("read k3s kubeconfig: %w", err)
 	}
 	cfg, doc, err := publicKubeconfig(kc.Bytes(), d.IP)
@@ -175,13 +175,17 @@ func (b *Backend) dial(ctx context.Context, srv *hcloud.Server, d *data) (*ssh.C
 	}
 }
 
-// runSSH runs one command, feeding stdin, collecting stdout into out.
-func runSSH(c *ssh.Client, cmd string, stdin []byte, out *bytes.Buffer) error {
+// runSSH runs one command, feeding stdin, collecting stdout into out. The
+// session is closed when ctx ends, so a caller that gives up does not wait
+// for a slow command.
+func runSSH(ctx context.Context, c *ssh.Client, cmd string, stdin []byte, out *bytes.Buffer) error {
 	s, err := c.NewSession()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
 	var stderr bytes.Buffer
 	if stdin != nil {
 		s.Stdin = bytes.NewReader(stdin)
@@ -191,6 +195,9 @@ func runSSH(c *ssh.Client, cmd string, stdin []byte, out *bytes.Buffer) error {
 	}
 	s.Stderr = &stderr
 	if err := s.Run(cmd); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", strings.Fields(cmd)[0], ctx.Err())
+		}
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
 			return fmt.Errorf("%s: %w: %s", strings.Fields(cmd)[0], err, msg)
 		}

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -18,22 +20,34 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/hcloudfake"
 	"github.com/smek/action/internal/kube/policy"
+	"github.com/smek/action/internal/local"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sshnode"
 )
 
-// kubeBin returns the folder of the Kubernetes binaries; the test is
-// skipped only when SMEK_KUBE_BIN is unset and the default folder missing.
-func kubeBin(t *testing.T) string {
+// kubeBin returns the folder of the Kubernetes binaries, like
+// smektest.KubeBin (which this package cannot import: smektest starts a
+// server, and the server imports this package): $SMEK_KUBE_BIN, else the
+// repository's bin/kube; without them the test is skipped, or fails under
+// CI, which builds them first.
+func kubeBin(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("SMEK_KUBE_BIN"); d != "" {
-		return d
+	dir := os.Getenv("SMEK_KUBE_BIN")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "bin", "kube")
 	}
-	const def = "/work/main/bin/kube"
-	if _, err := os.Stat(def); err != nil {
-		t.Skip("SMEK_KUBE_BIN unset and " + def + " missing: run `make kube-bin`")
+	if err := local.CheckBinaries(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
 	}
-	return def
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
 }
 
 type env struct {

@@ -94,7 +94,7 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 	if err != nil {
 		return nil, err
 	}
-	if err := installNodeFiles(conn, ic); err != nil {
+	if err := installNodeFiles(ctx, conn, ic); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -142,7 +142,7 @@ ExecStart=/usr/sbin/ip6tables -I FORWARD -d fe80::a9fe:a9fe/128 -j DROP
 WantedBy=multi-user.target
 `
 
-func installNodeFiles(conn *ssh.Client, ic ImageConfig) error {
+func installNodeFiles(ctx context.Context, conn *ssh.Client, ic ImageConfig) error {
 	v := ic.K3sVersion
 	steps := []struct {
 		what, cmd string
@@ -173,7 +173,7 @@ func installNodeFiles(conn *ssh.Client, ic ImageConfig) error {
 		stdin     []byte
 	}{"clean cloud-init", "cloud-init clean --logs", nil})
 	for _, s := range steps {
-		if err := runSSH(conn, s.cmd, s.stdin, nil); err != nil {
+		if err := runSSH(ctx, conn, s.cmd, s.stdin, nil); err != nil {
 			return fmt.Errorf("image build: %s: %w", s.what, err)
 		}
 	}

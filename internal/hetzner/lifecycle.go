@@ -40,7 +40,7 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 	}
 	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, Timings: map[string]int64{}}
 	d.Timings["create"] = b.cfg.Now().Sub(t0).Milliseconds()
-	if err := b.bootstrap(ctx, m, srv, &d); err != nil {
+	if err := b.node.bootstrap(ctx, m, srv, &d); err != nil {
 		return d.marshal(), err
 	}
 	d.Timings["total"] = b.cfg.Now().Sub(t0).Milliseconds()
@@ -288,7 +288,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("power on server %d: %w", srv.ID, err)
 	}
-	if err := b.restartK3s(ctx, m, srv, &d); err != nil {
+	if err := b.node.restart(ctx, m, srv, &d); err != nil {
 		return nil, err
 	}
 	if d.Timings == nil {
@@ -339,7 +339,7 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 	srv.Name = d.Name
 	d.Timings["rebuild"] = b.cfg.Now().Sub(t0).Milliseconds()
 	srv.Status = hcloud.ServerStatusRunning
-	if err := b.bootstrap(ctx, m, srv, &d); err != nil {
+	if err := b.node.bootstrap(ctx, m, srv, &d); err != nil {
 		return false, d.marshal(), err
 	}
 	d.Timings["total"] = b.cfg.Now().Sub(t0).Milliseconds()

@@ -10,23 +10,30 @@ import (
 )
 
 // ensureSSHKey finds the project key by name, registering it when missing.
-// The result is cached: one request per process.
+// The result is cached: one request per process. Concurrent provisions
+// wait for the first lookup instead of registering the key twice.
 func (b *Backend) ensureSSHKey(ctx context.Context) (*hcloud.SSHKey, error) {
-	b.mu.Lock()
+	b.keyMu.Lock()
+	defer b.keyMu.Unlock()
 	if b.sshKey != nil {
-		defer b.mu.Unlock()
 		return b.sshKey, nil
 	}
-	b.mu.Unlock()
-	var key *hcloud.SSHKey
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
-		var resp *hcloud.Response
-		var err error
-		key, resp, err = b.cfg.Client.SSHKey.GetByName(ctx, b.cfg.SSHKeyName)
-		return resp, err
-	})
+	get := func() (*hcloud.SSHKey, error) {
+		var key *hcloud.SSHKey
+		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+			var resp *hcloud.Response
+			var err error
+			key, resp, err = b.cfg.Client.SSHKey.GetByName(ctx, b.cfg.SSHKeyName)
+			return resp, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("get ssh key %s: %w", b.cfg.SSHKeyName, err)
+		}
+		return key, nil
+	}
+	key, err := get()
 	if err != nil {
-		return nil, fmt.Errorf("get ssh key %s: %w", b.cfg.SSHKeyName, err)
+		return nil, err
 	}
 	if key == nil {
 		pub := string(ssh.MarshalAuthorizedKey(b.cfg.Signer.PublicKey()))
@@ -38,13 +45,18 @@ func (b *Backend) ensureSSHKey(ctx context.Context) (*hcloud.SSHKey, error) {
 			})
 			return resp, err
 		})
+		if hcloud.IsError(err, hcloud.ErrorCodeUniquenessError) {
+			// Registered meanwhile (by a lost answer, or another process).
+			key, err = get()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("register ssh key %s: %w", b.cfg.SSHKeyName, err)
 		}
+		if key == nil {
+			return nil, fmt.Errorf("register ssh key %s: not found after registering it", b.cfg.SSHKeyName)
+		}
 	}
-	b.mu.Lock()
 	b.sshKey = key
-	b.mu.Unlock()
 	return key, nil
 }
 
