@@ -307,6 +307,8 @@ type runOptions struct {
 	target int
 	// parallel bounds the pool's concurrent work (default 2).
 	parallel int
+	// max bounds the members of the flavor (0: no bound).
+	max int
 	// prepare may set the kill switch's triggers or the stub before the
 	// pool starts.
 	prepare func(*run)
@@ -327,7 +329,7 @@ func (w *world) start(o runOptions) *run {
 	if o.target > 0 {
 		targets[flavor] = o.target
 	}
-	r.pool = pool.New(killStore{db: db, k: r.k}, r.backend, pool.Config{Targets: targets, Parallel: o.parallel, Interval: time.Hour})
+	r.pool = pool.New(killStore{db: db, k: r.k}, r.backend, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour})
 	if o.prepare != nil {
 		o.prepare(r)
 	}
