@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/client-go/rest"
 	"time"
@@ -89,6 +90,10 @@ type Config struct {
 	// (App credentials); without it only the cleanup runs.
 	GitHubWebhookSecret string
 	GitHub              githubapp.GitHub
+	// GitHubOnDone, when set, is called after the work of each accepted
+	// webhook delivery has ended, in success or for good (tests wait on
+	// it instead of polling).
+	GitHubOnDone func(githubapp.Result)
 }
 
 // Server is a running SMEK.
@@ -106,6 +111,9 @@ type Server struct {
 	wg       sync.WaitGroup
 	errc     chan error
 	opsHTTP  *http.Server
+	opsAddr  net.Addr
+	// poolErr holds the error that stopped the pool; /readyz reports it.
+	poolErr atomic.Pointer[error]
 	// Metrics is the server's Prometheus registry.
 	Metrics *metrics.Metrics
 }
@@ -196,7 +204,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.OpsAddr == "" {
 		mounts = ops
 	}
-	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, Mounts: mounts}
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, Mounts: mounts}
 	handler := api.New(apiCfg)
 	// The standalone App records its deliveries here, with a service token.
 	handler.Handle("POST /v1/github/deliveries", githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger))
@@ -208,6 +216,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		app, err := githubapp.New(githubapp.Config{
 			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: handler.AppClusters(), Deliveries: s.DB,
 			GitHub: cfg.GitHub, PublicURL: public, Logger: cfg.Logger,
+			OnDone: s.deliveryDone,
 		})
 		if err != nil {
 			return nil, err
@@ -228,6 +237,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ops address: %w", err)
 		}
+		s.opsAddr = l.Addr()
 		opsCfg := apiCfg
 		opsCfg.Mounts = ops
 		s.opsHTTP = &http.Server{Handler: api.New(opsCfg), ReadHeaderTimeout: 10 * time.Second}
@@ -237,11 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 		})
 	}
-	s.wg.Go(func() {
-		if err := s.Pool.Run(runCtx); err != nil && runCtx.Err() == nil {
-			s.log.Error("pool stopped", "err", err)
-		}
-	})
+	s.wg.Go(func() { s.runPool(runCtx) })
 	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log})); err != nil {
 		return nil, err
 	}
@@ -260,7 +266,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.errc <- err
 		}
 	})
-	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), "backend", backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
+	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), "ops_addr", s.OpsURL(), "backend", backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
 	ok = true
 	return s, nil
 }
@@ -294,6 +300,51 @@ func (s *Server) backend() (pool.Backend, error) {
 
 // URL is the server's base URL.
 func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
+
+// OpsURL is the base URL of the status page and /metrics when they have an
+// address of their own (OpsAddr), else "".
+func (s *Server) OpsURL() string {
+	if s.opsAddr == nil {
+		return ""
+	}
+	return "http://" + s.opsAddr.String()
+}
+
+// runPool runs the pool until ctx ends; an error that stops it before
+// makes the server unready.
+func (s *Server) runPool(ctx context.Context) {
+	if err := s.Pool.Run(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("pool stopped", "err", err)
+		s.poolErr.Store(&err)
+	}
+}
+
+// ready is the backend's part of /readyz: the pool has taken over what the
+// last run left on the backend, and it still runs.
+func (s *Server) ready(context.Context) error {
+	select {
+	case <-s.Pool.Recovered():
+	default:
+		return errors.New("the pool is still recovering the backend's members")
+	}
+	if err := s.poolErr.Load(); err != nil {
+		return fmt.Errorf("the pool stopped: %w", *err)
+	}
+	return nil
+}
+
+// deliveryDone counts a webhook delivery whose work has ended and hands it
+// to the test hook.
+func (s *Server) deliveryDone(r githubapp.Result) {
+	result := "handled"
+	if r.Err != nil {
+		result = "error"
+	}
+	s.Metrics.WebhookDelivery(r.Event, result)
+	if s.cfg.GitHubOnDone != nil {
+		s.cfg.GitHubOnDone(r)
+	}
+}
 
 // Err reports a failure of the HTTP server.
 func (s *Server) Err() <-chan error { return s.errc }
