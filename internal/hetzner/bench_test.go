@@ -1,0 +1,272 @@
+package hetzner
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// benchBackend returns a backend on a stubbed world (no SSH, no
+// Kubernetes: the cloud side only) with its one-time setup (SSH key,
+// firewall, snapshot list) done.
+func benchBackend(b *testing.B, w *world) (*Backend, *stubNode) {
+	b.Helper()
+	be := w.backend(http.DefaultTransport)
+	stub := installStub(be)
+	ctx := context.Background()
+	if _, err := be.ensureSSHKey(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := be.ensureFirewall(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return be, stub
+}
+
+// BenchmarkLifecycleRequests counts the Hetzner API requests of one
+// cluster's whole life on a server of its own: provision (create from the
+// snapshot), claim (Kubernetes only: no request), stop, start, release
+// (rebuild) and destroy. Goal: ≤ 12.
+func BenchmarkLifecycleRequests(b *testing.B) {
+	ctx := context.Background()
+	w := newWorld(b, worldOptions{})
+	be, _ := benchBackend(b, w)
+	w.fake.ResetCounts()
+	b.ResetTimer()
+	for i := range b.N {
+		m := pool.Member{ID: fmt.Sprintf("s-bench%d", i), Flavor: flavor, State: cluster.ServerCreating}
+		data, err := be.Provision(ctx, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Data, m.State = data, cluster.ServerClaimed
+		if err := be.Stop(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		if m.Data, err = be.Start(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		ok, data, err := be.Release(ctx, m)
+		if err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		m.Data = data
+		if err := be.Destroy(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(w.fake.TotalRequests())/float64(b.N), "hetzner-requests/op")
+}
+
+// BenchmarkWarmClaim measures a create against a ready member: the claim
+// transaction in SQLite and the backend's claim (node label, ownership
+// ConfigMap, TokenRequest) on a simulated node with a real control plane.
+// It makes no Hetzner request.
+func BenchmarkWarmClaim(b *testing.B) {
+	ctx := context.Background()
+	w := newWorld(b, worldOptions{machines: true})
+	be := w.backend(http.DefaultTransport)
+	db, err := sqlite.Open(ctx, w.dbPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	m, err := db.CreateServer(ctx, "hetzner", flavor)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := be.Provision(ctx, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Destroy(context.Background(), pool.Member{ID: m.ID, Data: data})
+	if err := db.SetServerState(ctx, m.ID, cluster.ServerReady, data, ""); err != nil {
+		b.Fatal(err)
+	}
+	n := 1 << 30
+	acct, err := db.EnsureAccount(ctx, "bench", sqlite.AccountLimits{MaxClusters: &n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.fake.ResetCounts()
+	b.ResetTimer()
+	for range b.N {
+		now := time.Now()
+		c := cluster.Cluster{ID: cluster.NewID(), AccountID: acct.ID, Account: acct.Name,
+			Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		srv, err := db.ClaimServer(ctx, c, "hetzner")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := be.Claim(ctx, srv, c); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		// Give the member back without a rebuild: only the claim is measured.
+		if _, err := db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.ServerReady}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(w.fake.TotalRequests())/float64(b.N), "hetzner-requests/op")
+}
+
+// BenchmarkReleaseToReady measures a release: rebuild from the snapshot,
+// then the bootstrap of the fresh system on a simulated node with a real
+// control plane. sim-s/op is the time the cloud part takes on the fake's
+// configured durations (rebuild_server 15 s) with the backend's polling;
+// ns/op is the wall time, which is the bootstrap (SSH, k3s start,
+// readiness) as the simulated node runs it.
+func BenchmarkReleaseToReady(b *testing.B) {
+	ctx := context.Background()
+	w := newWorld(b, worldOptions{machines: true})
+	be := w.backend(http.DefaultTransport)
+	m := pool.Member{ID: "s-release", Flavor: flavor, State: cluster.ServerCreating}
+	data, err := be.Provision(ctx, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Data, m.State = data, cluster.ServerDirty
+	defer func() { be.Destroy(context.Background(), m) }()
+	var sim time.Duration
+	w.fake.ResetCounts()
+	b.ResetTimer()
+	for range b.N {
+		t0 := w.clock.Now()
+		ok, data, err := be.Release(ctx, m)
+		if err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		sim += w.clock.Now().Sub(t0)
+		m.Data = data
+	}
+	b.ReportMetric(sim.Seconds()/float64(b.N), "sim-s/op")
+	b.ReportMetric(float64(w.fake.TotalRequests())/float64(b.N), "hetzner-requests/op")
+}
+
+// BenchmarkSteady100PerHour simulates one hour at a steady 100 clusters
+// an hour (one every 36 s, living 5–20 min, every third one stopped and
+// started once) on a warm pool of 3, with the backend against the fake on
+// simulated time: the pool's policy (keep 3 ready, rebuild released
+// members, reconcile the inventory every 10 min) is played event by event,
+// each operation running to its end before the next (so action polls are
+// never batched across operations: an upper bound on requests). It
+// reports the Hetzner requests of the hour, which must stay well under the
+// 3600 the API allows.
+func BenchmarkSteady100PerHour(b *testing.B) {
+	var perHour, servers float64
+	for range b.N {
+		req, srv := simulateHour(b)
+		perHour += float64(req)
+		servers += float64(srv)
+	}
+	b.ReportMetric(perHour/float64(b.N), "requests/hour")
+	b.ReportMetric(servers/float64(b.N), "servers")
+	if perHour/float64(b.N) > 1800 {
+		b.Errorf("requests per hour: %.0f, want well under 3600", perHour/float64(b.N))
+	}
+}
+
+type simEvent struct {
+	at   time.Duration
+	kind string // arrive, stop, start, leave, reconcile
+	n    int    // the cluster
+}
+
+func simulateHour(b *testing.B) (requests, servers int) {
+	ctx := context.Background()
+	w := newWorld(b, worldOptions{})
+	be, _ := benchBackend(b, w)
+	const target = 3
+	var ready []pool.Member
+	inUse := map[int]pool.Member{}
+	next := 0
+	provision := func() {
+		m := pool.Member{ID: fmt.Sprintf("s-sim%d", next), Flavor: flavor, State: cluster.ServerCreating}
+		next++
+		data, err := be.Provision(ctx, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Data, m.State = data, cluster.ServerReady
+		ready = append(ready, m)
+	}
+	for range target {
+		provision()
+	}
+	start := w.clock.Now()
+	w.fake.ResetCounts()
+	var events []simEvent
+	for i := range 100 {
+		at := time.Duration(i) * 36 * time.Second
+		life := time.Duration(5+5*(i%4)) * time.Minute
+		events = append(events, simEvent{at, "arrive", i}, simEvent{at + life, "leave", i})
+		if i%3 == 0 {
+			events = append(events, simEvent{at + life/3, "stop", i}, simEvent{at + life/3 + 2*time.Minute, "start", i})
+		}
+	}
+	for t := 10 * time.Minute; t <= time.Hour; t += 10 * time.Minute {
+		events = append(events, simEvent{t, "reconcile", -1})
+	}
+	events = slices.DeleteFunc(events, func(e simEvent) bool { return e.at > time.Hour })
+	slices.SortStableFunc(events, func(x, y simEvent) int { return int(x.at - y.at) })
+	for _, e := range events {
+		if d := start.Add(e.at).Sub(w.clock.Now()); d > 0 {
+			w.clock.Advance(d)
+		}
+		switch e.kind {
+		case "arrive":
+			if len(ready) == 0 {
+				provision() // the create waits for a cold member
+			}
+			m := ready[0]
+			ready = ready[1:]
+			m.State = cluster.ServerClaimed
+			inUse[e.n] = m // claim: Kubernetes calls only
+		case "stop":
+			if err := be.Stop(ctx, inUse[e.n]); err != nil {
+				b.Fatal(err)
+			}
+		case "start":
+			m := inUse[e.n]
+			data, err := be.Start(ctx, m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Data = data
+			inUse[e.n] = m
+		case "leave":
+			m := inUse[e.n]
+			delete(inUse, e.n)
+			ok, data, err := be.Release(ctx, m)
+			if err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			m.Data, m.State = data, cluster.ServerReady
+			ready = append(ready, m)
+		case "reconcile":
+			known := slices.Clone(ready)
+			for _, m := range inUse {
+				known = append(known, m)
+			}
+			if ghosts, err := be.Reconcile(ctx, known); err != nil || len(ghosts) > 0 {
+				b.Fatal(ghosts, err)
+			}
+		}
+		for len(ready) < target {
+			provision()
+		}
+	}
+	elapsed := w.clock.Now().Sub(start)
+	if elapsed > time.Hour+5*time.Minute {
+		b.Fatalf("the simulated hour took %s: operations fell behind", elapsed)
+	}
+	return w.fake.TotalRequests(), next
+}
