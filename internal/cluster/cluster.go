@@ -151,6 +151,9 @@ type Cluster struct {
 	// claim and after release.
 	ServerID  string
 	Run       RunMetadata
+	// CreatedBy names the credential that asked for the cluster (an actor
+	// like "token:smek_ab12"), for the event log.
+	CreatedBy string
 	APIServer string
 	CreatedAt time.Time
 	// ExpiresAt is the deadline: the sweeper stops or terminates the cluster

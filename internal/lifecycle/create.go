@@ -43,7 +43,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	}
 	c := cluster.Cluster{
 		ID: cluster.NewID(), AccountID: p.Account.ID, Account: p.Account.Name, Spec: sp, Status: cluster.Pending,
-		Run: runOf(p, in.Run), Timings: cluster.Timings{Warm: true},
+		Run: runOf(p, in.Run), CreatedBy: p.Actor, Timings: cluster.Timings{Warm: true},
 	}
 
 	deadline := time.NewTimer(wait)

@@ -89,7 +89,11 @@ func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string
 		if err := db.recordEvent(ctx, tx, event{subject: s.ID, typ: "claimed", from: string(cluster.ServerReady), to: string(cluster.ServerClaimed), cause: "api", message: string(c.ID)}); err != nil {
 			return err
 		}
-		return db.recordEvent(ctx, tx, event{subject: string(c.ID), typ: "created", to: string(cluster.Pending), cause: "api", actor: c.Account, message: "on server " + s.ID})
+		actor := c.CreatedBy
+		if actor == "" {
+			actor = c.Account
+		}
+		return db.recordEvent(ctx, tx, event{subject: string(c.ID), typ: "created", to: string(cluster.Pending), cause: "api", actor: actor, message: "on server " + s.ID})
 	})
 	return s, err
 }
