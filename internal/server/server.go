@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -209,10 +210,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// The standalone App records its deliveries here, with a service token.
 	handler.Handle("POST /v1/github/deliveries", githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger))
 	if cfg.GitHubWebhookSecret != "" {
-		public := cfg.PublicURL
-		if public == "" {
-			public = "http://" + cfg.Addr
-		}
+		public := s.publicURL()
 		app, err := githubapp.New(githubapp.Config{
 			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: handler.AppClusters(), Deliveries: s.DB,
 			GitHub: cfg.GitHub, PublicURL: public, Logger: cfg.Logger,
@@ -382,10 +380,7 @@ func (s *Server) mailer(ctx context.Context) (cluster.Notifier, error) {
 		s.log.Info("mail is off: no --smtp-url")
 		return notify.Nop{}, nil
 	}
-	public := s.cfg.PublicURL
-	if public == "" {
-		public = "http://" + s.cfg.Addr
-	}
+	public := s.publicURL()
 	mc, err := notify.ParseConfig(s.cfg.SMTPURL, s.cfg.MailFrom, public)
 	if err != nil {
 		return nil, err
@@ -396,6 +391,24 @@ func (s *Server) mailer(ctx context.Context) (cluster.Notifier, error) {
 	}
 	s.wg.Go(func() { m.Run(ctx) })
 	return m, nil
+}
+
+// publicURL is how users reach this server, for links in mails and PR
+// replies: --public-url, else a guess from the listen address.
+func (s *Server) publicURL() string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil {
+		host, port = s.cfg.Addr, "80"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	guess := "http://" + net.JoinHostPort(host, port)
+	s.log.Warn("links in mails and PR replies point to a guessed address; set --public-url", "guess", guess)
+	return guess
 }
 
 // schedulePruning drops events older than the retention, hourly.
