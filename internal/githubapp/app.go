@@ -59,6 +59,10 @@ type Config struct {
 	QueueSize int
 	// MaxAttempts bounds the tries of one delivery (default 10).
 	MaxAttempts int
+	// Metrics counts deliveries by event and result at the endpoint
+	// (accepted, duplicate, ignored, pong, bad-signature, invalid, busy);
+	// nil counts nothing.
+	Metrics Metrics
 	// OnDone, when set, is called after each delivery's work has ended, in
 	// success or for good. Tests and metrics use it.
 	OnDone func(Result)
@@ -82,9 +86,19 @@ type App struct {
 	publicURL  string
 	log        *slog.Logger
 	queue      *queue
+	metrics    Metrics
 
 	runOnce sync.Once
 }
+
+// Metrics receives the endpoint's counts.
+type Metrics interface {
+	WebhookDelivery(event, result string)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) WebhookDelivery(string, string) {}
 
 // New returns an App. It does no work until Run is called; deliveries that
 // arrive before are queued.
@@ -122,6 +136,10 @@ func New(cfg Config) (*App, error) {
 		log:         log,
 		onDone:      cfg.OnDone,
 	})
+	a.metrics = cfg.Metrics
+	if a.metrics == nil {
+		a.metrics = nopMetrics{}
+	}
 	if a.github == nil {
 		log.Info("no GitHub App credentials: pull-request comment commands are ignored, cleanup works")
 	}

@@ -35,6 +35,8 @@ type Answer struct {
 // payload, records the delivery id and queues the work, answering 202. It
 // never waits for the work itself.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	event, result := r.Header.Get(EventHeader), "invalid"
+	defer func() { a.metrics.WebhookDelivery(event, result) }()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeProblem(w, r, http.StatusMethodNotAllowed, cluster.Errorf(cluster.EINVALID, "", "webhooks are POSTed"))
@@ -50,11 +52,12 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := VerifySignature(a.secret, r.Header.Get(SignatureHeader), body); err != nil {
+		result = "bad-signature"
 		a.log.Warn("webhook refused", logDelivery, truncate(r.Header.Get(DeliveryHeader), maxDeliveryID), logErr, err)
 		writeError(w, r, a.log, err)
 		return
 	}
-	event, delivery := r.Header.Get(EventHeader), r.Header.Get(DeliveryHeader)
+	delivery := r.Header.Get(DeliveryHeader)
 	switch {
 	case event == "":
 		writeError(w, r, a.log, cluster.Errorf(cluster.EINVALID, EventHeader, "the request has no %s header", EventHeader))
@@ -72,15 +75,18 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case event == "ping":
 		log.Info("ping")
+		result = "pong"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "pong"})
 		return
 	case run == nil:
 		log.Debug("webhook ignored", "reason", reason)
+		result = "ignored"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "ignored", Reason: reason})
 		return
 	}
 	if !a.queue.reserve() {
 		log.Warn("webhook refused: queue full")
+		result = "busy"
 		w.Header().Set("Retry-After", "60")
 		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "too many deliveries in progress, redeliver later"))
 		return
@@ -89,15 +95,18 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.queue.release()
 		log.Error("record delivery", logErr, err)
+		result = "busy"
 		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "the delivery could not be recorded, redeliver later"))
 		return
 	}
 	if !isNew {
 		a.queue.release()
 		log.Info("duplicate delivery ignored")
+		result = "duplicate"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "duplicate"})
 		return
 	}
+	result = "accepted"
 	a.queue.push(&task{delivery: delivery, event: event, run: run})
 	writeJSON(w, http.StatusAccepted, Answer{Delivery: delivery, Status: "accepted"})
 }

@@ -214,7 +214,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		app, err := githubapp.New(githubapp.Config{
 			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: handler.AppClusters(), Deliveries: s.DB,
 			GitHub: cfg.GitHub, PublicURL: public, Logger: cfg.Logger,
-			OnDone: s.deliveryDone,
+			OnDone: s.deliveryDone, Metrics: s.Metrics,
 		})
 		if err != nil {
 			return nil, err
