@@ -66,6 +66,9 @@ var _ hcloudfake.Machine = (*Node)(nil)
 // NewNode makes the node's disk from the image and writes what cloud-init
 // would: the hostname and root's authorized_keys.
 func NewNode(cfg Config, spec hcloudfake.MachineSpec) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	n := &Node{
 		cfg: cfg, spec: spec, disk: filepath.Join(cfg.Dir, "servers", fmt.Sprint(spec.ServerID), "disk"),
 		log: cfg.Logger.With("component", "sshnode", "server", spec.ServerID),
