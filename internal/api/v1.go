@@ -108,6 +108,18 @@ func listFilter(q url.Values) (sqlite.ClusterFilter, error) {
 	return f, nil
 }
 
+// causeHeader lets a service credential (the standalone GitHub App) say that
+// it acts for a webhook, so that the event log tells the App's cleanup from
+// a user's call.
+const causeHeader = "SMEK-Cause"
+
+func causeOf(r *http.Request, p cluster.Principal) string {
+	if p.Service && r.Header.Get(causeHeader) == "webhook" {
+		return "webhook"
+	}
+	return "api"
+}
+
 func pathID(r *http.Request) (cluster.ID, error) {
 	return cluster.ParseID(r.PathValue("id"))
 }
@@ -171,7 +183,7 @@ func (s *Server) v1Terminate(w http.ResponseWriter, r *http.Request, p cluster.P
 		s.writeError(w, r, err)
 		return
 	}
-	c, err := s.life.Terminate(r.Context(), p, id, "api")
+	c, err := s.life.Terminate(r.Context(), p, id, causeOf(r, p))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -74,7 +74,7 @@ func (c *APIClusters) client(as int64) (*client.Client, error) {
 	if cl, ok := c.clients[as]; ok {
 		return cl, nil
 	}
-	var rt http.RoundTripper = c.transport
+	var rt http.RoundTripper = asApp{next: c.transport}
 	if as != AsApp {
 		rt = onBehalf{installation: strconv.FormatInt(as, 10), next: c.transport}
 	}
@@ -97,6 +97,19 @@ func (o onBehalf) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set(OnBehalfHeader, o.installation)
 	return o.next.RoundTrip(r)
+}
+
+// CauseHeader tells the server that the App's own calls (cleanup) act for a
+// webhook, so that the event log says so; only service tokens may send it.
+const CauseHeader = "SMEK-Cause"
+
+// asApp marks the App's own calls as webhook work.
+type asApp struct{ next http.RoundTripper }
+
+func (a asApp) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(CauseHeader, "webhook")
+	return a.next.RoundTrip(r)
 }
 
 // List implements Clusters.

@@ -391,7 +391,9 @@ func TestIntegrationGitHubAppStandalone(t *testing.T) {
 		t.Errorf("run's cluster is %s, want terminated", got.ClusterStatus)
 	}
 	e := terminatedBy(t, smek, acme, c.ClusterID)
-	t.Logf("the standalone App's terminate is recorded as cause %q actor %q", e.Cause, e.Actor)
+	if e.Cause != "webhook" || !strings.HasPrefix(e.Actor, "token:") {
+		t.Errorf("the standalone App's terminate is recorded as cause %q actor %q, want webhook by its service token", e.Cause, e.Actor)
+	}
 
 	// The App restarts with no state of its own: the server remembers.
 	app.stop()
