@@ -51,7 +51,8 @@ test-short:
 	$(GO) test -race -short ./...
 
 bench: kube-bin
-	SMEK_KUBE_BIN=$(KUBE_BIN) $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 -timeout 60m ./internal/server/ | tee bench.txt
+	SMEK_KUBE_BIN=$(KUBE_BIN) $(GO) test -run '^$$' -bench . -benchtime 10x -count 1 -timeout 60m \
+		./internal/server/ ./internal/sqlite/ ./action/ ./internal/githubapp/... ./internal/hetzner/ | tee bench.txt
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
