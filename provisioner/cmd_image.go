@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"golang.org/x/crypto/ssh"
@@ -32,6 +33,7 @@ type hetznerFlags struct {
 	endpoint, token, tokenFile, installation string
 	sshKeyFile, sshKeyName, location         string
 	fakeSSH                                  bool
+	actionWait                               time.Duration
 }
 
 func (h *hetznerFlags) register(fs *flag.FlagSet) {
@@ -43,6 +45,7 @@ func (h *hetznerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.sshKeyName, "ssh-key-name", "smek", "name of that key at Hetzner (registered when missing)")
 	fs.StringVar(&h.location, "location", "fsn1", "Hetzner location(s), comma-separated, tried in order")
 	fs.BoolVar(&h.fakeSSH, "hcloud-fake-ssh", false, "ask the fake API (/_hcloudfake/servers/{id}) for each server's SSH port instead of using port 22")
+	fs.DurationVar(&h.actionWait, "hcloud-action-wait", 0, "first poll of an action after this long (0: its typical duration, 20s for create and rebuild, 5s for power; a fake is faster)")
 }
 
 // config turns the flags into a backend configuration.
@@ -79,6 +82,12 @@ func (h *hetznerFlags) config(logger *slog.Logger) (hetzner.Config, error) {
 	}
 	if h.fakeSSH {
 		cfg.SSHAddr = hetzner.FakeSSHAddr(strings.TrimRight(h.endpoint, "/"), nil)
+	}
+	if h.actionWait < 0 {
+		return hetzner.Config{}, fmt.Errorf("%w: --hcloud-action-wait must not be negative", errUsage)
+	}
+	if h.actionWait > 0 {
+		cfg.ExpectCreate, cfg.ExpectRebuild, cfg.ExpectPower, cfg.PollMin = h.actionWait, h.actionWait, h.actionWait, h.actionWait
 	}
 	return cfg, nil
 }

@@ -2,6 +2,7 @@ package hetzner
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,57 @@ func TestK8sVersion(t *testing.T) {
 		if _, err := K8sVersion(bad); err == nil {
 			t.Errorf("K8sVersion(%q): got no error", bad)
 		}
+	}
+}
+
+// TestImageBuildCleansUpAfterAFailingStep: whichever step fails — a node
+// file the builder refuses, the shutdown refused by the API, the snapshot
+// action ending in error — the builder server is deleted and no snapshot
+// is left.
+func TestImageBuildCleansUpAfterAFailingStep(t *testing.T) {
+	cases := map[string]struct {
+		ic     ImageConfig
+		inject func(*hcloudfake.Server)
+		want   string
+	}{
+		"manifest refused": {
+			ic:   ImageConfig{K3sVersion: "v1.36.3+k3s1", Manifests: map[string][]byte{"../escape.yaml": []byte("x")}},
+			want: "plain file name",
+		},
+		"shutdown refused": {
+			ic: ImageConfig{K3sVersion: "v1.36.3+k3s1"},
+			inject: func(f *hcloudfake.Server) {
+				f.InjectFaults("POST /servers/{id}/actions/{action}", hcloudfake.Fault{Status: 403, Code: hcloudfake.CodeForbidden})
+			},
+			want: "shut down builder",
+		},
+		"snapshot action fails": {
+			ic:     ImageConfig{K3sVersion: "v1.36.3+k3s1"},
+			inject: func(f *hcloudfake.Server) { f.FailNextAction("create_image", "image_failed", "disk unreadable") },
+			want:   "create snapshot",
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, true, hcloudfake.Config{DefaultDuration: 5 * time.Millisecond})
+			if c.inject != nil {
+				c.inject(e.fake)
+			}
+			_, err := e.backend.BuildImage(ctx, c.ic)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("build: got %v, want an error about %q", err, c.want)
+			}
+			if all, _ := e.client.Server.All(ctx); len(all) != 0 {
+				t.Errorf("servers after the failed build: %d, want 0 (builder deleted)", len(all))
+			}
+			if e.fake.Counts()["DELETE /servers/{id}"] != 1 {
+				t.Errorf("builder deletes: %v", e.fake.Counts())
+			}
+			imgs, _ := e.client.Image.AllWithOpts(ctx, hcloud.ImageListOpts{Type: []hcloud.ImageType{hcloud.ImageTypeSnapshot}})
+			if len(imgs) != 0 {
+				t.Errorf("snapshots after the failed build: %d", len(imgs))
+			}
+		})
 	}
 }
