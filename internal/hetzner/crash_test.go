@@ -166,7 +166,7 @@ func TestCrashDuringBootstrap(t *testing.T) {
 // readyRun starts a run and waits for its one ready member.
 func readyRun(t *testing.T, w *world) (*run, cluster.Server) {
 	t.Helper()
-	r := w.start(runOptions{target: 1})
+	r := w.start(runOptions{target: 1, max: 1})
 	ms := r.await("one ready member", settled(1))
 	return r, ms[0]
 }
@@ -192,7 +192,7 @@ func TestCrashDuringRebuild(t *testing.T) {
 	if got := memberStates(mustServers(t, r1Reopen(t, w).db))[m.ID]; got != cluster.ServerRebuilding {
 		t.Fatalf("member after the crash: got %s, want rebuilding", got)
 	}
-	r2 := w.start(runOptions{target: 1})
+	r2 := w.start(runOptions{target: 1, max: 1})
 	r2.await("the member rebuilt and ready", func(ms []cluster.Server) bool {
 		return settled(1)(ms) && memberStates(ms)[m.ID] == cluster.ServerReady
 	})
@@ -221,7 +221,7 @@ func TestCrashDuringRebuildBootstrap(t *testing.T) {
 	r1.terminate(c)
 	waitEntered(t, r1.stub, m.ID)
 	r1.kill()
-	r2 := w.start(runOptions{target: 1})
+	r2 := w.start(runOptions{target: 1, max: 1})
 	r2.await("the member rebuilt and ready", func(ms []cluster.Server) bool {
 		return settled(1)(ms) && memberStates(ms)[m.ID] == cluster.ServerReady
 	})

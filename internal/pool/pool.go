@@ -290,7 +290,7 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type count struct{ ready, live int }
+	type count struct{ ready, rebuilding, live int }
 	counts := map[cluster.Flavor]*count{}
 	get := func(f cluster.Flavor) *count {
 		if counts[f] == nil {
@@ -307,6 +307,9 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 		case cluster.ServerDirty, cluster.ServerRebuilding:
 			// Rebuilding without a goroutine on it: a rebuild interrupted
 			// by a restart, done again.
+			if m.State == cluster.ServerRebuilding {
+				c.rebuilding++ // on its way back: no new member for it
+			}
 			p.goWork(ctx, m, p.release)
 		case cluster.ServerFailed:
 			p.goWork(ctx, m, func(ctx context.Context, m Member) { p.destroy(ctx, m, m.Failure) })
@@ -323,7 +326,7 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 		c := get(f)
 		// Members in creating state are already in c.live; in-flight
 		// provisions that have not written their row yet are not.
-		have := c.ready + p.provisioning[f]
+		have := c.ready + c.rebuilding + p.provisioning[f]
 		for ; have < want; have++ {
 			if p.cfg.MaxPerFlavor > 0 && c.live+p.provisioning[f] >= p.cfg.MaxPerFlavor {
 				break
@@ -390,6 +393,13 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m Member) {
+	if m.State != cluster.ServerRebuilding && p.surplus(ctx, m.Flavor) {
+		// The flavor has enough members without this one: a rebuild would
+		// only grow the pool past its target.
+		p.destroy(ctx, m, "released above the pool's target")
+		p.Nudge()
+		return
+	}
 	if m.State != cluster.ServerRebuilding {
 		if err := p.store.SetServerState(ctx, m.ID, cluster.ServerRebuilding, nil, ""); err != nil {
 			p.log.Warn("mark member rebuilding", "server", m.ID, "err", err)
@@ -409,6 +419,28 @@ func (p *Pool) release(ctx context.Context, m Member) {
 		p.store.SetServerState(ctx, m.ID, cluster.ServerDeleted, nil, "")
 	}
 	p.Nudge()
+}
+
+// surplus reports whether flavor f has as many ready or coming members as
+// its target and the creates waiting for it want.
+func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
+	members, err := p.store.Servers(ctx, p.backend.Name())
+	if err != nil {
+		return false // when in doubt, keep the member
+	}
+	have := 0
+	for _, m := range members {
+		switch m.State {
+		case cluster.ServerReady, cluster.ServerCreating, cluster.ServerBootstrapping, cluster.ServerRebuilding:
+			if m.Flavor == f {
+				have++
+			}
+		}
+	}
+	p.mu.Lock()
+	want := p.cfg.Targets[f] + p.waiting[f]
+	p.mu.Unlock()
+	return have >= want
 }
 
 func (p *Pool) destroy(ctx context.Context, m Member, reason string) error {

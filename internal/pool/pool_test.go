@@ -201,7 +201,9 @@ func TestReleaseRebuildsBeforeReady(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, t.TempDir())
 	b := newMem()
-	p := pool.New(db, b, pool.Config{Targets: map[cluster.Flavor]int{flavor: 1}})
+	// At most one member: no replacement is made while it is dirty, so the
+	// pool is below its target and rebuilds it rather than deleting it.
+	p := pool.New(db, b, pool.Config{Targets: map[cluster.Flavor]int{flavor: 1}, MaxPerFlavor: 1})
 	runPool(t, p)
 	ms := waitMembers(t, p, db, "one ready member", readyN(1))
 	id := ms[0].ID
@@ -343,5 +345,32 @@ func TestBackendReconciledPeriodically(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("reconcile %d did not come", i+1)
 		}
+	}
+}
+
+// TestReleaseAboveTargetDeletes: a member released while the pool already
+// has its target of ready members is deleted, not rebuilt.
+func TestReleaseAboveTargetDeletes(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, t.TempDir())
+	b := newMem()
+	p := pool.New(db, b, pool.Config{Targets: map[cluster.Flavor]int{flavor: 1}})
+	runPool(t, p)
+	ms := waitMembers(t, p, db, "one ready member", readyN(1))
+	id := ms[0].ID
+	// The member serves a cluster; the pool makes a replacement.
+	if err := db.SetServerState(ctx, id, cluster.ServerClaimed, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	p.Nudge()
+	waitMembers(t, p, db, "a replacement ready", func(ms []cluster.Server) bool { return countState(ms, cluster.ServerReady) == 1 })
+	if err := db.SetServerState(ctx, id, cluster.ServerDirty, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	p.Nudge()
+	waitMembers(t, p, db, "the released member gone", readyN(1))
+	got := transitions(t, db, id)
+	if last := got[len(got)-1]; last != "dirty→deleted" {
+		t.Errorf("released member's transitions %v, want it deleted from dirty", got)
 	}
 }
