@@ -149,8 +149,8 @@ type Cluster struct {
 	Status    Status
 	// ServerID is the pool member that serves the cluster; empty before the
 	// claim and after release.
-	ServerID  string
-	Run       RunMetadata
+	ServerID string
+	Run      RunMetadata
 	// CreatedBy names the credential that asked for the cluster (an actor
 	// like "token:smek_ab12"), for the event log.
 	CreatedBy string
