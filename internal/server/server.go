@@ -151,6 +151,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now != nil {
 		s.DB.Now = cfg.Now
 	}
+	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Now: cfg.Now})
 	backend, err := s.backend()
 	if err != nil {
 		return nil, err
@@ -175,7 +176,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Now: cfg.Now})
 	notifier, err := s.mailer(runCtx)
 	if err != nil {
 		return nil, err
@@ -280,9 +280,10 @@ func (s *Server) backend() (pool.Backend, error) {
 		return b, nil
 	case "hetzner":
 		hc := s.cfg.Hetzner
-		if hc.Client == nil {
+		if hc.Client == nil && hc.Token == "" {
 			return nil, errors.New("the hetzner backend needs an hcloud client (--hcloud-token-file, --ssh-key-file)")
 		}
+		hc.Metrics = s.Metrics
 		if hc.Logger == nil {
 			hc.Logger = s.log
 		}

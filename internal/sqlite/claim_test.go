@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -468,5 +469,51 @@ func BenchmarkList10000(b *testing.B) {
 		if len(cs) != 10000 {
 			b.Fatalf("got %d clusters, want 10000", len(cs))
 		}
+	}
+}
+
+// TestServerFailureFailsItsCluster: a server that fails while serving a
+// cluster (a ghost: the cloud lost it) takes the cluster with it.
+func TestServerFailureFailsItsCluster(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "smek.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, err := db.EnsureAccount(ctx, "ghosted", AccountLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}
+	s, err := db.CreateServer(ctx, "test", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetServerState(ctx, s.ID, cluster.ServerReady, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c := cluster.Cluster{ID: "c-ghost1", AccountID: a.ID, Account: a.Name, Spec: cluster.Spec{K8sVersion: f.K8sVersion, Size: f.Size, MinutesToLive: 5},
+		CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+	if _, err := db.ClaimServer(ctx, c, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetServerState(ctx, s.ID, cluster.ServerFailed, nil, "the cloud lost the server"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Cluster(ctx, 0, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != cluster.Failed {
+		t.Errorf("cluster on a failed server is %s, want failed", got.Status)
+	}
+	evs, err := db.Events(ctx, string(c.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.To != "failed" || last.Cause != "reconciler" || !strings.Contains(last.Message, "lost") {
+		t.Errorf("last event %+v, want failed by the reconciler with the reason", last)
 	}
 }

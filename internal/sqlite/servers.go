@@ -56,10 +56,26 @@ func (db *DB) CreateServer(ctx context.Context, backend string, f cluster.Flavor
 func (db *DB) SetServerState(ctx context.Context, id string, state cluster.ServerState, data []byte, failure string) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		var from string
-		if err := tx.QueryRowContext(ctx, `SELECT state FROM servers WHERE id = ?`, id).Scan(&from); err != nil {
+		var clusterID sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT state, cluster_id FROM servers WHERE id = ?`, id).Scan(&from, &clusterID); err != nil {
 			return fmt.Errorf("server %s: %w", id, err)
 		}
 		now := ms(db.Now())
+		// A server that fails or vanishes while serving a cluster takes the
+		// cluster with it: the cluster is failed, never left "running" on
+		// nothing.
+		if clusterID.Valid && (state == cluster.ServerFailed || state == cluster.ServerDeleted) {
+			res, err := tx.ExecContext(ctx, `UPDATE clusters SET status = 'failed', terminated_at = ? WHERE id = ? AND status IN ('pending', 'running', 'stopped')`, now, clusterID.String)
+			if err != nil {
+				return fmt.Errorf("fail cluster %s: %w", clusterID.String, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if err := db.recordEvent(ctx, tx, event{subject: clusterID.String, typ: string(cluster.Failed), to: string(cluster.Failed), cause: "reconciler",
+					message: "its server " + id + " failed: " + failure}); err != nil {
+					return err
+				}
+			}
+		}
 		q := `UPDATE servers SET state = ?, updated_at = ?, failure = ?`
 		args := []any{state, now, failure}
 		if data != nil {
