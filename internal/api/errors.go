@@ -11,20 +11,6 @@ import (
 	"github.com/smek/action/internal/wire"
 )
 
-// statusOf maps an application error code to its HTTP status: the one place
-// that does.
-var statusOf = map[cluster.Code]int{
-	cluster.EINVALID:      http.StatusBadRequest,
-	cluster.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	cluster.EUNAUTHORIZED: http.StatusUnauthorized,
-	cluster.EFORBIDDEN:    http.StatusForbidden,
-	cluster.ENOTFOUND:     http.StatusNotFound,
-	cluster.ECONFLICT:     http.StatusConflict,
-	cluster.ELIMIT:        http.StatusTooManyRequests,
-	cluster.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	cluster.EINTERNAL:     http.StatusInternalServerError,
-}
-
 // problemTypeBase prefixes the stable problem type URIs.
 const problemTypeBase = "urn:smek:problem:"
 
@@ -35,7 +21,7 @@ func problem(r *http.Request, err error) wire.Problem {
 	if errors.Is(err, context.DeadlineExceeded) {
 		code = cluster.EUNAVAILABLE
 	}
-	status := statusOf[code]
+	status := cluster.HTTPStatus(code)
 	p := wire.Problem{
 		Type:      problemTypeBase + string(code),
 		Title:     http.StatusText(status),

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Code classifies an application error. The API maps each code to an HTTP
@@ -67,4 +68,26 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// httpStatus is the one map from application error codes to HTTP statuses,
+// for every SMEK endpoint.
+var httpStatus = map[Code]int{
+	EINVALID:      http.StatusBadRequest,
+	ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	EUNAUTHORIZED: http.StatusUnauthorized,
+	EFORBIDDEN:    http.StatusForbidden,
+	ENOTFOUND:     http.StatusNotFound,
+	ECONFLICT:     http.StatusConflict,
+	ELIMIT:        http.StatusTooManyRequests,
+	EUNAVAILABLE:  http.StatusServiceUnavailable,
+	EINTERNAL:     http.StatusInternalServerError,
+}
+
+// HTTPStatus returns the HTTP status that answers an error with this code.
+func HTTPStatus(c Code) int {
+	if s, ok := httpStatus[c]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
 }

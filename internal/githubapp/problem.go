@@ -9,30 +9,6 @@ import (
 	"github.com/smek/action/internal/wire"
 )
 
-// status maps an application error code to its HTTP status.
-func status(code cluster.Code) int {
-	switch code {
-	case cluster.EINVALID:
-		return http.StatusBadRequest
-	case cluster.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case cluster.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case cluster.EFORBIDDEN:
-		return http.StatusForbidden
-	case cluster.ENOTFOUND:
-		return http.StatusNotFound
-	case cluster.ECONFLICT:
-		return http.StatusConflict
-	case cluster.ELIMIT:
-		return http.StatusTooManyRequests
-	case cluster.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // writeError answers with err as a problem document; internal errors are
 // logged and answered without detail.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
@@ -40,7 +16,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if code == cluster.EINTERNAL {
 		log.Error("request failed", "path", r.URL.Path, logErr, err)
 	}
-	writeProblem(w, r, status(code), err)
+	writeProblem(w, r, cluster.HTTPStatus(code), err)
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, err error) {
