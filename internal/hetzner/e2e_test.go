@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -20,35 +17,14 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/hcloudfake"
 	"github.com/smek/action/internal/kube/policy"
-	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/local/localtest"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sshnode"
 )
 
-// kubeBin returns the folder of the Kubernetes binaries, like
-// smektest.KubeBin (which this package cannot import: smektest starts a
-// server, and the server imports this package): $SMEK_KUBE_BIN, else the
-// repository's bin/kube; without them the test is skipped, or fails under
-// CI, which builds them first.
-func kubeBin(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("SMEK_KUBE_BIN")
-	if dir == "" {
-		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "bin", "kube")
-	}
-	if err := local.CheckBinaries(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
+// kubeBin returns the folder of the Kubernetes binaries (skips without
+// them, fails under CI).
+func kubeBin(t testing.TB) string { return localtest.KubeBin(t) }
 
 type env struct {
 	fake    *hcloudfake.Server

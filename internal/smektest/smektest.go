@@ -7,41 +7,19 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/local/localtest"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/sqlite"
 )
 
-// KubeBin returns the folder with the Kubernetes binaries ($SMEK_KUBE_BIN,
-// else the repository's bin/kube). Without them the test is skipped — or
-// fails under CI, which builds them first.
-func KubeBin(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("SMEK_KUBE_BIN")
-	if dir == "" {
-		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "bin", "kube")
-	}
-	if err := local.CheckBinaries(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
+// KubeBin returns the folder with the Kubernetes binaries, or skips the
+// test without them (fails under CI).
+func KubeBin(t testing.TB) string { return localtest.KubeBin(t) }
 
 // Options tune the server a test starts.
 type Options struct {
