@@ -15,19 +15,7 @@ import (
 // an installation's pull-request comments belong to the linked account and
 // count against its limits.
 func cmdAccount(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: provisioner account link|unlink|list [flags]")
-		return fmt.Errorf("%w: account needs a subcommand", errUsage)
-	}
-	switch args[0] {
-	case "link":
-		return accountLink(ctx, args[1:], getenv, stdout, stderr)
-	case "unlink":
-		return accountUnlink(ctx, args[1:], getenv, stdout, stderr)
-	case "list":
-		return accountList(ctx, args[1:], getenv, stdout, stderr)
-	}
-	return fmt.Errorf("%w: unknown account subcommand %q (link, unlink, list)", errUsage, args[0])
+	return dispatch(ctx, "account", []subcommand{{"link", accountLink}, {"unlink", accountUnlink}, {"list", accountList}}, args, getenv, stdout, stderr)
 }
 
 func accountLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -16,19 +16,7 @@ import (
 )
 
 func cmdPolicy(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: provisioner policy add|list|remove [flags]")
-		return fmt.Errorf("%w: policy needs a subcommand", errUsage)
-	}
-	switch args[0] {
-	case "add":
-		return policyAdd(ctx, args[1:], getenv, stdout, stderr)
-	case "list":
-		return policyList(ctx, args[1:], getenv, stdout, stderr)
-	case "remove":
-		return policyRemove(ctx, args[1:], getenv, stdout, stderr)
-	}
-	return fmt.Errorf("%w: unknown policy subcommand %q (add, list, remove)", errUsage, args[0])
+	return dispatch(ctx, "policy", []subcommand{{"add", policyAdd}, {"list", policyList}, {"remove", policyRemove}}, args, getenv, stdout, stderr)
 }
 
 const policyAddSummary = `Admit CI OIDC tokens (GitHub Actions, GitLab CI id_tokens) to an account.

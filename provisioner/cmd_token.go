@@ -14,19 +14,7 @@ import (
 )
 
 func cmdToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: provisioner token create|list|revoke [flags]")
-		return fmt.Errorf("%w: token needs a subcommand", errUsage)
-	}
-	switch args[0] {
-	case "create":
-		return tokenCreate(ctx, args[1:], getenv, stdout, stderr)
-	case "list":
-		return tokenList(ctx, args[1:], getenv, stdout, stderr)
-	case "revoke":
-		return tokenRevoke(ctx, args[1:], getenv, stdout, stderr)
-	}
-	return fmt.Errorf("%w: unknown token subcommand %q (create, list, revoke)", errUsage, args[0])
+	return dispatch(ctx, "token", []subcommand{{"create", tokenCreate}, {"list", tokenList}, {"revoke", tokenRevoke}}, args, getenv, stdout, stderr)
 }
 
 // tokenCreate prints a new token alone on stdout: it is shown this once and

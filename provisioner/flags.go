@@ -57,3 +57,28 @@ const defaultDataDir = "./data"
 func openDB(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 	return sqlite.Open(ctx, filepath.Join(dataDir, "smek.db"))
 }
+
+// command is a subcommand's entry point.
+type command func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// subcommand is one verb of a command group ("token create").
+type subcommand struct {
+	name string
+	run  command
+}
+
+// dispatch runs the subcommand that args[0] names in group.
+func dispatch(ctx context.Context, group string, subs []subcommand, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+		if len(args) > 0 && args[0] == s.name {
+			return s.run(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "Usage: provisioner %s %s [flags]\n", group, strings.Join(names, "|"))
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s needs a subcommand (%s)", errUsage, group, strings.Join(names, ", "))
+	}
+	return fmt.Errorf("%w: unknown %s subcommand %q (%s)", errUsage, group, args[0], strings.Join(names, ", "))
+}
