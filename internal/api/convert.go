@@ -25,9 +25,15 @@ func toWire(c cluster.Cluster) wire.Cluster {
 		}
 	}
 	t := c.Timings
-	if t.Total() > 0 || t.Warm {
+	if t.Total() > 0 || t.Warm || len(c.ServerPhases) > 0 {
 		w.Timings = &wire.Timings{QueuedMS: t.Queued.Milliseconds(), ClaimedMS: t.Claimed.Milliseconds(),
 			ReadyMS: t.Ready.Milliseconds(), TotalMS: t.Total().Milliseconds(), Warm: t.Warm}
+		for phase, d := range c.ServerPhases {
+			if w.Timings.Server == nil {
+				w.Timings.Server = map[string]int64{}
+			}
+			w.Timings.Server[phase] = d.Milliseconds()
+		}
 	}
 	return w
 }

@@ -162,6 +162,9 @@ type Cluster struct {
 	StoppedAt    time.Time
 	TerminatedAt time.Time
 	Timings      Timings
+	// ServerPhases are how long the phases of making the cluster's server
+	// ready took (backend-specific names), where the backend records them.
+	ServerPhases map[string]time.Duration
 }
 
 func truncate(s string, n int) string {

@@ -14,9 +14,9 @@ import (
 
 // TestPoolConvergesUnderFaults: with 20 % of all API requests failing
 // (500, 502, 503, 504, 429 drawn by a seeded generator), the pool fills to
-// its target from nothing, deletes released members once it is back at its
-// target (never handing one out dirty) and ends with exactly one server per
-// member.
+// its target from nothing, rebuilds released members (or deletes them when
+// it is back at its target), never hands one out dirty, and ends with
+// exactly one server per member.
 func TestPoolConvergesUnderFaults(t *testing.T) {
 	w := newWorld(t, worldOptions{seed: 7})
 	w.fake.SetFaultRate(0.2)
@@ -38,9 +38,10 @@ func TestPoolConvergesUnderFaults(t *testing.T) {
 		checkNeverDirtyToReady(t, r.db, m.ID)
 	}
 	counts := w.fake.Counts()
-	// The pool refills while the clusters run, so the three released
-	// members are above target: deleted, not rebuilt.
-	if counts["POST /servers"] == 0 || w.fake.ActionCounts()["delete_server"] < 3 {
+	// Each released member is rebuilt, or deleted when the pool's refills
+	// already brought it back to its target: which one depends on how far
+	// the refills got, so only the sum is fixed.
+	if acts := w.fake.ActionCounts(); counts["POST /servers"] == 0 || acts["rebuild_server"]+acts["delete_server"] < 3 {
 		t.Errorf("requests: %v, actions %v", counts, w.fake.ActionCounts())
 	}
 	t.Logf("requests at 20%% faults: %d %v", w.fake.TotalRequests(), counts)

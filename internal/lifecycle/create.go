@@ -107,6 +107,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 		s.fail(ctx, c.ID, "record running: "+err.Error())
 		return Created{}, err
 	}
+	s.withPhases(ctx, &c, &srv)
 	s.cfg.Metrics.ObserveClaim(c.Timings.Warm, c.Timings.Total())
 	s.log.Info("cluster created", "cluster", c.ID, "account", p.Account.Name, "server", srv.ID,
 		"warm", c.Timings.Warm, "took", c.Timings.Total().Round(time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -20,7 +21,28 @@ func scope(p cluster.Principal) int64 {
 
 // Get returns one of p's clusters.
 func (s *Service) Get(ctx context.Context, p cluster.Principal, id cluster.ID) (cluster.Cluster, error) {
-	return s.db.Cluster(ctx, scope(p), id)
+	c, err := s.db.Cluster(ctx, scope(p), id)
+	if err == nil {
+		s.withPhases(ctx, &c, nil)
+	}
+	return c, err
+}
+
+// withPhases adds the phase timings of the cluster's server, where the
+// backend records them; srv saves the lookup when the caller has it.
+func (s *Service) withPhases(ctx context.Context, c *cluster.Cluster, srv *cluster.Server) {
+	timer, ok := s.backend.(pool.PhaseTimer)
+	if !ok || c.ServerID == "" {
+		return
+	}
+	if srv == nil {
+		got, err := s.db.Server(ctx, c.ServerID)
+		if err != nil {
+			return
+		}
+		srv = &got
+	}
+	c.ServerPhases = timer.PhaseTimings(srv.Data)
 }
 
 // List returns p's clusters that match f.

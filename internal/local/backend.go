@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/kube"
@@ -89,6 +90,34 @@ func (b *Backend) Versions(context.Context) ([]string, error) { return []string{
 type data struct {
 	Dir       string `json:"dir"`
 	APIServer string `json:"api-server"`
+	// TimingsMS are the phases of the provision, in milliseconds.
+	TimingsMS map[string]int64 `json:"timings-ms,omitempty"`
+}
+
+var _ pool.PhaseTimer = (*Backend)(nil)
+
+// PhaseTimings implements pool.PhaseTimer: how long starting the control
+// plane, applying the tenant policy, registering the node and waiting for
+// the controllers took.
+func (b *Backend) PhaseTimings(raw []byte) map[string]time.Duration {
+	var d data
+	if json.Unmarshal(raw, &d) != nil || len(d.TimingsMS) == 0 {
+		return nil
+	}
+	out := make(map[string]time.Duration, len(d.TimingsMS))
+	for k, v := range d.TimingsMS {
+		out[k] = time.Duration(v) * time.Millisecond
+	}
+	return out
+}
+
+// withAPIServer returns the member's data with a new API address, keeping
+// the provision's timings.
+func withAPIServer(old []byte, dir, apiServer string) ([]byte, error) {
+	var d data
+	json.Unmarshal(old, &d) // a member without data gets fresh data
+	d.Dir, d.APIServer = dir, apiServer
+	return json.Marshal(d)
 }
 
 func (b *Backend) dir(m pool.Member) string { return filepath.Join(b.cfg.Dir, m.ID) }
@@ -99,24 +128,34 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 	if m.Flavor.K8sVersion != Version {
 		return nil, fmt.Errorf("local backend runs Kubernetes %s, not %s", Version, m.Flavor.K8sVersion)
 	}
+	timings := map[string]int64{}
+	phase := func(name string, start time.Time) { timings[name] = time.Since(start).Milliseconds() }
+	start := time.Now()
 	mem, err := b.startMember(ctx, m)
 	if err != nil {
 		return nil, err
 	}
+	phase("control-plane", start)
+	start = time.Now()
 	opts := policy.Options{Privileged: m.Flavor.Privileged, LocalPathStorageClass: true}
 	if err := policy.Apply(ctx, mem.cp.AdminConfig(), opts); err != nil {
 		return nil, fmt.Errorf("apply tenant policy: %w", err)
 	}
+	phase("policy", start)
+	start = time.Now()
 	if err := mem.admin.RegisterNode(ctx, nodeName, map[string]string{
 		"kubernetes.io/hostname": nodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 		"node.kubernetes.io/instance-type": m.Flavor.Size,
 	}); err != nil {
 		return nil, err
 	}
+	phase("node", start)
+	start = time.Now()
 	if err := mem.admin.WaitServiceAccount(ctx); err != nil {
 		return nil, err
 	}
-	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL()})
+	phase("controllers", start)
+	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL(), TimingsMS: timings})
 }
 
 func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, error) {
@@ -201,7 +240,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL()})
+	return withAPIServer(m.Data, b.dir(m), mem.cp.URL())
 }
 
 // Resume implements pool.Resumer: after a restart of the provisioner, bring

@@ -10,6 +10,7 @@ package pool
 
 import (
 	"context"
+	"time"
 
 	"github.com/smek/action/internal/cluster"
 )
@@ -50,6 +51,12 @@ type Backend interface {
 // Resume at start for members that should be running.
 type Resumer interface {
 	Resume(ctx context.Context, m Member) (data []byte, err error)
+}
+
+// PhaseTimer is implemented by backends that record how long each phase of
+// making a member ready took (create, boot, bootstrap...), in its data.
+type PhaseTimer interface {
+	PhaseTimings(data []byte) map[string]time.Duration
 }
 
 // Reconciler is implemented by backends whose resources can outlive the

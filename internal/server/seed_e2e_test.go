@@ -119,6 +119,10 @@ func TestKeepClusterFalseTerminatesOnStop(t *testing.T) {
 	if c.KeepCluster || c.MinutesToLive != 60 || c.ClusterSize != "1-mid" || c.EnablePrivileged {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	// The phases of making its server ready come with the answer.
+	if c.Timings == nil || c.Timings.Server["control-plane"] <= 0 || c.Timings.Server["policy"] <= 0 {
+		t.Errorf("timings %+v lack the server's phases", c.Timings)
+	}
 	got := mustJSON[wire.ListItem](t, 200, "POST", smek.URL+"/stop", token, fmt.Sprintf(`{"cluster-id": %q}`, c.ClusterID))
 	if got.ClusterStatus != "terminated" {
 		t.Fatalf("/stop of a keep-cluster:false cluster answered %s, want terminated", got.ClusterStatus)

@@ -90,6 +90,10 @@ type Timings struct {
 	TotalMS   int64 `json:"total-ms"`
 	// Warm is true when a ready pool member was there at once.
 	Warm bool `json:"warm"`
+	// Server holds how long each phase of making the cluster's server
+	// ready took, in milliseconds, before the request: e.g. "create",
+	// "bootstrap" on Hetzner; "control-plane", "policy" locally.
+	Server map[string]int64 `json:"server,omitempty"`
 }
 
 // Cluster is a cluster as the /v1 API and the JSON answer of /create show it.
