@@ -93,6 +93,13 @@ func StartControlPlane(ctx context.Context, cfg ControlPlaneConfig) (*ControlPla
 	if err := CheckBinaries(cfg.BinDir); err != nil {
 		return nil, err
 	}
+	// kube-controller-manager's kubeconfig names files by path, which it
+	// resolves against the kubeconfig's own folder: only absolute paths
+	// mean the same to every process.
+	var err error
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return nil, err
+	}
 	pkiDir := filepath.Join(cfg.Dir, "pki")
 	if _, err := os.Stat(filepath.Join(pkiDir, saPub)); errors.Is(err, os.ErrNotExist) {
 		if err := writePKI(pkiDir, time.Now()); err != nil {

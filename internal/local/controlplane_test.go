@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -70,3 +71,36 @@ func TestControlPlaneStartStopRestart(t *testing.T) {
 }
 
 var corev1ConfigMap = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "survives-restart"}, Data: map[string]string{"k": "v"}}
+
+// TestControlPlaneFromARelativeFolder: `make run` keeps its data in
+// ./data; every process of the control plane must still find its files.
+func TestControlPlaneFromARelativeFolder(t *testing.T) {
+	bin := kubeBin(t)
+	ctx := context.Background()
+	t.Chdir(t.TempDir())
+	cp, err := StartControlPlane(ctx, ControlPlaneConfig{Dir: "data/cp", BinDir: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Stop(context.Background()) })
+	cs := kubernetes.NewForConfigOrDie(cp.AdminConfig())
+	// The default ServiceAccount is made by kube-controller-manager, which
+	// reads its kubeconfig's certificate paths.
+	deadline := time.After(90 * time.Second)
+	for {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		w, werr := cs.CoreV1().ServiceAccounts("default").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=default"})
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		select {
+		case <-w.ResultChan():
+		case <-deadline:
+			t.Fatalf("no default service account after 90 s: kube-controller-manager is not working; its log:\n%s", cp.procs[len(cp.procs)-1].tail(20))
+		}
+		w.Stop()
+	}
+}
