@@ -261,6 +261,16 @@ type stubNode struct {
 	hold    atomic.Bool
 	entered chan string // a member id per bootstrap or restart begun
 	boots   atomic.Int64
+
+	mu       sync.Mutex
+	byMember map[string]int // mu guards; k3s starts per member id
+}
+
+// bootsOf returns how often k3s was started on member id's server.
+func (s *stubNode) bootsOf(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byMember[id]
 }
 
 func installStub(b *Backend) *stubNode {
@@ -279,6 +289,12 @@ func (s *stubNode) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Ser
 		return ctx.Err()
 	}
 	s.boots.Add(1)
+	s.mu.Lock()
+	if s.byMember == nil {
+		s.byMember = map[string]int{}
+	}
+	s.byMember[m.ID]++
+	s.mu.Unlock()
 	d.Timings["bootstrap"] = 0
 	d.APIServer = "https://" + d.IP + ":6443"
 	d.Admin = s.b.seal.seal([]byte("stub admin of "+srv.Name), m.ID)
