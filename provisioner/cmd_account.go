@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -101,9 +100,7 @@ func accountList(ctx context.Context, args []string, getenv func(string) string,
 		for _, a := range as {
 			out = append(out, accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.GitHubInstallationID})
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tMAX CLUSTERS\tMAX MINUTES TO LIVE\tGITHUB INSTALLATION")

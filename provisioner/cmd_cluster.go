@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -50,9 +49,7 @@ func clusterList(ctx context.Context, args []string, getenv func(string) string,
 		for _, c := range clusters {
 			out.Clusters = append(out.Clusters, listedCluster(c))
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(stdout, out)
 	}
 	if len(clusters) == 0 {
 		if *all {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -131,9 +130,7 @@ func policyList(ctx context.Context, args []string, getenv func(string) string, 
 				AllowPrivileged: p.AllowPrivileged, CreatedAt: p.CreatedAt,
 			})
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(stdout, out)
 	}
 	orAny := func(s string) string {
 		if s == "" {

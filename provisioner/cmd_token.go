@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -82,9 +81,7 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(ts)
+		return printJSON(stdout, ts)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPREFIX\tACCOUNT\tPRIVILEGED\tSERVICE\tCREATED\tREVOKED\tDESCRIPTION")

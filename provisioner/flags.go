@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,4 +82,11 @@ func dispatch(ctx context.Context, group string, subs []subcommand, args []strin
 		return fmt.Errorf("%w: %s needs a subcommand (%s)", errUsage, group, strings.Join(names, ", "))
 	}
 	return fmt.Errorf("%w: unknown %s subcommand %q (%s)", errUsage, group, args[0], strings.Join(names, ", "))
+}
+
+// printJSON writes v as indented JSON, the --json output of every listing.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -120,5 +119,3 @@ func (s *Server) writeScriptError(w http.ResponseWriter, r *http.Request, err er
 	w.WriteHeader(p.Status)
 	w.Write(shellError(p))
 }
-
-var _ = lifecycle.CreateInput{}

@@ -7,8 +7,6 @@ package local
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -381,6 +379,3 @@ current-context: local
 `, server, ca, cert, key)
 	return os.WriteFile(path, []byte(doc), 0o600)
 }
-
-var _ = tls.VersionTLS12
-var _ = x509.NewCertPool

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -457,5 +456,3 @@ func (p *Pool) signalReady() {
 	p.readyCh = make(chan struct{})
 	p.mu.Unlock()
 }
-
-var errClosed = errors.New("pool closed")

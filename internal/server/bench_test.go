@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -139,17 +141,19 @@ func BenchmarkIdleServerRSS(b *testing.B) {
 	var rss float64
 	for range b.N {
 		cmd := exec.Command(bin, "serve", "--addr", addr, "--pool-size", "0", "--data-dir", b.TempDir(), "--kube-bin", smektest.KubeBin(b))
+		logs, err := cmd.StderrPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		for {
-			resp, err := http.Get("http://" + addr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // waiting for a child process to listen
+		// The server logs "SMEK listening" once it serves; the rest of its
+		// log is drained so that it never blocks on a full pipe.
+		lines := bufio.NewScanner(logs)
+		for lines.Scan() && !strings.Contains(lines.Text(), "SMEK listening") {
 		}
+		go io.Copy(io.Discard, logs)
 		// Let the startup settle: the first sweep and pool reconcile.
 		http.Get("http://" + addr + "/readyz")
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))

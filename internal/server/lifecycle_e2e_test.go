@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,9 +124,9 @@ func TestRestartStopsChildrenAndRemovesOrphans(t *testing.T) {
 	var pids []int
 	for _, s := range servers {
 		for _, f := range strings.Fields(readFile(t, filepath.Join(dir, "clusters", s.ID, "pids"))) {
-			var pid int
-			for _, ch := range f {
-				pid = pid*10 + int(ch-'0')
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatalf("pid file of %s: %v", s.ID, err)
 			}
 			pids = append(pids, pid)
 		}
@@ -151,7 +152,7 @@ func TestRestartStopsChildrenAndRemovesOrphans(t *testing.T) {
 	}
 	var waited sync.WaitGroup
 	waited.Go(func() { sleeper.Wait() })
-	if err := os.WriteFile(filepath.Join(orphan, "pids"), []byte(itoa(sleeper.Process.Pid)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(orphan, "pids"), []byte(strconv.Itoa(sleeper.Process.Pid)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -177,24 +178,8 @@ func readFile(t testing.TB, path string) string {
 }
 
 func isZombie(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", itoa(pid), "stat"))
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	return err != nil || strings.Contains(string(b), ") Z ")
-}
-
-func itoa(n int) string {
-	return formatInt(n)
-}
-
-func formatInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
 }
 
 // TestConcurrentCreatesFromAFullPool: 20 creates at once against a pool of

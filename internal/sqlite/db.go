@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -146,8 +145,4 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-var errNoRows = sql.ErrNoRows
-
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-
-var _ = strconv.Itoa

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/smek/action/internal/cluster"
 )
 
 // event is a state change to record.
@@ -71,5 +69,3 @@ func (db *DB) Events(ctx context.Context, subject string) ([]Event, error) {
 	}
 	return out, rows.Err()
 }
-
-var _ = cluster.Running
