@@ -1,6 +1,8 @@
 package policy_test
 
 import (
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"log/slog"
 	"os"
 	"testing"
@@ -102,3 +104,5 @@ func authenticationv1TokenRequest() authenticationv1.TokenRequest {
 	ttl := int64(600)
 	return authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl}}
 }
+
+func dynamicFor(cfg *rest.Config) (dynamic.Interface, error) { return dynamic.NewForConfig(cfg) }
