@@ -28,6 +28,8 @@ var kinds = map[schema.GroupKind]struct {
 	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}:                  {"clusterrolebindings", false},
 	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicy"}:        {"validatingadmissionpolicies", false},
 	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicyBinding"}: {"validatingadmissionpolicybindings", false},
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicy"}:          {"mutatingadmissionpolicies", false},
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingAdmissionPolicyBinding"}:   {"mutatingadmissionpolicybindings", false},
 	{Group: "storage.k8s.io", Kind: "StorageClass"}:                                   {"storageclasses", false},
 }
 
@@ -129,7 +131,11 @@ func WaitInForce(ctx context.Context, cfg *rest.Config) error {
 		}
 		var next []probe
 		for _, p := range pending {
-			if err := p.run(ctx, dyn); !deniedBy(err, p.policy) {
+			as := dyn
+			if p.admin {
+				as = admin
+			}
+			if err := p.run(ctx, as); !deniedBy(err, p.policy) {
 				last = fmt.Errorf("probe %s: got %v, want a denial by %s", p.name, err, p.policy)
 				next = append(next, p)
 			}

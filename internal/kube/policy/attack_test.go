@@ -43,16 +43,18 @@ type attack struct {
 
 // Denials written by the bundle and by Kubernetes, as the tenant sees them.
 const (
-	msgNamespace   = `SMEK: namespace "`
-	msgPorts       = "SMEK: Service ports below 1024 are not allowed (except 80 and 443)"
-	msgExternalIPs = "SMEK: Services cannot set externalIPs"
-	msgEnforce     = "SMEK: the namespace label pod-security.kubernetes.io/enforce may only be"
-	msgVersion     = "SMEK: the namespace label pod-security.kubernetes.io/enforce-version may only be latest"
-	msgNodeLabel   = "SMEK: the node label smek-cluster-id is set by SMEK"
-	msgClusterRBAC = "came with the cluster; tenants cannot change or delete it"
-	msgCRDGroup    = "belongs to Kubernetes or the cluster's own components"
-	msgEscalation  = "is attempting to grant RBAC permissions not currently held"
-	msgPSA         = `violates PodSecurity "baseline:latest": `
+	msgNamespace     = `SMEK: namespace "`
+	msgPorts         = "SMEK: Service ports below 1024 are not allowed (except 80 and 443)"
+	msgExternalIPs   = "SMEK: Services cannot set externalIPs"
+	msgEnforce       = "SMEK: the namespace label pod-security.kubernetes.io/enforce may only be"
+	msgVersion       = "SMEK: the namespace label pod-security.kubernetes.io/enforce-version may only be latest"
+	msgNodeLabel     = "SMEK: the node label smek-cluster-id is set by SMEK"
+	msgClusterRBAC   = "came with the cluster; tenants cannot change or delete it"
+	msgCRDGroup      = "belongs to Kubernetes or the cluster's own components"
+	msgEscalation    = "is attempting to grant RBAC permissions not currently held"
+	msgPSA           = `violates PodSecurity "baseline:latest": `
+	msgPodStatus     = "SMEK: a pod's IP addresses are set by its node"
+	msgWebhookTarget = "SMEK: admission webhooks and ExternalName Services cannot point at loopback, link-local or unspecified addresses or localhost"
 )
 
 // rbacDenied is RBAC's denial of verb on resource.
@@ -445,6 +447,31 @@ func attacks() []attack {
 			return err
 		}},
 
+		// The API server as a proxy into its own machine.
+		podStatusAttack("forge the pod IP", `{"status":{"podIP":"192.0.2.2","podIPs":[{"ip":"192.0.2.2"}]}}`),
+		podStatusAttack("forge the host IP", `{"status":{"hostIP":"192.0.2.2","hostIPs":[{"ip":"192.0.2.2"}]}}`),
+		webhookTargetAttack("webhook on loopback", "https://127.0.0.1:2379/"),
+		webhookTargetAttack("webhook on IPv6 loopback", "https://[::1]:6443/"),
+		webhookTargetAttack("webhook on IPv4-mapped loopback", "https://[::ffff:127.0.0.1]:6443/"),
+		webhookTargetAttack("webhook on the metadata service", "https://169.254.169.254/"),
+		webhookTargetAttack("webhook on localhost", "https://localhost:8080/"),
+		webhookTargetAttack("webhook on a name under localhost", "https://smek.localhost:8080/"),
+		webhookTargetAttack("webhook on the unspecified address", "https://0.0.0.0:8080/"),
+		{name: "ExternalName Service for localhost", want: msgWebhookTarget, do: func(ctx context.Context, c *testCluster) error {
+			_, err := c.cs.CoreV1().Services(tenantNS).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "to-localhost", Namespace: tenantNS},
+				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},
+			}, create)
+			return err
+		}},
+		{name: "ExternalName Service for a loopback address", want: msgWebhookTarget, do: func(ctx context.Context, c *testCluster) error {
+			_, err := c.cs.CoreV1().Services(tenantNS).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "to-loopback", Namespace: tenantNS},
+				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "127.0.0.1"},
+			}, create)
+			return err
+		}},
+
 		// CRDs in reserved groups.
 		{name: "CRD in a built-in API group", want: msgCRDGroup, do: func(ctx context.Context, c *testCluster) error {
 			return createCRD(ctx, c, "rbac.authorization.k8s.io", "shadows")
@@ -456,6 +483,33 @@ func attacks() []attack {
 }
 
 var authnTokenRequest = authenticationv1TokenRequest()
+
+// podStatusAttack creates a pod and patches its status with patch.
+func podStatusAttack(name, patch string) attack {
+	return attack{name: name, want: msgPodStatus, do: func(ctx context.Context, c *testCluster) error {
+		p, err := c.cs.CoreV1().Pods(tenantNS).Create(ctx, testPod(objectName(name), tenantNS, nil), create)
+		if err != nil {
+			return fmt.Errorf("unexpected: %w", err)
+		}
+		_, err = c.cs.CoreV1().Pods(tenantNS).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+		return err
+	}}
+}
+
+// webhookTargetAttack creates a validating webhook that calls url.
+func webhookTargetAttack(name, url string) attack {
+	return attack{name: name, want: msgWebhookTarget, do: func(ctx context.Context, c *testCluster) error {
+		none, ignore := admissionregistrationv1.SideEffectClassNone, admissionregistrationv1.Ignore
+		_, err := c.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: objectName(name)},
+			Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+				Name: "scan.example.com", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
+				SideEffects: &none, FailurePolicy: &ignore, AdmissionReviewVersions: []string{"v1"},
+			}},
+		}, create)
+		return err
+	}}
+}
 
 func clusterRoleBinding(name, role string) *rbacv1.ClusterRoleBinding {
 	return &rbacv1.ClusterRoleBinding{

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -63,8 +65,29 @@ func CustomResourceRules(crds []*unstructured.Unstructured) []any {
 	return rules
 }
 
+// applyCustomResourceRole writes the role with rules and checks that the
+// API server stored exactly those rules: a webhook that rewrote SMEK's
+// request, or anything else between SMEK and etcd, is an error, and the
+// role is emptied rather than left with rules SMEK did not mean.
 func applyCustomResourceRole(ctx context.Context, dyn dynamic.Interface, rules []any) error {
-	role := &unstructured.Unstructured{Object: map[string]any{
+	got, err := dyn.Resource(clusterRoleResource).Apply(ctx, CustomResourcesClusterRole, customResourceRole(rules), metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if err != nil {
+		return fmt.Errorf("apply ClusterRole %s: %w", CustomResourcesClusterRole, err)
+	}
+	stored, _, _ := unstructured.NestedSlice(got.Object, "rules")
+	if sameRules(stored, rules) {
+		return nil
+	}
+	if len(rules) > 0 {
+		if _, err := dyn.Resource(clusterRoleResource).Apply(ctx, CustomResourcesClusterRole, customResourceRole([]any{}), metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+			return fmt.Errorf("ClusterRole %s was stored with other rules than SMEK applied (%d instead of %d), and emptying it failed: %w", CustomResourcesClusterRole, len(stored), len(rules), err)
+		}
+	}
+	return fmt.Errorf("ClusterRole %s was stored with other rules than SMEK applied (%d instead of %d); emptied it", CustomResourcesClusterRole, len(stored), len(rules))
+}
+
+func customResourceRole(rules []any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "rbac.authorization.k8s.io/v1",
 		"kind":       "ClusterRole",
 		"metadata": map[string]any{
@@ -73,15 +96,28 @@ func applyCustomResourceRole(ctx context.Context, dyn dynamic.Interface, rules [
 		},
 		"rules": rules,
 	}}
-	_, err := dyn.Resource(clusterRoleResource).Apply(ctx, CustomResourcesClusterRole, role, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-	if err != nil {
-		return fmt.Errorf("apply ClusterRole %s: %w", CustomResourcesClusterRole, err)
-	}
-	return nil
 }
 
-// retryInterval paces the retries after a failed list, watch or update.
-const retryInterval = time.Second
+// sameRules compares RBAC rules as JSON, so that a nil and an empty list,
+// or []string and []any, are alike.
+func sameRules(a, b []any) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// Retries after a failed list, watch or apply back off from retryMin to
+// retryMax; a warning about the same failure is logged at most once per
+// warnEvery, so a cluster whose API keeps failing (a tenant webhook that
+// always fails, a control plane shutting down) does not flood the log.
+const (
+	retryMin  = time.Second
+	retryMax  = 30 * time.Second
+	warnEvery = 5 * time.Minute
+)
 
 // GrantCustomResources keeps CustomResourcesClusterRole in step with the
 // cluster's CRDs until ctx ends: a CRD the tenant creates becomes usable a
@@ -93,16 +129,52 @@ func GrantCustomResources(ctx context.Context, cfg *rest.Config, logger *slog.Lo
 		return fmt.Errorf("dynamic client: %w", err)
 	}
 	g := &granter{dyn: dyn, logger: logger}
+	warn := &warnLimiter{now: time.Now, every: warnEvery}
+	retry := retryMin
 	for ctx.Err() == nil {
-		if err := g.syncAndWatch(ctx); err != nil && ctx.Err() == nil {
-			logger.Warn("grant custom resources", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(retryInterval):
-			}
+		err := g.syncAndWatch(ctx)
+		if err == nil || ctx.Err() != nil {
+			continue
 		}
+		if g.synced {
+			retry, g.synced = retryMin, false
+		}
+		if n, ok := warn.allow(err.Error()); ok {
+			logger.Warn("grant custom resources", "err", err, "suppressed", n, "retry_in", retry)
+		} else {
+			logger.Debug("grant custom resources", "err", err, "retry_in", retry)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, retryMax)
 	}
 	return nil
+}
+
+// warnLimiter lets a warning through when its message differs from the
+// last one let through, or when every has passed since; it counts what it
+// held back meanwhile.
+type warnLimiter struct {
+	now        func() time.Time
+	every      time.Duration
+	last       string
+	at         time.Time
+	suppressed int
+}
+
+// allow reports whether msg may be logged now, and how many warnings were
+// held back since the last one that was.
+func (w *warnLimiter) allow(msg string) (int, bool) {
+	now := w.now()
+	if msg == w.last && now.Sub(w.at) < w.every {
+		w.suppressed++
+		return 0, false
+	}
+	n := w.suppressed
+	w.last, w.at, w.suppressed = msg, now, 0
+	return n, true
 }
 
 // granter remembers the rules last applied, to skip identical updates.
@@ -110,6 +182,7 @@ type granter struct {
 	dyn     dynamic.Interface
 	logger  *slog.Logger
 	applied string
+	synced  bool // a list (and apply) succeeded since the last failure
 }
 
 // syncAndWatch lists the CRDs, applies the rules and watches for the next
@@ -132,6 +205,7 @@ func (g *granter) syncAndWatch(ctx context.Context) error {
 			g.applied = key
 			g.logger.Debug("granted custom resources", "rules", len(rules))
 		}
+		g.synced = true
 		w, err := g.dyn.Resource(crdResource).Watch(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion()})
 		if err != nil {
 			return fmt.Errorf("watch CRDs: %w", err)

@@ -12,6 +12,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -31,6 +32,10 @@ const (
 	CustomResourcesClusterRole = "smek-tenant-custom-resources"
 	// FieldManager is SMEK's server-side-apply field manager.
 	FieldManager = "smek"
+	// ExemptionCondition names the match condition SMEK adds to every
+	// admission webhook a tenant writes: with it, the webhook never sees
+	// the requests of the cluster's own components (TenantExpression).
+	ExemptionCondition = "smek-trusted-requesters"
 )
 
 // TenantUsername is the Kubernetes user name of the tenant's credential.
@@ -91,7 +96,17 @@ var policyNames = []string{
 	"smek-cluster-rbac",
 	"smek-bind-cluster-admin",
 	"smek-crd-groups",
+	"smek-webhook-exemption",
+	"smek-webhook-targets",
+	"smek-pod-status",
+	"smek-rbac-invariants",
+	"smek-binding-invariants",
 }
+
+// guardedRoles are the ClusterRoles that smek-rbac-invariants checks
+// whoever writes them: SMEK's tenant roles, and the aggregated built-in
+// roles the tenant may bind in its namespaces.
+var guardedRoles = []string{TenantClusterRole, CustomResourcesClusterRole, "admin", "edit", "view"}
 
 // enforceLevel is the Pod Security Standard the flavor enforces.
 func (o Options) enforceLevel() string {
@@ -143,7 +158,7 @@ func APIServerFlags(o Options) []string {
 		fmt.Sprintf("--allow-privileged=%t", o.Privileged),
 		// On by default; named so that a distribution's defaults cannot
 		// silently drop them.
-		"--enable-admission-plugins=NodeRestriction,PodSecurity,ValidatingAdmissionPolicy",
+		"--enable-admission-plugins=NodeRestriction,PodSecurity,MutatingAdmissionPolicy,ValidatingAdmissionPolicy",
 	}
 }
 
@@ -158,6 +173,32 @@ func TenantExpression() string {
 	}
 	return "!(" + strings.Join(trusted, " || ") + ")"
 }
+
+// exemptionCheck is the CEL that holds when every webhook of a
+// configuration carries ExemptionCondition with TenantExpression.
+func exemptionCheck() string {
+	return "!has(object.webhooks) || object.webhooks.all(w, has(w.matchConditions) && w.matchConditions.exists(c, c.name == " +
+		celString(ExemptionCondition) + " && c.expression == " + celString(TenantExpression()) + "))"
+}
+
+// exemptionApply is the apply configuration of the smek-webhook-exemption
+// MutatingAdmissionPolicy: ExemptionCondition merged into every webhook
+// (webhooks and match conditions are lists keyed by name).
+func exemptionApply() string {
+	cond := "Object.webhooks.matchConditions{name: " + celString(ExemptionCondition) + ", expression: " + celString(TenantExpression()) + "}"
+	return "has(object.webhooks) ? Object{webhooks: object.webhooks.map(w, Object.webhooks{name: w.name, matchConditions: [" + cond + "]})} : Object{}"
+}
+
+// forbiddenHost is the CEL that holds when the host h (a URL's host name
+// or an ExternalName) is on the API server's own machine: localhost,
+// loopback, link-local or unspecified. A host with a colon that is no IP
+// address (an IPv4-mapped IPv6 address, which CEL's ip() refuses) counts as
+// forbidden too.
+const forbiddenHost = "h == '' || h.lowerAscii() in ['localhost', 'localhost.'] || h.lowerAscii().endsWith('.localhost') || h.lowerAscii().endsWith('.localhost.') || " +
+	"(isIP(h) ? (ip(h).isLoopback() || ip(h).isLinkLocalUnicast() || ip(h).isLinkLocalMulticast() || ip(h).isUnspecified()) : h.contains(':'))"
+
+// celString quotes s as a CEL string literal.
+func celString(s string) string { return strconv.Quote(s) }
 
 // celList renders strings as the elements of a CEL list literal.
 func celList(ss []string) string {

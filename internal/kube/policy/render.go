@@ -31,6 +31,17 @@ type renderData struct {
 	AllowedLevelsText    string
 	ReservedGroups       string
 	Policies             []string
+
+	ProtectedNamespacesCEL string
+	ExemptionCondition     string
+	ExemptionCheck         string
+	ExemptionApply         string
+	ForbiddenHost          string
+	GuardedRoles           string
+	TenantRole             string
+	CustomResourcesRole    string
+	AllVerbsCEL            string
+	TrustedUsers           string
 }
 
 // managedByLabel marks every object of the bundle; smek-cluster-rbac keeps
@@ -60,6 +71,17 @@ func Manifests(o Options) ([]byte, error) {
 		AllowedLevelsText:    strings.Join(levels, " or "),
 		ReservedGroups:       celList(reservedGroups),
 		Policies:             policyNames,
+
+		ProtectedNamespacesCEL: celList(ProtectedNamespaces),
+		ExemptionCondition:     ExemptionCondition,
+		ExemptionCheck:         yamlString(exemptionCheck()),
+		ExemptionApply:         yamlString(exemptionApply()),
+		ForbiddenHost:          forbiddenHost,
+		GuardedRoles:           celList(guardedRoles),
+		TenantRole:             TenantClusterRole,
+		CustomResourcesRole:    CustomResourcesClusterRole,
+		AllVerbsCEL:            celList(allVerbs),
+		TrustedUsers:           celList(trustedUsers),
 	}
 	names, err := fs.Glob(manifestFS, "manifests/*.yaml")
 	if err != nil {

@@ -80,7 +80,9 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 		if _, err := c.cs.RbacV1().ClusterRoles().Create(ctx, source, create); err != nil {
 			t.Fatalf("tenant creates a ClusterRole that aggregates into view: %v", err)
 		}
-		t.Cleanup(func() { c.adminCS.RbacV1().ClusterRoles().Delete(context.Background(), source.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			c.adminCS.RbacV1().ClusterRoles().Delete(context.Background(), source.Name, metav1.DeleteOptions{})
+		})
 		if len(w.requests("/allow")) == 0 {
 			t.Fatal("the webhook saw none of the tenant's requests; the attack proves nothing")
 		}
@@ -137,7 +139,9 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 		if err != nil {
 			t.Fatalf("admin creates a pod in kube-system: %v", err)
 		}
-		t.Cleanup(func() { c.adminCS.CoreV1().Pods("kube-system").Delete(context.Background(), sys.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			c.adminCS.CoreV1().Pods("kube-system").Delete(context.Background(), sys.Name, metav1.DeleteOptions{})
+		})
 		if sys.Annotations[evilAnnotation] != "" {
 			t.Errorf("the tenant's webhook rewrote the admin's pod in kube-system")
 		}
@@ -213,7 +217,9 @@ func runInvariantAttacks(t *testing.T, privileged bool) {
 		if _, err := c.cs.RbacV1().ClusterRoles().Create(ctx, source, create); err != nil {
 			t.Fatalf("tenant creates a ClusterRole that aggregates into view: %v", err)
 		}
-		t.Cleanup(func() { c.adminCS.RbacV1().ClusterRoles().Delete(context.Background(), source.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			c.adminCS.RbacV1().ClusterRoles().Delete(context.Background(), source.Name, metav1.DeleteOptions{})
+		})
 		waitSeen(ctx, t, w, "/wildcard", "view")
 		c.checkNoWildcard(ctx, t, "view")
 		c.checkTenantNotAdmin(ctx, t)
@@ -393,7 +399,9 @@ func (c *testCluster) tenantBindsView(ctx context.Context, t *testing.T, name st
 	if _, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, create); err != nil {
 		t.Fatalf("tenant binds view to itself: %v", err)
 	}
-	t.Cleanup(func() { c.adminCS.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		c.adminCS.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
 }
 
 // waitAggregated waits until kube-controller-manager has aggregated rule
