@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/egress"
 	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/pool"
@@ -30,13 +32,20 @@ type Config struct {
 	Dir string
 	// BinDir holds the Kubernetes binaries.
 	BinDir string
-	Logger *slog.Logger
+	// EgressAllow are networks the tenants' API servers may reach although
+	// the egress proxy refuses them by default (this machine, private and
+	// link-local networks): an operator's webhook host on the LAN, say.
+	EgressAllow []netip.Prefix
+	Logger      *slog.Logger
 }
 
 // Backend runs each pool member as a control plane on this machine.
 type Backend struct {
 	cfg Config
 	log *slog.Logger
+	// egress carries what the tenants' API servers dial on their behalf;
+	// one proxy, one socket per control plane.
+	egress *egress.Proxy
 
 	mu sync.Mutex
 	// running holds the control planes this process started, by member id.
@@ -86,7 +95,12 @@ func New(cfg Config) (*Backend, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &Backend{cfg: cfg, log: cfg.Logger.With("component", "local"), running: map[string]*member{}}, nil
+	log := cfg.Logger.With("component", "local")
+	proxy, err := egress.New(egress.Config{Allow: cfg.EgressAllow, Logger: log.With("component", "egress")})
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{cfg: cfg, log: log, egress: proxy, running: map[string]*member{}}, nil
 }
 
 // Name implements pool.Backend.
@@ -175,6 +189,7 @@ func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, erro
 		Privileged:          m.Flavor.Privileged,
 		AdmissionConfig:     policy.AdmissionConfig(opts),
 		ExtraAPIServerFlags: policy.APIServerFlags(opts),
+		Egress:              b.egress,
 		Logger:              b.log,
 	})
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/smek/action/internal/egress"
 )
 
 // Binaries the local backend runs.
@@ -66,6 +68,12 @@ type ControlPlaneConfig struct {
 	AdmissionConfig []byte
 	// ExtraAPIServerFlags are appended to kube-apiserver's flags.
 	ExtraAPIServerFlags []string
+	// Egress, when set, carries every connection kube-apiserver opens on a
+	// tenant's behalf (admission webhooks, the pods and services proxy)
+	// through an HTTP CONNECT proxy on a unix socket in Dir, which refuses
+	// SMEK's own machine and private networks. Without it kube-apiserver
+	// dials directly: for tests of the API alone.
+	Egress *egress.Proxy
 	// ReadyTimeout bounds the wait for /readyz (default 90 s).
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -77,6 +85,9 @@ type ControlPlane struct {
 	ports Ports
 	procs []*process // in start order
 	admin *rest.Config
+	// egress is the listener of cfg.Egress for this control plane; closed
+	// by Stop.
+	egress net.Listener
 }
 
 // StartControlPlane starts a control plane in cfg.Dir, making its PKI on
@@ -166,6 +177,13 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		}
 		apiArgs = append(apiArgs, "--admission-control-config-file="+path)
 	}
+	if cp.cfg.Egress != nil {
+		flag, err := cp.serveEgress()
+		if err != nil {
+			return err
+		}
+		apiArgs = append(apiArgs, flag)
+	}
 	apiArgs = append(apiArgs, cp.cfg.ExtraAPIServerFlags...)
 	kubeconfig := filepath.Join(dir, "kcm.kubeconfig")
 	if err := writeClientKubeconfig(kubeconfig, cp.URL(), p(caCrt), p(kcmCert+".crt"), p(kcmCert+".key")); err != nil {
@@ -241,9 +259,40 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	}
 }
 
+// egressSocket is the unix socket, in the control plane's folder, on which
+// kube-apiserver reaches the egress proxy. A unix socket path has at most
+// 107 bytes.
+const egressSocket = "egress.sock"
+
+// serveEgress listens on the control plane's egress socket, serves the
+// proxy there, writes the EgressSelectorConfiguration and returns the
+// kube-apiserver flag that names it.
+func (cp *ControlPlane) serveEgress() (string, error) {
+	sock := filepath.Join(cp.cfg.Dir, egressSocket)
+	if len(sock) > 107 {
+		return "", fmt.Errorf("egress socket %s: longer than a unix socket path may be; use a shorter data folder", sock)
+	}
+	l, err := egress.ListenUnix(sock)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(cp.cfg.Dir, "egress-selector.yaml")
+	if err := os.WriteFile(path, egress.SelectorConfig(sock), 0o600); err != nil {
+		l.Close()
+		return "", err
+	}
+	cp.egress = l
+	go cp.cfg.Egress.Serve(l)
+	return "--egress-selector-config-file=" + path, nil
+}
+
 // Stop stops the processes (newest first) and keeps the data directory.
 func (cp *ControlPlane) Stop(ctx context.Context) error {
 	var errs []error
+	if cp.egress != nil {
+		cp.egress.Close()
+		cp.egress = nil
+	}
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		// kube-apiserver lingers for many seconds after SIGTERM, draining
 		// requests nobody will send; it keeps no state of its own, so it and

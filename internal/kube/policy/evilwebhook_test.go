@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,9 +25,10 @@ import (
 )
 
 // evilWebhookAddr is the loopback address the tenant's webhook server
-// listens on. The test clusters' egress proxy admits this one address, as
-// an operator's allow list would admit a known webhook host; every other
-// loopback address stays refused, which the port-scan attacks rely on.
+// listens on, under the name evilWebhookHost. The test clusters' egress
+// proxy admits this one address, as an operator's allow list would admit a
+// known webhook host; every other loopback address stays refused, which the
+// port-scan attacks rely on.
 const evilWebhookAddr = "127.0.0.77"
 
 // evilWebhook is an admission webhook server a tenant runs: it records
@@ -37,7 +39,7 @@ const evilWebhookAddr = "127.0.0.77"
 //	/wildcard   appends a rule granting everything to a ClusterRole
 //	/mark       adds the annotation evilAnnotation to any object
 type evilWebhook struct {
-	url    string // https://127.0.0.77:PORT
+	url    string // https://evil-webhook.test:PORT
 	caPEM  []byte
 	server *http.Server
 
@@ -66,12 +68,12 @@ const (
 
 func startEvilWebhook(t *testing.T) *evilWebhook {
 	t.Helper()
-	cert, caPEM := selfSignedCert(t, net.ParseIP(evilWebhookAddr))
+	cert, caPEM := selfSignedCert(t, evilWebhookHost)
 	l, err := net.Listen("tcp", evilWebhookAddr+":0")
 	if err != nil {
 		t.Fatalf("listen on %s: %v", evilWebhookAddr, err)
 	}
-	w := &evilWebhook{url: "https://" + l.Addr().String(), caPEM: caPEM}
+	w := &evilWebhook{url: fmt.Sprintf("https://%s:%d", evilWebhookHost, l.Addr().(*net.TCPAddr).Port), caPEM: caPEM}
 	w.server = &http.Server{Handler: w, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
 	go w.server.ServeTLS(l, "", "")
 	t.Cleanup(func() { w.server.Close() })
@@ -182,9 +184,9 @@ func (w *evilWebhook) clientConfig(path string) admissionregistrationv1.WebhookC
 	return admissionregistrationv1.WebhookClientConfig{URL: &u, CABundle: w.caPEM}
 }
 
-// selfSignedCert returns a serving certificate for ip and its PEM, which
+// selfSignedCert returns a serving certificate for host and its PEM, which
 // also serves as the CA bundle.
-func selfSignedCert(t *testing.T, ip net.IP) (tls.Certificate, []byte) {
+func selfSignedCert(t *testing.T, host string) (tls.Certificate, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -199,7 +201,7 @@ func selfSignedCert(t *testing.T, ip net.IP) (tls.Certificate, []byte) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{ip},
+		DNSNames:              []string{host},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

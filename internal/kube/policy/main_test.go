@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/smek/action/internal/egress"
 	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/local"
@@ -44,6 +47,7 @@ type testCluster struct {
 	privileged bool
 	dir        string // the control plane's data, removed by stop
 	cp         *local.ControlPlane
+	egress     *egress.Proxy
 	admin      *rest.Config
 	adminCS    kubernetes.Interface
 	tenant     *rest.Config // bearer token of smek-system/tenant + CA
@@ -127,15 +131,27 @@ func startCluster(bin string, privileged bool) (*testCluster, error) {
 		return nil, err
 	}
 	o := policy.Options{Privileged: privileged, LocalPathStorageClass: true}
+	// The egress proxy as the local backend runs it, but for one exception
+	// an operator might make: the tenant's webhook host of these tests.
+	proxy, err := egress.New(egress.Config{
+		Allow:    []netip.Prefix{netip.MustParsePrefix(evilWebhookAddr + "/32")},
+		Resolver: testResolver{},
+		Logger:   testLogger(),
+	})
+	if err != nil {
+		return nil, err
+	}
 	cp, err := local.StartControlPlane(ctx, local.ControlPlaneConfig{
 		Dir: dir, BinDir: bin, Privileged: privileged,
 		AdmissionConfig: policy.AdmissionConfig(o), ExtraAPIServerFlags: policy.APIServerFlags(o),
+		Egress: proxy,
 	})
 	if err != nil {
+		proxy.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
-	c := &testCluster{privileged: privileged, dir: dir, cp: cp, admin: cp.AdminConfig()}
+	c := &testCluster{privileged: privileged, dir: dir, cp: cp, egress: proxy, admin: cp.AdminConfig()}
 	if err := c.setUp(ctx, o); err != nil {
 		c.stop()
 		return nil, err
@@ -209,7 +225,28 @@ func (c *testCluster) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c.cp.Stop(ctx)
+	c.egress.Close()
 	os.RemoveAll(c.dir)
+}
+
+// Host names of the tests, resolved by the egress proxy as DNS would: the
+// tenant's webhook server, and a name for this machine's loopback.
+const (
+	evilWebhookHost = "evil-webhook.test"
+	loopbackHost    = "scan.test"
+)
+
+// testResolver answers for the tests' host names and refuses every other.
+type testResolver struct{}
+
+func (testResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	switch host {
+	case evilWebhookHost:
+		return []netip.Addr{netip.MustParseAddr(evilWebhookAddr)}, nil
+	case loopbackHost:
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // waitServiceAccount waits for the default ServiceAccount of ns, without

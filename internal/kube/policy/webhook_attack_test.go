@@ -3,8 +3,12 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -492,4 +496,199 @@ func waitSeen(ctx context.Context, t *testing.T, w *evilWebhook, path, name stri
 	}); err != nil {
 		t.Fatalf("no write of %s reached the webhook: %v", name, err)
 	}
+}
+
+func TestHostUnreachableBaseline(t *testing.T) { runHostAttacks(t, false) }
+
+func TestHostUnreachablePrivileged(t *testing.T) { runHostAttacks(t, true) }
+
+// runHostAttacks makes the tenant's API server connect into the machine it
+// runs on, as a port scanner would: admission webhooks on this machine's
+// ports, by address and by a name that resolves to it, through an
+// ExternalName Service, and the pods proxy of a pod whose IP is this
+// machine's. None may connect, and an open port must look like a closed
+// one.
+func runHostAttacks(t *testing.T, privileged bool) {
+	c := cluster(t, privileged)
+	open, accepted := countingListener(t)
+	closed := closedPort(t)
+
+	scan := func(t *testing.T, name string, url func(port int) string) (openErr, closedErr error) {
+		ctx := testContext(t)
+		fail := admissionregistrationv1.Fail
+		hooks := []admissionregistrationv1.ValidatingWebhook{}
+		for _, target := range []struct {
+			label string
+			port  int
+		}{{"open", open}, {"closed", closed}} {
+			u := url(target.port)
+			h := validating(target.label+".scan.example.com", admissionregistrationv1.WebhookClientConfig{URL: &u}, []admissionregistrationv1.RuleWithOperations{rule("", "configmaps")})
+			h.FailurePolicy = &fail
+			h.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"scan": name + "-" + target.label}}
+			hooks = append(hooks, h)
+		}
+		cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "scan-" + name}, Webhooks: hooks}
+		if _, err := c.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, create); err != nil {
+			return err, err
+		}
+		t.Cleanup(func() {
+			c.adminCS.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
+		})
+		probe := func(target string) error {
+			_, err := c.cs.CoreV1().ConfigMaps(tenantNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				GenerateName: "scan-", Labels: map[string]string{"scan": name + "-" + target},
+			}}, create)
+			return err
+		}
+		return probe("open"), probe("closed")
+	}
+
+	t.Run("webhooks on loopback ports by address", func(t *testing.T) {
+		openErr, closedErr := scan(t, "literal", func(port int) string { return fmt.Sprintf("https://127.0.0.1:%d/", port) })
+		if openErr == nil || !strings.Contains(openErr.Error(), msgWebhookTarget) {
+			t.Errorf("open port: got %v, want SMEK's denial of the webhook", openErr)
+		}
+		if closedErr == nil || !strings.Contains(closedErr.Error(), msgWebhookTarget) {
+			t.Errorf("closed port: got %v, want SMEK's denial of the webhook", closedErr)
+		}
+		if n := accepted(); n > 0 {
+			t.Errorf("the tenant's API server connected to this machine's open port %d times", n)
+		}
+	})
+
+	t.Run("webhooks on loopback ports by name", func(t *testing.T) {
+		before := c.egress.Stats().Denied
+		openErr, closedErr := scan(t, "name", func(port int) string { return fmt.Sprintf("https://%s:%d/", loopbackHost, port) })
+		sameDenial(t, openErr, closedErr, open, closed)
+		if n := accepted(); n > 0 {
+			t.Errorf("the tenant's API server connected to this machine's open port %d times", n)
+		}
+		if c.egress.Stats().Denied <= before {
+			t.Error("the egress proxy denied nothing; the webhooks never tried to connect")
+		}
+	})
+
+	t.Run("a webhook through an ExternalName Service that resolves to loopback", func(t *testing.T) {
+		ctx := testContext(t)
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "to-scan", Namespace: tenantNS},
+			Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: loopbackHost},
+		}
+		if _, err := c.cs.CoreV1().Services(tenantNS).Create(ctx, svc, create); err != nil {
+			t.Fatalf("tenant creates ExternalName Service: %v", err)
+		}
+		t.Cleanup(func() { c.adminCS.CoreV1().Services(tenantNS).Delete(context.Background(), svc.Name, metav1.DeleteOptions{}) })
+		port := int32(open)
+		fail := admissionregistrationv1.Fail
+		h := validating("svc.scan.example.com", admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: tenantNS, Name: svc.Name, Port: &port}},
+			[]admissionregistrationv1.RuleWithOperations{rule("", "configmaps")})
+		h.FailurePolicy = &fail
+		h.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"scan": "service"}}
+		c.tenantValidatingWebhook(ctx, t, "scan-service", h)
+		_, err := c.cs.CoreV1().ConfigMaps(tenantNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "scan-", Labels: map[string]string{"scan": "service"}}}, create)
+		if err == nil || !strings.Contains(err.Error(), "403") {
+			t.Errorf("got %v, want the egress proxy's refusal (403)", err)
+		}
+		if n := accepted(); n > 0 {
+			t.Errorf("the tenant's API server connected to this machine's open port %d times", n)
+		}
+	})
+
+	t.Run("the pods proxy to a pod whose IP is this machine's", func(t *testing.T) {
+		ctx := testContext(t)
+		host := hostAddress(t)
+		p, err := c.cs.CoreV1().Pods(tenantNS).Create(ctx, testPod("proxied", tenantNS, nil), create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.adminCS.CoreV1().Pods(tenantNS).Delete(context.Background(), p.Name, metav1.DeleteOptions{}) })
+		// The IP is forged by the admin, as a compromised node could: the
+		// tenant itself may not (smek-pod-status).
+		patch := fmt.Sprintf(`{"status":{"podIP":%q,"podIPs":[{"ip":%q}]}}`, host, host)
+		if _, err := c.adminCS.CoreV1().Pods(tenantNS).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatal(err)
+		}
+		before := c.egress.Stats().Denied
+		err = c.cs.CoreV1().RESTClient().Get().Namespace(tenantNS).Resource("pods").Name(fmt.Sprintf("%s:%d", p.Name, open)).SubResource("proxy").Do(ctx).Error()
+		if err == nil {
+			t.Fatal("the tenant reached this machine through the pods proxy")
+		}
+		if c.egress.Stats().Denied <= before {
+			t.Errorf("the egress proxy denied nothing: %v", err)
+		}
+	})
+}
+
+// sameDenial fails unless both errors are the egress proxy's refusal and
+// read the same once the ports are taken out: an open port must not be
+// told from a closed one.
+func sameDenial(t *testing.T, openErr, closedErr error, open, closed int) {
+	t.Helper()
+	if openErr == nil || closedErr == nil {
+		t.Fatalf("got %v and %v, want two refusals", openErr, closedErr)
+	}
+	norm := func(err error, port int, label string) string {
+		s := strings.ReplaceAll(err.Error(), strconv.Itoa(port), "PORT")
+		s = strings.ReplaceAll(s, label+".scan.example.com", "HOOK")
+		return regexp.MustCompile(`configmaps "[^"]*"`).ReplaceAllString(s, "configmaps")
+	}
+	o, c := norm(openErr, open, "open"), norm(closedErr, closed, "closed")
+	if !strings.Contains(o, "403") {
+		t.Errorf("open port: got %v, want the egress proxy's refusal (403)", openErr)
+	}
+	if o != c {
+		t.Errorf("an open port answers differently from a closed one:\nopen:   %s\nclosed: %s", o, c)
+	}
+}
+
+// countingListener listens on a loopback port and counts the connections
+// it accepts.
+func countingListener(t *testing.T) (int, func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			conn.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, func() int { return int(n.Load()) }
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+// hostAddress returns an address of this machine that kube-apiserver would
+// proxy to (global unicast), or skips the test.
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this machine has no global unicast IPv4 address to pose as a pod IP")
+	return ""
 }
