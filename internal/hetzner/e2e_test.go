@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"golang.org/x/crypto/ssh"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -117,6 +120,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("tenant lists its labelled node: got %v, %v", nodes, err)
 	}
 
+	tenantRefusesEverything(ctx, t, tenant)
+
 	if err := e.backend.Stop(ctx, m); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -164,6 +169,39 @@ func mustData(t *testing.T, b []byte) data {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// tenantRefusesEverything installs, as the tenant, a webhook that refuses
+// every write of ConfigMaps, Nodes and tokens it is asked about (it cannot
+// be reached, and it fails closed). SMEK's own writes on a start, the node
+// label and a fresh TokenRequest, must not be asked about: the policy
+// bundle adds its exemption to every tenant webhook, on k3s as on the
+// local backend.
+func tenantRefusesEverything(ctx context.Context, t *testing.T, tenant kubernetes.Interface) {
+	t.Helper()
+	url, none, fail := "https://smek-test.invalid/deny", admissionregistrationv1.SideEffectClassNone, admissionregistrationv1.Fail
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "refuse-everything"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name: "refuse.example.com", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"*"}, Resources: []string{"configmaps", "nodes", "serviceaccounts/token"}},
+			}},
+			SideEffects: &none, FailurePolicy: &fail, AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+	got, err := tenant.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("tenant creates a webhook: %v", err)
+	}
+	if conds := got.Webhooks[0].MatchConditions; len(conds) != 1 || conds[0].Name != policy.ExemptionCondition {
+		t.Errorf("the tenant's webhook came back with match conditions %+v, want SMEK's %s", conds, policy.ExemptionCondition)
+	}
+	_, err = tenant.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "probe"}}, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "refuse.example.com") {
+		t.Fatalf("the tenant's own write: got %v, want its webhook's refusal", err)
+	}
 }
 
 func tenantClient(t *testing.T, kubeconfig []byte) kubernetes.Interface {

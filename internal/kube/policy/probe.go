@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -73,10 +74,11 @@ func probes() []probe {
 
 var clusterRoleBindingResource = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
 
-// probeWebhookExemption creates a webhook configuration as a dry run and
-// reports a denial by smek-webhook-exemption unless the mutating policy
-// added SMEK's match condition: both policies are then in force, the
-// validating one (applied first) because the mutating one is.
+// probeWebhookExemption creates a webhook configuration as a dry run. Only
+// when the mutating policy added SMEK's match condition does it report the
+// denial that marks the probe as passed: a refusal by the validating policy
+// of the same name means the mutating one is not yet observed, and keeps
+// the wait going.
 func probeWebhookExemption(ctx context.Context, dyn dynamic.Interface) error {
 	gvr := schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
 	u := &unstructured.Unstructured{Object: map[string]any{
@@ -91,7 +93,7 @@ func probeWebhookExemption(ctx context.Context, dyn dynamic.Interface) error {
 	}}
 	got, err := dyn.Resource(gvr).Create(ctx, u, metav1.CreateOptions{DryRun: dryRun})
 	if err != nil {
-		return err
+		return fmt.Errorf("the mutating policy is not yet in force: %w", errors.New(err.Error()))
 	}
 	hooks, _, _ := unstructured.NestedSlice(got.Object, "webhooks")
 	for _, h := range hooks {
