@@ -2,6 +2,7 @@ package githubapp
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
@@ -32,8 +33,8 @@ type Answer struct {
 }
 
 // ServeHTTP receives a delivery: it checks the signature, decodes the
-// payload, records the delivery id and queues the work, answering 202. It
-// never waits for the work itself.
+// payload, records the delivery id with the payload's digest and queues
+// the work, answering 202. It never waits for the work itself.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	event, result := r.Header.Get(EventHeader), "invalid"
 	defer func() { a.metrics.WebhookDelivery(event, result) }()
@@ -91,7 +92,8 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "too many deliveries in progress, redeliver later"))
 		return
 	}
-	isNew, err := a.deliveries.RecordDelivery(r.Context(), delivery, event)
+	digest := sha256.Sum256(body)
+	isNew, err := a.deliveries.RecordDelivery(r.Context(), delivery, event, digest[:])
 	if err != nil {
 		a.queue.release()
 		log.Error("record delivery", logErr, err)
