@@ -148,11 +148,14 @@ func FuzzWebhook(f *testing.F) {
 		}
 		w := httptest.NewRecorder()
 		app.ServeHTTP(w, req)
+		_, handled := planners[req.Header.Get(EventHeader)]
 		switch {
 		case w.Code >= 500:
 			t.Fatalf("status %d: %s", w.Code, w.Body)
-		case !signed && w.Code != http.StatusUnauthorized:
+		case !signed && handled && w.Code != http.StatusUnauthorized:
 			t.Fatalf("unsigned body: status %d, want 401", w.Code)
+		case !handled && w.Code != http.StatusOK:
+			t.Fatalf("unhandled event: status %d, want 200 (acknowledged unread)", w.Code)
 		}
 	})
 }
