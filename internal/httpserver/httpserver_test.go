@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smek/action/internal/httpserver/httpservertest"
 )
 
 // short are the timeouts of these tests. The slow clients below send a
@@ -19,9 +21,9 @@ import (
 // has Header + Body from the request's first byte.
 var short = Timeouts{Header: 200 * time.Millisecond, Body: 200 * time.Millisecond, Idle: 200 * time.Millisecond}
 
-// closeWait bounds the wait for the server to close a connection. It only
-// ends a test whose server never does; a closing server takes one deadline.
-const closeWait = 10 * time.Second
+// closeWait bounds the wait for the server to close an idle connection.
+// It only ends a test whose server never does.
+const closeWait = httpservertest.CloseWait
 
 // start serves h with the short timeouts on a loopback port.
 func start(t *testing.T, h http.Handler) string {
@@ -33,40 +35,11 @@ func start(t *testing.T, h http.Handler) string {
 	return srv.Listener.Addr().String()
 }
 
-// trickle writes head, then the bytes of rest one at a time every quarter
-// of a deadline, until the server closes the connection; it returns when
-// the server has closed it, and how long the connection lived. The server
-// is asked by other clients meanwhile: ask must succeed.
+// trickle plays a slow client sending a byte every quarter of the header
+// deadline; ask must succeed meanwhile.
 func trickle(t *testing.T, addr, head, rest string, ask func() error) time.Duration {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	begin := time.Now()
-	if _, err := io.WriteString(conn, head); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		tick := time.NewTicker(short.Header / 4)
-		defer tick.Stop()
-		for i := 0; ; i = (i + 1) % len(rest) {
-			<-tick.C
-			if _, err := io.WriteString(conn, rest[i:i+1]); err != nil {
-				return // closed
-			}
-		}
-	}()
-	if err := ask(); err != nil {
-		t.Errorf("another client while a slow one is connected: %v", err)
-	}
-	conn.SetReadDeadline(time.Now().Add(closeWait))
-	_, err = io.Copy(io.Discard, conn) // whatever answer there is, until the close
-	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
-		t.Fatalf("the server did not close the slow connection: %v", err)
-	}
-	return time.Since(begin)
+	return httpservertest.SlowClient(t, addr, head, rest, short.Header/4, ask)
 }
 
 // get asks addr for / on a connection of its own.
