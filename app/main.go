@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/githubapp"
+	"github.com/smek/action/internal/httpserver"
 )
 
 func main() {
@@ -56,6 +57,7 @@ type config struct {
 	appKeyFile    string
 	apiURL        string
 	logLevel      slog.Level
+	timeouts      httpserver.Timeouts
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -71,6 +73,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	fs.StringVar(&c.appKeyFile, "github-app-key-file", "", "the App's private key (PEM)")
 	fs.StringVar(&c.apiURL, "github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.DurationVar(&c.timeouts.Header, "header-timeout", httpserver.DefaultHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&c.timeouts.Body, "body-timeout", httpserver.DefaultBodyTimeout, "how long a client may take to send a request's body, after its headers")
+	fs.DurationVar(&c.timeouts.Idle, "idle-timeout", httpserver.DefaultIdleTimeout, "how long an idle kept-alive connection stays open")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: app [flags]\n\nSMEK's GitHub App. Every flag can also be set in the environment: "+
 			"--smek-url as SMEK_URL, --smek-token as SMEK_TOKEN, any other --name as SMEK_NAME.\n\n")
@@ -178,13 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.addr, err)
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute, // a 25 MB payload on a slow link
-		WriteTimeout:      time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpserver.New(mux, c.timeouts, log)
 	workCtx, stopWork := context.WithCancel(context.Background())
 	workDone := make(chan struct{})
 	go func() { app.Run(workCtx); close(workDone) }()

@@ -125,7 +125,9 @@ func TestRunServesWebhooks(t *testing.T) {
 
 type deliveries func(id string) bool
 
-func (d deliveries) RecordDelivery(_ context.Context, id, _ string) (bool, error) { return d(id), nil }
+func (d deliveries) RecordDelivery(_ context.Context, id, _ string, _ []byte) (bool, error) {
+	return d(id), nil
+}
 
 // testKeyPEM returns a fresh PEM RSA key: none is kept in the repository.
 func testKeyPEM(t *testing.T) []byte {

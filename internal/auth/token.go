@@ -78,10 +78,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (cluste
 		return cluster.Principal{}, cluster.Errorf(cluster.EUNAUTHORIZED, "", "the bearer token is too large")
 	}
 	if IsSMEKToken(cred) {
-		return a.Tokens.PrincipalByTokenHash(ctx, HashToken(cred))
+		p, err := a.Tokens.PrincipalByTokenHash(ctx, HashToken(cred))
+		if cluster.ErrorCode(err) == cluster.EUNAUTHORIZED {
+			// The store tells a revoked token from an unknown one; the
+			// caller must not learn which (a revoked token existed), so
+			// both get one answer and the store's reason goes to the log.
+			return p, &cluster.Error{Code: cluster.EUNAUTHORIZED, Message: msgInvalidToken, Err: err}
+		}
+		return p, err
 	}
 	if a.OIDC != nil && strings.Count(cred, ".") == 2 {
 		return a.OIDC.Authenticate(ctx, cred)
 	}
-	return cluster.Principal{}, cluster.Errorf(cluster.EUNAUTHORIZED, "", "the bearer token is not valid")
+	return cluster.Principal{}, cluster.Errorf(cluster.EUNAUTHORIZED, "", msgInvalidToken)
 }
+
+// msgInvalidToken answers every SMEK token that does not authenticate,
+// whether it never existed or was revoked.
+const msgInvalidToken = "the bearer token is not valid"

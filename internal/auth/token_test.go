@@ -104,7 +104,7 @@ func (o *tokOIDC) Authenticate(ctx context.Context, raw string) (cluster.Princip
 
 // tokSetup stores two tokens of account "ci" in a real database and
 // revokes one of them.
-func tokSetup(t *testing.T) (db *sqlite.DB, valid, revoked string) {
+func tokSetup(t testing.TB) (db *sqlite.DB, valid, revoked string) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "smek.db"))
@@ -165,7 +165,7 @@ func TestAuthenticate(t *testing.T) {
 		{"other scheme", "Token " + valid, "must be 'Bearer <token>'", false},
 		{"unknown token", "Bearer smek_" + strings.Repeat("a", 52), "not valid", true},
 		{"token with one character changed", "Bearer " + valid[:len(valid)-1] + flip(valid[len(valid)-1]), "not valid", true},
-		{"revoked token", "Bearer " + revoked, "revoked", true},
+		{"revoked token", "Bearer " + revoked, "not valid", true},
 		{"not a SMEK token", "Bearer hunter2", "not valid", false},
 		{"JWT without OIDC configured", "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "not valid", false},
 		{"oversized token", "Bearer smek_" + strings.Repeat("a", 16<<10), "too large", false},
@@ -220,5 +220,45 @@ func TestAuthenticateRoutesJWTsToOIDC(t *testing.T) {
 	}
 	if oidc.n.Load() != 1 || store.n.Load() != 1 {
 		t.Errorf("OIDC asked %d times, database %d times; want 1 and 1", oidc.n.Load(), store.n.Load())
+	}
+}
+
+// A revoked token is answered exactly as one that never existed: the
+// answer must not tell a guesser that a token was real once.
+func TestAuthenticateRevokedAsUnknown(t *testing.T) {
+	db, _, revoked := tokSetup(t)
+	store := &countingStore{TokenStore: db}
+	a := &auth.Authenticator{Tokens: store}
+	ctx := context.Background()
+	unknown, _, _ := auth.NewToken()
+	_, errRevoked := a.Authenticate(ctx, "Bearer "+revoked)
+	_, errUnknown := a.Authenticate(ctx, "Bearer "+unknown)
+	r, ok1 := errors.AsType[*cluster.Error](errRevoked)
+	u, ok2 := errors.AsType[*cluster.Error](errUnknown)
+	if !ok1 || !ok2 {
+		t.Fatalf("got %v and %v, want application errors", errRevoked, errUnknown)
+	}
+	if r.Code != u.Code || r.Field != u.Field || r.Message != u.Message || cluster.ErrorMessage(errRevoked) != cluster.ErrorMessage(errUnknown) {
+		t.Errorf("revoked: %s %q %q; unknown: %s %q %q; want them alike", r.Code, r.Field, r.Message, u.Code, u.Field, u.Message)
+	}
+	// Both are one lookup by hash.
+	if n := store.n.Load(); n != 2 {
+		t.Errorf("database asked %d times, want 2", n)
+	}
+}
+
+// BenchmarkAuthenticateTokens compares the cost of refusing an unknown and
+// a revoked token: both are one lookup of the hash in the unique index, so
+// their times should be alike (a revoked token only scans its row).
+func BenchmarkAuthenticateTokens(b *testing.B) {
+	db, valid, revoked := tokSetup(b)
+	unknown, _, _ := auth.NewToken()
+	a := &auth.Authenticator{Tokens: db}
+	for _, bc := range []struct{ name, token string }{{"unknown", unknown}, {"revoked", revoked}, {"valid", valid}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				a.Authenticate(context.Background(), "Bearer "+bc.token)
+			}
+		})
 	}
 }

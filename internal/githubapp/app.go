@@ -59,6 +59,13 @@ type Config struct {
 	QueueSize int
 	// MaxAttempts bounds the tries of one delivery (default 10).
 	MaxAttempts int
+	// PayloadMemory bounds the bytes of payloads being received at once
+	// (default DefaultPayloadMemory, at least MaxPayload). A payload is
+	// held from before its signature is checked until its work is
+	// planned, so anyone can make the App hold one; a request whose
+	// Content-Length (MaxPayload when chunked) does not fit is answered
+	// 503 with Retry-After instead of waiting.
+	PayloadMemory int64
 	// Metrics counts deliveries by event and result at the endpoint
 	// (accepted, duplicate, ignored, pong, bad-signature, invalid, busy);
 	// nil counts nothing.
@@ -87,6 +94,7 @@ type App struct {
 	log        *slog.Logger
 	queue      *queue
 	metrics    Metrics
+	payloads   *byteBudget
 
 	runOnce sync.Once
 }
@@ -136,6 +144,11 @@ func New(cfg Config) (*App, error) {
 		log:         log,
 		onDone:      cfg.OnDone,
 	})
+	memory := cfg.PayloadMemory
+	if memory <= 0 {
+		memory = DefaultPayloadMemory
+	}
+	a.payloads = newByteBudget(max(memory, MaxPayload))
 	a.metrics = cfg.Metrics
 	if a.metrics == nil {
 		a.metrics = nopMetrics{}

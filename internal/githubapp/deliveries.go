@@ -3,6 +3,8 @@ package githubapp
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +20,10 @@ import (
 // redelivery or a replayed request does nothing. *sqlite.DB is one; the
 // standalone App uses a DeliveryClient.
 type Deliveries interface {
-	// RecordDelivery records a delivery id and reports whether it is new.
-	RecordDelivery(ctx context.Context, id, event string) (bool, error)
+	// RecordDelivery records a delivery id with the SHA-256 of its payload
+	// and reports whether it is new: neither the id nor the payload was
+	// seen before. payloadSHA256 may be nil (not known).
+	RecordDelivery(ctx context.Context, id, event string, payloadSHA256 []byte) (bool, error)
 }
 
 // DeliveriesPath is the provisioner route behind DeliveryClient.
@@ -32,6 +36,10 @@ const maxDeliveryID = 128
 type DeliveryRecord struct {
 	ID    string `json:"id"`
 	Event string `json:"event"`
+	// PayloadSHA256 is the hex SHA-256 of the delivery's body; a payload
+	// seen under another id is a duplicate too. Optional: Apps before it
+	// send none.
+	PayloadSHA256 string `json:"payload-sha256,omitempty"`
 }
 
 // DeliveryClient is Deliveries kept by the provisioner: it calls
@@ -59,8 +67,8 @@ func NewDeliveryClient(baseURL, token string, hc *http.Client) (*DeliveryClient,
 }
 
 // RecordDelivery implements Deliveries.
-func (c *DeliveryClient) RecordDelivery(ctx context.Context, id, event string) (bool, error) {
-	body, _ := json.Marshal(DeliveryRecord{ID: id, Event: event})
+func (c *DeliveryClient) RecordDelivery(ctx context.Context, id, event string, payloadSHA256 []byte) (bool, error) {
+	body, _ := json.Marshal(DeliveryRecord{ID: id, Event: event, PayloadSHA256: hex.EncodeToString(payloadSHA256)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
 		return false, fmt.Errorf("record delivery %q: %w", id, err)
@@ -84,7 +92,7 @@ func (c *DeliveryClient) RecordDelivery(ctx context.Context, id, event string) (
 }
 
 // DeliveriesHandler serves POST /v1/github/deliveries for a standalone App:
-// 201 when the delivery id is new, 409 when it was seen. authorize is
+// 201 when the delivery is new, 409 when its id or its payload was seen. authorize is
 // called first; it should accept service tokens only (its error, a
 // *cluster.Error, becomes the answer).
 func DeliveriesHandler(store Deliveries, authorize func(*http.Request) error, logger *slog.Logger) http.Handler {
@@ -113,7 +121,12 @@ func DeliveriesHandler(store Deliveries, authorize func(*http.Request) error, lo
 			writeError(w, r, log, cluster.Errorf(cluster.EINVALID, "id", "id must be 1 to %d characters", maxDeliveryID))
 			return
 		}
-		isNew, err := store.RecordDelivery(r.Context(), rec.ID, rec.Event)
+		digest, err := hex.DecodeString(rec.PayloadSHA256)
+		if err != nil || len(digest) != 0 && len(digest) != sha256.Size {
+			writeError(w, r, log, cluster.Errorf(cluster.EINVALID, "payload-sha256", "payload-sha256 must be %d hex digits", 2*sha256.Size))
+			return
+		}
+		isNew, err := store.RecordDelivery(r.Context(), rec.ID, rec.Event, digest)
 		if err != nil {
 			writeError(w, r, log, err)
 			return

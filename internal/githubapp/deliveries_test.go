@@ -2,7 +2,9 @@ package githubapp
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,19 +32,28 @@ func TestDeliveryClientAndHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []bool{true, false, false} {
-		isNew, err := c.RecordDelivery(t.Context(), "d-1", "ping")
+		isNew, err := c.RecordDelivery(t.Context(), "d-1", "ping", nil)
 		if err != nil || isNew != want {
 			t.Fatalf("call %d: got %v, %v; want %v", i, isNew, err, want)
 		}
 	}
 	bad, _ := NewDeliveryClient(srv.URL, "smek_other", nil)
-	if _, err := bad.RecordDelivery(t.Context(), "d-2", "ping"); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := bad.RecordDelivery(t.Context(), "d-2", "ping", nil); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("other token: got %v, want a 401 error", err)
 	}
-	if isNew, _ := c.RecordDelivery(t.Context(), "d-2", "ping"); !isNew {
+	if isNew, _ := c.RecordDelivery(t.Context(), "d-2", "ping", nil); !isNew {
 		t.Fatal("a refused call recorded the delivery")
 	}
-	for _, body := range []string{`{"id":""}`, `{"id":"` + strings.Repeat("x", 200) + `"}`, `[]`, `{"id":"x","extra":1}`} {
+	// A payload seen under another id is a duplicate too.
+	digest := sha256.Sum256([]byte(`{"action":"completed"}`))
+	for i, want := range []bool{true, false} {
+		isNew, err := c.RecordDelivery(t.Context(), fmt.Sprintf("p-%d", i), "workflow_run", digest[:])
+		if err != nil || isNew != want {
+			t.Fatalf("payload under id p-%d: got %v, %v; want %v", i, isNew, err, want)
+		}
+	}
+	for _, body := range []string{`{"id":"x","payload-sha256":"abc"}`, `{"id":"x","payload-sha256":"` + strings.Repeat("z", 64) + `"}`,
+		`{"id":""}`, `{"id":"` + strings.Repeat("x", 200) + `"}`, `[]`, `{"id":"x","extra":1}`} {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+DeliveriesPath, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+service)
 		resp, err := http.DefaultClient.Do(req)
@@ -62,7 +73,9 @@ func TestDeliveryClientAndHandler(t *testing.T) {
 // deliveriesFunc is a Deliveries made of a function.
 type deliveriesFunc func(id string) (bool, error)
 
-func (f deliveriesFunc) RecordDelivery(_ context.Context, id, _ string) (bool, error) { return f(id) }
+func (f deliveriesFunc) RecordDelivery(_ context.Context, id, _ string, _ []byte) (bool, error) {
+	return f(id)
+}
 
 func TestWebhookStoreDownIs503(t *testing.T) {
 	h := newHarness(t, func(c *Config) {

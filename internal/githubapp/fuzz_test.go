@@ -148,30 +148,41 @@ func FuzzWebhook(f *testing.F) {
 		}
 		w := httptest.NewRecorder()
 		app.ServeHTTP(w, req)
+		_, handled := planners[req.Header.Get(EventHeader)]
 		switch {
 		case w.Code >= 500:
 			t.Fatalf("status %d: %s", w.Code, w.Body)
-		case !signed && w.Code != http.StatusUnauthorized:
+		case !signed && handled && w.Code != http.StatusUnauthorized:
 			t.Fatalf("unsigned body: status %d, want 401", w.Code)
+		case !handled && w.Code != http.StatusOK:
+			t.Fatalf("unhandled event: status %d, want 200 (acknowledged unread)", w.Code)
 		}
 	})
 }
 
-// memDeliveries is Deliveries in memory.
+// memDeliveries is Deliveries in memory, with the store's rules: a
+// delivery is new when neither its id nor its payload digest was seen.
 type memDeliveries struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu       sync.Mutex
+	seen     map[string]bool
+	payloads map[string]bool
 }
 
-func (m *memDeliveries) RecordDelivery(_ context.Context, id, _ string) (bool, error) {
+func (m *memDeliveries) RecordDelivery(_ context.Context, id, _ string, payloadSHA256 []byte) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.seen == nil {
-		m.seen = map[string]bool{}
+		m.seen, m.payloads = map[string]bool{}, map[string]bool{}
 	}
-	isNew := !m.seen[id]
+	digest := string(payloadSHA256)
+	if m.seen[id] || digest != "" && m.payloads[digest] {
+		return false, nil
+	}
 	m.seen[id] = true
-	return isNew, nil
+	if digest != "" {
+		m.payloads[digest] = true
+	}
+	return true, nil
 }
 
 type nopGitHub struct{}

@@ -2,8 +2,7 @@ package githubapp
 
 import (
 	"context"
-	"errors"
-	"io"
+	"crypto/sha256"
 	"net/http"
 
 	"github.com/smek/action/internal/cluster"
@@ -15,9 +14,20 @@ const (
 	DeliveryHeader = "X-GitHub-Delivery"
 )
 
-// MaxPayload is GitHub's cap on webhook payloads (25 MB); larger bodies are
-// refused before they are read.
-const MaxPayload = 25 << 20
+// MaxPayload caps the body of a delivery. GitHub's own cap is 25 MB, but
+// the events the App handles are far smaller: the real payloads in
+// testdata/webhooks are 3 to 28 KB. The largest parts a user controls are
+// the texts of an issue_comment (the comment and the issue's body, each at
+// most 262,144 bytes in GitHub's storage, so about 1 MB with heavy JSON
+// escaping), a workflow run's head-commit message, and the repository
+// lists of installation events (about 150 bytes per repository, so some
+// 25,000 repositories fit). A larger body is refused with 413 from its
+// Content-Length alone, before it is read.
+const MaxPayload = 4 << 20
+
+// DefaultPayloadMemory is the default of Config.PayloadMemory: room for
+// four payloads at the cap, or some five hundred typical ones.
+const DefaultPayloadMemory = 16 << 20
 
 // WebhookPath is where GitHub posts deliveries.
 const WebhookPath = "/github/webhook"
@@ -31,44 +41,79 @@ type Answer struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ServeHTTP receives a delivery: it checks the signature, decodes the
-// payload, records the delivery id and queues the work, answering 202. It
-// never waits for the work itself.
+// ServeHTTP receives a delivery. Everything that can be decided from the
+// headers is decided before the body is read, so that a request that
+// cannot be a delivery of ours costs no more than its head: a missing or
+// malformed signature is a 401, an event the App does not handle is
+// acknowledged unread, a Content-Length over MaxPayload is a 413, and a
+// body that does not fit in the payload memory is a 503. Only then is the
+// body read, its signature checked and its payload decoded; the delivery
+// is recorded (by id and by payload digest) and its work queued, answering
+// 202. It never waits for the work itself.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	event, result := r.Header.Get(EventHeader), "invalid"
 	defer func() { a.metrics.WebhookDelivery(event, result) }()
 	if r.Method != http.MethodPost {
+		closeUnread(w, r)
 		w.Header().Set("Allow", http.MethodPost)
 		writeProblem(w, r, http.StatusMethodNotAllowed, cluster.Errorf(cluster.EINVALID, "", "webhooks are POSTed"))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPayload))
+	delivery := r.Header.Get(DeliveryHeader)
+	want, err := parseSignature(r.Header.Get(SignatureHeader))
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, r, a.log, cluster.Errorf(cluster.ETOOLARGE, "body", "the payload is over %d bytes", MaxPayload))
-			return
-		}
-		writeError(w, r, a.log, cluster.Errorf(cluster.EINVALID, "body", "reading the payload: %v", err))
-		return
-	}
-	if err := VerifySignature(a.secret, r.Header.Get(SignatureHeader), body); err != nil {
+		closeUnread(w, r)
 		result = "bad-signature"
-		a.log.Warn("webhook refused", logDelivery, truncate(r.Header.Get(DeliveryHeader), maxDeliveryID), logErr, err)
+		a.log.Warn("webhook refused", logDelivery, truncate(delivery, maxDeliveryID), logErr, err)
 		writeError(w, r, a.log, err)
 		return
 	}
-	delivery := r.Header.Get(DeliveryHeader)
 	switch {
 	case event == "":
+		closeUnread(w, r)
 		writeError(w, r, a.log, cluster.Errorf(cluster.EINVALID, EventHeader, "the request has no %s header", EventHeader))
 		return
 	case delivery == "" || len(delivery) > maxDeliveryID:
+		closeUnread(w, r)
 		writeError(w, r, a.log, cluster.Errorf(cluster.EINVALID, DeliveryHeader, "%s must be 1 to %d characters", DeliveryHeader, maxDeliveryID))
 		return
 	}
 	log := a.log.With(logDelivery, delivery, logEvent, event)
-	run, reason, err := a.plan(event, delivery, body)
+	plan, handled := planners[event]
+	if !handled {
+		// Nothing is done for it, so there is nothing to verify.
+		reason := "the App does not handle " + truncate(event, 40) + " events"
+		log.Debug("webhook ignored unread", "reason", reason)
+		closeUnread(w, r)
+		result = "ignored"
+		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "ignored", Reason: reason})
+		return
+	}
+	if r.ContentLength > MaxPayload {
+		log.Warn("webhook refused: too large", "content_length", r.ContentLength)
+		closeUnread(w, r)
+		writeError(w, r, a.log, cluster.Errorf(cluster.ETOOLARGE, "body", "the payload is over %d bytes", MaxPayload))
+		return
+	}
+	hold := r.ContentLength
+	if hold < 0 {
+		hold = MaxPayload
+	}
+	if !a.payloads.take(hold) {
+		log.Warn("webhook refused: payload memory full", "content_length", r.ContentLength)
+		closeUnread(w, r)
+		result = "busy"
+		w.Header().Set("Retry-After", "10")
+		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "too many payloads being received, redeliver later"))
+		return
+	}
+	run, reason, digest, err := a.receive(r, hold, want, plan, delivery)
 	switch {
+	case cluster.ErrorCode(err) == cluster.EUNAUTHORIZED:
+		result = "bad-signature"
+		log.Warn("webhook refused", logErr, err)
+		writeError(w, r, a.log, err)
+		return
 	case err != nil:
 		log.Warn("webhook payload refused", logErr, err)
 		writeError(w, r, a.log, err)
@@ -91,7 +136,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "too many deliveries in progress, redeliver later"))
 		return
 	}
-	isNew, err := a.deliveries.RecordDelivery(r.Context(), delivery, event)
+	isNew, err := a.deliveries.RecordDelivery(r.Context(), delivery, event, digest[:])
 	if err != nil {
 		a.queue.release()
 		log.Error("record delivery", logErr, err)
@@ -111,26 +156,47 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, Answer{Delivery: delivery, Status: "accepted"})
 }
 
-// plan decodes a verified payload into the work it asks for. A nil run with
-// a reason means there is nothing to do.
-func (a *App) plan(event, delivery string, body []byte) (run func(context.Context) error, reason string, err error) {
-	switch event {
-	case "ping":
-		var e envelope
-		return nil, "", decode(body, &e)
-	case "workflow_run":
-		return a.planWorkflowRun(delivery, body)
-	case "workflow_job":
-		return a.planWorkflowJob(delivery, body)
-	case "pull_request":
-		return a.planPullRequest(delivery, body)
-	case "installation":
-		return a.planInstallation(delivery, body)
-	case "installation_repositories":
-		return a.planInstallationRepositories(delivery, body)
-	case "issue_comment":
-		return a.planComment(delivery, body)
-	default:
-		return nil, "the App does not handle " + truncate(event, 40) + " events", nil
+// closeUnread prepares the answer to a request whose body is not read: the
+// connection is closed after it. Otherwise the server would read what is
+// left of the body (up to 256 KiB, and a chunked one before answering)
+// so as to reuse the connection.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
 	}
+}
+
+// receive reads and verifies the body of a request for which hold bytes
+// of payload memory were taken, and plans its work. The memory is given
+// back when it returns: the payload is not needed past its planning.
+func (a *App) receive(r *http.Request, hold int64, want []byte, plan planner, delivery string) (run func(context.Context) error, reason string, digest [sha256.Size]byte, err error) {
+	defer a.payloads.give(hold)
+	body, digest, err := readPayload(r.Body, r.ContentLength, MaxPayload, a.secret, want)
+	if err != nil {
+		return nil, "", digest, err
+	}
+	run, reason, err = plan(a, delivery, body)
+	return run, reason, digest, err
+}
+
+// planner decodes a verified payload into the work it asks for. A nil run
+// with a reason means there is nothing to do.
+type planner func(a *App, delivery string, body []byte) (run func(context.Context) error, reason string, err error)
+
+// planners are the events the App handles. Any other event is
+// acknowledged without its body being read.
+var planners = map[string]planner{
+	"ping":                      (*App).planPing,
+	"workflow_run":              (*App).planWorkflowRun,
+	"workflow_job":              (*App).planWorkflowJob,
+	"pull_request":              (*App).planPullRequest,
+	"installation":              (*App).planInstallation,
+	"installation_repositories": (*App).planInstallationRepositories,
+	"issue_comment":             (*App).planComment,
+}
+
+// planPing checks that a ping is JSON; ServeHTTP answers it.
+func (a *App) planPing(_ string, body []byte) (func(context.Context) error, string, error) {
+	var e envelope
+	return nil, "", decode(body, &e)
 }

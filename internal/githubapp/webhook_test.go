@@ -50,7 +50,7 @@ func TestWebhookUnknownEventIsIgnored(t *testing.T) {
 		t.Fatalf("got %d %s, want 200 ignored", status, answer)
 	}
 	// Ignored deliveries are not recorded: the id is still new.
-	if isNew, err := h.deliveries.RecordDelivery(t.Context(), "star-1", "star"); err != nil || !isNew {
+	if isNew, err := h.deliveries.RecordDelivery(t.Context(), "star-1", "star", nil); err != nil || !isNew {
 		t.Fatalf("ignored delivery was recorded: %v, %v", isNew, err)
 	}
 }

@@ -230,7 +230,7 @@ func TestIntegrationGitHubAppEmbedded(t *testing.T) {
 		status, b = deliver(t, hook, "", "workflow_run", "forged-2", body)
 		problemOf(t, status, b, 401, "unauthorized")
 		// A forged delivery id was not recorded: the real one is new.
-		if fresh, err := smek.DB.RecordDelivery(context.Background(), "forged-1", "workflow_run"); err != nil || !fresh {
+		if fresh, err := smek.DB.RecordDelivery(context.Background(), "forged-1", "workflow_run", nil); err != nil || !fresh {
 			t.Errorf("forged delivery id recorded: new=%t, %v", fresh, err)
 		}
 	})
@@ -320,6 +320,12 @@ func TestIntegrationGitHubAppEmbedded(t *testing.T) {
 		if err := json.Unmarshal(b, &a); status != 200 || err != nil || a.Status != "duplicate" || a.Delivery != runDelivery {
 			t.Fatalf("replay: %d %s, want 200 duplicate", status, b)
 		}
+		// The signature covers the body, not the delivery id: the same
+		// payload under a new id is the same delivery.
+		status, b = deliver(t, hook, ghSecret, "workflow_run", "replayed-under-a-new-id", workflowRunCompleted(t, run))
+		if err := json.Unmarshal(b, &a); status != 200 || err != nil || a.Status != "duplicate" {
+			t.Fatalf("payload under a new id: %d %s, want 200 duplicate", status, b)
+		}
 		after := mustJSON[wire.EventList](t, 200, "GET", smek.URL+"/v1/clusters/"+runCluster.ClusterID+"/events", acme, "")
 		if len(after.Events) != len(before.Events) {
 			t.Errorf("the replay changed the cluster's events: %d → %d", len(before.Events), len(after.Events))
@@ -402,6 +408,11 @@ func TestIntegrationGitHubAppStandalone(t *testing.T) {
 	var a githubapp.Answer
 	if err := json.Unmarshal(b, &a); status != 200 || err != nil || a.Status != "duplicate" {
 		t.Fatalf("replay to a restarted App: %d %s, want 200 duplicate", status, b)
+	}
+	// The server knows the payload too: under a new id it is a duplicate.
+	status, b = deliver(t, app2.url, ghSecret, "workflow_run", "a1b2c3d4-0000-4000-8000-standalone02", workflowRunCompleted(t, run))
+	if err := json.Unmarshal(b, &a); status != 200 || err != nil || a.Status != "duplicate" {
+		t.Fatalf("the payload under a new id to a restarted App: %d %s, want 200 duplicate", status, b)
 	}
 
 	// The delivery route itself: service tokens only.

@@ -27,6 +27,7 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/hetzner"
+	"github.com/smek/action/internal/httpserver"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/local"
@@ -70,6 +71,11 @@ type Config struct {
 	// address (e.g. 127.0.0.1:9090) instead of on the API's, so that they
 	// need not face the users.
 	OpsAddr string
+	// HTTPTimeouts bound how long a client of either address may take to
+	// send a request and how long an idle connection stays open (zero
+	// fields: httpserver's defaults). Answers are not bounded: a create
+	// may wait for a cluster.
+	HTTPTimeouts httpserver.Timeouts
 
 	// OIDCIssuer and OIDCAudience turn on CI OIDC bearer tokens when
 	// OIDCAudience is set (issuer default: GitHub Actions).
@@ -238,7 +244,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.opsAddr = l.Addr()
 		opsCfg := apiCfg
 		opsCfg.Mounts = ops
-		s.opsHTTP = &http.Server{Handler: api.New(opsCfg), ReadHeaderTimeout: 10 * time.Second}
+		s.opsHTTP = httpserver.New(api.New(opsCfg), cfg.HTTPTimeouts, cfg.Logger)
 		s.wg.Go(func() {
 			if err := s.opsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.errc <- err
@@ -257,8 +263,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.sched.Start()
 
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return runCtx }}
+	s.http = httpserver.New(handler, cfg.HTTPTimeouts, cfg.Logger)
+	s.http.BaseContext = func(net.Listener) context.Context { return runCtx }
 	s.wg.Go(func() {
 		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errc <- err

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"time"
@@ -9,17 +10,27 @@ import (
 	"github.com/smek/action/internal/cluster"
 )
 
-// DeliveryRetention is how long a webhook delivery id is remembered. GitHub
-// lets an operator redeliver a webhook for three days; a week covers that
-// with room to spare.
+// DeliveryRetention is how long a webhook delivery id and its payload's
+// digest are remembered. GitHub lets an operator redeliver a webhook for
+// three days; a week covers that with room to spare.
 const DeliveryRetention = 7 * 24 * time.Hour
 
 // RecordDelivery remembers a GitHub webhook delivery and reports whether it
-// is new. A delivery seen before (a redelivery or a replay) returns false.
-// Ids older than DeliveryRetention are forgotten on the way.
-func (db *DB) RecordDelivery(ctx context.Context, id, event string) (bool, error) {
-	if id == "" {
+// is new. A delivery seen before — the same id (GitHub's redelivery, or a
+// replay) or, when payloadSHA256 is given, the same payload under another
+// id — returns false. payloadSHA256 is the SHA-256 of the signed body, or
+// nil when the caller does not know it. Deliveries older than
+// DeliveryRetention are forgotten on the way.
+func (db *DB) RecordDelivery(ctx context.Context, id, event string, payloadSHA256 []byte) (bool, error) {
+	switch {
+	case id == "":
 		return false, cluster.Errorf(cluster.EINVALID, "id", "the delivery id is empty")
+	case len(payloadSHA256) != 0 && len(payloadSHA256) != sha256.Size:
+		return false, cluster.Errorf(cluster.EINVALID, "payload-sha256", "a payload digest is %d bytes, got %d", sha256.Size, len(payloadSHA256))
+	}
+	var digest any // NULL unless known: NULLs never collide
+	if len(payloadSHA256) != 0 {
+		digest = payloadSHA256
 	}
 	var isNew bool
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -28,8 +39,10 @@ func (db *DB) RecordDelivery(ctx context.Context, id, event string) (bool, error
 			ms(now.Add(-DeliveryRetention))); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO github_deliveries (id, event, received_at)
-			VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING`, id, event, ms(now))
+		// Without a conflict target DO NOTHING covers both unique keys,
+		// the id and the payload digest.
+		res, err := tx.ExecContext(ctx, `INSERT INTO github_deliveries (id, event, received_at, payload_sha256)
+			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, id, event, ms(now), digest)
 		if err != nil {
 			return err
 		}

@@ -349,15 +349,18 @@ func BenchmarkWebhookAcceptSQLite(b *testing.B) {
 		}
 	}()
 	body := fixture(b, "workflow_run.completed.json")
-	sig := githubapp.Sign([]byte(secret), body)
 	var seq atomic.Int64
 	b.SetBytes(int64(len(body)))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, a.url, bytes.NewReader(body))
+			// Each payload differs, as GitHub's do: the same one twice is
+			// a duplicate.
+			n := seq.Add(1)
+			payload := append(fmt.Appendf(nil, `{"bench":%d,`, n), body[1:]...)
+			req, _ := http.NewRequest(http.MethodPost, a.url, bytes.NewReader(payload))
 			req.Header.Set(githubapp.EventHeader, "workflow_run")
-			req.Header.Set(githubapp.DeliveryHeader, fmt.Sprintf("bench-%d", seq.Add(1)))
-			req.Header.Set(githubapp.SignatureHeader, sig)
+			req.Header.Set(githubapp.DeliveryHeader, fmt.Sprintf("bench-%d", n))
+			req.Header.Set(githubapp.SignatureHeader, githubapp.Sign([]byte(secret), payload))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				b.Fatal(err)
