@@ -28,6 +28,8 @@ type fakeBackend struct {
 	barrier int
 	arrived int
 	release chan struct{}
+	// failStop, when set, is what Stop answers.
+	failStop error
 }
 
 func (b *fakeBackend) record(op, id string) {
@@ -67,7 +69,9 @@ func (b *fakeBackend) Credential(ctx context.Context, m pool.Member, c cluster.C
 
 func (b *fakeBackend) Stop(_ context.Context, m pool.Member) error {
 	b.record("stop", m.ID)
-	return nil
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failStop
 }
 
 func (b *fakeBackend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
@@ -387,5 +391,102 @@ func TestStoppedClusterLifetime(t *testing.T) {
 	}
 	if got := fmt.Sprint(e.notes.kinds(other.ID)); strings.Contains(got, "stopped-expiring") {
 		t.Errorf("the cluster stopped again at 100 h was warned: %s", got)
+	}
+}
+
+// A stop over max-stopped-clusters is refused with the limit before the
+// backend stops anything; force-terminate still works. With the limit at
+// 0 no stop is allowed at all.
+func TestStopHonoursTheStoppedLimit(t *testing.T) {
+	e := newEnv(t, lifecycle.Config{})
+	one := 1
+	p := e.principal(t, "keeper", sqlite.AccountLimits{MaxStoppedClusters: &one})
+	kept := e.create(t, p, true)
+	e.stop(t, p, kept.ID)
+	c := e.create(t, p, true)
+	_, err := e.svc.Stop(context.Background(), p, c.ID, false)
+	if cluster.ErrorCode(err) != cluster.ELIMIT || cluster.HTTPStatus(cluster.ErrorCode(err)) != 429 ||
+		!strings.Contains(cluster.ErrorMessage(err), "max-stopped-clusters") {
+		t.Fatalf("second stop with max-stopped-clusters 1: got %v, want a 429 naming max-stopped-clusters", err)
+	}
+	if got := e.status(t, c.ID); got != cluster.Running {
+		t.Errorf("refused stop: %s, want running", got)
+	}
+	if slices.Contains(e.backend.Calls(), "stop "+c.ServerID) {
+		t.Errorf("refused stop stopped the member at the backend: %q", e.backend.Calls())
+	}
+	if got, err := e.svc.Stop(context.Background(), p, c.ID, true); err != nil || got.Status != cluster.Terminated {
+		t.Errorf("force-terminate: %s, %v", got.Status, err)
+	}
+
+	zero := 0
+	p = e.principal(t, "keeper", sqlite.AccountLimits{MaxStoppedClusters: &zero})
+	if _, err := e.svc.Terminate(context.Background(), p, kept.ID, "api"); err != nil {
+		t.Fatal(err)
+	}
+	c = e.create(t, p, true)
+	_, err = e.svc.Stop(context.Background(), p, c.ID, false)
+	if cluster.ErrorCode(err) != cluster.ELIMIT || !strings.Contains(cluster.ErrorMessage(err), "may not keep stopped clusters") {
+		t.Errorf("stop with max-stopped-clusters 0: got %v, want the limit", err)
+	}
+}
+
+// A stop the backend cannot carry out is taken back: the cluster runs on,
+// its place among the stopped clusters is free again.
+func TestFailedStopIsTakenBack(t *testing.T) {
+	e := newEnv(t, lifecycle.Config{})
+	p := e.principal(t, "keeper", limitsOf(5))
+	c := e.create(t, p, true)
+	e.backend.mu.Lock()
+	e.backend.failStop = errors.New("power button stuck")
+	e.backend.mu.Unlock()
+	_, err := e.svc.Stop(context.Background(), p, c.ID, false)
+	if cluster.ErrorCode(err) != cluster.EUNAVAILABLE {
+		t.Fatalf("stop that fails at the backend: got %v, want unavailable", err)
+	}
+	got, err := e.db.Cluster(context.Background(), 0, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := e.db.Server(context.Background(), got.ServerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != cluster.Running || srv.State != cluster.ServerClaimed || !got.StoppedExpiresAt.IsZero() {
+		t.Errorf("after a failed stop: cluster %s (stopped-expires-at %v), member %s; want running and claimed", got.Status, got.StoppedExpiresAt, srv.State)
+	}
+	if kinds := e.notes.kinds(c.ID); slices.Contains(kinds, cluster.NotifyStopped) {
+		t.Errorf("a failed stop was announced: %q", kinds)
+	}
+}
+
+// A stop records the stopped deadline, MaxStoppedLifetime after it.
+func TestStopRecordsTheStoppedDeadline(t *testing.T) {
+	e := newEnv(t, lifecycle.Config{MaxStoppedLifetime: 48 * time.Hour})
+	p := e.principal(t, "keeper", limitsOf(5))
+	c := e.create(t, p, true)
+	got, err := e.svc.Stop(context.Background(), p, c.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.clock.Now().Add(48 * time.Hour); !got.StoppedExpiresAt.Equal(want) {
+		t.Errorf("stopped-expires-at %v, want %v", got.StoppedExpiresAt, want)
+	}
+	e.clock.Advance(47 * time.Hour)
+	e.sweep(t)
+	if kinds := e.notes.kinds(c.ID); len(kinds) != 3 || kinds[2] != cluster.NotifyStoppedExpiring {
+		t.Errorf("an hour before the end: notifications %q, want the warning", kinds)
+	}
+	e.clock.Advance(time.Hour)
+	e.sweep(t)
+	if got := e.status(t, c.ID); got != cluster.Terminated {
+		t.Errorf("48 h after the stop: %s, want terminated", got)
+	}
+	evs, err := e.db.Events(context.Background(), string(c.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := evs[len(evs)-1]; !strings.Contains(ev.Message, "(48h)") {
+		t.Errorf("last event %+v, want the lifetime 48h named", ev)
 	}
 }
