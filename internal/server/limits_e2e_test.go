@@ -165,3 +165,32 @@ func TestIntegrationStoppedLifetimeMail(t *testing.T) {
 		t.Errorf("last event %+v, want terminated by ttl naming the stopped lifetime", last)
 	}
 }
+
+// An account with max-stopped-clusters 0 may not stop a cluster: /stop and
+// the /v1 stop answer 429 naming the limit, the cluster runs on, and
+// force-terminate still ends it.
+func TestIntegrationStoppedLimit(t *testing.T) {
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1})
+	token := smek.Token("nokeep", smektest.TokenOptions{})
+	zero := 0
+	if _, err := smek.DB.EnsureAccount(context.Background(), "nokeep", sqlite.AccountLimits{MaxStoppedClusters: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"keep-cluster": true}`)
+	for _, req := range []struct{ path, body string }{
+		{"/stop", `{"cluster-id": "` + c.ClusterID + `"}`},
+		{"/v1/clusters/" + c.ClusterID + "/stop", ""},
+	} {
+		status, b := call(t, "POST", smek.URL+req.path, token, req.body, "application/json")
+		if p := problemOf(t, status, b, http.StatusTooManyRequests, "limit"); !strings.Contains(p.Detail, "max-stopped-clusters") {
+			t.Errorf("POST %s: detail %q does not name max-stopped-clusters", req.path, p.Detail)
+		}
+	}
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID, token, ""); got.ClusterStatus != "running" {
+		t.Errorf("after refused stops: %s, want running", got.ClusterStatus)
+	}
+	got := mustJSON[wire.Cluster](t, 200, "POST", smek.URL+"/stop", token, `{"cluster-id": "`+c.ClusterID+`", "force-terminate": true}`)
+	if got.ClusterStatus != "terminated" {
+		t.Errorf("force-terminate: %s", got.ClusterStatus)
+	}
+}
