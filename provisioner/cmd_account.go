@@ -76,6 +76,7 @@ type accountJSON struct {
 	Name                 string `json:"name"`
 	MaxClusters          int    `json:"max-clusters"`
 	MaxMinutesToLive     int    `json:"max-minutes-to-live"`
+	MaxStoppedClusters   int    `json:"max-stopped-clusters"`
 	GitHubInstallationID int64  `json:"github-installation-id,omitempty"`
 }
 
@@ -98,18 +99,18 @@ func accountList(ctx context.Context, args []string, getenv func(string) string,
 	if *asJSON {
 		out := make([]accountJSON, 0, len(as))
 		for _, a := range as {
-			out = append(out, accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.GitHubInstallationID})
+			out = append(out, accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, a.GitHubInstallationID})
 		}
 		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tMAX CLUSTERS\tMAX MINUTES TO LIVE\tGITHUB INSTALLATION")
+	fmt.Fprintln(tw, "ACCOUNT\tMAX CLUSTERS\tMAX MINUTES TO LIVE\tMAX STOPPED CLUSTERS\tGITHUB INSTALLATION")
 	for _, a := range as {
 		inst := "-"
 		if a.GitHubInstallationID != 0 {
 			inst = strconv.FormatInt(a.GitHubInstallationID, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", a.Name, a.MaxClusters, a.MaxMinutesToLive, inst)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, inst)
 	}
 	return tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/githubapp"
+	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/server"
 )
 
@@ -38,6 +39,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server for notification mail: smtp://user:pass@host:587?starttls=required or smtps://...; empty turns mail off")
 	fs.StringVar(&cfg.MailFrom, "mail-from", "", "sender address of notification mail (required with --smtp-url)")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", 30*24*time.Hour, "how long cluster and pool events are kept")
+	fs.DurationVar(&cfg.MaxStoppedLifetime, "max-stopped-lifetime", lifecycle.DefaultMaxStoppedLifetime, "how long a cluster stays stopped before it is terminated (its owner is mailed a day before); a start gives it a fresh lifetime")
 	fs.StringVar(&cfg.GitHubWebhookSecret, "github-webhook-secret", "", "serve the GitHub App's webhook at /github/webhook with this secret")
 	ghAppID := fs.Int64("github-app-id", 0, "the GitHub App's id; with --github-app-key-file it enables PR comment commands")
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
@@ -59,6 +61,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Logger = logger
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
+	}
+	if cfg.MaxStoppedLifetime <= 0 {
+		return fmt.Errorf("%w: --max-stopped-lifetime must be positive, e.g. 168h: stopped clusters are not kept forever, got %s", errUsage, cfg.MaxStoppedLifetime)
 	}
 	if (*ghAppID != 0) != (*ghKeyFile != "") {
 		return fmt.Errorf("%w: --github-app-id and --github-app-key-file go together", errUsage)

@@ -15,7 +15,7 @@ func toWire(c cluster.Cluster) wire.Cluster {
 		K8sVersion: c.Spec.K8sVersion, ClusterSize: c.Spec.Size, MinutesToLive: c.Spec.MinutesToLive,
 		KeepCluster: c.Spec.KeepCluster, EnablePrivileged: c.Spec.Privileged, NotificationEmail: c.Spec.NotificationEmail,
 		APIServer: c.APIServer, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
-		StoppedAt: timePtr(c.StoppedAt), TerminatedAt: timePtr(c.TerminatedAt),
+		StoppedAt: timePtr(c.StoppedAt), StoppedExpiresAt: timePtr(c.StoppedExpiresAt), TerminatedAt: timePtr(c.TerminatedAt),
 	}
 	if r := c.Run; r != (cluster.RunMetadata{}) {
 		w.Run = &wire.RunMetadata{

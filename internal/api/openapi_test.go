@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -237,5 +238,36 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !json.Valid(w.Body.Bytes()) || w.Body.Len() != len(openAPIDoc) {
 		t.Error("GET /v1/openapi.json does not serve the embedded document")
+	}
+}
+
+// The documented problem codes are exactly the application error codes,
+// so that a new code cannot go undocumented.
+func TestOpenAPIProblemCodes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Code struct {
+							Enum []string `json:"enum"`
+						} `json:"code"`
+					} `json:"properties"`
+				} `json:"Problem"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := doc.Components.Schemas.Problem.Properties.Code.Enum
+	var want []string
+	for _, c := range cluster.Codes() {
+		want = append(want, string(c))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Problem.code lists %q, want the application error codes %q", got, want)
 	}
 }

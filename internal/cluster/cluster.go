@@ -158,10 +158,14 @@ type Cluster struct {
 	CreatedAt time.Time
 	// ExpiresAt is the deadline: the sweeper stops or terminates the cluster
 	// at this time.
-	ExpiresAt    time.Time
-	StoppedAt    time.Time
-	TerminatedAt time.Time
-	Timings      Timings
+	ExpiresAt time.Time
+	StoppedAt time.Time
+	// StoppedExpiresAt is the deadline of a stopped cluster: the sweeper
+	// terminates it at this time (the stop plus the server's maximum
+	// stopped lifetime). Zero unless the cluster is stopped.
+	StoppedExpiresAt time.Time
+	TerminatedAt     time.Time
+	Timings          Timings
 	// ServerPhases are how long the phases of making the cluster's server
 	// ready took (backend-specific names), where the backend records them.
 	ServerPhases map[string]time.Duration

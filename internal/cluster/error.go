@@ -16,6 +16,7 @@ const (
 	ETOOLARGE     Code = "too-large"    // request body over the limit
 	EUNAUTHORIZED Code = "unauthorized" // no, bad or revoked credential
 	EFORBIDDEN    Code = "forbidden"    // authenticated but not permitted
+	ESUSPENDED    Code = "suspended"    // the account may not create or start clusters
 	ENOTFOUND     Code = "not-found"    // unknown, or another account's
 	ECONFLICT     Code = "conflict"     // illegal state change
 	ELIMIT        Code = "limit"        // parallel-cluster or rate limit
@@ -77,11 +78,17 @@ var httpStatus = map[Code]int{
 	ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	EUNAUTHORIZED: http.StatusUnauthorized,
 	EFORBIDDEN:    http.StatusForbidden,
+	ESUSPENDED:    http.StatusForbidden,
 	ENOTFOUND:     http.StatusNotFound,
 	ECONFLICT:     http.StatusConflict,
 	ELIMIT:        http.StatusTooManyRequests,
 	EUNAVAILABLE:  http.StatusServiceUnavailable,
 	EINTERNAL:     http.StatusInternalServerError,
+}
+
+// Codes lists every application error code, for the API's documentation.
+func Codes() []Code {
+	return []Code{EINVALID, ETOOLARGE, EUNAUTHORIZED, EFORBIDDEN, ESUSPENDED, ENOTFOUND, ECONFLICT, ELIMIT, EUNAVAILABLE, EINTERNAL}
 }
 
 // HTTPStatus returns the HTTP status that answers an error with this code.

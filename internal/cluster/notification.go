@@ -14,6 +14,9 @@ const (
 	NotifyStopped    NotificationKind = "stopped"    // stopped, keeping its data
 	NotifyTerminated NotificationKind = "terminated" // gone for good
 	NotifyExpiring   NotificationKind = "expiring"   // 10 minutes before the deadline
+	// NotifyStoppedExpiring warns a day before a stopped cluster reaches
+	// the maximum stopped lifetime and is terminated.
+	NotifyStoppedExpiring NotificationKind = "stopped-expiring"
 )
 
 // Notification tells a cluster's owner about a change.
@@ -22,7 +25,10 @@ type Notification struct {
 	Cluster Cluster
 	// Cause is what made it happen: "api", "ttl", "webhook", "reconciler".
 	Cause string
-	At    time.Time
+	// Reason, when set, says in words why it happened where the cause
+	// alone does not ("stopped for longer than ...").
+	Reason string
+	At     time.Time
 }
 
 // Notifier delivers notifications. Notify must not block for long and must

@@ -26,6 +26,10 @@ func (s *Service) Create(ctx context.Context, p cluster.Principal, in CreateInpu
 
 func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInput) (Created, error) {
 	start := s.cfg.Now()
+	// A suspended account is told so whatever it asks for.
+	if p.Account.MaxClusters == 0 {
+		return Created{}, cluster.SuspendedError(p.Account.Name)
+	}
 	sp, err := s.spec(p, in)
 	if err != nil {
 		return Created{}, err
@@ -36,10 +40,8 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	}
 	// A quick look at the limit spares a doomed request the wait; the claim
 	// transaction checks it again.
-	if n, err := s.db.CountLive(ctx, p.Account.ID); err != nil {
+	if err := s.checkRunLimit(ctx, p.Account); err != nil {
 		return Created{}, err
-	} else if n >= p.Account.MaxClusters {
-		return Created{}, cluster.Errorf(cluster.ELIMIT, "", "the account has reached its limit of %d clusters running in parallel; stop or terminate one first", p.Account.MaxClusters)
 	}
 	c := cluster.Cluster{
 		ID: cluster.NewID(), AccountID: p.Account.ID, Account: p.Account.Name, Spec: sp, Status: cluster.Pending,
@@ -111,7 +113,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	s.cfg.Metrics.ObserveClaim(c.Timings.Warm, c.Timings.Total())
 	s.log.Info("cluster created", "cluster", c.ID, "account", p.Account.Name, "server", srv.ID,
 		"warm", c.Timings.Warm, "took", c.Timings.Total().Round(time.Millisecond))
-	s.notify(ctx, cluster.NotifyStarted, c, "api")
+	s.notify(ctx, cluster.NotifyStarted, c, "api", "")
 	return Created{Cluster: c, Kubeconfig: kc}, nil
 }
 

@@ -94,7 +94,7 @@ func (s *Service) Stop(ctx context.Context, p cluster.Principal, id cluster.ID, 
 		return c, err
 	}
 	if force || !c.Spec.KeepCluster {
-		c, err = s.terminate(ctx, c, "api", p.Actor)
+		c, err = s.terminate(ctx, c, "api", p.Actor, "")
 		s.cfg.Metrics.ClusterOp("terminate", outcome(err))
 		return c, err
 	}
@@ -111,7 +111,7 @@ func (s *Service) Terminate(ctx context.Context, p cluster.Principal, id cluster
 	if err != nil {
 		return c, err
 	}
-	c, err = s.terminate(ctx, c, cause, p.Actor)
+	c, err = s.terminate(ctx, c, cause, p.Actor, "")
 	s.cfg.Metrics.ClusterOp("terminate", outcome(err))
 	return c, err
 }
@@ -124,21 +124,34 @@ func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor stri
 	if err != nil {
 		return c, err
 	}
-	if err := s.backend.Stop(ctx, srv); err != nil {
-		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be stopped; try again", Err: err}
-	}
-	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
-		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped, Cause: cause, Actor: actor,
+	// The stop is recorded first, in the transaction that checks the
+	// account's max-stopped-clusters, and taken back when the backend
+	// cannot stop the member: the database never says running for a member
+	// that may be stopped already.
+	stopped, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped,
+		StoppedUntil: s.cfg.Now().Add(s.cfg.MaxStoppedLifetime), Cause: cause, Actor: actor,
 	})
 	if err != nil {
 		return c, err
 	}
-	s.log.Info("cluster stopped", "cluster", c.ID, "cause", cause)
-	s.notify(ctx, cluster.NotifyStopped, c, cause)
-	return c, nil
+	if err := s.backend.Stop(ctx, srv); err != nil {
+		if _, uerr := s.db.UpdateCluster(context.WithoutCancel(ctx), c.ID, sqlite.ClusterChange{
+			From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed, Undo: true,
+			Cause: cause, Actor: actor, Message: "the backend could not stop it; it keeps running",
+		}); uerr != nil {
+			s.log.Error("take back a failed stop", "cluster", c.ID, "err", uerr)
+		}
+		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be stopped; try again", Err: err}
+	}
+	s.log.Info("cluster stopped", "cluster", stopped.ID, "cause", cause)
+	s.notify(ctx, cluster.NotifyStopped, stopped, cause, "")
+	return stopped, nil
 }
 
-func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor string) (cluster.Cluster, error) {
+// terminate ends a cluster for good; reason, when set, says why in the
+// event log and the mail.
+func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor, reason string) (cluster.Cluster, error) {
 	if c.Status == cluster.Terminated || c.Status == cluster.Terminating {
 		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is already %s", c.ID, c.Status)
 	}
@@ -147,15 +160,15 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 	}
 	c, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
 		From: []cluster.Status{cluster.Running, cluster.Stopped, cluster.Failed}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: cause, Actor: actor,
+		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: cause, Actor: actor, Message: reason,
 	})
 	if err != nil {
 		return c, err
 	}
 	// The pool releases the server (destroys or rebuilds it) at once.
 	s.pool.Nudge()
-	s.log.Info("cluster terminated", "cluster", c.ID, "cause", cause)
-	s.notify(ctx, cluster.NotifyTerminated, c, cause)
+	s.log.Info("cluster terminated", "cluster", c.ID, "cause", cause, "reason", reason)
+	s.notify(ctx, cluster.NotifyTerminated, c, cause, reason)
 	return c, nil
 }
 
@@ -180,18 +193,16 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if c.Status != cluster.Stopped {
 		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a stopped cluster can be started", c.ID, c.Status)
 	}
-	max := p.Account.MaxClusters
+	a := p.Account
 	if p.Service {
-		a, err := s.db.AccountByName(ctx, c.Account)
-		if err != nil {
+		if a, err = s.db.AccountByName(ctx, c.Account); err != nil {
 			return Created{}, err
 		}
-		max = a.MaxClusters
 	}
-	if n, err := s.db.CountLive(ctx, c.AccountID); err != nil {
+	// A quick look at the limit spares a doomed start the backend's work;
+	// the transaction below checks it again.
+	if err := s.checkRunLimit(ctx, a); err != nil {
 		return Created{}, err
-	} else if n >= max {
-		return Created{}, cluster.Errorf(cluster.ELIMIT, "", "the account has reached its limit of %d clusters running in parallel; stop or terminate one first", max)
 	}
 	srv, err := s.db.Server(ctx, c.ServerID)
 	if err != nil {
@@ -201,23 +212,49 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if err != nil {
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be started; try again", Err: err}
 	}
-	if err := s.db.SetServerState(ctx, srv.ID, cluster.ServerClaimed, data, ""); err != nil {
-		return Created{}, err
-	}
-	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
-		From: []cluster.Status{cluster.Stopped}, To: cluster.Running,
+	// The member runs; one transaction checks the limit once more and
+	// records the cluster and its member as running. Of starts racing for
+	// the account's last place one wins; the others stop their member
+	// again. The database never says running for a member that is not
+	// started.
+	started, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed, ServerData: data,
 		ExpiresAt: s.cfg.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
 	})
 	if err != nil {
+		if data != nil {
+			srv.Data = data
+		}
+		if serr := s.backend.Stop(context.WithoutCancel(ctx), srv); serr != nil {
+			s.log.Error("stop the member of a refused start", "cluster", c.ID, "server", srv.ID, "err", serr)
+		}
 		return Created{}, err
 	}
+	c = started
 	kc, err := s.backend.Credential(ctx, srv, c)
 	if err != nil {
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster started but its kubeconfig could not be minted; ask for it again", Err: err}
 	}
 	s.log.Info("cluster started", "cluster", c.ID)
-	s.notify(ctx, cluster.NotifyStarted, c, "api")
+	s.notify(ctx, cluster.NotifyStarted, c, "api", "")
 	return Created{Cluster: c, Kubeconfig: kc}, nil
+}
+
+// checkRunLimit refuses one more pending or running cluster for account a
+// (suspended at max-clusters 0, or full). It is a look before the work: the
+// transaction that adds the cluster checks again.
+func (s *Service) checkRunLimit(ctx context.Context, a cluster.Account) error {
+	if a.MaxClusters == 0 {
+		return cluster.SuspendedError(a.Name)
+	}
+	n, err := s.db.CountLive(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	if n >= a.MaxClusters {
+		return cluster.LimitError(a.MaxClusters)
+	}
+	return nil
 }
 
 // Kubeconfig mints a fresh kubeconfig for one of p's running clusters.

@@ -36,12 +36,22 @@ type Config struct {
 	// ExpiryWarning is how long before its deadline the owner is warned
 	// (default 10 min).
 	ExpiryWarning time.Duration
-	Notifier      cluster.Notifier
-	Metrics       Metrics
-	Logger        *slog.Logger
+	// MaxStoppedLifetime is how long a cluster stays stopped before the
+	// sweeper terminates it (default 168 h); a start gives it a fresh one.
+	MaxStoppedLifetime time.Duration
+	// StoppedWarning is how long before that the owner is warned (default
+	// 24 h; at once when the lifetime is shorter).
+	StoppedWarning time.Duration
+	Notifier       cluster.Notifier
+	Metrics        Metrics
+	Logger         *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultMaxStoppedLifetime is how long a cluster stays stopped unless the
+// server is configured otherwise: a week.
+const DefaultMaxStoppedLifetime = 7 * 24 * time.Hour
 
 // Service runs the cluster life cycle.
 type Service struct {
@@ -67,6 +77,12 @@ func New(db *sqlite.DB, p *pool.Pool, versions []string, cfg Config) *Service {
 	}
 	if cfg.ExpiryWarning <= 0 {
 		cfg.ExpiryWarning = 10 * time.Minute
+	}
+	if cfg.MaxStoppedLifetime <= 0 {
+		cfg.MaxStoppedLifetime = DefaultMaxStoppedLifetime
+	}
+	if cfg.StoppedWarning <= 0 {
+		cfg.StoppedWarning = 24 * time.Hour
 	}
 	if cfg.DefaultK8sVersion == "" && len(versions) > 0 {
 		cfg.DefaultK8sVersion = versions[0]
@@ -112,11 +128,11 @@ func (s *Service) lock(id cluster.ID) func() {
 	return m.Unlock
 }
 
-func (s *Service) notify(ctx context.Context, kind cluster.NotificationKind, c cluster.Cluster, cause string) {
+func (s *Service) notify(ctx context.Context, kind cluster.NotificationKind, c cluster.Cluster, cause, reason string) {
 	if c.Spec.NotificationEmail == "" {
 		return
 	}
-	s.cfg.Notifier.Notify(context.WithoutCancel(ctx), cluster.Notification{Kind: kind, Cluster: c, Cause: cause, At: s.cfg.Now()})
+	s.cfg.Notifier.Notify(context.WithoutCancel(ctx), cluster.Notification{Kind: kind, Cluster: c, Cause: cause, Reason: reason, At: s.cfg.Now()})
 }
 
 type nopNotifier struct{}

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -30,8 +31,9 @@ func (s *Service) Schedule(sch gocron.Scheduler) error {
 }
 
 // Sweep ends the clusters whose deadline has passed — stopped when they
-// were created with keep-cluster, terminated otherwise — and warns owners of
-// clusters whose deadline is near.
+// were created with keep-cluster, terminated otherwise — and the stopped
+// clusters past the maximum stopped lifetime, and warns owners of clusters
+// whose end is near.
 func (s *Service) Sweep(ctx context.Context) error {
 	if err := s.recovered(ctx); err != nil {
 		return err
@@ -52,7 +54,43 @@ func (s *Service) Sweep(ctx context.Context) error {
 		if err := s.db.MarkWarned(ctx, c.ID); err != nil {
 			return err
 		}
-		s.notify(ctx, cluster.NotifyExpiring, c, "ttl")
+		s.notify(ctx, cluster.NotifyExpiring, c, "ttl", "")
+	}
+	return s.sweepStopped(ctx, now)
+}
+
+// sweepStopped terminates the stopped clusters past their stopped deadline
+// and warns, once, the owners of those whose end is less than
+// StoppedWarning away.
+func (s *Service) sweepStopped(ctx context.Context, now time.Time) error {
+	// Clusters stopped before there were stopped deadlines get a full
+	// lifetime from now.
+	n, err := s.db.SetMissingStoppedDeadlines(ctx, now.Add(s.cfg.MaxStoppedLifetime))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Info("gave stopped clusters without a stopped deadline one", "clusters", n, "lifetime", s.cfg.MaxStoppedLifetime)
+	}
+	due, err := s.db.DueStoppedClusters(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, c := range due {
+		s.expireStopped(ctx, c)
+	}
+	soon, err := s.db.StoppedExpiringClusters(ctx, now.Add(s.cfg.StoppedWarning))
+	if err != nil {
+		return err
+	}
+	for _, c := range soon {
+		marked, err := s.db.MarkStoppedWarned(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if marked {
+			s.notify(ctx, cluster.NotifyStoppedExpiring, c, "ttl", "")
+		}
 	}
 	return nil
 }
@@ -68,12 +106,46 @@ func (s *Service) expire(ctx context.Context, c cluster.Cluster) {
 	if c.Spec.KeepCluster {
 		action = "stop"
 		_, err = s.stop(ctx, c, "ttl", "")
+		if cluster.ErrorCode(err) == cluster.ELIMIT {
+			// No cluster runs past its deadline, and no account keeps
+			// more stopped clusters than it may: this one ends.
+			action = "terminate"
+			_, err = s.terminate(ctx, c, "ttl", "", "it reached its deadline while the account kept as many stopped clusters as it may (max-stopped-clusters), so it could not be stopped")
+		}
 	} else {
-		_, err = s.terminate(ctx, c, "ttl", "")
+		_, err = s.terminate(ctx, c, "ttl", "", "")
 	}
 	if err != nil {
 		s.log.Warn("expire cluster", "cluster", c.ID, "action", action, "err", err)
 		return
 	}
 	s.cfg.Metrics.TTLExpiry(action)
+}
+
+// expireStopped terminates a stopped cluster past its stopped deadline.
+func (s *Service) expireStopped(ctx context.Context, c cluster.Cluster) {
+	unlock := s.lock(c.ID)
+	defer unlock()
+	c, err := s.db.Cluster(ctx, 0, c.ID) // fresh, under the lock
+	if err != nil || c.Status != cluster.Stopped || c.StoppedExpiresAt.IsZero() || c.StoppedExpiresAt.After(s.cfg.Now()) {
+		return
+	}
+	reason := "it was stopped for longer than the maximum stopped lifetime (" + shortDuration(s.cfg.MaxStoppedLifetime) + ")"
+	if _, err := s.terminate(ctx, c, "ttl", "", reason); err != nil {
+		s.log.Warn("end stopped cluster", "cluster", c.ID, "err", err)
+		return
+	}
+	s.cfg.Metrics.TTLExpiry("terminate-stopped")
+}
+
+// shortDuration writes d without zero minutes and seconds: 168h, 1h30m.
+func shortDuration(d time.Duration) string {
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return out
 }

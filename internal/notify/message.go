@@ -99,10 +99,21 @@ func compose(n cluster.Notification, base string) (message, error) {
 	case cluster.NotifyStopped:
 		subject = fmt.Sprintf("SMEK cluster %s was stopped", c.ID)
 		d.Headline = fmt.Sprintf("Your cluster %s was stopped %s. Its data is kept.", c.ID, why)
+		if !c.StoppedExpiresAt.IsZero() {
+			stoppedExpiry(&d, c, n.At)
+		}
+		d.Actions = []action{startAction(base, c.ID), terminateAction(base, c.ID)}
+	case cluster.NotifyStoppedExpiring:
+		stoppedExpiry(&d, c, n.At)
+		subject = fmt.Sprintf("SMEK cluster %s will be terminated %s", c.ID, d.ExpiresIn)
+		d.Headline = fmt.Sprintf("Your stopped cluster %s will be terminated %s and its data deleted: SMEK keeps a stopped cluster for a limited time. Start it to keep it; a start gives it a fresh lifetime.", c.ID, d.ExpiresIn)
 		d.Actions = []action{startAction(base, c.ID), terminateAction(base, c.ID)}
 	case cluster.NotifyTerminated:
 		subject = fmt.Sprintf("SMEK cluster %s was terminated", c.ID)
 		d.Headline = fmt.Sprintf("Your cluster %s was terminated %s. It is gone for good.", c.ID, why)
+		if n.Reason != "" {
+			d.Headline = fmt.Sprintf("Your cluster %s was terminated: %s. It is gone for good.", c.ID, n.Reason)
+		}
 	default:
 		return message{}, fmt.Errorf("compose mail: unknown notification kind %q", n.Kind)
 	}
@@ -114,6 +125,15 @@ func compose(n cluster.Notification, base string) (message, error) {
 		return message{}, fmt.Errorf("compose mail: %w", err)
 	}
 	return message{ClusterID: string(c.ID), Kind: n.Kind, To: c.Spec.NotificationEmail, Subject: subject, Text: text.String(), HTML: html.String()}, nil
+}
+
+// stoppedExpiry shows the deadline of a stopped cluster in place of its
+// running deadline.
+func stoppedExpiry(d *mailData, c cluster.Cluster, at time.Time) {
+	d.ExpiresAt = c.StoppedExpiresAt.UTC().Format(timeLayout)
+	d.ExpiresIn = untilText(c.StoppedExpiresAt.Sub(at))
+	d.AtDeadline = "it will be terminated and its data deleted"
+	d.ShowExpiry = true
 }
 
 func causeText(cause string) string {
@@ -133,7 +153,8 @@ func causeText(cause string) string {
 	}
 }
 
-// untilText says how far away the deadline is, in whole minutes.
+// untilText says how far away the deadline is, in whole minutes, or in
+// whole days from two days on.
 func untilText(d time.Duration) string {
 	m := int(d.Round(time.Minute) / time.Minute)
 	switch {
@@ -143,8 +164,10 @@ func untilText(d time.Duration) string {
 		return "in 1 minute"
 	case m < 120:
 		return fmt.Sprintf("in %d minutes", m)
-	default:
+	case m < 48*60:
 		return fmt.Sprintf("in %dh%02dm", m/60, m%60)
+	default:
+		return fmt.Sprintf("in %d days", (m+12*60)/(24*60))
 	}
 }
 

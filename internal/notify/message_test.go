@@ -23,8 +23,12 @@ func TestComposeGolden(t *testing.T) {
 	dropped.Spec.Privileged = true
 	stopped := testCluster()
 	stopped.Status = cluster.Stopped
+	stopped.StoppedAt = t0.Add(time.Hour)
+	stopped.StoppedExpiresAt = stopped.StoppedAt.Add(168 * time.Hour)
 	terminated := ci
 	terminated.Status = cluster.Terminated
+	dropped2 := stopped
+	dropped2.Status = cluster.Terminated
 	tests := []struct {
 		name string
 		n    cluster.Notification
@@ -33,6 +37,9 @@ func TestComposeGolden(t *testing.T) {
 		{"expiring", cluster.Notification{Kind: cluster.NotifyExpiring, Cluster: dropped, Cause: "ttl", At: t0.Add(50 * time.Minute)}},
 		{"stopped", cluster.Notification{Kind: cluster.NotifyStopped, Cluster: stopped, Cause: "ttl", At: t0.Add(time.Hour)}},
 		{"terminated", cluster.Notification{Kind: cluster.NotifyTerminated, Cluster: terminated, Cause: "webhook", At: t0.Add(5 * time.Minute)}},
+		{"stopped-expiring", cluster.Notification{Kind: cluster.NotifyStoppedExpiring, Cluster: stopped, Cause: "ttl", At: t0.Add(146 * time.Hour)}},
+		{"terminated-stopped", cluster.Notification{Kind: cluster.NotifyTerminated, Cluster: dropped2, Cause: "ttl",
+			Reason: "it was stopped for longer than the maximum stopped lifetime (168h)", At: t0.Add(169 * time.Hour)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,7 +97,8 @@ func TestUntilText(t *testing.T) {
 		want string
 	}{
 		{-time.Minute, "now"}, {20 * time.Second, "now"}, {40 * time.Second, "in 1 minute"},
-		{10 * time.Minute, "in 10 minutes"}, {150 * time.Minute, "in 2h30m"},
+		{10 * time.Minute, "in 10 minutes"}, {150 * time.Minute, "in 2h30m"}, {47 * time.Hour, "in 47h00m"},
+		{48 * time.Hour, "in 2 days"}, {167*time.Hour + 59*time.Minute, "in 7 days"},
 	}
 	for _, tt := range tests {
 		if got := untilText(tt.d); got != tt.want {

@@ -62,7 +62,10 @@ type Config struct {
 	DefaultK8sVersion string
 	// DefaultWait bounds the wait for a ready cluster (default 5 min).
 	DefaultWait time.Duration
-	Logger      *slog.Logger
+	// MaxStoppedLifetime is how long a cluster stays stopped before it is
+	// terminated (default 168 h); it must not be negative.
+	MaxStoppedLifetime time.Duration
+	Logger             *slog.Logger
 	// Now is the clock of deadlines and timestamps (default time.Now);
 	// tests move it forward instead of sleeping.
 	Now func() time.Time
@@ -140,6 +143,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("no data directory")
 	}
+	if cfg.MaxStoppedLifetime < 0 {
+		return nil, fmt.Errorf("max stopped lifetime %s: must be positive", cfg.MaxStoppedLifetime)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -187,8 +193,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
-		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, Logger: cfg.Logger, Now: cfg.Now,
-		Notifier: notifier, Metrics: s.Metrics,
+		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
+		Logger: cfg.Logger, Now: cfg.Now, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {

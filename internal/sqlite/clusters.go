@@ -15,7 +15,8 @@ const clusterColumns = `c.id, c.account_id, a.name, c.status, c.k8s_version, c.s
 	c.minutes_to_live, c.notification_email, COALESCE(c.server_id, ''), c.api_server,
 	c.run_repository, c.run_repository_id, c.run_id, c.run_attempt, c.run_job, c.run_runner, c.run_ref, c.run_sha,
 	c.run_event, c.run_workflow_ref, c.run_actor, c.run_pull_request, c.run_installation_id, c.run_verified,
-	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm, c.created_at, c.expires_at, c.stopped_at, c.terminated_at`
+	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm, c.created_at, c.expires_at, c.stopped_at, c.terminated_at,
+	c.stopped_expires_at`
 
 const clusterFrom = ` FROM clusters c JOIN accounts a ON a.id = c.account_id`
 
@@ -23,17 +24,18 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 	var c cluster.Cluster
 	var priv, keep, verified, warm int
 	var queued, claimed, ready int64
-	var created, expires, stopped, terminated sql.NullInt64
+	var created, expires, stopped, terminated, stoppedExpires sql.NullInt64
 	r := &c.Run
 	err := s.Scan(&c.ID, &c.AccountID, &c.Account, &c.Status, &c.Spec.K8sVersion, &c.Spec.Size, &priv, &keep,
 		&c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &c.ServerID, &c.APIServer,
 		&r.Repository, &r.RepositoryID, &r.RunID, &r.RunAttempt, &r.Job, &r.Runner, &r.Ref, &r.SHA,
 		&r.Event, &r.WorkflowRef, &r.Actor, &r.PullRequest, &r.InstallationID, &verified,
-		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated)
+		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated, &stoppedExpires)
 	c.Spec.Privileged, c.Spec.KeepCluster, r.Verified = priv == 1, keep == 1, verified == 1
 	c.Timings = cluster.Timings{Queued: time.Duration(queued) * time.Millisecond, Claimed: time.Duration(claimed) * time.Millisecond,
 		Ready: time.Duration(ready) * time.Millisecond, Warm: warm == 1}
 	c.CreatedAt, c.ExpiresAt, c.StoppedAt, c.TerminatedAt = fromMS(created), fromMS(expires), fromMS(stopped), fromMS(terminated)
+	c.StoppedExpiresAt = fromMS(stoppedExpires)
 	return c, err
 }
 
@@ -45,13 +47,8 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string) (cluster.Server, error) {
 	var s cluster.Server
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var live, max int
-		if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM clusters WHERE account_id = ? AND status IN ('pending', 'running')),
-			max_clusters FROM accounts WHERE id = ?`, c.AccountID, c.AccountID).Scan(&live, &max); err != nil {
-			return fmt.Errorf("count clusters: %w", err)
-		}
-		if live >= max {
-			return limitError(max)
+		if err := checkRunLimit(ctx, tx, c.AccountID); err != nil {
+			return err
 		}
 		f := c.Spec.Flavor()
 		var err error
@@ -98,8 +95,38 @@ func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string
 	return s, err
 }
 
-func limitError(max int) error {
-	return cluster.Errorf(cluster.ELIMIT, "", "the account has reached its limit of %d clusters running in parallel; stop or terminate one first", max)
+// checkRunLimit refuses one more pending or running cluster for an account
+// that is suspended (max-clusters 0) or at its max-clusters. It runs in the
+// transaction that adds the cluster, so that concurrent creates and starts
+// cannot all slip under the limit.
+func checkRunLimit(ctx context.Context, tx *sql.Tx, accountID int64) error {
+	var live, max int
+	var name string
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM clusters WHERE account_id = ? AND status IN ('pending', 'running')),
+		max_clusters, name FROM accounts WHERE id = ?`, accountID, accountID).Scan(&live, &max, &name); err != nil {
+		return fmt.Errorf("count clusters: %w", err)
+	}
+	if max == 0 {
+		return cluster.SuspendedError(name)
+	}
+	if live >= max {
+		return cluster.LimitError(max)
+	}
+	return nil
+}
+
+// checkStoppedLimit refuses one more stopped cluster for an account at its
+// max-stopped-clusters, in the transaction that stops the cluster.
+func checkStoppedLimit(ctx context.Context, tx *sql.Tx, accountID int64) error {
+	var stopped, max int
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM clusters WHERE account_id = ? AND status = 'stopped'),
+		max_stopped_clusters FROM accounts WHERE id = ?`, accountID, accountID).Scan(&stopped, &max); err != nil {
+		return fmt.Errorf("count stopped clusters: %w", err)
+	}
+	if stopped >= max {
+		return cluster.StoppedLimitError(max)
+	}
+	return nil
 }
 
 // CountLive returns how many pending or running clusters an account has.
@@ -120,18 +147,32 @@ type ClusterChange struct {
 	APIServer string
 	// Timings, when not nil, records the create's phases.
 	Timings *cluster.Timings
+	// StoppedUntil, with To stopped, is the stopped cluster's deadline;
+	// without one the sweeper gives it one (SetMissingStoppedDeadlines).
+	StoppedUntil time.Time
 	// ReleaseServer ends the link between the cluster and its server and
 	// marks the server dirty (or deleted when ServerState says so).
 	ReleaseServer bool
 	// ServerState is the server's state after the change; "" keeps it.
 	ServerState cluster.ServerState
-	Cause       string // api, ttl, webhook, reconciler
-	Actor       string
-	Message     string
+	// ServerData, when not nil, replaces the server's backend data (a
+	// started member's new address, say).
+	ServerData []byte
+	// Undo takes back a change whose backend step failed (a stop that did
+	// not stop): the cluster held its place before, so the account's
+	// limits are not checked again.
+	Undo    bool
+	Cause   string // api, ttl, webhook, reconciler
+	Actor   string
+	Message string
 }
 
-// UpdateCluster applies a change to a cluster in one transaction. A cluster
-// whose status is not in ch.From is ECONFLICT.
+// UpdateCluster applies a change to a cluster and its server in one
+// transaction. A cluster whose status is not in ch.From is ECONFLICT. The
+// account's limits are checked in the same transaction, as the claim does:
+// a start (stopped → running) against max-clusters (ESUSPENDED at 0,
+// ELIMIT when full), a stop (running → stopped) against
+// max-stopped-clusters (ELIMIT).
 func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange) (cluster.Cluster, error) {
 	var c cluster.Cluster
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -146,19 +187,37 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange
 		if len(ch.From) > 0 && !slices.Contains(ch.From, c.Status) {
 			return cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s", id, c.Status)
 		}
+		if !ch.Undo {
+			switch {
+			case c.Status == cluster.Stopped && ch.To == cluster.Running:
+				err = checkRunLimit(ctx, tx, c.AccountID)
+			case c.Status != cluster.Stopped && ch.To == cluster.Stopped:
+				err = checkStoppedLimit(ctx, tx, c.AccountID)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		now := db.Now()
 		sets := []string{"status = ?"}
 		args := []any{ch.To}
-		switch ch.To {
-		case cluster.Stopped:
-			sets, args = append(sets, "stopped_at = ?"), append(args, ms(now))
-			c.StoppedAt = now
-		case cluster.Terminated, cluster.Failed:
-			sets, args = append(sets, "terminated_at = ?"), append(args, ms(now))
-			c.TerminatedAt = now
-		case cluster.Running:
-			sets = append(sets, "stopped_at = NULL")
-			c.StoppedAt = time.Time{}
+		if c.Status != ch.To {
+			switch ch.To {
+			case cluster.Stopped:
+				sets, args = append(sets, "stopped_at = ?", "stopped_expires_at = ?", "stopped_warned_at = NULL"), append(args, ms(now), nullMS(ch.StoppedUntil))
+				c.StoppedAt, c.StoppedExpiresAt = now, ch.StoppedUntil
+			case cluster.Terminated, cluster.Failed:
+				sets, args = append(sets, "terminated_at = ?"), append(args, ms(now))
+				c.TerminatedAt = now
+			case cluster.Running:
+				sets = append(sets, "stopped_at = NULL")
+				c.StoppedAt = time.Time{}
+			}
+			// Only a stopped cluster has a stopped deadline.
+			if ch.To != cluster.Stopped {
+				sets = append(sets, "stopped_expires_at = NULL", "stopped_warned_at = NULL")
+				c.StoppedExpiresAt = time.Time{}
+			}
 		}
 		if !ch.ExpiresAt.IsZero() {
 			sets, args = append(sets, "expires_at = ?", "warned_at = NULL"), append(args, ms(ch.ExpiresAt))
@@ -181,10 +240,14 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange
 		c.Status = ch.To
 		if c.ServerID != "" && ch.ServerState != "" {
 			q := `UPDATE servers SET state = ?, updated_at = ?`
+			sargs := []any{ch.ServerState, ms(now)}
 			if ch.ReleaseServer {
 				q += `, cluster_id = NULL`
 			}
-			if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, ch.ServerState, ms(now), c.ServerID); err != nil {
+			if ch.ServerData != nil {
+				q, sargs = q+`, data = ?`, append(sargs, string(ch.ServerData))
+			}
+			if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(sargs, c.ServerID)...); err != nil {
 				return fmt.Errorf("update server %s: %w", c.ServerID, err)
 			}
 			if err := db.recordEvent(ctx, tx, event{subject: c.ServerID, typ: string(ch.ServerState), to: string(ch.ServerState), cause: ch.Cause, actor: ch.Actor, message: string(id)}); err != nil {
@@ -283,6 +346,53 @@ func (db *DB) ExpiringClusters(ctx context.Context, horizon time.Time) ([]cluste
 func (db *DB) MarkWarned(ctx context.Context, id cluster.ID) error {
 	_, err := db.db.ExecContext(ctx, `UPDATE clusters SET warned_at = ? WHERE id = ?`, ms(db.Now()), id)
 	return err
+}
+
+// DueStoppedClusters returns the stopped clusters whose stopped deadline
+// has passed at now.
+func (db *DB) DueStoppedClusters(ctx context.Context, now time.Time) ([]cluster.Cluster, error) {
+	return db.queryClusters(ctx, `SELECT `+clusterColumns+clusterFrom+`
+		WHERE c.status = 'stopped' AND c.stopped_expires_at <= ? ORDER BY c.stopped_expires_at`, ms(now))
+}
+
+// StoppedExpiringClusters returns the stopped clusters whose stopped
+// deadline is before horizon and whose owner has not been warned yet.
+func (db *DB) StoppedExpiringClusters(ctx context.Context, horizon time.Time) ([]cluster.Cluster, error) {
+	return db.queryClusters(ctx, `SELECT `+clusterColumns+clusterFrom+`
+		WHERE c.status = 'stopped' AND c.stopped_expires_at <= ? AND c.stopped_warned_at IS NULL AND c.notification_email <> ''
+		ORDER BY c.stopped_expires_at`, ms(horizon))
+}
+
+// MarkStoppedWarned records that the owner of a stopped cluster was warned
+// of its stopped deadline. It reports false when the cluster is no longer
+// stopped or was already marked, so that the warning goes out once.
+func (db *DB) MarkStoppedWarned(ctx context.Context, id cluster.ID) (bool, error) {
+	res, err := db.db.ExecContext(ctx, `UPDATE clusters SET stopped_warned_at = ?
+		WHERE id = ? AND status = 'stopped' AND stopped_warned_at IS NULL`, ms(db.Now()), id)
+	if err != nil {
+		return false, fmt.Errorf("mark %s warned: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mark %s warned: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// SetMissingStoppedDeadlines gives the stopped clusters that have no
+// stopped deadline (stopped before there was one) the deadline until, and
+// returns how many it changed.
+func (db *DB) SetMissingStoppedDeadlines(ctx context.Context, until time.Time) (int64, error) {
+	res, err := db.db.ExecContext(ctx, `UPDATE clusters SET stopped_expires_at = ?
+		WHERE status = 'stopped' AND stopped_expires_at IS NULL`, ms(until))
+	if err != nil {
+		return 0, fmt.Errorf("set stopped deadlines: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("set stopped deadlines: %w", err)
+	}
+	return n, nil
 }
 
 func (db *DB) clustersWhere(ctx context.Context, where string, args ...any) ([]cluster.Cluster, error) {

@@ -133,7 +133,7 @@ func (db *DB) AccountsWithInstallations(ctx context.Context) ([]cluster.Account,
 	var out []cluster.Account
 	for rows.Next() {
 		var a cluster.Account
-		if err := rows.Scan(&a.ID, &a.Name, &a.MaxClusters, &a.MaxMinutesToLive, &a.GitHubInstallationID); err != nil {
+		if err := rows.Scan(&a.ID, &a.Name, &a.MaxClusters, &a.MaxMinutesToLive, &a.MaxStoppedClusters, &a.GitHubInstallationID); err != nil {
 			return nil, fmt.Errorf("list accounts: %w", err)
 		}
 		out = append(out, a)
@@ -144,6 +144,6 @@ func (db *DB) AccountsWithInstallations(ctx context.Context) ([]cluster.Account,
 func accountWithInstallation(ctx context.Context, q queryer, where string, arg any) (cluster.Account, error) {
 	var a cluster.Account
 	err := q.QueryRowContext(ctx, `SELECT `+accountColumns+`, github_installation_id FROM accounts WHERE `+where, arg).
-		Scan(&a.ID, &a.Name, &a.MaxClusters, &a.MaxMinutesToLive, &a.GitHubInstallationID)
+		Scan(&a.ID, &a.Name, &a.MaxClusters, &a.MaxMinutesToLive, &a.MaxStoppedClusters, &a.GitHubInstallationID)
 	return a, err
 }

@@ -125,7 +125,7 @@ const opsClusterColumns = `c.id, c.account_id, a.name, c.status, c.k8s_version, 
 	c.keep_cluster, c.minutes_to_live, c.notification_email, c.server_id, c.api_server,
 	c.run_repository, c.run_id, c.run_attempt, c.run_pull_request, c.run_verified,
 	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm,
-	c.created_at, c.expires_at, c.stopped_at, c.terminated_at`
+	c.created_at, c.expires_at, c.stopped_at, c.terminated_at, c.stopped_expires_at`
 
 // AllClusters lists the clusters of every account, newest first. Without
 // includeEnded it lists only live clusters (pending, running, stopped,
@@ -161,12 +161,12 @@ func scanOpsCluster(s scanner) (cluster.Cluster, error) {
 	var priv, keep, verified, warm int
 	var serverID sql.NullString
 	var queued, claimed, ready int64
-	var created, expires, stopped, terminated sql.NullInt64
+	var created, expires, stopped, terminated, stoppedExpires sql.NullInt64
 	err := s.Scan(&id, &c.AccountID, &c.Account, &status, &c.Spec.K8sVersion, &c.Spec.Size, &priv,
 		&keep, &c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &serverID, &c.APIServer,
 		&c.Run.Repository, &c.Run.RunID, &c.Run.RunAttempt, &c.Run.PullRequest, &verified,
 		&queued, &claimed, &ready, &warm,
-		&created, &expires, &stopped, &terminated)
+		&created, &expires, &stopped, &terminated, &stoppedExpires)
 	if err != nil {
 		return c, err
 	}
@@ -180,6 +180,7 @@ func scanOpsCluster(s scanner) (cluster.Cluster, error) {
 	}
 	c.CreatedAt, c.ExpiresAt = fromMS(created), fromMS(expires)
 	c.StoppedAt, c.TerminatedAt = fromMS(stopped), fromMS(terminated)
+	c.StoppedExpiresAt = fromMS(stoppedExpires)
 	return c, nil
 }
 

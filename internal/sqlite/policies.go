@@ -12,7 +12,7 @@ import (
 var _ auth.PolicyStore = (*DB)(nil)
 
 const policyColumns = `p.id, p.issuer, p.repository_owner_id, p.repository_id, p.ref, p.environment, p.event,
-	p.allow_privileged, p.created_at, a.id, a.name, a.max_clusters, a.max_minutes_to_live`
+	p.allow_privileged, p.created_at, a.id, a.name, a.max_clusters, a.max_minutes_to_live, a.max_stopped_clusters`
 
 // AddPolicy validates and stores an OIDC policy for the account named
 // p.Account.Name, creating the account if needed, and returns the stored
@@ -103,7 +103,7 @@ func queryPolicies(ctx context.Context, q *sql.DB, query string, args ...any) ([
 		var priv int
 		var created sql.NullInt64
 		if err := rows.Scan(&p.ID, &p.Issuer, &p.RepositoryOwnerID, &p.RepositoryID, &p.Ref, &p.Environment, &p.Event,
-			&priv, &created, &p.Account.ID, &p.Account.Name, &p.Account.MaxClusters, &p.Account.MaxMinutesToLive); err != nil {
+			&priv, &created, &p.Account.ID, &p.Account.Name, &p.Account.MaxClusters, &p.Account.MaxMinutesToLive, &p.Account.MaxStoppedClusters); err != nil {
 			return nil, fmt.Errorf("list policies: %w", err)
 		}
 		p.AllowPrivileged = priv == 1

@@ -49,10 +49,10 @@ func (db *DB) PrincipalByTokenHash(ctx context.Context, hash []byte) (cluster.Pr
 	var priv, service int
 	var revoked sql.NullInt64
 	err := db.db.QueryRowContext(ctx, `SELECT t.id, t.prefix, t.allow_privileged, t.service, t.revoked_at,
-			a.id, a.name, a.max_clusters, a.max_minutes_to_live
+			a.id, a.name, a.max_clusters, a.max_minutes_to_live, a.max_stopped_clusters
 		FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?`, hash).
 		Scan(&p.TokenID, &prefix, &priv, &service, &revoked,
-			&p.Account.ID, &p.Account.Name, &p.Account.MaxClusters, &p.Account.MaxMinutesToLive)
+			&p.Account.ID, &p.Account.Name, &p.Account.MaxClusters, &p.Account.MaxMinutesToLive, &p.Account.MaxStoppedClusters)
 	if isNoRows(err) {
 		return p, cluster.Errorf(cluster.EUNAUTHORIZED, "", "the bearer token is not valid")
 	}

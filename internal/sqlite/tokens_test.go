@@ -47,7 +47,7 @@ func TestTokenLookupByHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := cluster.Principal{
-		Account: cluster.Account{ID: a.ID, Name: "ci", MaxClusters: 7, MaxMinutesToLive: cluster.DefaultMaxMinutesToLive},
+		Account: cluster.Account{ID: a.ID, Name: "ci", MaxClusters: 7, MaxMinutesToLive: cluster.DefaultMaxMinutesToLive, MaxStoppedClusters: cluster.DefaultMaxStoppedClusters},
 		TokenID: plainID, Actor: "token:smek_aaaaaaaa",
 	}
 	if !reflect.DeepEqual(p, want) {

@@ -111,6 +111,7 @@ type Cluster struct {
 	CreatedAt         time.Time    `json:"created-at"`
 	ExpiresAt         time.Time    `json:"expires-at"`
 	StoppedAt         *time.Time   `json:"stopped-at,omitempty"`
+	StoppedExpiresAt  *time.Time   `json:"stopped-expires-at,omitempty"` // when a stopped cluster is terminated
 	TerminatedAt      *time.Time   `json:"terminated-at,omitempty"`
 	Run               *RunMetadata `json:"run,omitempty"`
 	Timings           *Timings     `json:"timings,omitempty"`
