@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	credKeyFile := fs.String("credential-key-file", "", "hetzner: file with 32 bytes (raw or hex) that seal cluster admin credentials at rest")
 	firewall := fs.String("firewall", "smek", "hetzner: name of the firewall applied to SMEK's servers")
 	sshSource := fs.String("ssh-source-cidr", "", "hetzner: comma-separated CIDRs that may reach port 22 (the provisioner's address)")
+	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -64,6 +66,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.MaxStoppedLifetime <= 0 {
 		return fmt.Errorf("%w: --max-stopped-lifetime must be positive, e.g. 168h: stopped clusters are not kept forever, got %s", errUsage, cfg.MaxStoppedLifetime)
+	}
+	if cfg.LocalEgressAllow, err = parsePrefixes(*egressAllow); err != nil {
+		return fmt.Errorf("%w: --local-egress-allow: %v", errUsage, err)
 	}
 	if (*ghAppID != 0) != (*ghKeyFile != "") {
 		return fmt.Errorf("%w: --github-app-id and --github-app-key-file go together", errUsage)
@@ -147,4 +152,20 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("%w: --log-format %q: use text or json", errUsage, format)
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs; empty is none.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR like 192.168.1.0/24", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -20,3 +20,21 @@ func TestServeRefusesBadMaxStoppedLifetime(t *testing.T) {
 		}
 	}
 }
+
+// A bad --local-egress-allow is a usage error that names the flag.
+func TestServeRefusesBadEgressAllow(t *testing.T) {
+	_, _, err := mainRun(t, map[string]string{"SMEK_DATA_DIR": t.TempDir()}, "serve", "--local-egress-allow", "10.0.0.0/8,not-a-cidr")
+	if exitCodeOf(err) != 2 || !strings.Contains(err.Error(), "--local-egress-allow") || !strings.Contains(err.Error(), "not-a-cidr") {
+		t.Errorf("got %v (exit %d), want a usage error naming --local-egress-allow and the bad value", err, exitCodeOf(err))
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := parsePrefixes(" 10.1.2.3/8, ,fd00::/8")
+	if err != nil || len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "fd00::/8" {
+		t.Errorf("got %v, %v; want [10.0.0.0/8 fd00::/8]", got, err)
+	}
+	if got, err := parsePrefixes(""); err != nil || got != nil {
+		t.Errorf("empty: got %v, %v; want none", got, err)
+	}
+}

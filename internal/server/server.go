@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,9 @@ type Config struct {
 	Backend string
 	// KubeBin holds the Kubernetes binaries for the local backend.
 	KubeBin string
+	// LocalEgressAllow are networks the local backend's API servers may
+	// reach for tenants although its egress proxy refuses them by default.
+	LocalEgressAllow []netip.Prefix
 	// PoolSize is the number of ready baseline clusters kept warm for the
 	// default version; PoolSizePrivileged the same for privileged ones.
 	PoolSize, PoolSizePrivileged int
@@ -284,7 +288,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) backend() (pool.Backend, error) {
 	switch s.cfg.Backend {
 	case "local":
-		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, Logger: s.log})
+		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, EgressAllow: s.cfg.LocalEgressAllow, Logger: s.log})
 		if err != nil {
 			return nil, err
 		}
