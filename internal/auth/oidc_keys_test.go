@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -47,9 +46,10 @@ func TestOIDCStartsWhileIssuerIsDown(t *testing.T) {
 	wantFetches(t, e.iss, 2, 1)
 }
 
-// TestOIDCKeyRotation: keys are cached; a token with a key id the cache
-// does not know makes the verifier fetch the JWKS again, which is how a
-// new key (RSA or ECDSA) is picked up and a retired one dropped.
+// TestOIDCKeyRotation: keys are cached; a token that no cached key
+// verifies makes the verifier fetch the JWKS again, at most once per
+// minute, which is how a new key (RSA or ECDSA) is picked up and a retired
+// one dropped.
 func TestOIDCKeyRotation(t *testing.T) {
 	e := newEnv(t, auth.OIDCConfig{}, rsa1())
 	e.addPolicy(t, auth.Policy{RepositoryOwnerID: 65})
@@ -67,51 +67,40 @@ func TestOIDCKeyRotation(t *testing.T) {
 	mustAdmit(rsa1())
 	wantFetches(t, e.iss, 1, 1) // cached
 
+	// Within a minute of the last fetch a token with a key id the cache
+	// does not know is refused from the cache, without a fetch.
 	e.iss.publish(rsa1(), rsa2(), ec1())
+	e.clock.Add(59 * time.Second)
+	_, err := e.v.Authenticate(ctx, sign(rsa2(), claims))
+	wantCode(t, err, cluster.EUNAUTHORIZED)
+	wantFetches(t, e.iss, 1, 1)
+
+	// Once the minute is over the next such token refreshes the cache.
+	e.clock.Add(time.Second)
 	mustAdmit(rsa2())
-	wantFetches(t, e.iss, 1, 2) // unknown kid: refreshed
+	wantFetches(t, e.iss, 1, 2)
 	mustAdmit(ec1())
 	mustAdmit(rsa1())
 	wantFetches(t, e.iss, 1, 2) // both now cached
 
 	// rsa-1 is retired. The next refresh (here caused by a token with a
-	// key id nobody publishes) drops it from the cache.
+	// key id nobody publishes) drops it from the cache before it answers.
 	e.iss.publish(rsa2(), ec1())
-	_, err := e.v.Authenticate(ctx, sign(signingKey{kid: "rsa-3", alg: rsa1().alg, priv: rsaRogue()}, claims))
+	e.clock.Add(time.Minute)
+	_, err = e.v.Authenticate(ctx, sign(signingKey{kid: "rsa-3", alg: rsa1().alg, priv: rsaRogue()}, claims))
 	wantCode(t, err, cluster.EUNAUTHORIZED)
 	wantFetches(t, e.iss, 1, 3)
-	// go-oidc's RemoteKeySet answers the waiting request before it stores
-	// the fetched keys, so the retired key may verify a moment longer.
-	eventually(t, "the retired key is refused", func() error {
-		_, err := e.v.Authenticate(ctx, sign(rsa1(), claims))
-		if cluster.ErrorCode(err) != cluster.EUNAUTHORIZED {
-			return fmt.Errorf("got %v", err)
-		}
-		return nil
-	})
+	_, err = e.v.Authenticate(ctx, sign(rsa1(), claims))
+	wantCode(t, err, cluster.EUNAUTHORIZED)
 	mustAdmit(rsa2())
-}
-
-// eventually retries check until it succeeds, for at most 5 seconds: for
-// go-oidc's key cache, which is updated just after a fetch is answered.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wantFetches(t, e.iss, 1, 3)
 }
 
 // TestOIDCKeysUnreachable: cached keys keep working while the issuer is
 // down; a token with a new key id cannot be checked then, which is
-// EUNAVAILABLE (try again), not EUNAUTHORIZED.
+// EUNAVAILABLE (try again), not EUNAUTHORIZED. The failed fetch counts
+// against the minute like any other, so that a down issuer is not asked on
+// every request either.
 func TestOIDCKeysUnreachable(t *testing.T) {
 	e := newEnv(t, auth.OIDCConfig{}, rsa1())
 	e.addPolicy(t, auth.Policy{RepositoryOwnerID: 65})
@@ -125,17 +114,30 @@ func TestOIDCKeysUnreachable(t *testing.T) {
 	if _, err := e.v.Authenticate(ctx, sign(rsa1(), claims)); err != nil {
 		t.Fatalf("cached key while the issuer is down: %v", err)
 	}
+	wantFetches(t, e.iss, 1, 1)
+	e.clock.Add(time.Minute)
 	_, err := e.v.Authenticate(ctx, sign(rsa2(), claims))
 	wantCode(t, err, cluster.EUNAVAILABLE)
+	// (The HTTP client may retry a dropped request once: count attempts.)
+	_, attempts := e.iss.fetches()
+	if attempts < 2 {
+		t.Fatalf("got %d key fetches, want the failed one after the first", attempts)
+	}
 
 	e.iss.publish(rsa1(), rsa2())
 	e.iss.setDown(false)
-	// The failed fetch's answer may be handed to one more request before
-	// go-oidc forgets it.
-	eventually(t, "new key once the issuer is back", func() error {
-		_, err := e.v.Authenticate(ctx, sign(rsa2(), claims))
-		return err
-	})
+	_, err = e.v.Authenticate(ctx, sign(rsa2(), claims))
+	wantCode(t, err, cluster.EUNAVAILABLE)
+	wantFetches(t, e.iss, 1, attempts) // the failure is remembered for the minute
+	if _, err := e.v.Authenticate(ctx, sign(rsa1(), claims)); err != nil {
+		t.Fatalf("cached key after a failed fetch: %v", err)
+	}
+
+	e.clock.Add(time.Minute)
+	if _, err := e.v.Authenticate(ctx, sign(rsa2(), claims)); err != nil {
+		t.Fatalf("new key once the issuer is back: %v", err)
+	}
+	wantFetches(t, e.iss, 1, attempts+1)
 }
 
 // TestOIDCConcurrentFirstUse: requests racing on a fresh verifier all
