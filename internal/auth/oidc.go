@@ -59,15 +59,22 @@ type OIDCConfig struct {
 	// DiscoveryRetry is how long a failed discovery is remembered before
 	// the next request tries again; default 30 seconds.
 	DiscoveryRetry time.Duration
+	// KeyRefresh is the least time between two fetches of the issuer's
+	// keys after the first; default 1 minute. A token that no cached key
+	// verifies fetches them again only when the last fetch is this old, so
+	// that forged tokens cannot turn into requests to the issuer.
+	KeyRefresh time.Duration
+	// Metrics counts the fetches of the issuer's keys; default none.
+	Metrics OIDCMetrics
 }
 
 // OIDC verifies CI tokens and maps them to accounts by policy. It
 // implements OIDCVerifier.
 //
 // It does no network I/O until the first token arrives, so that the server
-// starts while the issuer is unreachable: discovery happens then, and
-// go-oidc's RemoteKeySet caches the issuer's keys, fetching them again when
-// a token names a key id it has not seen (key rotation).
+// starts while the issuer is unreachable: discovery happens then. The
+// issuer's keys are cached and fetched again, at most once per KeyRefresh,
+// when a token does not verify with them (key rotation).
 type OIDC struct {
 	cfg      OIDCConfig
 	policies PolicyStore
@@ -110,6 +117,12 @@ func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, now func
 	}
 	if cfg.DiscoveryRetry <= 0 {
 		cfg.DiscoveryRetry = 30 * time.Second
+	}
+	if cfg.KeyRefresh <= 0 {
+		cfg.KeyRefresh = time.Minute
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopOIDCMetrics{}
 	}
 	if policies == nil || logger == nil || now == nil {
 		return nil, errors.New("oidc: policies, logger and now are required")

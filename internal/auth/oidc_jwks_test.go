@@ -78,3 +78,59 @@ func TestOIDCForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// fetchCounts records OIDCMetrics calls.
+type fetchCounts struct {
+	mu sync.Mutex
+	n  map[[2]string]int
+}
+
+func (f *fetchCounts) JWKSFetch(issuer, result string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[[2]string]int{}
+	}
+	f.n[[2]string{issuer, result}]++
+}
+
+func (f *fetchCounts) get(issuer, result string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[[2]string{issuer, result}]
+}
+
+// TestOIDCCountsKeyFetches: every fetch of the issuer's keys is counted by
+// issuer and result; the refetches a forged token is denied are not
+// fetches.
+func TestOIDCCountsKeyFetches(t *testing.T) {
+	counts := &fetchCounts{}
+	e := newEnv(t, auth.OIDCConfig{Metrics: counts, KeyRefresh: 30 * time.Second}, rsa1())
+	e.addPolicy(t, auth.Policy{RepositoryOwnerID: 65})
+	ctx := context.Background()
+	iss := e.iss.URL()
+	if _, err := e.v.Authenticate(ctx, sign(rsa1(), e.githubClaims())); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range forgedTokens(e) {
+		_, err := e.v.Authenticate(ctx, tok)
+		wantCode(t, err, cluster.EUNAUTHORIZED)
+	}
+	if ok, bad := counts.get(iss, "ok"), counts.get(iss, "error"); ok != 1 || bad != 0 {
+		t.Fatalf("got %d ok and %d failed fetches, want 1 and 0", ok, bad)
+	}
+
+	e.iss.setDown(true)
+	e.clock.Add(30 * time.Second) // the configured interval
+	_, err := e.v.Authenticate(ctx, sign(rsa2(), e.githubClaims()))
+	wantCode(t, err, cluster.EUNAVAILABLE)
+	e.iss.setDown(false)
+	e.iss.publish(rsa1(), rsa2())
+	e.clock.Add(30 * time.Second)
+	if _, err := e.v.Authenticate(ctx, sign(rsa2(), e.githubClaims())); err != nil {
+		t.Fatal(err)
+	}
+	if ok, bad := counts.get(iss, "ok"), counts.get(iss, "error"); ok != 2 || bad != 1 {
+		t.Fatalf("got %d ok and %d failed fetches, want 2 and 1", ok, bad)
+	}
+}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/smek/action/internal/cluster"
 )
@@ -28,10 +28,8 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	if o.now().Before(o.retryAt) {
 		return nil, unavailable
 	}
-	// The key set keeps its context for all later fetches, so it gets one
-	// that carries our client and is never cancelled; discovery is not
-	// cancelled by the one request that happens to trigger it either.
-	base := oidc.ClientContext(context.Background(), o.cfg.HTTPClient)
+	// Discovery is not cancelled by the one request that happens to
+	// trigger it.
 	jwksURL := o.cfg.JWKSURL
 	if jwksURL == "" {
 		dctx, cancel := context.WithTimeout(oidc.ClientContext(context.WithoutCancel(ctx), o.cfg.HTTPClient), discoveryTimeout)
@@ -54,7 +52,14 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		}
 		o.logger.InfoContext(ctx, "oidc issuer discovered", "jwks_uri", jwksURL)
 	}
-	keys := &keySet{inner: oidc.NewRemoteKeySet(base, jwksURL)}
+	algs := make([]jose.SignatureAlgorithm, len(o.cfg.Algorithms))
+	for i, a := range o.cfg.Algorithms {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	keys := &jwks{
+		url: jwksURL, issuer: o.cfg.Issuer, client: o.cfg.HTTPClient, algs: algs,
+		every: o.cfg.KeyRefresh, now: o.now, metrics: o.cfg.Metrics, logger: o.logger,
+	}
 	o.verifier = oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{
 		ClientID:             o.cfg.Audience,
 		SupportedSigningAlgs: o.cfg.Algorithms,
@@ -65,31 +70,16 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	return o.verifier, nil
 }
 
-// keySet wraps go-oidc's RemoteKeySet to tell "the keys could not be
-// fetched" from "no key verifies the signature": go-oidc's Verify flattens
-// the two into one message.
-type keySet struct{ inner oidc.KeySet }
-
-// keySetErrorKey carries a *keySetError in a Verify call's context.
+// keySetErrorKey carries a *keySetError in a Verify call's context: go-oidc's
+// Verify flattens "the keys could not be fetched" and "no key verifies the
+// signature" into one message, and the key set tells them apart here.
 type keySetErrorKey struct{}
 
 // keySetError receives the key set's error of one Verify call.
 type keySetError struct{ err error }
 
-func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.inner.VerifySignature(ctx, jwt)
-	if e, ok := ctx.Value(keySetErrorKey{}).(*keySetError); ok {
-		e.err = err
-	}
-	return payload, err
-}
-
-// unreachable reports whether the keys could not be fetched: a transport
-// failure or a timeout, rather than a signature that does not verify.
+// unreachable reports whether the keys could not be fetched, rather than a
+// signature that does not verify.
 func (e *keySetError) unreachable() bool {
-	if e.err == nil {
-		return false
-	}
-	var uerr *url.Error
-	return errors.As(e.err, &uerr) || errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled)
+	return errors.Is(e.err, errKeysUnavailable)
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	mail         *prometheus.CounterVec
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	jwksFetches  *prometheus.CounterVec
 
 	// clock times HTTP requests; nil means time.Now.
 	clock func() time.Time
@@ -103,9 +104,13 @@ func New(opts Options) *Metrics {
 			Help:    "HTTP request durations by route pattern.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "oidc_jwks_fetches_total",
+			Help: "Fetches of a CI OIDC issuer's signing keys (JWKS) by issuer and result (ok or error).",
+		}, []string{"issuer", "result"}),
 	}
 	m.reg.MustRegister(m.claim, m.poolEmpty, m.clusterOps, m.ttlExpiries, m.webhooks,
-		m.backendCalls, m.rateLimit, m.mail, m.httpRequests, m.httpDuration)
+		m.backendCalls, m.rateLimit, m.mail, m.httpRequests, m.httpDuration, m.jwksFetches)
 	if opts.Store != nil {
 		logger := opts.Logger
 		if logger == nil {
@@ -216,4 +221,15 @@ func (m *Metrics) HTTPRequest(route string, code int, d time.Duration) {
 	}
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// JWKSFetch counts a fetch of an OIDC issuer's keys; result is "ok" or
+// "error". It makes *Metrics an auth.OIDCMetrics. Forged tokens cannot
+// drive it past one fetch per minute per issuer: a steady rise is an
+// issuer that keeps failing, or rotating keys.
+func (m *Metrics) JWKSFetch(issuer, result string) {
+	if m == nil {
+		return
+	}
+	m.jwksFetches.WithLabelValues(issuer, result).Inc()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/metrics"
@@ -25,6 +26,7 @@ import (
 var (
 	_ lifecycle.Metrics = (*metrics.Metrics)(nil)
 	_ notify.Metrics    = (*metrics.Metrics)(nil)
+	_ auth.OIDCMetrics  = (*metrics.Metrics)(nil)
 	_ metrics.Store     = (*sqlite.DB)(nil)
 )
 
@@ -52,6 +54,9 @@ func TestCountersAndHistograms(t *testing.T) {
 	m.Mail("started", "sent")
 	m.Mail("expiring", "failed")
 	m.HTTPRequest("POST /create", 200, 40*time.Millisecond)
+	m.JWKSFetch("https://token.actions.githubusercontent.com", "ok")
+	m.JWKSFetch("https://token.actions.githubusercontent.com", "ok")
+	m.JWKSFetch("https://gitlab.com", "error")
 
 	tests := []struct {
 		family string
@@ -139,6 +144,12 @@ smek_mail_messages_total{kind="started",result="sent"} 1
 # HELP smek_http_requests_total HTTP requests by route pattern and status code.
 # TYPE smek_http_requests_total counter
 smek_http_requests_total{code="200",route="POST /create"} 1
+`},
+		{"smek_oidc_jwks_fetches_total", `
+# HELP smek_oidc_jwks_fetches_total Fetches of a CI OIDC issuer's signing keys (JWKS) by issuer and result (ok or error).
+# TYPE smek_oidc_jwks_fetches_total counter
+smek_oidc_jwks_fetches_total{issuer="https://gitlab.com",result="error"} 1
+smek_oidc_jwks_fetches_total{issuer="https://token.actions.githubusercontent.com",result="ok"} 2
 `},
 	}
 	for _, tt := range tests {
