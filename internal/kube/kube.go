@@ -39,8 +39,16 @@ const (
 	OwnershipConfigMap = "smek-cluster"
 )
 
-// minTokenTTL is the shortest lifetime the TokenRequest API grants.
-const minTokenTTL = 10 * time.Minute
+// TenantTokenLifetime is how long a tenant token is valid at least. It is
+// not tied to the cluster's deadline: an extend moves the deadline, and
+// not every holder of a kubeconfig can fetch a new one then (a CI job's
+// file, when the GitHub App extends the cluster from a pull request). A
+// week outlasts any GitHub Actions job (6 h on GitHub's runners, 5 days on
+// self-hosted ones), so a job's kubeconfig works for as long as its cluster
+// runs. The cluster's end is what ends the token: a terminated cluster's
+// control plane is destroyed (local) or its server rebuilt with a new CA
+// and signing key (hetzner), and a stopped one does not answer.
+const TenantTokenLifetime = 7 * 24 * time.Hour
 
 // Admin acts on one cluster with SMEK's admin credential.
 type Admin struct {
@@ -124,8 +132,8 @@ func (a *Admin) WaitServiceAccount(ctx context.Context) error {
 }
 
 // Claim hands the cluster to a tenant: every node gets the cluster id label,
-// the ownership record is written, and a tenant token valid until expires is
-// minted. It returns the tenant's kubeconfig.
+// the ownership record is written, and a tenant token is minted (see
+// Credential). It returns the tenant's kubeconfig.
 func (a *Admin) Claim(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	nodes, err := a.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -156,14 +164,11 @@ func (a *Admin) Claim(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfi
 	return a.Credential(ctx, c)
 }
 
-// Credential mints a fresh tenant token for c, valid until c's deadline
-// (at least ten minutes, the TokenRequest minimum), and returns the
-// kubeconfig that carries it.
+// Credential mints a fresh tenant token for c, valid for
+// TenantTokenLifetime or until c's deadline if that is later, and returns
+// the kubeconfig that carries it.
 func (a *Admin) Credential(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
-	ttl := time.Until(c.ExpiresAt)
-	if ttl < minTokenTTL {
-		ttl = minTokenTTL
-	}
+	ttl := max(time.Until(c.ExpiresAt), TenantTokenLifetime)
 	secs := int64(ttl / time.Second)
 	tr, err := a.cs.CoreV1().ServiceAccounts(SystemNamespace).CreateToken(ctx, TenantServiceAccount, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs},
