@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -355,5 +356,52 @@ func TestAppJWTChecked(t *testing.T) {
 	}
 	if len(fake.Comments()) != 0 {
 		t.Fatal("a comment was made without a valid installation token")
+	}
+}
+
+// TestCommentExtendReply: the reply to an extend says until when the
+// cluster runs and that the kubeconfigs already handed out (a CI job's
+// file the App cannot reach) keep working until then; for a cluster older
+// than a kubeconfig's lifetime it says which ones do and how to fetch a
+// fresh one, with one's own token.
+func TestCommentExtendReply(t *testing.T) {
+	h := newHarness(t)
+	now := h.clock.Now()
+	run := &wire.RunMetadata{RepositoryID: commentRepoID, PullRequest: commentPR}
+	h.clusters.add(wire.Cluster{ClusterID: "c-new001", Account: "acme", K8sVersion: "1.36.3", CreatedAt: now.Add(-10 * time.Minute), ExpiresAt: now.Add(5 * time.Minute), Run: run})
+	h.clusters.add(wire.Cluster{ClusterID: "c-old001", Account: "acme", K8sVersion: "1.36.3", CreatedAt: now.Add(-8 * 24 * time.Hour), ExpiresAt: now.Add(time.Hour), Run: run})
+	h.clusters.add(wire.Cluster{ClusterID: "c-stp001", Account: "acme", K8sVersion: "1.36.3", ClusterStatus: "stopped", CreatedAt: now, ExpiresAt: now, Run: run})
+	tests := []struct {
+		command       string
+		want, wantNot []string
+	}{
+		{"/smek extend c-new001 60", []string{"`c-new001` is running, expires 2026-03-01 13:05 UTC.", "Kubeconfigs already handed out for it keep working until then."}, []string{"curl"}},
+		{"/smek extend c-old001 60", []string{"expires 2026-03-01 14:00 UTC.", "Kubeconfigs fetched since 2026-02-22 14:00 UTC keep working until then", "/v1/clusters/c-old001/kubeconfig"}, nil},
+		{"/smek extend c-stp001 60", []string{"`c-stp001` is stopped, expires 2026-03-01 13:00 UTC."}, []string{"keep working"}},
+	}
+	for i, tt := range tests {
+		if r := h.deliver("issue_comment", commentPayloadID(t, int64(200+i), tt.command, "MEMBER")); r.Err != nil {
+			t.Fatalf("%s: %v", tt.command, r.Err)
+		}
+		cs := h.github.Comments()
+		body := cs[len(cs)-1].Body
+		assertNoSecrets(t, body)
+		for _, s := range tt.want {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s: reply lacks %q:\n%s", tt.command, s, body)
+			}
+		}
+		for _, s := range tt.wantNot {
+			if strings.Contains(body, s) {
+				t.Errorf("%s: reply has %q:\n%s", tt.command, s, body)
+			}
+		}
+	}
+}
+
+// The App's idea of a kubeconfig's lifetime is the one kube mints.
+func TestKubeconfigLifetimeMatchesKube(t *testing.T) {
+	if kubeconfigLifetime != kube.TenantTokenLifetime {
+		t.Errorf("the App says kubeconfigs live %s; kube mints them for %s", kubeconfigLifetime, kube.TenantTokenLifetime)
 	}
 }

@@ -112,10 +112,32 @@ func (j *commentJob) changed(cl *wire.Cluster, err error, what string) (string, 
 		return reply + ".", true
 	}
 	reply += ", expires " + formatTime(cl.ExpiresAt) + "."
-	if what == "start" {
+	switch {
+	case what == "start":
 		reply += "\n\n" + j.fetchHelp(cl)
+	case what == "extend" && cluster.Status(cl.ClusterStatus) == cluster.Running:
+		reply += " " + j.extendedKubeconfigs(cl)
 	}
 	return reply, true
+}
+
+// kubeconfigLifetime is how long a kubeconfig SMEK hands out is valid at
+// least (kube.TenantTokenLifetime; a test keeps the two equal). The App
+// does not link the Kubernetes client, so it keeps its own copy.
+const kubeconfigLifetime = 7 * 24 * time.Hour
+
+// extendedKubeconfigs says what an extend means for the kubeconfigs
+// already handed out, which the App cannot reach (a CI job's file): each
+// is valid for kubeconfigLifetime after it was fetched, and until the
+// cluster ends, so those fetched since the new deadline minus that
+// lifetime keep working until the new deadline.
+func (j *commentJob) extendedKubeconfigs(cl *wire.Cluster) string {
+	cutoff := cl.ExpiresAt.Add(-kubeconfigLifetime)
+	if cl.CreatedAt.IsZero() || !cl.CreatedAt.Before(cutoff) {
+		return "Kubeconfigs already handed out for it keep working until then."
+	}
+	return fmt.Sprintf("Kubeconfigs fetched since %s keep working until then; older ones expire sooner. %s",
+		formatTime(cutoff), j.fetchHelp(cl))
 }
 
 func formatTime(t time.Time) string {
