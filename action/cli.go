@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +32,7 @@ Commands:
   stop         stop a cluster (terminates it without keep-cluster)
   start        start a stopped cluster and write its fresh kubeconfig
   terminate    end a cluster for good
-  extend       move a cluster's expiry
+  extend       move a cluster's expiry and refresh its kubeconfig file
   versions     list the Kubernetes versions and sizes the server offers
 
 Every command takes --api-url (or SMEK_API_URL) and --token (or SMEK_TOKEN;
@@ -58,7 +59,10 @@ var commands = []command{
 	{name: "stop", args: "<cluster-id>", needsID: true, help: "Stop a cluster; without keep-cluster, or with --force-terminate, it is terminated.", flags: stopFlags},
 	{name: "start", args: "<cluster-id>", needsID: true, help: "Start a stopped cluster and write its fresh kubeconfig.", flags: startFlags},
 	{name: "terminate", args: "<cluster-id>", needsID: true, help: "End a cluster for good.", flags: terminateFlags},
-	{name: "extend", args: "<cluster-id>", needsID: true, help: "Move a cluster's expiry by --minutes.", flags: extendFlags},
+	{name: "extend", args: "<cluster-id>", needsID: true, help: "Move a cluster's expiry by --minutes, and refresh the cluster's kubeconfig file you hold\n" +
+		"(smek-<id>.yaml in KUBECONFIG, under $HOME/.kube, or the action's file in a later step of the job)\n" +
+		"or write a fresh one to --kubeconfig PATH. Kubeconfigs handed out before keep working too:\n" +
+		"each is valid for 7 days, or until the deadline if that is later, while the cluster runs.", flags: extendFlags},
 	{name: "versions", help: "List the Kubernetes versions and cluster sizes the server offers.", flags: versionsFlags},
 }
 
@@ -235,10 +239,7 @@ func (p *program) saveKubeconfig(dest string, cl *wire.Cluster) (string, error) 
 		}
 		return ghaction.WriteKubeconfig(home, cl.ClusterID, cl.Kubeconfig)
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
-		return "", fmt.Errorf("write the kubeconfig: %w", err)
-	}
-	if err := os.WriteFile(dest, []byte(cl.Kubeconfig), 0o600); err != nil {
+	if err := ghaction.ReplaceFile(dest, cl.Kubeconfig); err != nil {
 		return "", fmt.Errorf("write the kubeconfig: %w", err)
 	}
 	return dest, nil
@@ -336,12 +337,100 @@ func terminateFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Cl
 
 func extendFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
 	minutes := fs.Int("minutes", 0, "`minutes` to add to the expiry (required)")
-	return clusterAction(fs, func(c *client.Client, ctx context.Context, id string) (*wire.Cluster, error) {
-		if *minutes < 1 {
-			return nil, usagef("--minutes: %d must be at least 1", *minutes)
+	kubeconfig := fs.String("kubeconfig", "", "write the fresh kubeconfig to `path` (default: refresh the cluster's file in KUBECONFIG or $HOME/.kube, if there is one)")
+	output := outputFlag(fs)
+	return func(ctx context.Context, p *program, c *client.Client, id string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
 		}
-		return c.Extend(ctx, id, *minutes)
-	}, "Extended")
+		if *minutes < 1 {
+			return usagef("--minutes: %d must be at least 1", *minutes)
+		}
+		cl, err := c.Extend(ctx, id, *minutes)
+		if err != nil {
+			return explain(err, c.BaseURL(), 0)
+		}
+		notes := p.stdout
+		if *output == "json" {
+			if err := p.printJSON(cl); err != nil {
+				return err
+			}
+			notes = p.stderr
+		} else {
+			fmt.Fprintf(p.stdout, "Extended %s: %s, expires %s\n", cl.ClusterID, cl.ClusterStatus, cl.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		return p.refreshKubeconfig(ctx, c, cl, *kubeconfig, notes)
+	}
+}
+
+// refreshKubeconfig gives the kubeconfig files of cl that this user holds a
+// fresh credential after an extend, or writes one to dest. The ones handed
+// out before stay valid (for a week at least, see docs/action.md); a fresh
+// one is valid until the new deadline whatever its distance, and it is what
+// a user who runs `smek extend` expects to hold.
+func (p *program) refreshKubeconfig(ctx context.Context, c *client.Client, cl *wire.Cluster, dest string, notes io.Writer) error {
+	id := cl.ClusterID
+	if cl.ClusterStatus != "running" {
+		fmt.Fprintf(p.stderr, "smek: cluster %s is %s, so there is no kubeconfig to refresh; `smek start %s` hands out a fresh one\n", id, cl.ClusterStatus, id)
+		return nil
+	}
+	paths := []string{dest}
+	if dest == "" {
+		paths = p.heldKubeconfigs(id)
+	}
+	if len(paths) == 0 {
+		fmt.Fprintf(p.stderr, "smek: no kubeconfig file of %s found to refresh; `smek kubeconfig %s --write PATH` writes a fresh one\n", id, id)
+		return nil
+	}
+	fresh, err := c.Kubeconfig(ctx, id)
+	if err != nil {
+		return fmt.Errorf("cluster %s is extended, but its kubeconfig could not be refreshed: %w", id, explain(err, c.BaseURL(), 0))
+	}
+	for _, path := range paths {
+		if err := ghaction.ReplaceFile(path, fresh.Kubeconfig); err != nil {
+			if dest != "" {
+				return fmt.Errorf("cluster %s is extended, but: %w", id, err)
+			}
+			// The file found is still valid for days: say so, don't fail
+			// the extend.
+			fmt.Fprintf(p.stderr, "smek: cluster %s is extended, but its kubeconfig was not refreshed: %s\n", id, err)
+			continue
+		}
+		fmt.Fprintf(notes, "Refreshed the kubeconfig %s\n", path)
+	}
+	return nil
+}
+
+// heldKubeconfigs returns the existing files that hold the kubeconfig of
+// cluster id, each once: those named smek-<id>.yaml in KUBECONFIG, the one
+// `smek create` and the action write under the home's .kube, and the one a
+// later step of a GitHub Actions job finds under RUNNER_TEMP. Other files,
+// such as ~/.kube/config, are never rewritten.
+func (p *program) heldKubeconfigs(id string) []string {
+	name := ghaction.KubeconfigName(id)
+	var candidates []string
+	for _, f := range filepath.SplitList(p.getenv("KUBECONFIG")) {
+		if filepath.Base(f) == name {
+			candidates = append(candidates, f)
+		}
+	}
+	if home, err := ghaction.ResolveHome(p.getenv, p.containerHome); err == nil {
+		candidates = append(candidates, filepath.Join(home.Dir, ".kube", name))
+	}
+	if f := ghaction.HostKubeconfig(p.getenv, id); f != "" {
+		candidates = append(candidates, f)
+	}
+	var out []string
+	var seen []os.FileInfo
+	for _, f := range candidates {
+		fi, err := os.Stat(f)
+		if err != nil || !fi.Mode().IsRegular() || slices.ContainsFunc(seen, func(s os.FileInfo) bool { return os.SameFile(s, fi) }) {
+			continue
+		}
+		seen = append(seen, fi)
+		out = append(out, f)
+	}
+	return out
 }
 
 func startFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {

@@ -53,3 +53,29 @@ func TestWriteKubeconfigOwner(t *testing.T) {
 		t.Errorf("outside a container the file went to uid %d", st.Uid)
 	}
 }
+
+// TestReplaceFileKeepsOwner: the CLI run as root in the action's image
+// rewrites the runner user's kubeconfig; it stays the user's.
+func TestReplaceFileKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hand files to another user")
+	}
+	const runnerUID, runnerGID = 1001, 118
+	p := filepath.Join(t.TempDir(), "smek-c-abc123.yaml")
+	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, runnerUID, runnerGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := ghaction.ReplaceFile(p, "new"); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != runnerUID || st.Gid != runnerGID {
+		t.Errorf("owned by %d:%d, want %d:%d", st.Uid, st.Gid, runnerUID, runnerGID)
+	}
+}

@@ -121,3 +121,44 @@ func TestWriteKubeconfig(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceFile: a kubeconfig is replaced in one rename, private
+// whatever the mode of the file it replaces, and missing folders are made.
+func TestReplaceFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "smek-c-abc123.yaml")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ghaction.ReplaceFile(p, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "new" {
+		t.Errorf("got %q, %v; want new", b, err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("folder holds %d entries, want the file alone", len(es))
+	}
+
+	deep := filepath.Join(dir, "a", "b", "kc.yaml")
+	if err := ghaction.ReplaceFile(deep, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(deep)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("new folder mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+}
+
+func TestHostKubeconfig(t *testing.T) {
+	env := map[string]string{"RUNNER_TEMP": "/home/runner/work/_temp"}
+	if got, want := ghaction.HostKubeconfig(func(k string) string { return env[k] }, "c-abc123"),
+		"/home/runner/work/_temp/_github_home/.kube/smek-c-abc123.yaml"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if got := ghaction.HostKubeconfig(func(string) string { return "" }, "c-abc123"); got != "" {
+		t.Errorf("outside a job: got %q, want none", got)
+	}
+}

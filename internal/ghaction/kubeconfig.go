@@ -51,6 +51,20 @@ func Credentials(kubeconfig string) []string {
 // file name.
 var clusterIDPattern = regexp.MustCompile(`^c-[a-z0-9]{1,32}$`)
 
+// KubeconfigName is the file name of cluster id's kubeconfig.
+func KubeconfigName(id string) string { return "smek-" + id + ".yaml" }
+
+// HostKubeconfig is where a later `run:` step of a GitHub Actions job finds
+// the kubeconfig of cluster id that the action wrote:
+// $RUNNER_TEMP/_github_home/.kube/smek-<id>.yaml. It is "" outside a job.
+func HostKubeconfig(getenv func(string) string, id string) string {
+	temp := getenv("RUNNER_TEMP")
+	if temp == "" || !filepath.IsAbs(temp) {
+		return ""
+	}
+	return filepath.Join(temp, hostHomeDir, ".kube", KubeconfigName(id))
+}
+
 // WriteKubeconfig writes kubeconfig to <home.Dir>/.kube/smek-<id>.yaml, mode
 // 0600, atomically, and returns its path as this process sees it. In a
 // container action (where it runs as root) the file and folder are handed to
@@ -64,28 +78,60 @@ func WriteKubeconfig(home Home, id, kubeconfig string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("write kubeconfig: %w", err)
 	}
-	path := filepath.Join(dir, "smek-"+id+".yaml")
-	tmp, err := os.CreateTemp(dir, ".smek-*.yaml")
-	if err != nil {
-		return "", fmt.Errorf("write kubeconfig: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(kubeconfig); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write kubeconfig: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write kubeconfig: %w", err)
-	}
 	if home.InContainer {
-		for _, p := range []string{dir, tmp.Name()} {
-			if err := chownLike(p, home.Dir); err != nil {
-				return "", fmt.Errorf("write kubeconfig: %w", err)
-			}
+		if err := chownLike(dir, home.Dir); err != nil {
+			return "", fmt.Errorf("write kubeconfig: %w", err)
 		}
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	path := filepath.Join(dir, KubeconfigName(id))
+	owner := ""
+	if home.InContainer {
+		owner = home.Dir
+	}
+	if err := writeAtomic(path, kubeconfig, owner); err != nil {
 		return "", fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return path, nil
+}
+
+// ReplaceFile writes a kubeconfig to path, mode 0600, atomically: a reader
+// sees the old file or the new one, never a part. A file it replaces keeps
+// its owner (a root process rewriting the runner user's file leaves it the
+// user's); missing folders are made, mode 0700.
+func ReplaceFile(path, kubeconfig string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	owner := ""
+	if _, err := os.Stat(path); err == nil {
+		owner = path
+	}
+	if err := writeAtomic(path, kubeconfig, owner); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeAtomic writes content to a temporary file next to path (created
+// with mode 0600), hands it to the owner of ownerOf when that is set, and
+// renames it over path.
+func writeAtomic(path, content, ownerOf string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".smek-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if ownerOf != "" {
+		if err := chownLike(tmp.Name(), ownerOf); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp.Name(), path)
 }
