@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/smek/action/internal/client/clienttest"
+	"github.com/smek/action/internal/wire"
 )
 
 // stale is what a kubeconfig file holds before the extend: another token.
@@ -81,6 +83,21 @@ func TestCLIExtendRefreshesTheKubeconfig(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "new", "kc.yaml")
 		if out := c.ok("extend", id, "--minutes", "30", "--kubeconfig", path); !strings.Contains(out, "Refreshed the kubeconfig "+path) {
 			t.Errorf("extend printed %q", out)
+		}
+		wantFresh(t, path, id)
+	})
+
+	t.Run("--output json keeps stdout JSON", func(t *testing.T) {
+		c := newCLI(t)
+		id, path := create(c)
+		writeStale(t, path)
+		out, errOut, err := c.run("extend", id, "--minutes", "30", "--output", "json")
+		var cl wire.Cluster
+		if err != nil || json.Unmarshal([]byte(out), &cl) != nil || cl.ClusterID != id {
+			t.Fatalf("extend --output json: %v, stdout %q", err, out)
+		}
+		if !strings.Contains(errOut, "Refreshed the kubeconfig "+path) {
+			t.Errorf("stderr %q does not name the refreshed file", errOut)
 		}
 		wantFresh(t, path, id)
 	})
