@@ -206,7 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if now == nil {
 			now = time.Now
 		}
-		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient}, s.DB, cfg.Logger, now)
+		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient, Metrics: s.Metrics}, s.DB, cfg.Logger, now)
 		if err != nil {
 			return nil, err
 		}
