@@ -50,7 +50,8 @@ type Config struct {
 	PublicURL string
 	// Logger receives the App's logs; nil discards them.
 	Logger *slog.Logger
-	// Clock times the retries; nil is the real clock.
+	// Clock times the retries and the cached access of commenters; nil is
+	// the real clock.
 	Clock clockwork.Clock
 	// Workers is how many deliveries are worked on at once (default 4).
 	Workers int
@@ -95,6 +96,8 @@ type App struct {
 	queue      *queue
 	metrics    Metrics
 	payloads   *byteBudget
+	// access caches commenters' access to repositories.
+	access *accessCache
 
 	runOnce sync.Once
 }
@@ -135,6 +138,7 @@ func New(cfg Config) (*App, error) {
 		github:     cfg.GitHub,
 		publicURL:  cfg.PublicURL,
 		log:        log,
+		access:     newAccessCache(clock),
 	}
 	a.queue = newQueue(queueConfig{
 		clock:       clock,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"github.com/smek/action/internal/cluster"
 )
@@ -16,12 +15,10 @@ const (
 	ReactionFailed   = "confused"
 )
 
-// trustedAssociations may run commands without asking GitHub: the
-// repository's owner, members of its organization and its collaborators.
-var trustedAssociations = []string{"OWNER", "MEMBER", "COLLABORATOR"}
-
-// writePermissions are the collaborator permissions that may run commands.
-var writePermissions = []string{"admin", "maintain", "write"}
+// maxAccessLookups bounds the tries to learn a commenter's access. After
+// as many failures the command is refused with a reply: it never runs on
+// an unchecked commenter.
+const maxAccessLookups = 3
 
 // commentJob is a "/smek ..." comment on a pull request. Its fields after
 // cmd record how far the work got, so that a retry after a failed GitHub
@@ -37,15 +34,16 @@ type commentJob struct {
 	number       int
 	commentID    int64
 	user         string
-	association  string
+	association  string // logged only: it does not tell write access
 	cmd          Command
 
-	authorized bool // the commenter may run commands
-	received   bool // the eyes reaction is there
-	ran        bool // the command ran; reply and ok hold its outcome
-	reply      string
-	ok         bool
-	replied    bool // the reply comment is written
+	lookups  int  // tries to learn the commenter's access
+	checked  bool // the commenter may command, or the refusal is the reply
+	received bool // the eyes reaction is there
+	ran      bool // the command ran; reply and ok hold its outcome
+	reply    string
+	ok       bool
+	replied  bool // the reply comment is written
 }
 
 func (a *App) planComment(delivery string, body []byte) (func(context.Context) error, string, error) {
@@ -76,6 +74,8 @@ func (a *App) planComment(delivery string, body []byte) (func(context.Context) e
 		return nil, "no GitHub App credentials configured", nil
 	case e.Repository == nil || e.Repository.Owner.Login == "" || e.Repository.Name == "":
 		return nil, "", missing("repository.owner.login")
+	case e.Repository.ID == 0:
+		return nil, "", missing("repository.id")
 	case e.Issue.Number == 0:
 		return nil, "", missing("issue.number")
 	case e.Comment.ID == 0 || e.Comment.User.Login == "":
@@ -104,16 +104,23 @@ func (a *App) planComment(delivery string, body []byte) (func(context.Context) e
 // skips what is done.
 func (j *commentJob) run(ctx context.Context) error {
 	gh := j.app.github
-	if !j.authorized {
-		ok, err := j.mayCommand(ctx)
-		if err != nil {
+	if !j.checked {
+		access, err := j.access(ctx)
+		switch {
+		case err != nil && !isPermanent(err) && j.lookups < maxAccessLookups:
 			return err
-		}
-		if !ok {
-			j.log.Info("command ignored: the commenter has no write access", "association", j.association)
+		case err != nil:
+			j.log.Warn("command refused: the commenter's access could not be checked", "lookups", j.lookups, logErr, err)
+			j.reply = fmt.Sprintf("@%s the command did not run: GitHub did not tell SMEK your access to this repository. Try again later.", j.user)
+			j.ok, j.ran = false, true
+		case !access.MayCommand():
+			// No reaction and no reply: anyone can comment on a public
+			// repository, and the App is not theirs to drive.
+			j.log.Info("command ignored: the commenter has no write access",
+				"permission", access.Permission, "role", access.Role, "association", j.association)
 			return nil
 		}
-		j.authorized = true
+		j.checked = true
 	}
 	if !j.received {
 		if err := gh.React(ctx, j.installation, j.owner, j.repo, j.commentID, ReactionReceived); err != nil {
@@ -151,21 +158,23 @@ func (j *commentJob) run(ctx context.Context) error {
 	return nil
 }
 
-// mayCommand reports whether the commenter has write access: trusted by
-// association, or else confirmed by the collaborator-permission API.
-func (j *commentJob) mayCommand(ctx context.Context) (bool, error) {
-	if slices.Contains(trustedAssociations, j.association) {
-		return true, nil
+// access returns the commenter's access to the repository: cached for
+// AccessTTL, else from GitHub's collaborator-permission API. The comment's
+// author association is not used: COLLABORATOR includes read and triage
+// collaborators, and MEMBER is any member of the organization.
+func (j *commentJob) access(ctx context.Context) (Access, error) {
+	key := newAccessKey(j.installation, j.repoID, j.user)
+	cached, ok, generation := j.app.access.get(key)
+	if ok {
+		return cached, nil
 	}
-	perm, err := j.app.github.Permission(ctx, j.installation, j.owner, j.repo, j.user)
+	j.lookups++
+	a, err := j.app.github.Permission(ctx, j.installation, j.owner, j.repo, j.user)
 	if err != nil {
-		if isPermanent(err) {
-			j.log.Info("permission lookup refused: treated as no access", logErr, err)
-			return false, nil
-		}
-		return false, fmt.Errorf("check %s's permission: %w", j.user, err)
+		return Access{}, fmt.Errorf("check %s's access: %w", j.user, err)
 	}
-	return slices.Contains(writePermissions, perm), nil
+	j.app.access.put(key, a, generation)
+	return a, nil
 }
 
 // execute runs the command as the account linked to the installation and

@@ -187,8 +187,8 @@ func (m *memDeliveries) RecordDelivery(_ context.Context, id, _ string, payloadS
 
 type nopGitHub struct{}
 
-func (nopGitHub) Permission(context.Context, int64, string, string, string) (string, error) {
-	return "none", nil
+func (nopGitHub) Permission(context.Context, int64, string, string, string) (Access, error) {
+	return NoAccess, nil
 }
 func (nopGitHub) Comment(context.Context, int64, string, string, int, string) error { return nil }
 func (nopGitHub) React(context.Context, int64, string, string, int64, string) error { return nil }

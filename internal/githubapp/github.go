@@ -16,9 +16,9 @@ import (
 // GitHub is the part of GitHub's REST API the App calls, each time as one
 // installation.
 type GitHub interface {
-	// Permission returns a user's permission on a repository: "admin",
-	// "write", "read" or "none".
-	Permission(ctx context.Context, installation int64, owner, repo, user string) (string, error)
+	// Permission returns a user's access to a repository. A user GitHub
+	// does not know as a collaborator (its 404) has NoAccess.
+	Permission(ctx context.Context, installation int64, owner, repo, user string) (Access, error)
 	// Comment writes a comment on an issue or pull request.
 	Comment(ctx context.Context, installation int64, owner, repo string, number int, body string) error
 	// React adds a reaction ("eyes", "rocket", "confused") to an issue
@@ -87,13 +87,29 @@ func (c *AppClient) client(installation int64) *github.Client {
 	return gh
 }
 
-// Permission implements GitHub.
-func (c *AppClient) Permission(ctx context.Context, installation int64, owner, repo, user string) (string, error) {
-	p, _, err := c.client(installation).Repositories.GetPermissionLevel(ctx, owner, repo, user)
+// Permission implements GitHub. go-github v60 does not decode role_name,
+// so the request is made through its client with a struct that does.
+func (c *AppClient) Permission(ctx context.Context, installation int64, owner, repo, user string) (Access, error) {
+	gh := c.client(installation)
+	path := fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(user))
+	req, err := gh.NewRequest(http.MethodGet, path, nil)
 	if err != nil {
-		return "", githubError(fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err))
+		return Access{}, fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err)
 	}
-	return p.GetPermission(), nil
+	var out struct {
+		Permission string `json:"permission"`
+		RoleName   string `json:"role_name"`
+	}
+	resp, err := gh.Do(ctx, req, &out)
+	if err != nil {
+		// GitHub answers 404 for a user who is not a collaborator of a
+		// private repository (and for a login that does not exist).
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return NoAccess, nil
+		}
+		return Access{}, githubError(fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err))
+	}
+	return Access{Permission: out.Permission, Role: out.RoleName}, nil
 }
 
 // Comment implements GitHub.

@@ -5,10 +5,12 @@
 // It checks what GitHub checks: the App's JWT (RS256, signed by the App's
 // key, issued by the App id, at most ten minutes long) on
 // POST /app/installations/{id}/access_tokens, and an unexpired installation
-// token, valid for the repository, on every repository call. It records
-// comments and reactions, answers collaborator-permission lookups, and can
-// fail chosen routes on demand. Routes are served at the root and under
-// /api/v3 (GitHub Enterprise Server's prefix).
+// token, valid for the repository and holding the permission the route
+// needs, on every repository call. It records comments and reactions,
+// answers collaborator-permission lookups from a model of repositories,
+// organizations, their members and roles (see permission.go), and can fail
+// chosen routes on demand. Routes are served at the root and under /api/v3
+// (GitHub Enterprise Server's prefix).
 package githubfake
 
 import (
@@ -17,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -69,14 +72,17 @@ type Server struct {
 	tokenTTL      time.Duration
 	now           func() time.Time
 	installations map[int64][]string // id → repositories it may reach
-	tokens        map[string]token
-	tokensIssued  map[int64]int
-	permissions   map[string]string // "owner/repo user" → permission
-	comments      []Comment
-	reactions     []Reaction
-	failures      map[string][]int // route → statuses to answer, in order
-	seq           int64
-	requests      map[string]int // route → count
+	// grants are the installations' permissions ("metadata" → "read").
+	grants       map[int64]map[string]string
+	tokens       map[string]token
+	tokensIssued map[int64]int
+	repos        map[string]*repository   // lower-case "owner/name" → its access
+	orgs         map[string]*organization // lower-case login → organization
+	comments     []Comment
+	reactions    []Reaction
+	failures     map[string][]int // route → statuses to answer, in order
+	seq          int64
+	requests     map[string]int // route → count
 }
 
 type token struct {
@@ -93,9 +99,11 @@ func New(appID int64, key *rsa.PublicKey) *Server {
 		tokenTTL:      time.Hour,
 		now:           time.Now,
 		installations: map[int64][]string{},
+		grants:        map[int64]map[string]string{},
 		tokens:        map[string]token{},
 		tokensIssued:  map[int64]int{},
-		permissions:   map[string]string{},
+		repos:         map[string]*repository{},
+		orgs:          map[string]*organization{},
 		failures:      map[string][]int{},
 		seq:           1000,
 		requests:      map[string]int{},
@@ -114,20 +122,29 @@ func New(appID int64, key *rsa.PublicKey) *Server {
 	return s
 }
 
-// AddInstallation installs the App on repositories ("owner/name").
+// DefaultGrants are the permissions an installation has unless
+// SetGrants says otherwise: those of SMEK's app/manifest.json.
+var DefaultGrants = map[string]string{
+	"actions": "read", "issues": "read", "members": "read", "metadata": "read", "pull_requests": "write",
+}
+
+// AddInstallation installs the App on repositories ("owner/name"), with
+// DefaultGrants.
 func (s *Server) AddInstallation(id int64, repos ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.installations[id] = append(s.installations[id], repos...)
+	if _, ok := s.grants[id]; !ok {
+		s.grants[id] = maps.Clone(DefaultGrants)
+	}
 }
 
-// SetPermission sets a user's permission on a repository ("admin",
-// "maintain", "write", "triage", "read", "none"). Users not set have
-// "read", as anyone has on a public repository.
-func (s *Server) SetPermission(repo, user, permission string) {
+// SetGrants replaces the permissions of an installation ("metadata" →
+// "read", "pull_requests" → "write"); its tokens carry them from then on.
+func (s *Server) SetGrants(id int64, grants map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.permissions[repo+" "+user] = permission
+	s.grants[id] = maps.Clone(grants)
 }
 
 // SetTokenTTL sets the life of the installation tokens issued from now on.
@@ -211,7 +228,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusCreated, map[string]any{
 		"token":                tok,
 		"expires_at":           expires.Format(time.RFC3339),
-		"permissions":          map[string]string{"issues": "write", "pull_requests": "write", "metadata": "read", "actions": "read"},
+		"permissions":          s.grants[id],
 		"repository_selection": "selected",
 	})
 }
@@ -249,8 +266,10 @@ func (s *Server) checkJWT(r *http.Request) error {
 }
 
 // installationFor checks the installation token of a repository call and
-// answers the failure itself; s.mu must be held.
-func (s *Server) installationFor(w http.ResponseWriter, r *http.Request) (int64, bool) {
+// that the installation holds one of the permissions the route needs (at
+// least the given level), and answers the failure itself; s.mu must be
+// held.
+func (s *Server) installationFor(w http.ResponseWriter, r *http.Request, needs ...grant) (int64, bool) {
 	auth := r.Header.Get("Authorization")
 	raw, ok := strings.CutPrefix(auth, "token ")
 	if !ok {
@@ -262,12 +281,22 @@ func (s *Server) installationFor(w http.ResponseWriter, r *http.Request) (int64,
 		return 0, false
 	}
 	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
-	if !slices.Contains(s.installations[t.installation], repo) {
+	if !slices.ContainsFunc(s.installations[t.installation], func(r string) bool { return strings.EqualFold(r, repo) }) {
 		fail(w, http.StatusNotFound, "Not Found")
+		return 0, false
+	}
+	if len(needs) > 0 && !slices.ContainsFunc(needs, func(g grant) bool { return levels[s.grants[t.installation][g.name]] >= levels[g.level] }) {
+		fail(w, http.StatusForbidden, "Resource not accessible by integration")
 		return 0, false
 	}
 	return t.installation, true
 }
+
+// grant is an installation permission a route needs.
+type grant struct{ name, level string }
+
+// levels orders the levels of an installation permission.
+var levels = map[string]int{"read": 1, "write": 2, "admin": 3}
 
 func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -275,24 +304,18 @@ func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
 	if s.injected(w, RoutePermission) {
 		return
 	}
-	if _, ok := s.installationFor(w, r); !ok {
+	// "Metadata" repository permission (read), which every App has.
+	if _, ok := s.installationFor(w, r, grant{"metadata", "read"}); !ok {
 		return
 	}
-	repo, user := r.PathValue("owner")+"/"+r.PathValue("repo"), r.PathValue("user")
-	role, ok := s.permissions[repo+" "+user]
+	user := r.PathValue("user")
+	role, ok := s.roleOf(r.PathValue("owner"), r.PathValue("repo"), user)
 	if !ok {
-		role = "read"
+		fail(w, http.StatusNotFound, "Not Found")
+		return
 	}
-	// GitHub reports maintain as write and triage as read in "permission";
-	// role_name has the exact role.
-	perm := role
-	switch role {
-	case "maintain":
-		perm = "write"
-	case "triage":
-		perm = "read"
-	}
-	reply(w, http.StatusOK, map[string]any{"permission": perm, "role_name": role, "user": map[string]any{"login": user}})
+	reply(w, http.StatusOK, map[string]any{"permission": s.legacyPermission(r.PathValue("owner"), role),
+		"role_name": role, "user": map[string]any{"login": user}})
 }
 
 func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +324,8 @@ func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
 	if s.injected(w, RouteComment) {
 		return
 	}
-	inst, ok := s.installationFor(w, r)
+	// "Issues" or "Pull requests" repository permission (write).
+	inst, ok := s.installationFor(w, r, grant{"issues", "write"}, grant{"pull_requests", "write"})
 	if !ok {
 		return
 	}
@@ -342,7 +366,8 @@ func (s *Server) reaction(w http.ResponseWriter, r *http.Request) {
 	if s.injected(w, RouteReaction) {
 		return
 	}
-	inst, ok := s.installationFor(w, r)
+	// "Issues" or "Pull requests" repository permission (write).
+	inst, ok := s.installationFor(w, r, grant{"issues", "write"}, grant{"pull_requests", "write"})
 	if !ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -104,5 +105,108 @@ func TestFake(t *testing.T) {
 	}
 	if got := s.Requests(RouteComment); got != 2 {
 		t.Errorf("comment requests: got %d, want 2", got)
+	}
+}
+
+// TestFakePermission answers the collaborator-permission lookup from the
+// model of accounts, members and roles, as GitHub documents it.
+func TestFakePermission(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(7, &key.PublicKey)
+	defer s.Close()
+	s.AddInstallation(1, "alice/tool", "alice/secret", "octo-org/public", "octo-org/private")
+	s.AddInstallation(2, "octo-org/private")
+	s.SetGrants(2, map[string]string{"pull_requests": "write"})
+	s.SetPrivate("alice/secret", true)
+	s.SetRole("alice/tool", "bob", "write")
+	s.AddOrganization("octo-org", "none")
+	s.SetPrivate("octo-org/private", true)
+	s.AddMember("octo-org", "owner", true)
+	s.AddMember("octo-org", "member", false)
+	s.AddCustomRole("octo-org", "deployer", "write")
+	for user, role := range map[string]string{"reader": "read", "triager": "triage", "maintainer": "maintain", "deployer": "deployer", "member": "admin"} {
+		s.SetRole("octo-org/public", user, role)
+		s.SetRole("octo-org/private", user, role)
+	}
+	s.mu.Lock()
+	s.tokens["ghs_one"] = token{installation: 1, expires: time.Now().Add(time.Hour)}
+	s.tokens["ghs_two"] = token{installation: 2, expires: time.Now().Add(time.Hour)}
+	s.mu.Unlock()
+
+	for _, tt := range []struct {
+		tok, repo, user  string
+		status           int
+		permission, role string
+	}{
+		{"ghs_one", "alice/tool", "alice", 200, "admin", "admin"},
+		{"ghs_one", "alice/tool", "Bob", 200, "write", "write"},
+		{"ghs_one", "alice/tool", "stranger", 200, "read", "read"},
+		{"ghs_one", "alice/secret", "stranger", 404, "", ""},
+		{"ghs_one", "alice/secret", "alice", 200, "admin", "admin"},
+		{"ghs_one", "octo-org/private", "owner", 200, "admin", "admin"},
+		{"ghs_one", "octo-org/private", "member", 200, "admin", "admin"},
+		{"ghs_one", "octo-org/private", "nobody", 404, "", ""},
+		{"ghs_one", "octo-org/public", "nobody", 200, "read", "read"},
+		{"ghs_one", "octo-org/private", "reader", 200, "read", "read"},
+		{"ghs_one", "octo-org/private", "triager", 200, "read", "triage"},
+		{"ghs_one", "octo-org/private", "maintainer", 200, "write", "maintain"},
+		{"ghs_one", "octo-org/private", "deployer", 200, "write", "deployer"},
+		{"ghs_one", "octo-org/public", "triager", 200, "read", "triage"},
+		{"ghs_two", "octo-org/private", "reader", 403, "", ""}, // no metadata permission
+	} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/repos/"+tt.repo+"/collaborators/"+tt.user+"/permission", nil)
+		req.Header.Set("Authorization", "token "+tt.tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Permission string `json:"permission"`
+			RoleName   string `json:"role_name"`
+		}
+		json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || got.Permission != tt.permission || got.RoleName != tt.role {
+			t.Errorf("%s on %s: got %d %q %q, want %d %q %q", tt.user, tt.repo, resp.StatusCode, got.Permission, got.RoleName, tt.status, tt.permission, tt.role)
+		}
+	}
+
+	// An organization member whose base role is read reads a private
+	// repository; without membership the grant is gone.
+	s.AddOrganization("base-org", "read")
+	s.AddMember("base-org", "carol", false)
+	s.mu.Lock()
+	s.repository("base-org/repo").private = true
+	role, ok := s.roleOf("base-org", "repo", "carol")
+	s.mu.Unlock()
+	if !ok || role != "read" {
+		t.Errorf("member of a read organization: got %q %t, want read", role, ok)
+	}
+	s.RemoveMember("base-org", "carol")
+	s.mu.Lock()
+	_, ok = s.roleOf("base-org", "repo", "carol")
+	s.mu.Unlock()
+	if ok {
+		t.Error("a former member keeps a role")
+	}
+
+	// What GitHub refuses, the fake refuses.
+	for name, bad := range map[string]func(){
+		"triage on a user's repository": func() { s.SetRole("alice/tool", "bob", "triage") },
+		"an unknown role":               func() { s.SetRole("octo-org/public", "bob", "owner") },
+		"a custom role extending admin": func() { s.AddCustomRole("octo-org", "boss", "admin") },
+		"a base role of maintain":       func() { s.AddOrganization("x", "maintain") },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: accepted", name)
+				}
+			}()
+			bad()
+		}()
 	}
 }

@@ -203,6 +203,8 @@ func newWorld(tb testing.TB) *world {
 	w.github = githubfake.New(appID, &appKey().PublicKey)
 	tb.Cleanup(w.github.Close)
 	w.github.AddInstallation(installation, "Codertocat/Hello-World")
+	// chhsia0, who comments in the fixture, may write to the repository.
+	w.github.SetRole("Codertocat/Hello-World", "chhsia0", "write")
 	w.pemKey = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(appKey())})
 	gh, err := githubapp.NewAppClient(appID, w.pemKey, w.github.URL, nil)
 	if err != nil {
