@@ -34,6 +34,7 @@ func TestManifest(t *testing.T) {
 	wantPerms := map[string]string{
 		"actions":       "read",  // workflow_run and workflow_job events
 		"issues":        "read",  // issue_comment events
+		"members":       "read",  // member, membership, organization and team events: cached access forgotten
 		"metadata":      "read",  // the collaborator-permission lookup
 		"pull_requests": "write", // pull_request events; replies and reactions on PR comments
 	}
@@ -45,7 +46,7 @@ func TestManifest(t *testing.T) {
 			t.Errorf("permission %s: got %q, want %q", k, m.Permissions[k], v)
 		}
 	}
-	if want := []string{"issue_comment", "pull_request", "workflow_job", "workflow_run"}; !slices.Equal(m.Events, want) {
+	if want := []string{"issue_comment", "member", "membership", "organization", "pull_request", "team", "workflow_job", "workflow_run"}; !slices.Equal(m.Events, want) {
 		t.Errorf("events: got %v, want %v (installation events come to every App unasked)", m.Events, want)
 	}
 	if m.Public || !strings.HasSuffix(m.HookAttributes.URL, githubapp.WebhookPath) {

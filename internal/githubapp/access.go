@@ -38,7 +38,9 @@ func (a Access) MayCommand() bool {
 	return a.Permission == "admin" || a.Permission == "write"
 }
 
-// AccessTTL is how long the App trusts a looked-up access.
+// AccessTTL is how long the App trusts a looked-up access. The member,
+// membership, organization and team events end it sooner, when the App
+// receives them.
 const AccessTTL = time.Minute
 
 // maxCachedAccess bounds the cache; past it expired entries are dropped,

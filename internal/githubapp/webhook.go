@@ -193,6 +193,10 @@ var planners = map[string]planner{
 	"installation":              (*App).planInstallation,
 	"installation_repositories": (*App).planInstallationRepositories,
 	"issue_comment":             (*App).planComment,
+	"member":                    (*App).planMember,
+	"membership":                (*App).planMembership,
+	"organization":              (*App).planOrganization,
+	"team":                      (*App).planTeam,
 }
 
 // planPing checks that a ping is JSON; ServeHTTP answers it.
