@@ -70,6 +70,13 @@ func (a AppClusters) List(ctx context.Context, as int64, opts client.ListOptions
 	return out, nil
 }
 
+// Get implements githubapp.Clusters.
+func (a AppClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
+		return a.s.life.Get(ctx, p, cid)
+	})
+}
+
 // Create implements githubapp.Clusters; the answer carries no kubeconfig.
 func (a AppClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
 	p, err := a.as(ctx, as)

@@ -186,13 +186,13 @@ func assertRefused(t *testing.T, h *harness, r Result, attempts int) {
 }
 
 // TestWhoMayCommandIsDocumented: the help reply and docs/github-app.md
-// name the same roles.
+// name the same roles and the same reach.
 func TestWhoMayCommandIsDocumented(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "github-app.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"admin, maintain or write", "extends write"} {
+	for _, want := range []string{"admin, maintain or write", "extends write", "clusters made for this repository"} {
 		if !strings.Contains(helpText, want) || !strings.Contains(string(doc), want) {
 			t.Errorf("the help reply and docs/github-app.md do not both say %q", want)
 		}

@@ -30,6 +30,7 @@ const OnBehalfHeader = "SMEK-On-Behalf-Of-Installation"
 // (cluster.ErrorCode tells ENOTFOUND, ECONFLICT, ELIMIT...).
 type Clusters interface {
 	List(ctx context.Context, as int64, opts client.ListOptions) ([]wire.Cluster, error)
+	Get(ctx context.Context, as int64, id string) (*wire.Cluster, error)
 	Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error)
 	Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error)
 	Start(ctx context.Context, as int64, id string) (*wire.Cluster, error)
@@ -123,6 +124,11 @@ func (c *APIClusters) List(ctx context.Context, as int64, opts client.ListOption
 		out[i].Kubeconfig = ""
 	}
 	return out, apiError(err)
+}
+
+// Get implements Clusters.
+func (c *APIClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Get(ctx, id) })
 }
 
 // Create implements Clusters. The kubeconfig of the answer is dropped: the

@@ -41,6 +41,9 @@ func TestAPIClusters(t *testing.T) {
 	if _, err := cs.Extend(ctx, 7, cl.ClusterID, 10); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := cs.Get(ctx, 7, cl.ClusterID); err != nil || got.ClusterID != cl.ClusterID || got.Kubeconfig != "" {
+		t.Fatalf("Get: got %+v, %v; want the cluster without a kubeconfig", got, err)
+	}
 	if _, err := cs.List(ctx, AsApp, client.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func TestAPIClusters(t *testing.T) {
 	if cluster.ErrorCode(err) != cluster.ENOTFOUND || cluster.ErrorMessage(err) == "internal error" {
 		t.Fatalf("unknown cluster: got %v, want ENOTFOUND with the server's message", err)
 	}
-	want := []string{"7", "7", "", "", "", "7"}
+	want := []string{"7", "7", "7", "", "", "", "7"}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(onBehalf) != len(want) {

@@ -175,7 +175,8 @@ func truncate(s string, n int) string {
 // helpText is the reply to "/smek help" and to commands not understood. No
 // line starts with "/smek", so that quoting it runs nothing.
 const helpText = "SMEK commands, for people whose role on this repository is admin, maintain or write " +
-	"(or a custom role that extends write), as GitHub reports it when asked:\n\n" +
+	"(or a custom role that extends write), as GitHub reports it when asked. " +
+	"They reach only the clusters made for this repository, by these commands or by the SMEK action in its runs:\n\n" +
 	"- `/smek create [minutes] [privileged] [keep] [version=X]` — a cluster for this pull request; " +
 	"it ends when the pull request closes unless `keep` is given\n" +
 	"- `/smek list` — this pull request's clusters\n" +

@@ -184,6 +184,11 @@ func (j *commentJob) execute(ctx context.Context) (reply string, ok bool) {
 	if c.Err != nil {
 		return fmt.Sprintf("@%s %s.\n\n%s", j.user, c.Err, helpText), false
 	}
+	if c.ClusterID != "" {
+		if err := j.ofThisRepository(ctx, c.ClusterID); err != nil {
+			return j.failed(c.Name+" "+c.ClusterID, err)
+		}
+	}
 	switch c.Name {
 	case CmdCreate:
 		return j.create(ctx)
@@ -203,13 +208,29 @@ func (j *commentJob) execute(ctx context.Context) (reply string, ok bool) {
 	}
 }
 
+// ofThisRepository checks that a cluster was made for the commented
+// repository, by the App or by the action in one of its runs: a command
+// reaches no other cluster of the account. Another repository's cluster
+// is ENOTFOUND, as one the account does not have, so that the reply does
+// not tell them apart.
+func (j *commentJob) ofThisRepository(ctx context.Context, id string) error {
+	cl, err := j.app.clusters.Get(ctx, j.installation, id)
+	if err != nil {
+		return err
+	}
+	if cl.Run == nil || cl.Run.RepositoryID != j.repoID {
+		return cluster.Errorf(cluster.ENOTFOUND, "cluster-id", "cluster %s was not made for repository %d", id, j.repoID)
+	}
+	return nil
+}
+
 // failed is the reply to a command the server refused. The message is the
 // user-safe one; internal details stay in the log.
 func (j *commentJob) failed(what string, err error) (string, bool) {
 	j.log.Warn("command failed", logErr, err)
 	msg := cluster.ErrorMessage(err)
 	if cluster.ErrorCode(err) == cluster.ENOTFOUND && j.cmd.ClusterID != "" {
-		msg = fmt.Sprintf("no cluster %s in the SMEK account of this installation", j.cmd.ClusterID)
+		msg = fmt.Sprintf("no cluster %s made for this repository", j.cmd.ClusterID)
 	}
 	return fmt.Sprintf("@%s could not %s: %s", j.user, what, msg), false
 }

@@ -246,7 +246,7 @@ func TestCommentNamingAnotherAccountsCluster(t *testing.T) {
 	}
 	for _, c := range h.github.Comments() {
 		assertNoSecrets(t, c.Body)
-		if !strings.Contains(c.Body, "no cluster c-umb001 in the SMEK account of this installation") {
+		if !strings.Contains(c.Body, "no cluster c-umb001 made for this repository") {
 			t.Errorf("reply: got %q, want a not-found answer", c.Body)
 		}
 	}

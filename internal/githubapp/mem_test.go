@@ -136,6 +136,20 @@ func (m *memClusters) List(ctx context.Context, as int64, o client.ListOptions) 
 	return out, nil
 }
 
+func (m *memClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enter("Get"); err != nil {
+		return nil, err
+	}
+	c, err := m.lookup(as, id)
+	if err != nil {
+		return nil, err
+	}
+	out := *c
+	return &out, nil
+}
+
 func (m *memClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
