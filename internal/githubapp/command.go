@@ -177,7 +177,7 @@ func truncate(s string, n int) string {
 const helpText = "SMEK commands, for people whose role on this repository is admin, maintain or write " +
 	"(or a custom role that extends write), as GitHub reports it when asked. " +
 	"They reach only the clusters made for this repository, by these commands or by the SMEK action in its runs:\n\n" +
-	"- `/smek create [minutes] [privileged] [keep] [version=X]` — a cluster for this pull request; " +
+	"- `/smek create [minutes] [privileged] [keep] [version=X]` — a cluster for this pull request, while it is open; " +
 	"it ends when the pull request closes unless `keep` is given\n" +
 	"- `/smek list` — this pull request's clusters\n" +
 	"- `/smek stop <id>` — stop a cluster (one made without `keep` is terminated)\n" +

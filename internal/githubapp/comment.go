@@ -32,6 +32,7 @@ type commentJob struct {
 	repoFullName string
 	repoID       int64
 	number       int
+	closed       string // "closed" or "merged" when the pull request is not open
 	commentID    int64
 	user         string
 	association  string // logged only: it does not tell write access
@@ -89,6 +90,7 @@ func (a *App) planComment(delivery string, body []byte) (func(context.Context) e
 		repoFullName: e.Repository.FullName,
 		repoID:       e.Repository.ID,
 		number:       e.Issue.Number,
+		closed:       e.closed(),
 		commentID:    e.Comment.ID,
 		user:         e.Comment.User.Login,
 		association:  e.Comment.AuthorAssociation,

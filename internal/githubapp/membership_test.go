@@ -147,4 +147,3 @@ func toOrgRepo(t *testing.T, name, user string) []byte {
 		obj(m, "member")["login"] = user
 	})
 }
-

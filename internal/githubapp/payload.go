@@ -72,7 +72,9 @@ type installationRepositoriesEvent struct {
 type issueCommentEvent struct {
 	envelope
 	Issue *struct {
-		Number      int             `json:"number"`
+		Number int `json:"number"`
+		// State is "open" or "closed"; a merged pull request is closed.
+		State       string          `json:"state"`
 		PullRequest json.RawMessage `json:"pull_request"`
 	} `json:"issue"`
 	Comment *struct {
@@ -88,6 +90,22 @@ type issueCommentEvent struct {
 func (e issueCommentEvent) onPullRequest() bool {
 	p := e.Issue.PullRequest
 	return len(p) > 0 && string(p) != "null"
+}
+
+// closed returns "merged" or "closed" for a pull request that is no
+// longer open, "" for an open one. The merge time is in
+// issue.pull_request.merged_at.
+func (e issueCommentEvent) closed() string {
+	if e.Issue.State != "closed" {
+		return ""
+	}
+	var pr struct {
+		MergedAt *string `json:"merged_at"`
+	}
+	if json.Unmarshal(e.Issue.PullRequest, &pr) == nil && pr.MergedAt != nil && *pr.MergedAt != "" {
+		return "merged"
+	}
+	return "closed"
 }
 
 // decode unmarshals a payload; a body that is not the expected JSON is

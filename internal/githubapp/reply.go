@@ -16,6 +16,11 @@ import (
 // a kubeconfig or any credential.
 
 func (j *commentJob) create(ctx context.Context) (string, bool) {
+	if j.closed != "" {
+		// Its cleanup has run or is about to: a new cluster would live
+		// out its TTL unused.
+		return fmt.Sprintf("@%s this pull request is %s: `/smek create` makes clusters for open pull requests only.", j.user, j.closed), false
+	}
 	c := j.cmd
 	keep := c.Keep
 	req := wire.CreateRequest{
