@@ -33,9 +33,12 @@ type Config struct {
 	// Observe, when set, is called after every request with its route
 	// pattern, status and duration (metrics).
 	Observe func(route string, status int, d time.Duration)
-	// Mounts are extra routes (pattern → handler): the GitHub webhook,
+	// Mounts are extra routes (pattern → handler) for the operator:
 	// /metrics, the status page.
 	Mounts map[string]http.Handler
+	// OperatorToken, when set, is the bearer token the Mounts require;
+	// other requests to them are answered 401.
+	OperatorToken string
 }
 
 // Server serves the API.
@@ -83,7 +86,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
 
 	for pattern, h := range s.cfg.Mounts {
-		s.mux.Handle(pattern, h)
+		s.mux.Handle(pattern, s.operatorOnly(h))
 	}
 	// Everything else: a problem document rather than the mux's plain text.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
