@@ -20,6 +20,11 @@ import (
 // defaultKubeBin is where `make kube-bin` puts the Kubernetes binaries.
 const defaultKubeBin = "bin/kube"
 
+// defaultOpsAddr serves the status page and /metrics to this host only.
+// It is next to --addr's default; 9090 would clash with a Prometheus on
+// the same host.
+const defaultOpsAddr = "127.0.0.1:8081"
+
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "Run the SMEK server. With no flags: SQLite in ./data, the local backend, a warm pool of 2.", stderr)
 	var cfg server.Config
@@ -33,7 +38,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.ProvisionParallel, "provision-parallel", 2, "how many clusters are booted or cleaned at once")
 	fs.StringVar(&cfg.DefaultK8sVersion, "default-k8s-version", "", "version for creates that name none (default: the newest offered)")
 	fs.DurationVar(&cfg.DefaultWait, "default-wait", 5*time.Minute, "how long a create waits for a ready cluster when the pool is empty")
-	fs.StringVar(&cfg.OpsAddr, "ops-addr", "", "serve the status page and /metrics on this address instead of --addr")
+	fs.StringVar(&cfg.OpsAddr, "ops-addr", defaultOpsAddr, "address of the status page and /metrics, never served on --addr; empty turns them off")
+	opsTokenFile := fs.String("ops-token-file", "", "file with a bearer token the status page and /metrics require (set it when --ops-addr is not loopback)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "how users reach this server, for links in mails (default http://ADDR)")
 	fs.StringVar(&cfg.OIDCIssuer, "oidc-issuer", auth.GitHubIssuer, "issuer of accepted CI OIDC tokens (GitLab: https://gitlab.com)")
 	fs.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience CI jobs request for SMEK, normally the server's public URL; empty turns OIDC off")
@@ -69,6 +75,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.LocalEgressAllow, err = parsePrefixes(*egressAllow); err != nil {
 		return fmt.Errorf("%w: --local-egress-allow: %v", errUsage, err)
+	}
+	if *opsTokenFile != "" {
+		if cfg.OpsToken, err = readToken(*opsTokenFile); err != nil {
+			return err
+		}
 	}
 	if (*ghAppID != 0) != (*ghKeyFile != "") {
 		return fmt.Errorf("%w: --github-app-id and --github-app-key-file go together", errUsage)
@@ -119,6 +130,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		err = serr
 	}
 	return err
+}
+
+// readToken reads the operator's bearer token: the file's content without
+// surrounding white space, at least 16 characters.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: --ops-token-file: %v", errUsage, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%w: --ops-token-file must hold one token of at least 16 characters (make one with: head -c 32 /dev/urandom | base64 > FILE)", errUsage)
+	}
+	return tok, nil
 }
 
 // readKey reads a 32-byte key, raw or hex-encoded.

@@ -391,3 +391,18 @@ func TestServeRefusesBadEnvironment(t *testing.T) {
 		t.Errorf("negative pool size: got %v, want a usage error", err)
 	}
 }
+
+// A short or unreadable ops token file is a usage error before anything
+// starts.
+func TestServeRefusesBadOpsToken(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{short, filepath.Join(t.TempDir(), "missing")} {
+		_, _, err := mainRun(t, map[string]string{"SMEK_DATA_DIR": t.TempDir()}, "serve", "--ops-token-file", path)
+		if exitCodeOf(err) != 2 || !strings.Contains(err.Error(), "--ops-token-file") {
+			t.Errorf("%s: got %v (exit %d), want a usage error naming --ops-token-file", path, err, exitCodeOf(err))
+		}
+	}
+}

@@ -216,6 +216,7 @@ func TestIntegrationGitHubAppEmbedded(t *testing.T) {
 		c.GitHub = gh
 		c.GitHubOnDone = res.done
 		c.PublicURL = publicURL
+		c.OpsAddr = "127.0.0.1:0"
 	}})
 	acme := smek.Token("acme", smektest.TokenOptions{MaxClusters: 10})
 	if _, err := smek.DB.LinkInstallation(context.Background(), "acme", ghInstallation); err != nil {
@@ -304,7 +305,7 @@ func TestIntegrationGitHubAppEmbedded(t *testing.T) {
 			}
 		}
 		// The delivery is counted when its work ends.
-		_, metrics := call(t, "GET", smek.URL+"/metrics", "", "", "")
+		_, metrics := call(t, "GET", smek.OpsURL()+"/metrics", "", "", "")
 		if want := `smek_webhook_deliveries_total{event="workflow_run",result="handled"} 1`; !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -4,18 +4,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/wire"
 )
 
 // TestMetricsAfterCreateAndStop scrapes /metrics after a create/stop cycle.
 func TestMetricsAfterCreateAndStop(t *testing.T) {
-	smek := smektest.Start(t, smektest.Options{PoolSize: 1})
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) {
+		c.OpsAddr = "127.0.0.1:0"
+	}})
 	token := smek.Token("metered", smektest.TokenOptions{})
 	smek.WaitReady(1, false)
 	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{}`)
 	mustJSON[wire.Cluster](t, 200, "POST", smek.URL+"/v1/clusters/"+c.ClusterID+"/stop", token, "")
-	status, body := call(t, "GET", smek.URL+"/metrics", "", "", "")
+	status, body := call(t, "GET", smek.OpsURL()+"/metrics", "", "", "")
 	if status != 200 {
 		t.Fatalf("/metrics: %d", status)
 	}
@@ -31,7 +34,7 @@ func TestMetricsAfterCreateAndStop(t *testing.T) {
 		}
 	}
 	// The status page shows the pool of the default version.
-	status, page := call(t, "GET", smek.URL+"/", "", "", "text/html")
+	status, page := call(t, "GET", smek.OpsURL()+"/", "", "", "text/html")
 	if status != 200 || !strings.Contains(string(page), "1.36.3") {
 		t.Errorf("status page: status %d, shows the pool flavor: %t", status, strings.Contains(string(page), "1.36.3"))
 	}

@@ -74,10 +74,15 @@ type Config struct {
 	// tests move it forward instead of sleeping.
 	Now func() time.Time
 
-	// OpsAddr, when set, serves the status page and /metrics on their own
-	// address (e.g. 127.0.0.1:9090) instead of on the API's, so that they
-	// need not face the users.
+	// OpsAddr, when set, serves the status page and /metrics on an
+	// address of their own. They are never served on Addr, which CI
+	// runners reach: the page lists every cluster with its account and CI
+	// run. Empty turns them off; `provisioner serve` defaults it to a
+	// loopback address.
 	OpsAddr string
+	// OpsToken, when set, is the bearer token the status page and
+	// /metrics require on OpsAddr.
+	OpsToken string
 	// HTTPTimeouts bound how long a client of either address may take to
 	// send a request and how long an idle connection stays open (zero
 	// fields: httpserver's defaults). Answers are not bounded: a create
@@ -217,11 +222,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		"GET /metrics": s.Metrics.Handler(),
 		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Now: cfg.Now, Logger: cfg.Logger}),
 	}
-	mounts := map[string]http.Handler{}
-	if cfg.OpsAddr == "" {
-		mounts = ops
-	}
-	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, Mounts: mounts}
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
 	handler := api.New(apiCfg)
 	// The standalone App records its deliveries here, with a service token.
 	handler.Handle("POST /v1/github/deliveries", githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger))
@@ -253,13 +254,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.opsAddr = l.Addr()
 		opsCfg := apiCfg
-		opsCfg.Mounts = ops
+		opsCfg.Mounts, opsCfg.OperatorToken = ops, cfg.OpsToken
+		if cfg.OpsToken == "" && !loopback(s.opsAddr) {
+			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", "ops_addr", s.opsAddr.String())
+		}
 		s.opsHTTP = httpserver.New(api.New(opsCfg), cfg.HTTPTimeouts, cfg.Logger)
 		s.wg.Go(func() {
 			if err := s.opsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.errc <- err
 			}
 		})
+	}
+	if cfg.OpsAddr == "" {
+		s.log.Info("the status page and /metrics are off: no ops address")
 	}
 	s.wg.Go(func() { s.runPool(runCtx) })
 	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log})); err != nil {
@@ -323,6 +330,13 @@ func (s *Server) OpsURL() string {
 		return ""
 	}
 	return "http://" + s.opsAddr.String()
+}
+
+// loopback reports whether a listener's address is reachable from this
+// host only.
+func loopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // runPool runs the pool until ctx ends; an error that stops it before
