@@ -86,7 +86,16 @@ func TestIntegrationOIDC(t *testing.T) {
 		c.OIDCIssuer = is.URL
 		c.OIDCAudience = oidcAudience
 		c.OIDCHTTPClient = is.Client() // trusts the issuer's test certificate
+		c.OpsAddr = "127.0.0.1:0"
 	}})
+	t.Cleanup(func() {
+		// Every token above was verified with keys fetched through the
+		// wired server: the fetches are counted where the operator looks.
+		_, body := call(t, "GET", smek.OpsURL()+"/metrics", "", "", "")
+		if want := `smek_oidc_jwks_fetches_total{issuer="` + is.URL + `",result="ok"}`; !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	})
 	if _, err := smek.DB.AddPolicy(context.Background(), auth.Policy{
 		Account: cluster.Account{Name: "octo-org"}, Issuer: is.URL, RepositoryOwnerID: 65, RepositoryID: 74, Ref: "refs/heads/main",
 	}); err != nil {
