@@ -577,7 +577,9 @@ func runHostAttacks(t *testing.T, privileged bool) {
 		if _, err := c.cs.CoreV1().Services(tenantNS).Create(ctx, svc, create); err != nil {
 			t.Fatalf("tenant creates ExternalName Service: %v", err)
 		}
-		t.Cleanup(func() { c.adminCS.CoreV1().Services(tenantNS).Delete(context.Background(), svc.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			c.adminCS.CoreV1().Services(tenantNS).Delete(context.Background(), svc.Name, metav1.DeleteOptions{})
+		})
 		port := int32(open)
 		fail := admissionregistrationv1.Fail
 		h := validating("svc.scan.example.com", admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: tenantNS, Name: svc.Name, Port: &port}},
