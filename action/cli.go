@@ -33,6 +33,7 @@ Commands:
   terminate    end a cluster for good
   extend       move a cluster's expiry
   versions     list the Kubernetes versions and sizes the server offers
+  version      print this program's version
 
 Every command takes --api-url (or SMEK_API_URL) and --token (or SMEK_TOKEN;
 prefer the variable, a flag shows in the process list).
@@ -79,6 +80,9 @@ func (p *program) dispatch(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(p.stdout, usage)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintf(p.stdout, "smek %s\n", p.version)
 		return nil
 	}
 	var cmd *command

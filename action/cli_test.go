@@ -169,6 +169,19 @@ func TestCLIHelp(t *testing.T) {
 	}
 }
 
+// TestCLIVersion: the version stamped in at build time, with no server
+// needed, so that an installation can be checked.
+func TestCLIVersion(t *testing.T) {
+	c := newCLI(t)
+	delete(c.vars, "SMEK_API_URL")
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, _, err := c.run(args...)
+		if err != nil || out != "smek dev\n" {
+			t.Errorf("smek %s = %q, %v; want \"smek dev\"", args[0], out, err)
+		}
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"/home/u/.kube/smek-c-abc.yaml": "/home/u/.kube/smek-c-abc.yaml",
