@@ -26,6 +26,9 @@ const (
 	// action.yml's post-entrypoint calls it.
 	postLink = "smek-post"
 	caPath   = "etc/ssl/certs/ca-certificates.crt"
+	// DefaultCABundle is where Debian and Ubuntu, GitHub's runners
+	// included, keep the CA bundle the image copies.
+	DefaultCABundle = "/etc/ssl/certs/ca-certificates.crt"
 )
 
 // Platform is a GOOS/GOARCH pair.

@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = func(v release.Version) error { return plan(ctx, v, *gitDir, stdout, stderr) }
 	case "dist":
 		out := fs.String("out", "dist", "the `folder` to build into")
-		ca := fs.String("ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "PEM `file` of CA certificates for the image")
+		ca := fs.String("ca-bundle", release.DefaultCABundle, "PEM `file` of CA certificates for the image")
 		moduleDir := fs.String("module", ".", "the module's root `folder`")
 		cmd = func(v release.Version) error { return dist(ctx, v, *moduleDir, *out, *ca, fs.Args(), stdout) }
 	case "pin":
