@@ -208,9 +208,15 @@ func createFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Clien
 	}
 }
 
-// ciMetadata describes a GitLab CI job, when the CLI runs in one, so that
-// the server's event log says where a cluster came from.
+// ciMetadata describes the CI job the CLI runs in, so that the server's
+// event log says where a cluster came from. In GitHub Actions (macOS and
+// Windows runners, job containers, where the action cannot run) it is the
+// action's run metadata, by which the SMEK App ends the cluster with the
+// run; trouble reading it is a warning on stderr.
 func (p *program) ciMetadata() *wire.RunMetadata {
+	if p.getenv("GITHUB_ACTIONS") == "true" {
+		return p.githubRun(func(w string) { fmt.Fprintf(p.stderr, "smek: warning: %s\n", w) })
+	}
 	if p.getenv("GITLAB_CI") != "true" {
 		return nil
 	}
