@@ -280,6 +280,9 @@ type Result struct {
 	Env     map[string]string
 	State   map[string]string
 	Summary string
+	// Path are the folders the step added to PATH for later steps, in
+	// the order written (GITHUB_PATH).
+	Path []string
 }
 
 // Done reads the step's file commands as the runner does after the step:
@@ -296,6 +299,14 @@ func (s *Step) Done() Result {
 		s.r.t.Fatal(err)
 	}
 	res.Summary = string(b)
+	if b, err = os.ReadFile(s.files["GITHUB_PATH"]); err != nil {
+		s.r.t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			res.Path = append(res.Path, l)
+		}
+	}
 	s.r.mu.Lock()
 	maps.Copy(s.r.jobEnv, res.Env)
 	maps.Copy(s.r.state, res.State)
