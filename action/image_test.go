@@ -275,6 +275,21 @@ func (p *podman) savedImage(image string) (archive, layer, gzipped int, files ma
 // main step creates a cluster on a real SMEK server, a later step on the
 // host and one in a job container use it through the exported KUBECONFIG,
 // and the post step ends it.
+//
+// How the runner does it, from github.com/actions/runner, src/Runner.Worker:
+//   - Handlers/ContainerActionHandler.cs: entrypoint for the main step,
+//     post-entrypoint for the post step, the same args; HOME =
+//     $RUNNER_TEMP/_github_home; mounts of _github_home, _github_workflow,
+//     _runner_file_commands and the workspace at /github/home,
+//     /github/workflow, /github/file_commands and /github/workspace, which
+//     is the working directory; every env value translated to the
+//     container's path (ghactiontest.Step.ContainerEnv).
+//   - Container/DockerCommandManager.cs, DockerRun: the `docker run`
+//     options (see podman.run).
+//   - FileCommandManager.cs: the file-command files (set_output_<id>, ...)
+//     read after the step.
+//   - ContainerOperationProvider.cs, Handlers/StepHost.cs: a job
+//     container's mounts, and env translated for its `run:` steps.
 func TestImage(t *testing.T) {
 	pm := newPodman(t)
 	e := startE2E(t, 1)
