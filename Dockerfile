@@ -6,10 +6,17 @@
 #   docker build --target provisioner .   # the SMEK server
 #   docker build --target app         .   # the GitHub App as its own process
 #
-# The action image is FROM scratch: the binary, CA certificates, nothing
-# else (about 7 MB). It has no USER and no WORKDIR on purpose: the runner
-# runs container actions as root with /github/workspace as working
-# directory.
+# The action image is FROM scratch: the release's own smek binary (the very
+# file the release attaches and SHA256SUMS names), /smek-post, a second name
+# of it for the post step, and CA certificates; nothing else. It needs no
+# base image and no compiler: tools/release lays its files out first, for
+# each Linux platform to build:
+#
+#   go run ./tools/release dist -version v0.0.0-dev -out dist linux/amd64
+#   docker build --target action .
+#
+# It has no USER and no WORKDIR on purpose: the runner runs container
+# actions as root with /github/workspace as working directory.
 
 ARG GO_VERSION=1.26.8
 
@@ -19,16 +26,6 @@ ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-
-FROM source AS build-action
-ARG TARGETOS
-ARG TARGETARCH
-ARG VERSION=dev
-RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -ldflags="-s -w -X main.version=${VERSION}" -o /rootfs/smek ./action \
- && ln -s smek /rootfs/smek-post \
- && mkdir -p /rootfs/etc/ssl/certs \
- && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/
 
 FROM source AS build-provisioner
 ARG TARGETOS
@@ -59,5 +56,6 @@ ENTRYPOINT ["/usr/local/bin/app"]
 
 # Last, so that a plain `docker build .` makes the action image.
 FROM scratch AS action
-COPY --from=build-action /rootfs/ /
+ARG TARGETARCH
+COPY dist/image/linux-${TARGETARCH}/ /
 ENTRYPOINT ["/smek"]

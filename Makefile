@@ -2,10 +2,13 @@
 #
 #   make run        the SMEK server on its embedded defaults (builds what it needs)
 #   make test       the whole test suite (builds the Kubernetes binaries first)
+#   make dist       the action image's files for this machine's architecture,
+#                   as the release lays them out; then docker build --target action .
 
 KUBE_VERSION   := v1.36.3
 KUBE_BIN       ?= $(CURDIR)/bin/kube
 GO             ?= go
+VERSION        ?= v0.0.0-dev
 KUBE_LDFLAGS   := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
@@ -17,7 +20,7 @@ KUBE_LDFLAGS   := -s -w \
 
 KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kubectl
 
-.PHONY: all build run test test-short bench fuzz kube-bin lint clean
+.PHONY: all build dist run test test-short bench fuzz kube-bin lint clean
 
 all: build
 
@@ -25,6 +28,11 @@ build:
 	$(GO) build -o bin/provisioner ./provisioner
 	$(GO) build -o bin/smek ./action
 	$(GO) build -o bin/smek-app ./app
+
+## dist: the Linux CLI and the action image's root filesystem, built as the
+## release builds them (tools/release), for the Dockerfile's action target.
+dist:
+	$(GO) run ./tools/release dist -version $(VERSION) -out dist linux/$$($(GO) env GOARCH)
 
 ## kube-bin: build etcd, kube-apiserver, kube-controller-manager and kubectl
 ## from the Go module proxy into $(KUBE_BIN) (about 12 minutes the first time
@@ -59,4 +67,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -73,12 +74,19 @@ func TestActionYAML(t *testing.T) {
 
 	runs, _ := section(t, "runs")
 	b, _ := os.ReadFile("../action.yml")
-	for _, want := range []string{"using: docker", "image: docker://ghcr.io/smek/action:v1", "entrypoint: /smek", "post-entrypoint: /" + postName, "post-if: always()"} {
+	for _, want := range []string{"using: docker", "entrypoint: /smek", "post-entrypoint: /" + postName, "post-if: always()"} {
 		if !strings.Contains(string(b), "\n  "+want+"\n") {
 			t.Errorf("action.yml runs (%q) lacks %q", runs, want)
 		}
 	}
+	// On main the moving major tag; on a release's commit its own image
+	// by tag and digest (tools/release pin).
+	if image := runsValue(t, "image"); !actionImage.MatchString(image) {
+		t.Errorf("action.yml runs.image = %q, want docker://ghcr.io/smek/action:v1 or :vX.Y.Z@sha256:<digest>", image)
+	}
 }
+
+var actionImage = regexp.MustCompile(`^docker://ghcr\.io/smek/action:(v1|v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?@sha256:[0-9a-f]{64})$`)
 
 // TestDocs: every input and output is documented.
 func TestDocs(t *testing.T) {

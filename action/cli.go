@@ -34,6 +34,7 @@ Commands:
   terminate    end a cluster for good
   extend       move a cluster's expiry and refresh its kubeconfig file
   versions     list the Kubernetes versions and sizes the server offers
+  version      print this program's version
 
 Every command takes --api-url (or SMEK_API_URL) and --token (or SMEK_TOKEN;
 prefer the variable, a flag shows in the process list).
@@ -83,6 +84,9 @@ func (p *program) dispatch(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(p.stdout, usage)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintf(p.stdout, "smek %s\n", p.version)
 		return nil
 	}
 	var cmd *command
@@ -208,9 +212,15 @@ func createFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Clien
 	}
 }
 
-// ciMetadata describes a GitLab CI job, when the CLI runs in one, so that
-// the server's event log says where a cluster came from.
+// ciMetadata describes the CI job the CLI runs in, so that the server's
+// event log says where a cluster came from. In GitHub Actions (macOS and
+// Windows runners, job containers, where the action cannot run) it is the
+// action's run metadata, by which the SMEK App ends the cluster with the
+// run; trouble reading it is a warning on stderr.
 func (p *program) ciMetadata() *wire.RunMetadata {
+	if p.getenv("GITHUB_ACTIONS") == "true" {
+		return p.githubRun(func(w string) { fmt.Fprintf(p.stderr, "smek: warning: %s\n", w) })
+	}
 	if p.getenv("GITLAB_CI") != "true" {
 		return nil
 	}

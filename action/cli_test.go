@@ -169,6 +169,58 @@ func TestCLIHelp(t *testing.T) {
 	}
 }
 
+// TestCLIVersion: the version stamped in at build time, with no server
+// needed, so that an installation can be checked.
+func TestCLIVersion(t *testing.T) {
+	c := newCLI(t)
+	delete(c.vars, "SMEK_API_URL")
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, _, err := c.run(args...)
+		if err != nil || out != "smek dev\n" {
+			t.Errorf("smek %s = %q, %v; want \"smek dev\"", args[0], out, err)
+		}
+	}
+}
+
+// TestCLIInGitHubActions: run in a GitHub Actions job (a macOS or Windows
+// runner, a job container), the CLI sends the run's metadata as the action
+// does, so that the SMEK App ends the cluster with the run.
+func TestCLIInGitHubActions(t *testing.T) {
+	c := newCLI(t)
+	event := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(event, []byte(`{"pull_request":{"number":7}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo-org/octo-repo", "GITHUB_REPOSITORY_ID": "74",
+		"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_JOB": "e2e", "RUNNER_NAME": "GitHub Actions 9",
+		"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": event,
+	} {
+		c.vars[k] = v
+	}
+	out, errOut, err := c.run("create", "--keep-cluster", "false")
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, errOut)
+	}
+	if strings.Contains(errOut, "warning") {
+		t.Errorf("stderr = %q, want no warnings", errOut)
+	}
+	id := strings.TrimPrefix(lineWith(out, "export SMEK_CLUSTER_ID="), "export SMEK_CLUSTER_ID=")
+	cl, ok := c.api.Cluster(id)
+	if !ok || cl.Run == nil {
+		t.Fatalf("cluster %s on the server: %+v, want run metadata", id, cl)
+	}
+	if r := *cl.Run; r.Repository != "octo-org/octo-repo" || r.RepositoryID != 74 || r.RunID != 4242 || r.RunAttempt != 2 || r.PullRequest != 7 || r.RunnerName != "GitHub Actions 9" {
+		t.Errorf("run metadata = %+v", r)
+	}
+
+	// An unreadable event payload is a warning, not a failure.
+	c.vars["GITHUB_EVENT_PATH"] = filepath.Join(t.TempDir(), "missing.json")
+	if _, errOut, err := c.run("create"); err != nil || !strings.Contains(errOut, "smek: warning: read the event payload") {
+		t.Errorf("create with a missing event payload: %v, stderr %q; want success and a warning", err, errOut)
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"/home/u/.kube/smek-c-abc.yaml": "/home/u/.kube/smek-c-abc.yaml",

@@ -179,17 +179,23 @@ func (p *program) abandon(ctx context.Context, a *githubactions.Action, c *clien
 // runMetadata is the run's identity for the server; trouble reading it is
 // a warning, never a failure.
 func (p *program) runMetadata(a *githubactions.Action) *wire.RunMetadata {
+	return p.githubRun(func(w string) { a.Warningf("%s", w) })
+}
+
+// githubRun reads the GitHub Actions run's metadata, the event payload's
+// pull request included, passing trouble to warn.
+func (p *program) githubRun(warn func(string)) *wire.RunMetadata {
 	var event []byte
 	if path := p.getenv("GITHUB_EVENT_PATH"); path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			a.Warningf("read the event payload: %s", err)
+			warn(fmt.Sprintf("read the event payload: %s", err))
 		}
 		event = b
 	}
 	md, warnings := ghaction.RunMetadata(p.getenv, event)
 	for _, w := range warnings {
-		a.Warningf("%s", w)
+		warn(w)
 	}
 	if md == (wire.RunMetadata{}) {
 		return nil

@@ -5,6 +5,13 @@
 // job env carried to later steps, the /github/home mount (a directory
 // reachable from the "host" side as $RUNNER_TEMP/_github_home), and an OIDC
 // token endpoint.
+//
+// For a test that runs the action's real image, it also gives the runner's
+// view of a container: the folders it mounts and the environment with host
+// paths translated to container paths, as actions/runner's
+// src/Runner.Worker/Handlers/ContainerActionHandler.cs (a container action)
+// and src/Runner.Worker/ContainerOperationProvider.cs with
+// Handlers/StepHost.cs (a `run:` step in a job container) do it.
 package ghactiontest
 
 import (
@@ -29,9 +36,13 @@ type Runner struct {
 	// ContainerHome stands in for /github/home: pass it to the action as
 	// its container home.
 	ContainerHome string
+	// HostWork is the runner's work folder (_work); HostTemp is under it.
+	HostWork string
 	// HostTemp is RUNNER_TEMP as the host sees it; HostTemp/_github_home
 	// is the same directory as ContainerHome, like the runner's bind mount.
 	HostTemp string
+	// Workspace is GITHUB_WORKSPACE on the host.
+	Workspace string
 	// HostHome is $HOME of the host's steps.
 	HostHome string
 	// Base is the environment every step gets (GITHUB_*, RUNNER_*).
@@ -47,15 +58,20 @@ type Runner struct {
 func New(t testing.TB) *Runner {
 	t.Helper()
 	root := t.TempDir()
+	work := filepath.Join(root, "host", "work")
 	r := &Runner{
 		t:             t,
 		ContainerHome: filepath.Join(root, "container", "github", "home"),
-		HostTemp:      filepath.Join(root, "host", "work", "_temp"),
+		HostWork:      work,
+		HostTemp:      filepath.Join(work, "_temp"),
+		Workspace:     filepath.Join(work, "octo-repo", "octo-repo"),
 		HostHome:      filepath.Join(root, "host", "home", "runner"),
 		jobEnv:        map[string]string{},
 		state:         map[string]string{},
 	}
-	for _, d := range []string{r.ContainerHome, r.HostTemp, r.HostHome, filepath.Join(r.HostTemp, "_runner_file_commands")} {
+	dirs := []string{r.ContainerHome, r.HostTemp, r.HostHome, r.Workspace,
+		filepath.Join(r.HostTemp, "_runner_file_commands"), filepath.Join(r.HostTemp, "_github_workflow")}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -79,6 +95,7 @@ func New(t testing.TB) *Runner {
 		"RUNNER_NAME":          "GitHub Actions 7",
 		"RUNNER_OS":            "Linux",
 		"RUNNER_TEMP":          r.HostTemp,
+		"GITHUB_WORKSPACE":     r.Workspace,
 	}
 	return r
 }
@@ -149,8 +166,13 @@ func (r *Runner) step() *Step {
 	r.mu.Unlock()
 	s := &Step{r: r, env: env, files: map[string]string{}}
 	dir := filepath.Join(r.HostTemp, "_runner_file_commands")
-	for _, kind := range []string{"GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STATE", "GITHUB_STEP_SUMMARY", "GITHUB_PATH"} {
-		p := filepath.Join(dir, fmt.Sprintf("%s_%d", strings.ToLower(kind), n))
+	// Named like the runner's (FileCommandManager.cs), a fresh suffix per
+	// step.
+	for kind, prefix := range map[string]string{
+		"GITHUB_OUTPUT": "set_output_", "GITHUB_ENV": "set_env_", "GITHUB_STATE": "save_state_",
+		"GITHUB_STEP_SUMMARY": "step_summary_", "GITHUB_PATH": "add_path_",
+	} {
+		p := filepath.Join(dir, fmt.Sprintf("%s%d", prefix, n))
 		if err := os.WriteFile(p, nil, 0o644); err != nil {
 			r.t.Fatal(err)
 		}
@@ -178,12 +200,89 @@ func (s *Step) Environ() []string {
 	return out
 }
 
+// Mount is a host folder bound into a container.
+type Mount struct {
+	Host, Container string
+}
+
+// ActionMounts are the folders the runner mounts into a container action,
+// in its order (ContainerActionHandler.cs); it mounts
+// /var/run/docker.sock too, which the action does not use.
+func (r *Runner) ActionMounts() []Mount {
+	return []Mount{
+		{filepath.Join(r.HostTemp, "_github_home"), "/github/home"},
+		{filepath.Join(r.HostTemp, "_github_workflow"), "/github/workflow"},
+		{filepath.Join(r.HostTemp, "_runner_file_commands"), "/github/file_commands"},
+		{r.Workspace, "/github/workspace"},
+	}
+}
+
+// JobContainerMounts are the folders of a job container (`container:` in
+// the workflow) that matter here: the work folder at /__w, and the job's
+// home and workflow folders again at /github/home and /github/workflow
+// (ContainerOperationProvider.cs).
+func (r *Runner) JobContainerMounts() []Mount {
+	return []Mount{
+		{r.HostWork, "/__w"},
+		{filepath.Join(r.HostTemp, "_github_home"), "/github/home"},
+		{filepath.Join(r.HostTemp, "_github_workflow"), "/github/workflow"},
+	}
+}
+
+// ContainerEnv is the step's environment as the runner hands it to a
+// container action: HOME is the job's home, and every value that is a path
+// under a mounted folder becomes the container's path
+// (ContainerInfo.TranslateToContainerPath); RUNNER_TEMP, a parent of the
+// mounts, stays the host's.
+func (s *Step) ContainerEnv() map[string]string {
+	env := map[string]string{}
+	for k, v := range s.env {
+		env[k] = translate(s.r.ActionMounts(), v)
+	}
+	// The runner sets HOME to $RUNNER_TEMP/_github_home before it
+	// translates.
+	env["HOME"] = "/github/home"
+	return env
+}
+
+// JobContainerEnv is the environment of a `run:` step in a job container:
+// the runner execs it in the container with every value translated, the
+// job's home and workflow folders first (StepHost.cs, ContainerStepHost).
+func (s *Step) JobContainerEnv() map[string]string {
+	env := map[string]string{}
+	mounts := s.r.JobContainerMounts()
+	// AddPathTranslateMapping puts the home and workflow mappings before
+	// the work folder, which holds them.
+	order := []Mount{mounts[1], mounts[2], mounts[0]}
+	for k, v := range s.env {
+		env[k] = translate(order, v)
+	}
+	return env
+}
+
+// translate maps a host path under one of mounts to the container's path,
+// the first mount that holds it winning; anything else is left alone.
+func translate(mounts []Mount, v string) string {
+	for _, m := range mounts {
+		if v == m.Host {
+			return m.Container
+		}
+		if rest, ok := strings.CutPrefix(v, m.Host+"/"); ok {
+			return m.Container + "/" + rest
+		}
+	}
+	return v
+}
+
 // Result is what the runner took from a finished step.
 type Result struct {
 	Outputs map[string]string
 	Env     map[string]string
 	State   map[string]string
 	Summary string
+	// Path are the folders the step added to PATH for later steps, in
+	// the order written (GITHUB_PATH).
+	Path []string
 }
 
 // Done reads the step's file commands as the runner does after the step:
@@ -200,6 +299,14 @@ func (s *Step) Done() Result {
 		s.r.t.Fatal(err)
 	}
 	res.Summary = string(b)
+	if b, err = os.ReadFile(s.files["GITHUB_PATH"]); err != nil {
+		s.r.t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			res.Path = append(res.Path, l)
+		}
+	}
 	s.r.mu.Lock()
 	maps.Copy(s.r.jobEnv, res.Env)
 	maps.Copy(s.r.state, res.State)
