@@ -6,10 +6,12 @@
 // key, issued by the App id, at most ten minutes long) on
 // POST /app/installations/{id}/access_tokens, and an unexpired installation
 // token, valid for the repository and holding the permission the route
-// needs, on every repository call. It records comments and reactions,
+// needs, on every repository call, which spends one request of the
+// installation's primary rate limit. It records comments and reactions,
 // answers collaborator-permission lookups from a model of repositories,
 // organizations, their members and roles (see permission.go), and can fail
-// chosen routes on demand. Routes are served at the root and under /api/v3
+// chosen routes on demand, answer them with a secondary rate limit, or
+// leave them hanging. Routes are served at the root and under /api/v3
 // (GitHub Enterprise Server's prefix).
 package githubfake
 
@@ -83,7 +85,36 @@ type Server struct {
 	failures     map[string][]int // route → statuses to answer, in order
 	seq          int64
 	requests     map[string]int // route → count
+	secondary    map[string][]secondaryLimit
+	hangs        map[string][]chan struct{} // route → requests still to leave hanging
+	limits       map[int64]*rateLimit
+
+	// release is closed by Close, so that hanging handlers return.
+	release chan struct{}
 }
+
+// rateLimit is an installation's primary rate limit window.
+type rateLimit struct {
+	limit, used int
+	reset       time.Time
+}
+
+// secondaryLimit is an injected secondary rate limit answer.
+type secondaryLimit struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// Messages and documentation links of GitHub's rate limit answers.
+const (
+	primaryDocs   = "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"
+	secondaryDocs = "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
+	secondaryMsg  = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
+
+// DefaultRateLimit is the primary rate limit of an installation per hour
+// (GitHub gives installations at least 5,000).
+const DefaultRateLimit = 5000
 
 type token struct {
 	installation int64
@@ -105,8 +136,12 @@ func New(appID int64, key *rsa.PublicKey) *Server {
 		repos:         map[string]*repository{},
 		orgs:          map[string]*organization{},
 		failures:      map[string][]int{},
+		secondary:     map[string][]secondaryLimit{},
+		hangs:         map[string][]chan struct{}{},
+		limits:        map[int64]*rateLimit{},
 		seq:           1000,
 		requests:      map[string]int{},
+		release:       make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	for _, prefix := range []string{"", "/api/v3"} {
@@ -128,8 +163,20 @@ var DefaultGrants = map[string]string{
 	"actions": "read", "issues": "read", "members": "read", "metadata": "read", "pull_requests": "write",
 }
 
+// Close stops the fake; requests left hanging by Hang return unanswered.
+func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.release:
+	default:
+		close(s.release)
+	}
+	s.mu.Unlock()
+	s.Server.Close()
+}
+
 // AddInstallation installs the App on repositories ("owner/name"), with
-// DefaultGrants.
+// DefaultGrants and the DefaultRateLimit for the hour to come.
 func (s *Server) AddInstallation(id int64, repos ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +184,43 @@ func (s *Server) AddInstallation(id int64, repos ...string) {
 	if _, ok := s.grants[id]; !ok {
 		s.grants[id] = maps.Clone(DefaultGrants)
 	}
+	if s.limits[id] == nil {
+		s.limits[id] = &rateLimit{limit: DefaultRateLimit, reset: s.now().Add(time.Hour).Truncate(time.Second)}
+	}
+}
+
+// SetRateLimit sets an installation's primary rate limit window: limit
+// requests, of which remaining are left until reset. Every repository
+// call with the installation's token spends one and reports the window in
+// its X-RateLimit-* headers; with none left GitHub answers 403 with
+// X-RateLimit-Remaining: 0 and the reset time in X-RateLimit-Reset. The
+// fake's window does not roll over on its own: a test that moves its
+// clock past reset calls SetRateLimit again.
+func (s *Server) SetRateLimit(installation int64, limit, remaining int, reset time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits[installation] = &rateLimit{limit: limit, used: limit - remaining, reset: reset.Truncate(time.Second)}
+}
+
+// SecondaryRateLimit makes the next request to route answer as GitHub does
+// when a secondary rate limit is hit: status (403 or 429) with a message
+// saying so, and Retry-After when retryAfter is not zero (GitHub sends it
+// on some of these answers only).
+func (s *Server) SecondaryRateLimit(route string, status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secondary[route] = append(s.secondary[route], secondaryLimit{status: status, retryAfter: retryAfter})
+}
+
+// Hang makes the next request to route go unanswered: the fake holds it
+// until the client gives up or the fake is closed, as a stuck connection
+// does. The channel returned is closed when that request has arrived.
+func (s *Server) Hang(route string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	arrived := make(chan struct{})
+	s.hangs[route] = append(s.hangs[route], arrived)
+	return arrived
 }
 
 // SetGrants replaces the permissions of an installation ("metadata" →
@@ -191,9 +275,30 @@ func (s *Server) Requests(route string) int {
 	return s.requests[route]
 }
 
-// injected answers an injected failure of route; s.mu must be held.
-func (s *Server) injected(w http.ResponseWriter, route string) bool {
+// injected answers an injected failure of route: a hang, a secondary
+// rate limit or a status. s.mu must be held; a hang releases it while it
+// waits and takes it again.
+func (s *Server) injected(w http.ResponseWriter, r *http.Request, route string) bool {
 	s.requests[route]++
+	if q := s.hangs[route]; len(q) > 0 {
+		s.hangs[route] = q[1:]
+		close(q[0])
+		s.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-s.release:
+		}
+		s.mu.Lock()
+		return true
+	}
+	if q := s.secondary[route]; len(q) > 0 {
+		s.secondary[route] = q[1:]
+		if q[0].retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(q[0].retryAfter/time.Second)))
+		}
+		reply(w, q[0].status, map[string]string{"message": secondaryMsg, "documentation_url": secondaryDocs})
+		return true
+	}
 	q := s.failures[route]
 	if len(q) == 0 {
 		return false
@@ -207,7 +312,7 @@ func (s *Server) injected(w http.ResponseWriter, route string) bool {
 func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.injected(w, RouteAccessToken) {
+	if s.injected(w, r, RouteAccessToken) {
 		return
 	}
 	if err := s.checkJWT(r); err != nil {
@@ -280,6 +385,9 @@ func (s *Server) installationFor(w http.ResponseWriter, r *http.Request, needs .
 		fail(w, http.StatusUnauthorized, "Bad credentials")
 		return 0, false
 	}
+	if !s.spend(w, t.installation) {
+		return 0, false
+	}
 	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
 	if !slices.ContainsFunc(s.installations[t.installation], func(r string) bool { return strings.EqualFold(r, repo) }) {
 		fail(w, http.StatusNotFound, "Not Found")
@@ -292,6 +400,33 @@ func (s *Server) installationFor(w http.ResponseWriter, r *http.Request, needs .
 	return t.installation, true
 }
 
+// spend counts a request against the installation's primary rate limit
+// and sets the X-RateLimit-* headers; with no request left it answers the
+// 403 itself. s.mu must be held.
+func (s *Server) spend(w http.ResponseWriter, installation int64) bool {
+	l := s.limits[installation]
+	if l == nil {
+		return true
+	}
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(l.limit))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(l.reset.Unix(), 10))
+	h.Set("X-RateLimit-Resource", "core")
+	if l.used >= l.limit {
+		h.Set("X-RateLimit-Remaining", "0")
+		h.Set("X-RateLimit-Used", strconv.Itoa(l.limit))
+		reply(w, http.StatusForbidden, map[string]string{
+			"message":           fmt.Sprintf("API rate limit exceeded for installation ID %d.", installation),
+			"documentation_url": primaryDocs,
+		})
+		return false
+	}
+	l.used++
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(l.limit-l.used))
+	h.Set("X-RateLimit-Used", strconv.Itoa(l.used))
+	return true
+}
+
 // grant is an installation permission a route needs.
 type grant struct{ name, level string }
 
@@ -301,7 +436,7 @@ var levels = map[string]int{"read": 1, "write": 2, "admin": 3}
 func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.injected(w, RoutePermission) {
+	if s.injected(w, r, RoutePermission) {
 		return
 	}
 	// "Metadata" repository permission (read), which every App has.
@@ -321,7 +456,7 @@ func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
 func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.injected(w, RouteComment) {
+	if s.injected(w, r, RouteComment) {
 		return
 	}
 	// "Issues" or "Pull requests" repository permission (write).
@@ -363,7 +498,7 @@ var reactionContents = []string{"+1", "-1", "laugh", "confused", "heart", "hoora
 func (s *Server) reaction(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.injected(w, RouteReaction) {
+	if s.injected(w, r, RouteReaction) {
 		return
 	}
 	// "Issues" or "Pull requests" repository permission (write).

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +210,97 @@ func TestFakePermission(t *testing.T) {
 			bad()
 		}()
 	}
+}
+
+func TestFakeRateLimits(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(7, &key.PublicKey)
+	defer s.Close()
+	s.AddInstallation(1, "o/r")
+	s.mu.Lock()
+	s.tokens["ghs_live"] = token{installation: 1, expires: time.Now().Add(time.Hour)}
+	s.mu.Unlock()
+	comment := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/repos/o/r/issues/3/comments", strings.NewReader(`{"body":"hi"}`))
+		req.Header.Set("Authorization", "token ghs_live")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	// Every call reports the window; the last request of the window
+	// passes, the next is refused with the reset time.
+	if resp := comment(); resp.StatusCode != http.StatusCreated || resp.Header.Get("X-RateLimit-Remaining") != "4999" || resp.Header.Get("X-RateLimit-Limit") != "5000" {
+		t.Fatalf("first call: %d, remaining %q, limit %q; want 201, 4999, 5000", resp.StatusCode, resp.Header.Get("X-RateLimit-Remaining"), resp.Header.Get("X-RateLimit-Limit"))
+	}
+	reset := time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC)
+	s.SetRateLimit(1, 5000, 1, reset)
+	if resp := comment(); resp.StatusCode != http.StatusCreated || resp.Header.Get("X-RateLimit-Remaining") != "0" {
+		t.Fatalf("last call of the window: %d, remaining %q; want 201, 0", resp.StatusCode, resp.Header.Get("X-RateLimit-Remaining"))
+	}
+	resp := comment()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-RateLimit-Remaining") != "0" ||
+		resp.Header.Get("X-RateLimit-Reset") != strconv.FormatInt(reset.Unix(), 10) {
+		t.Fatalf("call over the limit: %d, remaining %q, reset %q; want 403, 0, %d", resp.StatusCode,
+			resp.Header.Get("X-RateLimit-Remaining"), resp.Header.Get("X-RateLimit-Reset"), reset.Unix())
+	}
+	if n := len(s.Comments()); n != 2 {
+		t.Fatalf("comments: got %d, want 2 (the refused one is not written)", n)
+	}
+	s.SetRateLimit(1, 5000, 5000, reset.Add(time.Hour))
+	if resp := comment(); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("call in the next window: got %d, want 201", resp.StatusCode)
+	}
+
+	// A secondary rate limit: 403 or 429, Retry-After when given.
+	s.SecondaryRateLimit(RouteComment, http.StatusTooManyRequests, 90*time.Second)
+	s.SecondaryRateLimit(RouteComment, http.StatusForbidden, 0)
+	if resp := comment(); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "90" {
+		t.Fatalf("secondary limit: %d, Retry-After %q; want 429, 90", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := comment(); resp.StatusCode != http.StatusForbidden || resp.Header.Get("Retry-After") != "" {
+		t.Fatalf("secondary limit without Retry-After: %d, Retry-After %q; want 403 and none", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := comment(); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("after the secondary limits: got %d, want 201", resp.StatusCode)
+	}
+}
+
+func TestFakeHang(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(7, &key.PublicKey)
+	first, second := s.Hang(RoutePermission), s.Hang(RoutePermission)
+	// A client that gives up is released.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/repos/o/r/collaborators/u/permission", nil)
+		_, err := http.DefaultClient.Do(req)
+		errc <- err
+	}()
+	<-first
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a hanging request was answered")
+	}
+	// Close releases the ones still hanging.
+	go func() {
+		resp, err := http.Get(s.URL + "/repos/o/r/collaborators/u/permission")
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-second
+	s.Close()
+	<-errc
 }
