@@ -113,6 +113,9 @@ type Config struct {
 	// webhook delivery has ended, in success or for good (tests wait on
 	// it instead of polling).
 	GitHubOnDone func(githubapp.Result)
+	// GitHubClusters, when set, wraps the cluster operations the App uses
+	// (tests hold them up).
+	GitHubClusters func(githubapp.Clusters) githubapp.Clusters
 }
 
 // Server is a running SMEK.
@@ -228,8 +231,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	handler.Handle("POST /v1/github/deliveries", githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger))
 	if cfg.GitHubWebhookSecret != "" {
 		public := s.publicURL()
+		var clusters githubapp.Clusters = handler.AppClusters()
+		if cfg.GitHubClusters != nil {
+			clusters = cfg.GitHubClusters(clusters)
+		}
 		app, err := githubapp.New(githubapp.Config{
-			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: handler.AppClusters(), Deliveries: s.DB,
+			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: clusters, Deliveries: s.DB,
 			GitHub: cfg.GitHub, PublicURL: public, Logger: cfg.Logger,
 			OnDone: s.deliveryDone, Metrics: s.Metrics,
 		})
