@@ -18,7 +18,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
+	"github.com/smek/action/internal/webhook"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -123,10 +125,20 @@ func TestRunServesWebhooks(t *testing.T) {
 	}
 }
 
+// deliveries is a delivery store that calls its function with each id
+// accepted and keeps nothing else.
 type deliveries func(id string) bool
 
-func (d deliveries) RecordDelivery(_ context.Context, id, _ string, _ []byte) (bool, error) {
-	return d(id), nil
+func (d deliveries) AcceptDelivery(_ context.Context, r webhook.Received) (webhook.Delivery, bool, error) {
+	return webhook.Delivery{ID: r.ID, Event: r.Event, State: webhook.Accepted}, d(r.ID), nil
+}
+
+func (deliveries) UpdateDelivery(context.Context, string, webhook.Update) error { return nil }
+
+func (deliveries) PendingDeliveries(context.Context) ([]webhook.Delivery, error) { return nil, nil }
+
+func (deliveries) DeliveryPayload(_ context.Context, id string) ([]byte, error) {
+	return nil, cluster.Errorf(cluster.ENOTFOUND, "id", "no payload kept for delivery %q", id)
 }
 
 // testKeyPEM returns a fresh PEM RSA key: none is kept in the repository.

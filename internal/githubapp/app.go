@@ -3,9 +3,11 @@
 // removed installations, and runs "/smek ..." commands written as
 // pull-request comments.
 //
-// The webhook endpoint only verifies, deduplicates and queues; the work is
-// done by a bounded pool of workers with retries, so GitHub gets its answer
-// well within its ten-second limit. The App reaches clusters through the
+// The webhook endpoint only verifies, deduplicates, records and queues; the
+// work is done by a bounded pool of workers with retries, so GitHub gets
+// its answer well within its ten-second limit. The work is recorded
+// durably (accepted, then done or given up), so that what a stopped or
+// killed App accepted is resumed by the next one. The App reaches clusters through the
 // Clusters interface (SMEK's /v1 API with a service token, or the server
 // itself when the provisioner embeds the App) and GitHub through the GitHub
 // interface (go-github with installation tokens from ghinstallation).
@@ -14,11 +16,15 @@ package githubapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/webhook"
 )
 
 // Log attribute keys.
@@ -39,7 +45,8 @@ type Config struct {
 	Secret []byte
 	// Clusters reaches SMEK's clusters.
 	Clusters Clusters
-	// Deliveries remembers accepted delivery ids across restarts.
+	// Deliveries keeps the deliveries and the state of their work across
+	// restarts.
 	Deliveries Deliveries
 	// GitHub answers comment commands. Nil disables comment commands (a
 	// repository or organization webhook without App credentials still
@@ -58,8 +65,13 @@ type Config struct {
 	// QueueSize bounds the deliveries accepted but not yet done, retries
 	// included (default 1024). Beyond it the endpoint answers 503.
 	QueueSize int
-	// MaxAttempts bounds the tries of one delivery (default 10).
+	// MaxAttempts bounds the tries of one delivery (default 10), across
+	// restarts.
 	MaxAttempts int
+	// AttemptTimeout bounds each try of a delivery's work (default
+	// DefaultAttemptTimeout): a try still running then is cancelled and
+	// counts as failed.
+	AttemptTimeout time.Duration
 	// PayloadMemory bounds the bytes of payloads being received at once
 	// (default DefaultPayloadMemory, at least MaxPayload). A payload is
 	// held from before its signature is checked until its work is
@@ -72,9 +84,15 @@ type Config struct {
 	// nil counts nothing.
 	Metrics Metrics
 	// OnDone, when set, is called after each delivery's work has ended, in
-	// success or for good. Tests and metrics use it.
+	// success or for good, and the end is recorded. Tests and metrics use
+	// it.
 	OnDone func(Result)
 }
+
+// DefaultAttemptTimeout is the default of Config.AttemptTimeout: room for
+// a comment command's create (the server's default wait is five minutes)
+// and the GitHub calls around it.
+const DefaultAttemptTimeout = 10 * time.Minute
 
 // Result is the outcome of a delivery's work.
 type Result struct {
@@ -93,9 +111,11 @@ type App struct {
 	github     GitHub
 	publicURL  string
 	log        *slog.Logger
+	clock      clockwork.Clock
 	queue      *queue
 	metrics    Metrics
 	payloads   *byteBudget
+	onDone     func(Result)
 	// access caches commenters' access to repositories.
 	access *accessCache
 
@@ -139,14 +159,22 @@ func New(cfg Config) (*App, error) {
 		publicURL:  cfg.PublicURL,
 		log:        log,
 		access:     newAccessCache(clock),
+		clock:      clock,
+		onDone:     cfg.OnDone,
+	}
+	attemptTimeout := cfg.AttemptTimeout
+	if attemptTimeout <= 0 {
+		attemptTimeout = DefaultAttemptTimeout
 	}
 	a.queue = newQueue(queueConfig{
-		clock:       clock,
-		workers:     orDefault(cfg.Workers, 4),
-		size:        orDefault(cfg.QueueSize, 1024),
-		maxAttempts: orDefault(cfg.MaxAttempts, 10),
-		log:         log,
-		onDone:      cfg.OnDone,
+		clock:          clock,
+		workers:        orDefault(cfg.Workers, 4),
+		size:           orDefault(cfg.QueueSize, 1024),
+		maxAttempts:    orDefault(cfg.MaxAttempts, 10),
+		attemptTimeout: attemptTimeout,
+		store:          cfg.Deliveries,
+		log:            log,
+		onDone:         cfg.OnDone,
 	})
 	memory := cfg.PayloadMemory
 	if memory <= 0 {
@@ -163,17 +191,101 @@ func New(cfg Config) (*App, error) {
 	return a, nil
 }
 
-// Run works on queued deliveries until ctx ends, then waits for the
-// deliveries in progress. Deliveries still waiting are dropped (the TTL of
-// their clusters remains).
+// Run resumes the deliveries whose work the store has as accepted, and
+// works on them and on new ones until ctx ends; then it waits for the
+// tries in progress, which see ctx end. What is not finished stays
+// accepted in the store for the next Run.
 func (a *App) Run(ctx context.Context) error {
 	started := false
 	a.runOnce.Do(func() { started = true })
 	if !started {
 		return errors.New("github app: Run called twice")
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { a.resumeUntilDone(ctx) })
 	a.queue.run(ctx)
+	wg.Wait()
 	return nil
+}
+
+// resumeUntilDone resumes the pending work, trying again (2 s doubling to
+// 2 min) while the store cannot be read, until ctx ends.
+func (a *App) resumeUntilDone(ctx context.Context) {
+	for n := 1; ; n++ {
+		err := a.resume(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		wait := backoff(n)
+		a.log.Warn("resume pending deliveries; will try again", logErr, err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.clock.After(wait):
+		}
+	}
+}
+
+// resume queues the store's pending deliveries that this process does not
+// have, each due when the store says, planned again from its payload.
+// Payloads are read one at a time.
+func (a *App) resume(ctx context.Context) error {
+	pending, err := a.deliveries.PendingDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		a.log.Info("resuming pending deliveries", "count", len(pending))
+	}
+	for _, d := range pending {
+		if a.queue.has(d.ID) {
+			continue
+		}
+		payload, err := a.deliveries.DeliveryPayload(ctx, d.ID)
+		if cluster.ErrorCode(err) == cluster.ENOTFOUND {
+			continue // ended meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		log := a.log.With(logDelivery, d.ID, logEvent, d.Event, logAttempt, d.Attempts)
+		t := &task{id: d.ID, event: d.Event, once: atMostOnce[d.Event], attempts: d.Attempts}
+		plan, handled := planners[d.Event]
+		var reason string
+		if handled {
+			t.run, reason, err = plan(a, d.ID, payload)
+		} else {
+			err = permanent(fmt.Errorf("the App does not handle %s events", d.Event))
+		}
+		switch {
+		case err != nil:
+			a.giveUp(ctx, log, t, fmt.Sprintf("the payload cannot be planned: %v", err))
+		case t.run == nil:
+			if err := a.deliveries.UpdateDelivery(ctx, d.ID, webhook.Update{State: webhook.Done, Attempts: d.Attempts, Reason: reason}); err != nil {
+				log.Warn("record the delivery as done", logErr, err)
+			}
+		case a.resumable(ctx, log, t):
+			a.queue.adopt(t, d.NextAttemptAt)
+		}
+	}
+	return nil
+}
+
+// giveUp records a delivery's work as given up and reports it.
+func (a *App) giveUp(ctx context.Context, log *slog.Logger, t *task, reason string) {
+	log.Warn("delivery given up", "reason", reason)
+	if err := a.deliveries.UpdateDelivery(ctx, t.id, webhook.Update{State: webhook.GivenUp, Attempts: t.attempts, Reason: reason}); err != nil {
+		log.Warn("record the delivery as given up", logErr, err)
+		return
+	}
+	a.done(Result{Delivery: t.id, Event: t.event, Attempts: t.attempts, Err: errors.New(reason)})
+}
+
+// done reports a delivery whose work ended.
+func (a *App) done(r Result) {
+	if a.onDone != nil {
+		a.onDone(r)
+	}
 }
 
 func orDefault(v, def int) int {

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/smek/action/internal/cluster"
@@ -158,31 +157,6 @@ func FuzzWebhook(f *testing.F) {
 			t.Fatalf("unhandled event: status %d, want 200 (acknowledged unread)", w.Code)
 		}
 	})
-}
-
-// memDeliveries is Deliveries in memory, with the store's rules: a
-// delivery is new when neither its id nor its payload digest was seen.
-type memDeliveries struct {
-	mu       sync.Mutex
-	seen     map[string]bool
-	payloads map[string]bool
-}
-
-func (m *memDeliveries) RecordDelivery(_ context.Context, id, _ string, payloadSHA256 []byte) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.seen == nil {
-		m.seen, m.payloads = map[string]bool{}, map[string]bool{}
-	}
-	digest := string(payloadSHA256)
-	if m.seen[id] || digest != "" && m.payloads[digest] {
-		return false, nil
-	}
-	m.seen[id] = true
-	if digest != "" {
-		m.payloads[digest] = true
-	}
-	return true, nil
 }
 
 type nopGitHub struct{}

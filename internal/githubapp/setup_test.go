@@ -21,6 +21,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/webhook"
 )
 
 const (
@@ -62,6 +63,8 @@ type harness struct {
 	clock      *clockwork.FakeClock
 	results    chan Result
 	seq        atomic.Int64
+	// stop stops the App last started and waits for its Run to return.
+	stop func()
 }
 
 type harnessOption func(*Config)
@@ -77,7 +80,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	h.clusters = newMemClusters(h.clock.Now)
 	h.clusters.link(testInstallation, "acme")
 	h.clusters.link(otherInstallation, "umbrella")
-	h.deliveries = &memDeliveries{}
+	h.deliveries = &memDeliveries{updates: make(chan webhook.Update, 1000)}
 	h.start(opts...)
 	return h
 }
@@ -111,7 +114,10 @@ func (h *harness) start(opts ...harnessOption) {
 	done := make(chan struct{})
 	go func() { app.Run(ctx); close(done) }()
 	h.srv = httptest.NewServer(app)
-	t.Cleanup(func() { h.srv.Close(); cancel(); <-done })
+	srv := h.srv
+	var once sync.Once
+	h.stop = func() { once.Do(func() { srv.Close(); cancel(); <-done }) }
+	t.Cleanup(h.stop)
 }
 
 // fixture reads a payload from the shared fixtures.
@@ -203,14 +209,30 @@ func (h *harness) wait() Result {
 	}
 }
 
-// advanceToRetry waits until a retry is scheduled on the fake clock and
-// moves the clock past it.
+// advanceToRetry waits until a retry is recorded and scheduled on the fake
+// clock, checks it is due after the backoff of attempt, and moves the
+// clock to it.
 func (h *harness) advanceToRetry(attempt int) {
 	h.t.Helper()
+	at := h.nextRetry()
+	if want := h.clock.Now().Add(backoff(attempt)); !at.Equal(want) {
+		h.t.Fatalf("retry after attempt %d at %s, want %s", attempt, at, want)
+	}
+	h.clock.Advance(at.Sub(h.clock.Now()))
+}
+
+// nextRetry waits until a retry is recorded and its timer is on the fake
+// clock, and returns when it is due.
+func (h *harness) nextRetry() time.Time {
+	h.t.Helper()
+	at, ok := h.deliveries.nextRetry()
+	if !ok {
+		h.t.Fatal("no retry was recorded")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := h.clock.BlockUntilContext(ctx, 1); err != nil {
 		h.t.Fatalf("no retry was scheduled: %v", err)
 	}
-	h.clock.Advance(backoff(attempt))
+	return at
 }

@@ -2,10 +2,12 @@ package githubapp
 
 import (
 	"context"
-	"crypto/sha256"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/webhook"
 )
 
 // Webhook headers.
@@ -35,8 +37,10 @@ const WebhookPath = "/github/webhook"
 // Answer is the JSON body of a 2xx answer to a delivery.
 type Answer struct {
 	Delivery string `json:"delivery"`
-	// Status is "accepted" (queued), "duplicate" (seen before, nothing
-	// done), "ignored" (nothing to do; Reason says why) or "pong".
+	// Status is "accepted" (queued, or, redelivered before its work was
+	// done, run again), "duplicate" (its work was done before, or is a
+	// command that began before: nothing done), "ignored" (nothing to do;
+	// Reason says why) or "pong".
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 }
@@ -48,8 +52,8 @@ type Answer struct {
 // acknowledged unread, a Content-Length over MaxPayload is a 413, and a
 // body that does not fit in the payload memory is a 503. Only then is the
 // body read, its signature checked and its payload decoded; the delivery
-// is recorded (by id and by payload digest) and its work queued, answering
-// 202. It never waits for the work itself.
+// is recorded with its payload (by id and by payload digest) and its work
+// queued, answering 202. It never waits for the work itself.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	event, result := r.Header.Get(EventHeader), "invalid"
 	defer func() { a.metrics.WebhookDelivery(event, result) }()
@@ -107,53 +111,128 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "too many payloads being received, redeliver later"))
 		return
 	}
-	run, reason, digest, err := a.receive(r, hold, want, plan, delivery)
+	body, digest, err := readPayload(r.Body, r.ContentLength, MaxPayload, a.secret, want)
+	var run func(context.Context) error
+	var reason string
+	if err == nil {
+		run, reason, err = plan(a, delivery, body)
+	}
 	switch {
 	case cluster.ErrorCode(err) == cluster.EUNAUTHORIZED:
+		a.payloads.give(hold)
 		result = "bad-signature"
 		log.Warn("webhook refused", logErr, err)
 		writeError(w, r, a.log, err)
 		return
 	case err != nil:
+		a.payloads.give(hold)
 		log.Warn("webhook payload refused", logErr, err)
 		writeError(w, r, a.log, err)
 		return
 	case event == "ping":
+		a.payloads.give(hold)
 		log.Info("ping")
 		result = "pong"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "pong"})
 		return
 	case run == nil:
+		a.payloads.give(hold)
 		log.Debug("webhook ignored", "reason", reason)
 		result = "ignored"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "ignored", Reason: reason})
 		return
 	}
-	if !a.queue.reserve() {
-		log.Warn("webhook refused: queue full")
-		result = "busy"
+	// The payload is held until the store has it: it is what a restarted
+	// App resumes the work from.
+	result, status, answer := a.accept(r.Context(), log, &task{id: delivery, event: event, run: run, once: atMostOnce[event]},
+		webhook.Received{ID: delivery, Event: event, PayloadSHA256: digest[:], Payload: body})
+	a.payloads.give(hold)
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "60")
-		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "too many deliveries in progress, redeliver later"))
+		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "%s", answer.Reason))
 		return
 	}
-	isNew, err := a.deliveries.RecordDelivery(r.Context(), delivery, event, digest[:])
+	answer.Delivery = delivery
+	writeJSON(w, status, answer)
+}
+
+// accept records a verified delivery whose work is planned as t and
+// queues the work: new work, work not done that GitHub redelivers (made
+// due at once, or taken over when this process does not have it), and
+// given-up work that GitHub redelivers (run again from the start). Done
+// work is a duplicate. It returns the metric's result, the status and
+// the answer; a 503's answer has the reason in Reason.
+func (a *App) accept(ctx context.Context, log *slog.Logger, t *task, r webhook.Received) (string, int, Answer) {
+	busy := func(reason string) (string, int, Answer) {
+		return "busy", http.StatusServiceUnavailable, Answer{Reason: reason}
+	}
+	if !a.queue.reserve() {
+		log.Warn("webhook refused: queue full")
+		return busy("too many deliveries in progress, redeliver later")
+	}
+	d, isNew, err := a.deliveries.AcceptDelivery(ctx, r)
 	if err != nil {
 		a.queue.release()
 		log.Error("record delivery", logErr, err)
-		result = "busy"
-		writeError(w, r, a.log, cluster.Errorf(cluster.EUNAVAILABLE, "", "the delivery could not be recorded, redeliver later"))
-		return
+		return busy("the delivery could not be recorded, redeliver later")
 	}
-	if !isNew {
+	accepted := Answer{Status: "accepted"}
+	if isNew {
+		a.queue.add(t)
+		return "accepted", http.StatusAccepted, accepted
+	}
+	// Seen before: d is the delivery recorded, maybe under another id
+	// (the same payload replayed).
+	t.id = d.ID
+	log = log.With("recorded_as", d.ID, "state", d.State, logAttempt, d.Attempts)
+	switch {
+	case d.State == webhook.Accepted && a.queue.poke(d.ID):
 		a.queue.release()
-		log.Info("duplicate delivery ignored")
-		result = "duplicate"
-		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "duplicate"})
-		return
+		log.Info("redelivery of work not done: due now")
+		return "accepted", http.StatusAccepted, accepted
+	case d.State == webhook.Accepted:
+		a.queue.release()
+		t.attempts = d.Attempts
+		if a.resumable(ctx, log, t) {
+			a.queue.adopt(t, time.Time{})
+			log.Info("redelivery of work not done here: taken over")
+			return "accepted", http.StatusAccepted, accepted
+		}
+	case d.State == webhook.GivenUp && !(t.once && d.Attempts > 0):
+		err := a.deliveries.UpdateDelivery(ctx, d.ID, webhook.Update{State: webhook.Accepted})
+		if err != nil {
+			a.queue.release()
+			log.Error("reopen given-up delivery", logErr, err)
+			return busy("the delivery could not be recorded, redeliver later")
+		}
+		log.Info("redelivery of given-up work: run again", "reason", d.Reason)
+		a.queue.add(t)
+		return "accepted", http.StatusAccepted, accepted
+	default:
+		a.queue.release()
 	}
-	result = "accepted"
-	a.queue.push(&task{delivery: delivery, event: event, run: run})
-	writeJSON(w, http.StatusAccepted, Answer{Delivery: delivery, Status: "accepted"})
+	log.Info("duplicate delivery ignored")
+	reason := ""
+	if d.State != webhook.Done {
+		reason = "the command began before; a command runs at most once"
+	}
+	return "duplicate", http.StatusOK, Answer{Status: "duplicate", Reason: reason}
+}
+
+// atMostOnce are the events whose work must not run twice: a comment
+// command. Work of theirs that began in a process that is gone may have
+// run, so it is given up rather than resumed, and not run again when
+// GitHub redelivers it.
+var atMostOnce = map[string]bool{"issue_comment": true}
+
+// resumable reports whether work recorded as begun elsewhere may run here;
+// when not, it records the work as given up.
+func (a *App) resumable(ctx context.Context, log *slog.Logger, t *task) bool {
+	if !t.once || t.attempts == 0 {
+		return true
+	}
+	a.giveUp(ctx, log, t, "interrupted after it began; a command runs at most once")
+	return false
 }
 
 // closeUnread prepares the answer to a request whose body is not read: the
@@ -164,19 +243,6 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
 	}
-}
-
-// receive reads and verifies the body of a request for which hold bytes
-// of payload memory were taken, and plans its work. The memory is given
-// back when it returns: the payload is not needed past its planning.
-func (a *App) receive(r *http.Request, hold int64, want []byte, plan planner, delivery string) (run func(context.Context) error, reason string, digest [sha256.Size]byte, err error) {
-	defer a.payloads.give(hold)
-	body, digest, err := readPayload(r.Body, r.ContentLength, MaxPayload, a.secret, want)
-	if err != nil {
-		return nil, "", digest, err
-	}
-	run, reason, err = plan(a, delivery, body)
-	return run, reason, digest, err
 }
 
 // planner decodes a verified payload into the work it asks for. A nil run

@@ -23,6 +23,7 @@ import (
 	"github.com/smek/action/internal/githubfake"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/smektest"
+	"github.com/smek/action/internal/webhook"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -231,7 +232,7 @@ func TestIntegrationGitHubAppEmbedded(t *testing.T) {
 		status, b = deliver(t, hook, "", "workflow_run", "forged-2", body)
 		problemOf(t, status, b, 401, "unauthorized")
 		// A forged delivery id was not recorded: the real one is new.
-		if fresh, err := smek.DB.RecordDelivery(context.Background(), "forged-1", "workflow_run", nil); err != nil || !fresh {
+		if _, fresh, err := smek.DB.AcceptDelivery(context.Background(), webhook.Received{ID: "forged-1", Event: "workflow_run"}); err != nil || !fresh {
 			t.Errorf("forged delivery id recorded: new=%t, %v", fresh, err)
 		}
 	})
@@ -435,4 +436,17 @@ func TestIntegrationGitHubAppStandalone(t *testing.T) {
 	if status != 201 {
 		t.Errorf("fresh-2 after the refused record: %d, want 201 (new)", status)
 	}
+	// The rest of the route, which the App resumes its work from: service
+	// tokens only too.
+	if list := mustJSON[githubapp.DeliveryList](t, 200, "GET", deliveries, service, ""); len(list.Deliveries) != 0 {
+		t.Errorf("pending deliveries: got %+v, want none (all done)", list.Deliveries)
+	}
+	status, b = call(t, "GET", deliveries, acme, "", "")
+	problemOf(t, status, b, 403, "forbidden")
+	status, b = call(t, "PATCH", deliveries+"/fresh-1", acme, `{"state": "given-up"}`, "")
+	problemOf(t, status, b, 403, "forbidden")
+	status, b = call(t, "PATCH", deliveries+"/fresh-1", service, `{"state": "accepted"}`, "")
+	problemOf(t, status, b, 409, "conflict")
+	status, b = call(t, "GET", deliveries+"/fresh-1", service, "", "")
+	problemOf(t, status, b, 404, "not-found")
 }

@@ -227,8 +227,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
 	handler := api.New(apiCfg)
-	// The standalone App records its deliveries here, with a service token.
-	handler.Handle("POST /v1/github/deliveries", githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger))
+	// The standalone App records its deliveries and their work here, with
+	// a service token.
+	deliveries := githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger)
+	handler.Handle(githubapp.DeliveriesPath, deliveries)
+	handler.Handle(githubapp.DeliveriesPath+"/", deliveries)
 	if cfg.GitHubWebhookSecret != "" {
 		public := s.publicURL()
 		var clusters githubapp.Clusters = handler.AppClusters()

@@ -68,9 +68,16 @@ type app struct {
 	url     string
 	results chan githubapp.Result
 	seq     atomic.Int64
+	// wait stops serving and waits until Run has returned.
+	wait func()
 }
 
 func startApp(tb testing.TB, cfg githubapp.Config) *app {
+	return startAppCtx(tb, context.Background(), cfg)
+}
+
+// startAppCtx starts an App whose Run ends with ctx.
+func startAppCtx(tb testing.TB, ctx context.Context, cfg githubapp.Config) *app {
 	tb.Helper()
 	a := &app{results: make(chan githubapp.Result, 64)}
 	cfg.Secret = []byte(secret)
@@ -79,11 +86,13 @@ func startApp(tb testing.TB, cfg githubapp.Config) *app {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { ga.Run(ctx); close(done) }()
 	srv := httptest.NewServer(ga)
-	tb.Cleanup(func() { srv.Close(); cancel(); <-done })
+	var once sync.Once
+	a.wait = func() { once.Do(func() { srv.Close(); cancel(); <-done }) }
+	tb.Cleanup(a.wait)
 	a.url = srv.URL + githubapp.WebhookPath
 	return a
 }
