@@ -58,6 +58,9 @@ type config struct {
 	apiURL        string
 	logLevel      slog.Level
 	timeouts      httpserver.Timeouts
+	// githubTimeout and smekTimeout bound each call to GitHub's and to
+	// SMEK's API; attemptTimeout each try of a delivery's work.
+	githubTimeout, smekTimeout, attemptTimeout time.Duration
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -76,6 +79,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	fs.DurationVar(&c.timeouts.Header, "header-timeout", httpserver.DefaultHeaderTimeout, "how long a client may take to send a request's headers")
 	fs.DurationVar(&c.timeouts.Body, "body-timeout", httpserver.DefaultBodyTimeout, "how long a client may take to send a request's body, after its headers")
 	fs.DurationVar(&c.timeouts.Idle, "idle-timeout", httpserver.DefaultIdleTimeout, "how long an idle kept-alive connection stays open")
+	fs.DurationVar(&c.githubTimeout, "github-timeout", githubapp.DefaultRequestTimeout, "how long the App waits for each answer of GitHub's API")
+	fs.DurationVar(&c.smekTimeout, "smek-timeout", githubapp.DefaultRequestTimeout, "how long the App waits for each answer of SMEK's API (a create: its wait on top)")
+	fs.DurationVar(&c.attemptTimeout, "attempt-timeout", githubapp.DefaultAttemptTimeout, "how long one try of a delivery's work may take")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: app [flags]\n\nSMEK's GitHub App. Every flag can also be set in the environment: "+
 			"--smek-url as SMEK_URL, --smek-token as SMEK_TOKEN, any other --name as SMEK_NAME.\n\n")
@@ -104,6 +110,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		return c, fmt.Errorf("%w: --github-app-id and --github-app-key-file go together", errUsage)
 	case c.appID < 0:
 		return c, fmt.Errorf("%w: --github-app-id must be positive", errUsage)
+	case c.githubTimeout <= 0 || c.smekTimeout <= 0 || c.attemptTimeout <= 0:
+		return c, fmt.Errorf("%w: --github-timeout, --smek-timeout and --attempt-timeout must be positive", errUsage)
 	}
 	if c.publicURL == "" {
 		c.publicURL = c.smekURL
@@ -144,27 +152,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
 
-	clusters, err := githubapp.NewAPIClusters(c.smekURL, c.smekToken, nil)
+	clusters, err := githubapp.NewAPIClusters(c.smekURL, c.smekToken, nil, githubapp.WithTimeout(c.smekTimeout))
 	if err != nil {
 		return err
 	}
-	deliveries, err := githubapp.NewDeliveryClient(c.smekURL, c.smekToken, &http.Client{Timeout: 5 * time.Second})
+	deliveries, err := githubapp.NewDeliveryClient(c.smekURL, c.smekToken, nil, githubapp.WithTimeout(c.smekTimeout))
 	if err != nil {
 		return err
 	}
 	cfg := githubapp.Config{
-		Secret:     []byte(c.webhookSecret),
-		Clusters:   clusters,
-		Deliveries: deliveries,
-		PublicURL:  c.publicURL,
-		Logger:     log,
+		Secret:         []byte(c.webhookSecret),
+		Clusters:       clusters,
+		Deliveries:     deliveries,
+		PublicURL:      c.publicURL,
+		Logger:         log,
+		AttemptTimeout: c.attemptTimeout,
 	}
 	if c.appID != 0 {
 		key, err := os.ReadFile(c.appKeyFile)
 		if err != nil {
 			return fmt.Errorf("read --github-app-key-file: %w", err)
 		}
-		if cfg.GitHub, err = githubapp.NewAppClient(c.appID, key, c.apiURL, nil); err != nil {
+		if cfg.GitHub, err = githubapp.NewAppClient(c.appID, key, c.apiURL, nil, githubapp.WithTimeout(c.githubTimeout)); err != nil {
 			return err
 		}
 	}

@@ -51,6 +51,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	ghAppID := fs.Int64("github-app-id", 0, "the GitHub App's id; with --github-app-key-file it enables PR comment commands")
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
 	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
+	ghTimeout := fs.Duration("github-timeout", githubapp.DefaultRequestTimeout, "how long the GitHub App waits for each answer of GitHub's API")
 	var hf hetznerFlags
 	hf.register(fs)
 	credKeyFile := fs.String("credential-key-file", "", "hetzner: file with 32 bytes (raw or hex) that seal cluster admin credentials at rest")
@@ -89,7 +90,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return fmt.Errorf("%w: --github-app-key-file: %v", errUsage, err)
 		}
-		gh, err := githubapp.NewAppClient(*ghAppID, key, *ghAPIURL, nil)
+		gh, err := githubapp.NewAppClient(*ghAppID, key, *ghAPIURL, nil, githubapp.WithTimeout(*ghTimeout))
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
@@ -45,6 +46,7 @@ type Clusters interface {
 type APIClusters struct {
 	baseURL, token string
 	transport      http.RoundTripper
+	calls          callBounds
 
 	mu      sync.Mutex // guards clients
 	clients map[int64]*client.Client
@@ -53,15 +55,17 @@ type APIClusters struct {
 var _ Clusters = (*APIClusters)(nil)
 
 // NewAPIClusters returns Clusters that call the SMEK server at baseURL with
-// the service token. transport may be nil (http.DefaultTransport).
-func NewAPIClusters(baseURL, token string, transport http.RoundTripper) (*APIClusters, error) {
+// the service token. transport may be nil (http.DefaultTransport). Each
+// call has the timeout of the options (WithTimeout, default
+// DefaultRequestTimeout); a create has its wait on top.
+func NewAPIClusters(baseURL, token string, transport http.RoundTripper, opts ...ClientOption) (*APIClusters, error) {
 	if token == "" {
 		return nil, errors.New("smek api: the service token is empty")
 	}
 	if transport == nil {
 		transport = http.DefaultTransport
 	}
-	c := &APIClusters{baseURL: baseURL, token: token, transport: transport, clients: map[int64]*client.Client{}}
+	c := &APIClusters{baseURL: baseURL, token: token, transport: transport, calls: newCallBounds(opts), clients: map[int64]*client.Client{}}
 	if _, err := c.client(AsApp); err != nil {
 		return nil, err
 	}
@@ -119,52 +123,81 @@ func (c *APIClusters) List(ctx context.Context, as int64, opts client.ListOption
 	if err != nil {
 		return nil, err
 	}
+	ctx, done := c.calls.bound(ctx, c.calls.timeout)
+	defer done()
 	out, err := cl.List(ctx, opts)
 	for i := range out {
 		out[i].Kubeconfig = ""
 	}
-	return out, apiError(err)
+	return out, apiError(c.calls.explain(ctx, err))
 }
 
 // Get implements Clusters.
 func (c *APIClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
-	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Get(ctx, id) })
+	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
+		return cl.Get(ctx, id)
+	})
 }
 
+// defaultCreateWait is the server's wait for a ready cluster when a create
+// names none.
+const defaultCreateWait = 5 * time.Minute
+
 // Create implements Clusters. The kubeconfig of the answer is dropped: the
-// App never shows one.
+// App never shows one. The server may hold a create for its wait (the
+// request's, else five minutes), so the call has that on top of its
+// timeout.
 func (c *APIClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
-	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Create(ctx, req) })
+	wait := defaultCreateWait
+	if req.Wait != nil {
+		if d, err := time.ParseDuration(*req.Wait); err == nil && d > 0 {
+			wait = d
+		}
+	}
+	return c.call(ctx, as, c.calls.timeout+wait, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
+		return cl.Create(ctx, req)
+	})
 }
 
 // Stop implements Clusters.
 func (c *APIClusters) Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
-	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Stop(ctx, id, false) })
+	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
+		return cl.Stop(ctx, id, false)
+	})
 }
 
 // Start implements Clusters.
 func (c *APIClusters) Start(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
-	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Start(ctx, id) })
+	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
+		return cl.Start(ctx, id)
+	})
 }
 
 // Extend implements Clusters.
 func (c *APIClusters) Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error) {
-	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Extend(ctx, id, minutes) })
+	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
+		return cl.Extend(ctx, id, minutes)
+	})
 }
 
 // Terminate implements Clusters.
 func (c *APIClusters) Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
-	return c.call(as, func(cl *client.Client) (*wire.Cluster, error) { return cl.Terminate(ctx, id) })
+	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
+		return cl.Terminate(ctx, id)
+	})
 }
 
-func (c *APIClusters) call(as int64, fn func(*client.Client) (*wire.Cluster, error)) (*wire.Cluster, error) {
+// call makes one call as installation as, bounded by timeout.
+func (c *APIClusters) call(ctx context.Context, as int64, timeout time.Duration, fn func(context.Context, *client.Client) (*wire.Cluster, error)) (*wire.Cluster, error) {
 	cl, err := c.client(as)
 	if err != nil {
 		return nil, err
 	}
-	out, err := fn(cl)
+	ctx, done := c.calls.bound(ctx, timeout)
+	defer done()
+	out, err := fn(ctx, cl)
 	if err != nil {
-		return nil, apiError(err)
+		return nil, apiError(c.calls.explain(ctx, err))
 	}
 	out.Kubeconfig = ""
 	return out, nil
@@ -192,5 +225,7 @@ func (c *APIClusters) Note(ctx context.Context, as int64, id string, message str
 	if err != nil {
 		return err
 	}
-	return cl.Note(ctx, id, message)
+	ctx, done := c.calls.bound(ctx, c.calls.timeout)
+	defer done()
+	return c.calls.explain(ctx, cl.Note(ctx, id, message))
 }

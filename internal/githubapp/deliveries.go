@@ -118,13 +118,15 @@ type DeliveryClient struct {
 	url   string
 	token string
 	http  *http.Client
+	calls callBounds
 }
 
 var _ Deliveries = (*DeliveryClient)(nil)
 
 // NewDeliveryClient returns a DeliveryClient for the SMEK server at baseURL.
-// hc may be nil.
-func NewDeliveryClient(baseURL, token string, hc *http.Client) (*DeliveryClient, error) {
+// hc may be nil. Each call has the timeout of the options (WithTimeout,
+// default DefaultRequestTimeout).
+func NewDeliveryClient(baseURL, token string, hc *http.Client, opts ...ClientOption) (*DeliveryClient, error) {
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(baseURL), "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("delivery store: smek url %q is not an http(s) url", baseURL)
@@ -132,7 +134,7 @@ func NewDeliveryClient(baseURL, token string, hc *http.Client) (*DeliveryClient,
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &DeliveryClient{url: u.String() + DeliveriesPath, token: token, http: hc}, nil
+	return &DeliveryClient{url: u.String() + DeliveriesPath, token: token, http: hc, calls: newCallBounds(opts)}, nil
 }
 
 // AcceptDelivery implements Deliveries: 201 is new, 200 seen with its work
@@ -192,6 +194,8 @@ func (c *DeliveryClient) DeliveryPayload(ctx context.Context, id string) ([]byte
 // one of ok. Other answers become errors with the server's code
 // (ENOTFOUND, ECONFLICT...).
 func (c *DeliveryClient) do(ctx context.Context, method, u string, in, out any, ok ...int) (int, error) {
+	ctx, done := c.calls.bound(ctx, c.calls.timeout)
+	defer done()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -211,12 +215,12 @@ func (c *DeliveryClient) do(ctx context.Context, method, u string, in, out any, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, c.calls.explain(ctx, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRecordBody))
 	if err != nil {
-		return 0, err
+		return 0, c.calls.explain(ctx, err)
 	}
 	for _, s := range ok {
 		if resp.StatusCode == s {

@@ -37,6 +37,7 @@ type AppClient struct {
 	apps    *ghinstallation.AppsTransport
 	baseURL *url.URL
 	rt      http.RoundTripper
+	calls   callBounds
 
 	mu      sync.Mutex // guards clients
 	clients map[int64]*github.Client
@@ -47,8 +48,10 @@ var _ GitHub = (*AppClient)(nil)
 // NewAppClient returns an AppClient for App appID with its PEM private key.
 // apiURL is the REST API root: empty for github.com, a GitHub Enterprise
 // Server URL ("https://ghe.example.com", "/api/v3/" is added as go-github
-// does), or a fake's URL. rt may be nil (http.DefaultTransport).
-func NewAppClient(appID int64, privateKeyPEM []byte, apiURL string, rt http.RoundTripper) (*AppClient, error) {
+// does), or a fake's URL. rt may be nil (http.DefaultTransport). Each
+// call, the installation token it may need included, has the timeout of
+// the options (WithTimeout, default DefaultRequestTimeout).
+func NewAppClient(appID int64, privateKeyPEM []byte, apiURL string, rt http.RoundTripper, opts ...ClientOption) (*AppClient, error) {
 	if appID <= 0 {
 		return nil, fmt.Errorf("github app: app id must be positive, got %d", appID)
 	}
@@ -69,7 +72,7 @@ func NewAppClient(appID int64, privateKeyPEM []byte, apiURL string, rt http.Roun
 		return nil, fmt.Errorf("github app: api url %q is not an http(s) url", apiURL)
 	}
 	apps.BaseURL = strings.TrimRight(gh.BaseURL.String(), "/")
-	return &AppClient{apps: apps, baseURL: gh.BaseURL, rt: rt, clients: map[int64]*github.Client{}}, nil
+	return &AppClient{apps: apps, baseURL: gh.BaseURL, rt: rt, calls: newCallBounds(opts), clients: map[int64]*github.Client{}}, nil
 }
 
 // client returns the go-github client of an installation.
@@ -90,6 +93,8 @@ func (c *AppClient) client(installation int64) *github.Client {
 // Permission implements GitHub. go-github v60 does not decode role_name,
 // so the request is made through its client with a struct that does.
 func (c *AppClient) Permission(ctx context.Context, installation int64, owner, repo, user string) (Access, error) {
+	ctx, done := c.calls.bound(ctx, c.calls.timeout)
+	defer done()
 	gh := c.client(installation)
 	path := fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(user))
 	req, err := gh.NewRequest(http.MethodGet, path, nil)
@@ -107,25 +112,29 @@ func (c *AppClient) Permission(ctx context.Context, installation int64, owner, r
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			return NoAccess, nil
 		}
-		return Access{}, githubError(fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err))
+		return Access{}, githubError(fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, c.calls.explain(ctx, err)))
 	}
 	return Access{Permission: out.Permission, Role: out.RoleName}, nil
 }
 
 // Comment implements GitHub.
 func (c *AppClient) Comment(ctx context.Context, installation int64, owner, repo string, number int, body string) error {
+	ctx, done := c.calls.bound(ctx, c.calls.timeout)
+	defer done()
 	_, _, err := c.client(installation).Issues.CreateComment(ctx, owner, repo, number, &github.IssueComment{Body: &body})
 	if err != nil {
-		return githubError(fmt.Errorf("comment on %s/%s#%d: %w", owner, repo, number, err))
+		return githubError(fmt.Errorf("comment on %s/%s#%d: %w", owner, repo, number, c.calls.explain(ctx, err)))
 	}
 	return nil
 }
 
 // React implements GitHub.
 func (c *AppClient) React(ctx context.Context, installation int64, owner, repo string, commentID int64, content string) error {
+	ctx, done := c.calls.bound(ctx, c.calls.timeout)
+	defer done()
 	_, _, err := c.client(installation).Reactions.CreateIssueCommentReaction(ctx, owner, repo, commentID, content)
 	if err != nil {
-		return githubError(fmt.Errorf("react %s to comment %d on %s/%s: %w", content, commentID, owner, repo, err))
+		return githubError(fmt.Errorf("react %s to comment %d on %s/%s: %w", content, commentID, owner, repo, c.calls.explain(ctx, err)))
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 // calling it again is a restart.
 func (h *harness) start(opts ...harnessOption) {
 	t := h.t
-	gh, err := NewAppClient(testAppID, appKeyPEM(), h.github.URL, nil)
+	gh, err := NewAppClient(testAppID, appKeyPEM(), h.github.URL, nil, WithClock(h.clock))
 	if err != nil {
 		t.Fatal(err)
 	}
