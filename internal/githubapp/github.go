@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
@@ -112,7 +114,7 @@ func (c *AppClient) Permission(ctx context.Context, installation int64, owner, r
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			return NoAccess, nil
 		}
-		return Access{}, githubError(fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, c.calls.explain(ctx, err)))
+		return Access{}, githubError(fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, c.calls.explain(ctx, err)), c.calls.clock.Now())
 	}
 	return Access{Permission: out.Permission, Role: out.RoleName}, nil
 }
@@ -123,7 +125,7 @@ func (c *AppClient) Comment(ctx context.Context, installation int64, owner, repo
 	defer done()
 	_, _, err := c.client(installation).Issues.CreateComment(ctx, owner, repo, number, &github.IssueComment{Body: &body})
 	if err != nil {
-		return githubError(fmt.Errorf("comment on %s/%s#%d: %w", owner, repo, number, c.calls.explain(ctx, err)))
+		return githubError(fmt.Errorf("comment on %s/%s#%d: %w", owner, repo, number, c.calls.explain(ctx, err)), c.calls.clock.Now())
 	}
 	return nil
 }
@@ -134,33 +136,132 @@ func (c *AppClient) React(ctx context.Context, installation int64, owner, repo s
 	defer done()
 	_, _, err := c.client(installation).Reactions.CreateIssueCommentReaction(ctx, owner, repo, commentID, content)
 	if err != nil {
-		return githubError(fmt.Errorf("react %s to comment %d on %s/%s: %w", content, commentID, owner, repo, c.calls.explain(ctx, err)))
+		return githubError(fmt.Errorf("react %s to comment %d on %s/%s: %w", content, commentID, owner, repo, c.calls.explain(ctx, err)), c.calls.clock.Now())
 	}
 	return nil
 }
 
-// githubError marks the answers that another try cannot change as
-// permanent: a 4xx other than rate limits and timeouts (a deleted comment,
-// a removed repository, a revoked installation, a missing permission).
-func githubError(err error) error {
+// githubError sorts GitHub's errors for the queue: a rate limit (the
+// primary one, with X-RateLimit-Remaining: 0, or a secondary one, on a
+// 403 or a 429) becomes a *rateLimitedError saying when to try again;
+// another 4xx that another try cannot change (a deleted comment, a
+// removed repository, a revoked installation, a missing permission) is
+// permanent; the rest (5xx, timeouts, 408) is retried. now is the App's
+// clock.
+func githubError(err error, now time.Time) error {
 	var (
 		er  *github.ErrorResponse
 		he  *ghinstallation.HTTPError
 		rle *github.RateLimitError
 		ale *github.AbuseRateLimitError
 	)
-	if errors.As(err, &rle) || errors.As(err, &ale) {
-		return err
+	switch {
+	case errors.As(err, &rle):
+		if at, ok := retryAt(rle.Response, now); ok {
+			return &rateLimitedError{at: at, err: err}
+		}
+		// go-github refused to call before the reset it knows.
+		return &rateLimitedError{at: rle.Rate.Reset.Time, err: err}
+	case errors.As(err, &ale):
+		if at, ok := retryAt(ale.Response, now); ok {
+			return &rateLimitedError{at: at, err: err}
+		}
+		if ale.RetryAfter != nil {
+			return &rateLimitedError{at: now.Add(*ale.RetryAfter), err: err}
+		}
+		return &rateLimitedError{secondary: true, err: err}
 	}
-	var status int
+	var resp *http.Response
+	var message string
 	switch {
 	case errors.As(err, &er) && er.Response != nil:
-		status = er.Response.StatusCode
+		resp, message = er.Response, er.Message
 	case errors.As(err, &he) && he.Response != nil:
-		status = he.Response.StatusCode
+		resp = he.Response
 	}
-	if status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests {
+	if resp == nil {
+		return err
+	}
+	status := resp.StatusCode
+	if at, ok := retryAt(resp, now); ok {
+		return &rateLimitedError{at: at, err: err}
+	}
+	// GitHub's secondary limits answer 403 or 429 and say so in the
+	// message; go-github v60 only knows them by their documentation link
+	// on a 403.
+	if status == http.StatusTooManyRequests || status == http.StatusForbidden && strings.Contains(strings.ToLower(message), "rate limit") {
+		return &rateLimitedError{secondary: true, err: err}
+	}
+	if status >= 400 && status < 500 && status != http.StatusRequestTimeout {
 		return permanent(err)
 	}
 	return err
+}
+
+// retryAt reads when a 403 or 429 answer allows the next request, as
+// GitHub's rate limit documentation says: after Retry-After, else, with
+// no request left, at X-RateLimit-Reset. ok is false when the answer
+// names no time.
+func retryAt(resp *http.Response, now time.Time) (at time.Time, ok bool) {
+	if resp == nil || resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
+		return time.Time{}, false
+	}
+	h := resp.Header
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+			return now.Add(time.Duration(secs) * time.Second), true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return t, true
+		}
+	}
+	if h.Get("X-RateLimit-Remaining") == "0" {
+		if secs, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err == nil && secs > 0 {
+			return time.Unix(secs, 0), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// rateLimitedError is a call GitHub refused for a rate limit: the next
+// try waits until at, or, for a secondary limit that named no time, a
+// minute doubling with each try (secondaryWait).
+type rateLimitedError struct {
+	at        time.Time
+	secondary bool
+	err       error
+}
+
+func (e *rateLimitedError) Error() string { return e.err.Error() }
+func (e *rateLimitedError) Unwrap() error { return e.err }
+
+// maxRateLimitWait bounds a wait GitHub asks for: its primary window is an
+// hour.
+const maxRateLimitWait = time.Hour
+
+// secondaryWait is the wait after try n when a secondary rate limit named
+// no time: at least a minute, GitHub says, then exponentially longer; up
+// to 16 minutes.
+func secondaryWait(n int) time.Duration {
+	return time.Minute << min(max(n-1, 0), 4)
+}
+
+// retryTime is when the try after try n, which failed with err, is due:
+// when GitHub said for a rate limit, else after the backoff.
+func retryTime(now time.Time, n int, err error) time.Time {
+	next := now.Add(backoff(n))
+	rl, ok := errors.AsType[*rateLimitedError](err)
+	switch {
+	case !ok:
+		return next
+	case rl.secondary:
+		return now.Add(secondaryWait(n))
+	case rl.at.After(now.Add(maxRateLimitWait)):
+		return now.Add(maxRateLimitWait)
+	case rl.at.After(now):
+		return rl.at
+	default:
+		// A reset already past by our clock: another clock's view.
+		return next
+	}
 }

@@ -277,9 +277,9 @@ func (q *queue) work(ctx context.Context, t *task) {
 }
 
 // nextAttempt is when the try after attempt n (which failed with err) is
-// due.
+// due: when GitHub said for a rate limit, else after the backoff.
 func (q *queue) nextAttempt(n int, err error) time.Time {
-	return q.clock.Now().Add(backoff(n))
+	return retryTime(q.clock.Now(), n, err)
 }
 
 // end records how a task's work ended and reports it. When the store
