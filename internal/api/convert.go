@@ -20,7 +20,7 @@ func toWire(c cluster.Cluster) wire.Cluster {
 	if r := c.Run; r != (cluster.RunMetadata{}) {
 		w.Run = &wire.RunMetadata{
 			Repository: r.Repository, RepositoryID: r.RepositoryID, RunID: r.RunID, RunAttempt: r.RunAttempt,
-			Job: r.Job, RunnerName: r.Runner, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
+			Job: r.Job, JobID: r.JobID, RunnerName: r.Runner, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
 			Actor: r.Actor, PullRequest: r.PullRequest, InstallationID: r.InstallationID, Verified: r.Verified,
 		}
 	}
@@ -51,7 +51,7 @@ func fromWireRun(r *wire.RunMetadata) *cluster.RunMetadata {
 	}
 	return &cluster.RunMetadata{
 		Repository: r.Repository, RepositoryID: r.RepositoryID, RunID: r.RunID, RunAttempt: r.RunAttempt,
-		Job: r.Job, Runner: r.RunnerName, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
+		Job: r.Job, JobID: r.JobID, Runner: r.RunnerName, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
 		Actor: r.Actor, PullRequest: r.PullRequest, InstallationID: r.InstallationID,
 	}
 }

@@ -95,11 +95,13 @@ func (f Flavor) String() string {
 // RunMetadata ties a cluster to the CI run that asked for it, so that the
 // GitHub App can end it when the run is over.
 type RunMetadata struct {
-	Repository     string
-	RepositoryID   int64
-	RunID          int64
-	RunAttempt     int64
-	Job            string
+	Repository   string
+	RepositoryID int64
+	RunID        int64
+	RunAttempt   int64
+	Job          string
+	// JobID is the job's numeric id (its check run id).
+	JobID          int64
 	Runner         string
 	Ref            string
 	SHA            string

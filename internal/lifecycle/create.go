@@ -142,6 +142,9 @@ func runOf(p cluster.Principal, sent *cluster.RunMetadata) cluster.RunMetadata {
 			if r.Job == "" {
 				r.Job = sent.Job
 			}
+			if r.JobID == 0 {
+				r.JobID = sent.JobID
+			}
 			if r.PullRequest == 0 {
 				r.PullRequest = sent.PullRequest
 			}

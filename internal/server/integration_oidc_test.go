@@ -104,14 +104,16 @@ func TestIntegrationOIDC(t *testing.T) {
 	owner := smek.Token("octo-org", smektest.TokenOptions{})
 
 	t.Run("a valid token creates a cluster with the verified claims as run metadata", func(t *testing.T) {
-		// The body claims another repository and run; the token wins.
+		// The body claims another repository and run; the token wins. The
+		// job's id, which no token carries, is kept from the body.
 		body := `{"keep-cluster": false, "run": {"repository": "evil/repo", "repository-id": 1, "run-id": 2, "run-attempt": 3,
-			"sha": "0000000000000000000000000000000000000000", "actor": "mallory", "event": "workflow_dispatch", "verified": true}}`
+			"sha": "0000000000000000000000000000000000000000", "actor": "mallory", "event": "workflow_dispatch", "verified": true,
+			"job-id": 51725241954}}`
 		c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", is.sign(t, nil), body)
 		want := wire.RunMetadata{
 			Repository: "octo-org/octo-repo", RepositoryID: 74, RunID: 8341234567, RunAttempt: 2,
 			Ref: "refs/heads/main", SHA: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4", Event: "push", Actor: "octocat",
-			WorkflowRef: "octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main", Verified: true,
+			WorkflowRef: "octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main", Verified: true, JobID: 51725241954,
 		}
 		if c.Account != "octo-org" || c.Run == nil || !sameRun(*c.Run, want) {
 			t.Fatalf("account %q run %+v, want octo-org's with %+v", c.Account, c.Run, want)

@@ -14,7 +14,7 @@ import (
 const clusterColumns = `c.id, c.account_id, a.name, c.status, c.k8s_version, c.size, c.privileged, c.keep_cluster,
 	c.minutes_to_live, c.notification_email, COALESCE(c.server_id, ''), c.api_server,
 	c.run_repository, c.run_repository_id, c.run_id, c.run_attempt, c.run_job, c.run_runner, c.run_ref, c.run_sha,
-	c.run_event, c.run_workflow_ref, c.run_actor, c.run_pull_request, c.run_installation_id, c.run_verified,
+	c.run_event, c.run_workflow_ref, c.run_actor, c.run_pull_request, c.run_installation_id, c.run_verified, c.run_job_id,
 	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm, c.created_at, c.expires_at, c.stopped_at, c.terminated_at,
 	c.stopped_expires_at`
 
@@ -29,7 +29,7 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 	err := s.Scan(&c.ID, &c.AccountID, &c.Account, &c.Status, &c.Spec.K8sVersion, &c.Spec.Size, &priv, &keep,
 		&c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &c.ServerID, &c.APIServer,
 		&r.Repository, &r.RepositoryID, &r.RunID, &r.RunAttempt, &r.Job, &r.Runner, &r.Ref, &r.SHA,
-		&r.Event, &r.WorkflowRef, &r.Actor, &r.PullRequest, &r.InstallationID, &verified,
+		&r.Event, &r.WorkflowRef, &r.Actor, &r.PullRequest, &r.InstallationID, &verified, &r.JobID,
 		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated, &stoppedExpires)
 	c.Spec.Privileged, c.Spec.KeepCluster, r.Verified = priv == 1, keep == 1, verified == 1
 	c.Timings = cluster.Timings{Queued: time.Duration(queued) * time.Millisecond, Claimed: time.Duration(claimed) * time.Millisecond,
@@ -74,12 +74,12 @@ func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string
 		_, err = tx.ExecContext(ctx, `INSERT INTO clusters (id, account_id, status, k8s_version, size, privileged, keep_cluster,
 			minutes_to_live, notification_email, server_id, run_repository, run_repository_id, run_id, run_attempt, run_job,
 			run_runner, run_ref, run_sha, run_event, run_workflow_ref, run_actor, run_pull_request, run_installation_id,
-			run_verified, queued_ms, warm, created_at, expires_at)
-			VALUES (`+placeholders(28)+`)`,
+			run_verified, queued_ms, warm, created_at, expires_at, run_job_id)
+			VALUES (`+placeholders(29)+`)`,
 			c.ID, c.AccountID, cluster.Pending, c.Spec.K8sVersion, c.Spec.Size, b2i(c.Spec.Privileged), b2i(c.Spec.KeepCluster),
 			c.Spec.MinutesToLive, c.Spec.NotificationEmail, s.ID, r.Repository, r.RepositoryID, r.RunID, r.RunAttempt, r.Job,
 			r.Runner, r.Ref, r.SHA, r.Event, r.WorkflowRef, r.Actor, r.PullRequest, r.InstallationID,
-			b2i(r.Verified), c.Timings.Queued.Milliseconds(), b2i(c.Timings.Warm), ms(c.CreatedAt), ms(c.ExpiresAt))
+			b2i(r.Verified), c.Timings.Queued.Milliseconds(), b2i(c.Timings.Warm), ms(c.CreatedAt), ms(c.ExpiresAt), r.JobID)
 		if err != nil {
 			return fmt.Errorf("insert cluster: %w", err)
 		}

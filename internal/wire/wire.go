@@ -64,11 +64,15 @@ type ListItem struct {
 
 // RunMetadata ties a cluster to a CI run.
 type RunMetadata struct {
-	Repository     string `json:"repository,omitempty"`
-	RepositoryID   int64  `json:"repository-id,omitempty"`
-	RunID          int64  `json:"run-id,omitempty"`
-	RunAttempt     int64  `json:"run-attempt,omitempty"`
+	Repository   string `json:"repository,omitempty"`
+	RepositoryID int64  `json:"repository-id,omitempty"`
+	RunID        int64  `json:"run-id,omitempty"`
+	RunAttempt   int64  `json:"run-attempt,omitempty"`
+	// Job is the job's key in the workflow (GITHUB_JOB); JobID its
+	// numeric id, the check run id of job.check_run_id, which the App
+	// matches workflow_job deliveries on.
 	Job            string `json:"job,omitempty"`
+	JobID          int64  `json:"job-id,omitempty"`
 	RunnerName     string `json:"runner-name,omitempty"`
 	Ref            string `json:"ref,omitempty"`
 	SHA            string `json:"sha,omitempty"`

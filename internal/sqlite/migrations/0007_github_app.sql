@@ -10,3 +10,8 @@ ALTER TABLE github_deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE github_deliveries ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE github_deliveries ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 CREATE INDEX github_deliveries_pending ON github_deliveries(received_at) WHERE state = 'accepted';
+
+-- The numeric id of the job a cluster was made in (its check run id), so
+-- that a workflow_job delivery ends that job's clusters and no other's
+-- (0: not known).
+ALTER TABLE clusters ADD COLUMN run_job_id INTEGER NOT NULL DEFAULT 0;
