@@ -50,9 +50,12 @@ func section(t *testing.T, name string) (keys []string, defaults map[string]stri
 func TestActionYAML(t *testing.T) {
 	inputs, defaults := section(t, "inputs")
 	want := []string{"api-url", "token", "oidc-audience", "k8s-version", "minutes-to-live", "cluster-size",
-		"enable-privileged", "keep-cluster", "notification-email", "wait"}
+		"enable-privileged", "keep-cluster", "notification-email", "wait", "job-id"}
 	if !slices.Equal(inputs, want) {
 		t.Errorf("inputs = %q, want %q", inputs, want)
+	}
+	if defaults["job-id"] != "${{ job.check_run_id }}" {
+		t.Errorf("job-id default = %q, want the job's check run id", defaults["job-id"])
 	}
 	if defaults["keep-cluster"] != "false" {
 		t.Errorf("keep-cluster default = %q, want false (CI clusters end with the job)", defaults["keep-cluster"])

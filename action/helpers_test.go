@@ -59,6 +59,7 @@ func (e *env) inputs(extra map[string]string) map[string]string {
 		"keep-cluster":      "false",
 		"enable-privileged": "false",
 		"wait":              "5m",
+		"job-id":            "51725241954", // ${{ job.check_run_id }}
 	}
 	for k, v := range extra {
 		if v == "" {

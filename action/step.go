@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,6 +195,16 @@ func (p *program) githubRun(warn func(string)) *wire.RunMetadata {
 		event = b
 	}
 	md, warnings := ghaction.RunMetadata(p.getenv, event)
+	// job.check_run_id reaches the action through its job-id input only
+	// (INPUT_JOB-ID, as the runner names it).
+	if v := strings.TrimSpace(p.getenv("INPUT_JOB-ID")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			warnings = append(warnings, fmt.Sprintf("input job-id %q is not a job id; left out of the run metadata", v))
+		} else {
+			md.JobID = n
+		}
+	}
 	for _, w := range warnings {
 		warn(w)
 	}

@@ -62,7 +62,7 @@ func TestMainAndPostStep(t *testing.T) {
 		t.Errorf("create request = %+v", create)
 	}
 	wantRun := wire.RunMetadata{
-		Repository: "octo-org/octo-repo", RepositoryID: 74, RunID: 4242, RunAttempt: 2, Job: "e2e",
+		Repository: "octo-org/octo-repo", RepositoryID: 74, RunID: 4242, RunAttempt: 2, Job: "e2e", JobID: 51725241954,
 		RunnerName: "GitHub Actions 7", Ref: "refs/heads/main", SHA: "ffac537e6cbbf934b08745a378932722df287a53",
 		Event: "push", WorkflowRef: "octo-org/octo-repo/.github/workflows/ci.yml@refs/heads/main", Actor: "octocat",
 	}
@@ -217,5 +217,33 @@ func TestStateFailureEndsTheCluster(t *testing.T) {
 	}
 	if live := e.api.Live(); len(live) != 0 {
 		t.Errorf("live clusters = %v; a cluster the post step cannot find must be ended at once", live)
+	}
+}
+
+// The job's id comes from the job-id input (job.check_run_id): a value
+// that is not one is left out with a warning, never a failed step, and an
+// empty one (GitHub Enterprise Server) is simply not sent.
+func TestJobIDInput(t *testing.T) {
+	for _, tt := range []struct {
+		value   string
+		want    int64
+		warning bool
+	}{{"51725241954", 51725241954, false}, {"", 0, false}, {"not-a-job", 0, true}, {"-4", 0, true}} {
+		t.Run(tt.value, func(t *testing.T) {
+			e := newEnv(t)
+			in := e.inputs(nil)
+			in["job-id"] = tt.value
+			main := e.mainStep(in)
+			if main.err != nil {
+				t.Fatalf("main step: %v\n%s", main.err, main.stdout)
+			}
+			if create := createCall(t, e.api); create.Run == nil || create.Run.JobID != tt.want {
+				t.Fatalf("run metadata %+v, want job id %d", create.Run, tt.want)
+			}
+			warned := slices.ContainsFunc(annotations(main.stdout, "warning"), func(w string) bool { return strings.Contains(w, "job-id") })
+			if warned != tt.warning {
+				t.Fatalf("warning about job-id: %t, want %t\n%s", warned, tt.warning, main.stdout)
+			}
+		})
 	}
 }
