@@ -5,22 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/wire"
 )
 
 // cleanup is the work of an event that ends clusters: terminate every live
-// cluster that matches one of the filters, leaving keep-cluster ones alone.
+// cluster that one of the selections picks, leaving keep-cluster ones alone.
 type cleanup struct {
-	app     *App
-	log     *slog.Logger
-	why     string
-	filters []client.ListOptions
+	app        *App
+	log        *slog.Logger
+	why        string
+	selections []selection
 }
 
-func (a *App) newCleanup(delivery, event string, why string, filters ...client.ListOptions) func(context.Context) error {
-	c := &cleanup{app: a, why: why, filters: filters,
+// selection picks clusters: those the listing returns, when match (nil:
+// all) accepts them.
+type selection struct {
+	list  client.ListOptions
+	match func(wire.Cluster) bool
+}
+
+// all selects every cluster the listing returns.
+func all(opts client.ListOptions) selection { return selection{list: opts} }
+
+func (a *App) newCleanup(delivery, event string, why string, selections ...selection) func(context.Context) error {
+	c := &cleanup{app: a, why: why, selections: selections,
 		log: a.log.With(logDelivery, delivery, logEvent, event)}
 	return c.run
 }
@@ -30,12 +42,17 @@ func (a *App) newCleanup(delivery, event string, why string, filters ...client.L
 // from terminate means someone else ended the cluster first.
 func (c *cleanup) run(ctx context.Context) error {
 	var errs []error
-	for _, f := range c.filters {
-		list, err := c.app.clusters.List(ctx, AsApp, f)
+	seen := map[string]bool{}
+	for _, s := range c.selections {
+		list, err := c.app.clusters.List(ctx, AsApp, s.list)
 		if err != nil {
 			return fmt.Errorf("list clusters of %s: %w", c.why, err)
 		}
 		for _, cl := range list {
+			if seen[cl.ClusterID] || s.match != nil && !s.match(cl) {
+				continue
+			}
+			seen[cl.ClusterID] = true
 			log := c.log.With(logCluster, cl.ClusterID)
 			if !cluster.Status(cl.ClusterStatus).Live() || cluster.Status(cl.ClusterStatus) == cluster.Terminating {
 				continue
@@ -79,9 +96,9 @@ func (a *App) planWorkflowRun(delivery string, body []byte) (func(context.Contex
 		return nil, "", missing("workflow_run.run_attempt")
 	}
 	why := fmt.Sprintf("workflow run %d (attempt %d) of %s completed", e.WorkflowRun.ID, e.WorkflowRun.RunAttempt, e.Repository.FullName)
-	return a.newCleanup(delivery, "workflow_run", why, client.ListOptions{
+	return a.newCleanup(delivery, "workflow_run", why, all(client.ListOptions{
 		RepositoryID: e.Repository.ID, RunID: e.WorkflowRun.ID, RunAttempt: e.WorkflowRun.RunAttempt,
-	}), "", nil
+	})), "", nil
 }
 
 func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Context) error, string, error) {
@@ -99,17 +116,47 @@ func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Contex
 		return nil, "", missing("workflow_job.run_id")
 	case e.WorkflowJob.RunAttempt == 0:
 		return nil, "", missing("workflow_job.run_attempt")
+	case e.WorkflowJob.ID == 0:
+		return nil, "", missing("workflow_job.id")
 	}
-	// A job cancelled before it got a runner made no cluster; without a
-	// runner name the filter would match the whole run.
+	// A job cancelled before it got a runner made no cluster.
 	if e.WorkflowJob.RunnerName == nil || *e.WorkflowJob.RunnerName == "" {
 		return nil, "the job ran on no runner", nil
 	}
 	j := e.WorkflowJob
-	why := fmt.Sprintf("job on runner %q of workflow run %d (attempt %d) of %s completed", *j.RunnerName, j.RunID, j.RunAttempt, e.Repository.FullName)
-	return a.newCleanup(delivery, "workflow_job", why, client.ListOptions{
-		RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt, RunnerName: *j.RunnerName,
+	why := fmt.Sprintf("job %d on runner %q of workflow run %d (attempt %d) of %s completed", j.ID, *j.RunnerName, j.RunID, j.RunAttempt, e.Repository.FullName)
+	return a.newCleanup(delivery, "workflow_job", why, selection{
+		list:  client.ListOptions{RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt},
+		match: jobMatch(j.ID, *j.RunnerName, j.StartedAt, j.CompletedAt),
 	}), "", nil
+}
+
+// jobMatch tells a cluster of a run that the completed job made. A
+// cluster that knows its job's id (the Action sends job.check_run_id)
+// matches on it alone. One that does not (an older Action, GitHub
+// Enterprise Server) must have been made on the job's runner while the
+// job ran: a persistent self-hosted runner keeps its name from job to job
+// of a run, and a later job's cluster on it was made after this job
+// completed. Without completed_at such a cluster is not ended: the run's
+// own completion and the TTL remain. Both times are GitHub's, to the
+// second, and the cluster's creation time is SMEK's: the clocks are
+// assumed to agree within the time a runner takes to start its next job.
+func jobMatch(jobID int64, runner string, started, completed *time.Time) func(wire.Cluster) bool {
+	return func(c wire.Cluster) bool {
+		r := c.Run
+		switch {
+		case r == nil:
+			return false
+		case r.JobID != 0:
+			return r.JobID == jobID
+		case r.RunnerName != runner || completed == nil:
+			return false
+		case started != nil && c.CreatedAt.Before(*started):
+			return false
+		default:
+			return !c.CreatedAt.After(*completed)
+		}
+	}
 }
 
 func (a *App) planPullRequest(delivery string, body []byte) (func(context.Context) error, string, error) {
@@ -127,9 +174,9 @@ func (a *App) planPullRequest(delivery string, body []byte) (func(context.Contex
 		return nil, "", missing("number")
 	}
 	why := fmt.Sprintf("pull request %s#%d closed", e.Repository.FullName, e.Number)
-	return a.newCleanup(delivery, "pull_request", why, client.ListOptions{
+	return a.newCleanup(delivery, "pull_request", why, all(client.ListOptions{
 		RepositoryID: e.Repository.ID, PullRequest: e.Number,
-	}), "", nil
+	})), "", nil
 }
 
 func (a *App) planInstallation(delivery string, body []byte) (func(context.Context) error, string, error) {
@@ -144,7 +191,7 @@ func (a *App) planInstallation(delivery string, body []byte) (func(context.Conte
 		return nil, "", missing("installation.id")
 	}
 	why := fmt.Sprintf("installation %d deleted", e.installationID())
-	return a.newCleanup(delivery, "installation", why, client.ListOptions{InstallationID: e.installationID()}), "", nil
+	return a.newCleanup(delivery, "installation", why, all(client.ListOptions{InstallationID: e.installationID()})), "", nil
 }
 
 // planInstallationRepositories ends the clusters that the installation made
@@ -161,12 +208,12 @@ func (a *App) planInstallationRepositories(delivery string, body []byte) (func(c
 	if e.installationID() == 0 {
 		return nil, "", missing("installation.id")
 	}
-	var filters []client.ListOptions
+	var filters []selection
 	for _, r := range e.RepositoriesRemoved {
 		if r.ID == 0 {
 			return nil, "", missing("repositories_removed[].id")
 		}
-		filters = append(filters, client.ListOptions{InstallationID: e.installationID(), RepositoryID: r.ID})
+		filters = append(filters, all(client.ListOptions{InstallationID: e.installationID(), RepositoryID: r.ID}))
 	}
 	if len(filters) == 0 {
 		return nil, "no repositories removed", nil

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/wire"
@@ -34,6 +35,13 @@ func withRun(id string, keep bool, edit func(r *wire.RunMetadata), base wire.Run
 
 func same(*wire.RunMetadata) {}
 
+// inJob dates a cluster in the run of workflow_job.completed.json while
+// its job ran.
+func inJob(c wire.Cluster) wire.Cluster {
+	c.CreatedAt = jobStarted.Add(time.Minute)
+	return c
+}
+
 func TestCleanup(t *testing.T) {
 	tests := []struct {
 		name, event string
@@ -54,10 +62,10 @@ func TestCleanup(t *testing.T) {
 		name: "workflow_job completed", event: "workflow_job",
 		body: func(t *testing.T) []byte { return fixture(t, "workflow_job.completed.json") },
 		clusters: []wire.Cluster{
-			withRun("c-end001", false, same, fixtureJob),
-			withRun("c-keep01", true, same, fixtureJob),
-			withRun("c-other1", false, func(r *wire.RunMetadata) { r.RunnerName = "GitHub Actions 6" }, fixtureJob),
-			withRun("c-other2", false, func(r *wire.RunMetadata) { r.RunAttempt = 2 }, fixtureJob),
+			inJob(withRun("c-end001", false, same, fixtureJob)),
+			inJob(withRun("c-keep01", true, same, fixtureJob)),
+			inJob(withRun("c-other1", false, func(r *wire.RunMetadata) { r.RunnerName = "GitHub Actions 6" }, fixtureJob)),
+			inJob(withRun("c-other2", false, func(r *wire.RunMetadata) { r.RunAttempt = 2 }, fixtureJob)),
 		},
 	}, {
 		name: "pull_request closed", event: "pull_request",

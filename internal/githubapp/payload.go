@@ -2,6 +2,7 @@ package githubapp
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/smek/action/internal/cluster"
 )
@@ -53,9 +54,12 @@ type workflowRunEvent struct {
 type workflowJobEvent struct {
 	envelope
 	WorkflowJob *struct {
-		RunID      int64   `json:"run_id"`
-		RunAttempt int64   `json:"run_attempt"`
-		RunnerName *string `json:"runner_name"`
+		ID          int64      `json:"id"`
+		RunID       int64      `json:"run_id"`
+		RunAttempt  int64      `json:"run_attempt"`
+		RunnerName  *string    `json:"runner_name"`
+		StartedAt   *time.Time `json:"started_at"`
+		CompletedAt *time.Time `json:"completed_at"`
 	} `json:"workflow_job"`
 }
 
