@@ -55,6 +55,7 @@ func (a AppClusters) List(ctx context.Context, as int64, opts client.ListOptions
 	set("runner-name", opts.RunnerName)
 	set("pull-request", strconv.FormatInt(opts.PullRequest, 10))
 	set("installation-id", strconv.FormatInt(opts.InstallationID, 10))
+	set("repository-owner", opts.RepositoryOwner)
 	f, err := listFilter(q)
 	if err != nil {
 		return nil, err

@@ -98,6 +98,12 @@ func listFilter(q url.Values) (sqlite.ClusterFilter, error) {
 		}
 	}
 	f.Runner = q.Get("runner-name")
+	if v := q.Get("repository-owner"); v != "" {
+		if !validOwner(v) {
+			return f, cluster.Errorf(cluster.EINVALID, "repository-owner", "repository-owner must be a GitHub user or organization name")
+		}
+		f.RepositoryOwner = v
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -106,6 +112,20 @@ func listFilter(q url.Values) (sqlite.ClusterFilter, error) {
 		f.Limit = n
 	}
 	return f, nil
+}
+
+// validOwner accepts a GitHub login: letters, digits and hyphens (and
+// the underscores of GitHub Enterprise Server's managed users), at most 100.
+func validOwner(s string) bool {
+	if len(s) > 100 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // causeHeader lets a service credential (the standalone GitHub App) say that

@@ -32,6 +32,9 @@ type ListOptions struct {
 	RunnerName     string
 	PullRequest    int64
 	InstallationID int64
+	// RepositoryOwner selects the clusters whose run's repository is
+	// RepositoryOwner/..., without regard to case.
+	RepositoryOwner string
 }
 
 func (o ListOptions) values() url.Values {
@@ -53,6 +56,7 @@ func (o ListOptions) values() url.Values {
 	set("runner-name", o.RunnerName)
 	num("pull-request", o.PullRequest)
 	num("installation-id", o.InstallationID)
+	set("repository-owner", o.RepositoryOwner)
 	return v
 }
 

@@ -283,9 +283,15 @@ type ClusterFilter struct {
 	Runner         string
 	PullRequest    int64
 	InstallationID int64
+	// RepositoryOwner selects the clusters whose run's repository is
+	// RepositoryOwner/..., without regard to case (ASCII).
+	RepositoryOwner string
 	// Limit bounds the answer (0: no bound).
 	Limit int
 }
+
+// likeEscaper escapes LIKE's wildcards and its escape character.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Clusters lists clusters, newest first.
 func (db *DB) Clusters(ctx context.Context, f ClusterFilter) ([]cluster.Cluster, error) {
@@ -318,6 +324,10 @@ func (db *DB) Clusters(ctx context.Context, f ClusterFilter) ([]cluster.Cluster,
 	}
 	if f.InstallationID != 0 {
 		add("c.run_installation_id = ?", f.InstallationID)
+	}
+	if f.RepositoryOwner != "" {
+		// LIKE ignores ASCII case, as GitHub's names do.
+		add(`c.run_repository LIKE ? ESCAPE '\'`, likeEscaper.Replace(f.RepositoryOwner)+"/%")
 	}
 	q := `SELECT ` + clusterColumns + clusterFrom
 	if len(where) > 0 {
