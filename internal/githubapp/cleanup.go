@@ -13,12 +13,14 @@ import (
 )
 
 // cleanup is the work of an event that ends clusters: terminate every live
-// cluster that one of the selections picks, leaving keep-cluster ones alone.
+// cluster that one of the selections picks, leaving keep-cluster ones alone
+// or, when stopKept is set (the App is uninstalled), stopping them.
 type cleanup struct {
 	app        *App
 	log        *slog.Logger
 	why        string
 	selections []selection
+	stopKept   bool
 }
 
 // selection picks clusters: those the listing returns, when match (nil:
@@ -32,8 +34,11 @@ type selection struct {
 func all(opts client.ListOptions) selection { return selection{list: opts} }
 
 func (a *App) newCleanup(delivery, event string, why string, selections ...selection) func(context.Context) error {
-	c := &cleanup{app: a, why: why, selections: selections,
-		log: a.log.With(logDelivery, delivery, logEvent, event)}
+	return a.newCleanupOf(&cleanup{why: why, selections: selections}, delivery, event)
+}
+
+func (a *App) newCleanupOf(c *cleanup, delivery, event string) func(context.Context) error {
+	c.app, c.log = a, a.log.With(logDelivery, delivery, logEvent, event)
 	return c.run
 }
 
@@ -57,6 +62,12 @@ func (c *cleanup) run(ctx context.Context) error {
 			if !cluster.Status(cl.ClusterStatus).Live() || cluster.Status(cl.ClusterStatus) == cluster.Terminating {
 				continue
 			}
+			if cl.KeepCluster && c.stopKept {
+				if err := c.stop(ctx, log, cl); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
 			if cl.KeepCluster {
 				log.Info("cluster left alone: created with keep-cluster", "reason", c.why)
 				// The owner should find why it still runs in its event log.
@@ -77,6 +88,47 @@ func (c *cleanup) run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stop stops a keep-cluster cluster, as its own expiry would: its owner
+// may start it again until the server's stopped lifetime ends it. One the
+// account cannot keep stopped (its max-stopped-clusters) is terminated.
+func (c *cleanup) stop(ctx context.Context, log *slog.Logger, cl wire.Cluster) error {
+	switch cluster.Status(cl.ClusterStatus) {
+	case cluster.Stopped:
+		return nil
+	case cluster.Pending:
+		// Stopped once it runs: the next try finds it so.
+		return fmt.Errorf("stop %s: it is still being created", cl.ClusterID)
+	}
+	_, err := c.app.clusters.Stop(ctx, AsApp, cl.ClusterID)
+	switch cluster.ErrorCode(err) {
+	case "":
+		log.Info("cluster stopped: created with keep-cluster", "reason", c.why)
+		c.note(ctx, log, cl.ClusterID, "stopped, not terminated, though "+c.why+": created with keep-cluster")
+		return nil
+	case cluster.ENOTFOUND, cluster.ECONFLICT:
+		log.Info("cluster already changing", "reason", c.why, logErr, err)
+		return nil
+	case cluster.ELIMIT:
+		log.Info("cluster terminated: its account keeps no more stopped clusters", "reason", c.why)
+		c.note(ctx, log, cl.ClusterID, "terminated though created with keep-cluster: "+c.why+" and its account keeps no more stopped clusters")
+		_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)
+		if code := cluster.ErrorCode(err); err != nil && code != cluster.ENOTFOUND && code != cluster.ECONFLICT {
+			return fmt.Errorf("terminate %s: %w", cl.ClusterID, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("stop %s: %w", cl.ClusterID, err)
+	}
+}
+
+// note writes in a cluster's event log, where its owner looks for why it
+// changed.
+func (c *cleanup) note(ctx context.Context, log *slog.Logger, id, message string) {
+	if err := c.app.clusters.Note(ctx, AsApp, id, message); err != nil {
+		log.Warn("note in the event log", logErr, err)
+	}
 }
 
 func (a *App) planWorkflowRun(delivery string, body []byte) (func(context.Context) error, string, error) {
@@ -180,7 +232,7 @@ func (a *App) planPullRequest(delivery string, body []byte) (func(context.Contex
 }
 
 func (a *App) planInstallation(delivery string, body []byte) (func(context.Context) error, string, error) {
-	var e envelope
+	var e installationEvent
 	if err := decode(body, &e); err != nil {
 		return nil, "", err
 	}
@@ -190,13 +242,26 @@ func (a *App) planInstallation(delivery string, body []byte) (func(context.Conte
 	if e.installationID() == 0 {
 		return nil, "", missing("installation.id")
 	}
-	why := fmt.Sprintf("installation %d deleted", e.installationID())
-	return a.newCleanup(delivery, "installation", why, all(client.ListOptions{InstallationID: e.installationID()})), "", nil
+	// The clusters made through the installation (comment commands), and
+	// those the Action made in its repositories, which carry the
+	// repository only. An installation on all of an account's
+	// repositories served every repository of that owner, listed or not.
+	selections := []selection{all(client.ListOptions{InstallationID: e.installationID()})}
+	for _, r := range e.Repositories {
+		if r.ID != 0 {
+			selections = append(selections, all(client.ListOptions{RepositoryID: r.ID}))
+		}
+	}
+	if in := e.Installation; in.RepositorySelection == "all" && in.Account != nil && in.Account.Login != "" {
+		selections = append(selections, all(client.ListOptions{RepositoryOwner: in.Account.Login}))
+	}
+	why := fmt.Sprintf("the App was uninstalled (installation %d)", e.installationID())
+	return a.newCleanupOf(&cleanup{why: why, selections: selections, stopKept: true}, delivery, "installation"), "", nil
 }
 
-// planInstallationRepositories ends the clusters that the installation made
-// in the repositories taken away from it; its other repositories keep
-// theirs.
+// planInstallationRepositories ends the clusters of the repositories taken
+// away from the installation, whoever made them; its other repositories
+// keep theirs.
 func (a *App) planInstallationRepositories(delivery string, body []byte) (func(context.Context) error, string, error) {
 	var e installationRepositoriesEvent
 	if err := decode(body, &e); err != nil {
@@ -208,16 +273,16 @@ func (a *App) planInstallationRepositories(delivery string, body []byte) (func(c
 	if e.installationID() == 0 {
 		return nil, "", missing("installation.id")
 	}
-	var filters []selection
+	var selections []selection
 	for _, r := range e.RepositoriesRemoved {
 		if r.ID == 0 {
 			return nil, "", missing("repositories_removed[].id")
 		}
-		filters = append(filters, all(client.ListOptions{InstallationID: e.installationID(), RepositoryID: r.ID}))
+		selections = append(selections, all(client.ListOptions{RepositoryID: r.ID}))
 	}
-	if len(filters) == 0 {
+	if len(selections) == 0 {
 		return nil, "no repositories removed", nil
 	}
-	why := fmt.Sprintf("%d repositories removed from installation %d", len(filters), e.installationID())
-	return a.newCleanup(delivery, "installation_repositories", why, filters...), "", nil
+	why := fmt.Sprintf("%d repositories were removed from the App's installation %d", len(selections), e.installationID())
+	return a.newCleanupOf(&cleanup{why: why, selections: selections, stopKept: true}, delivery, "installation_repositories"), "", nil
 }

@@ -87,30 +87,6 @@ func TestCleanup(t *testing.T) {
 			return variant(t, "workflow_run.completed.json", func(m map[string]any) { m["installation"] = map[string]any{"id": 9} })
 		},
 		clusters: []wire.Cluster{withRun("c-end001", false, same, fixtureRun)},
-	}, {
-		name: "installation deleted", event: "installation",
-		body: func(t *testing.T) []byte { return fixture(t, "installation.deleted.json") }, // installation 2
-		clusters: []wire.Cluster{
-			withRun("c-end001", false, func(r *wire.RunMetadata) { r.InstallationID = 2 }, fixturePR),
-			withRun("c-keep01", true, func(r *wire.RunMetadata) { r.InstallationID = 2 }, fixturePR),
-			withRun("c-other1", false, same, fixturePR),
-		},
-	}, {
-		name: "installation_repositories removed", event: "installation_repositories",
-		body: func(t *testing.T) []byte {
-			return variant(t, "installation.deleted.json", func(m map[string]any) {
-				m["action"] = "removed"
-				obj(m, "installation")["id"] = 1
-				m["repository_selection"] = "selected"
-				m["repositories_added"] = []any{}
-				m["repositories_removed"] = []any{map[string]any{"id": 186853002, "name": "Hello-World", "full_name": "Codertocat/Hello-World"}}
-			})
-		},
-		clusters: []wire.Cluster{
-			withRun("c-end001", false, same, fixturePR),
-			withRun("c-other1", false, func(r *wire.RunMetadata) { r.RepositoryID = 1296269 }, fixturePR),
-			withRun("c-other2", false, func(r *wire.RunMetadata) { r.InstallationID = 5 }, fixturePR),
-		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

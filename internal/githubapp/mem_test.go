@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,7 +129,8 @@ func (m *memClusters) List(ctx context.Context, as int64, o client.ListOptions) 
 			o.RunAttempt != 0 && r.RunAttempt != o.RunAttempt,
 			o.RunnerName != "" && r.RunnerName != o.RunnerName,
 			o.PullRequest != 0 && r.PullRequest != o.PullRequest,
-			o.InstallationID != 0 && r.InstallationID != o.InstallationID:
+			o.InstallationID != 0 && r.InstallationID != o.InstallationID,
+			o.RepositoryOwner != "" && !strings.HasPrefix(strings.ToLower(r.Repository), strings.ToLower(o.RepositoryOwner)+"/"):
 			continue
 		}
 		out = append(out, *c)

@@ -12,6 +12,13 @@ import (
 
 type installationRef struct {
 	ID int64 `json:"id"`
+	// Account is the user or organization the App is installed on.
+	Account *struct {
+		Login string `json:"login"`
+	} `json:"account"`
+	// RepositorySelection is "all" (every repository of the account) or
+	// "selected".
+	RepositorySelection string `json:"repository_selection"`
 }
 
 type repositoryRef struct {
@@ -66,6 +73,12 @@ type workflowJobEvent struct {
 type pullRequestEvent struct {
 	envelope
 	Number int64 `json:"number"`
+}
+
+type installationEvent struct {
+	envelope
+	// Repositories are those the installation could reach.
+	Repositories []repositoryRef `json:"repositories"`
 }
 
 type installationRepositoriesEvent struct {
