@@ -366,11 +366,12 @@ func TestImage(t *testing.T) {
 
 	r := e.runner
 	r.SetEvent("push", []byte(`{"ref":"refs/heads/main","repository":{"full_name":"octo-org/octo-repo","id":74}}`))
-	// The runner passes every input: action.yml's defaults, then `with:`.
+	// The runner passes every input: action.yml's defaults, with their
+	// expressions evaluated in the job's contexts, then `with:`.
 	_, defaults := section(t, "inputs")
 	inputs := map[string]string{}
 	for k, v := range defaults {
-		inputs[k] = v
+		inputs[k] = evaluateDefault(t, k, v)
 	}
 	for k, v := range e.inputs() {
 		inputs[k] = v
@@ -497,4 +498,32 @@ func TestImage(t *testing.T) {
 		t.Errorf("bad input: exit %d, errors %q; want 1 and one about minutes-to-live\n%s", code, errs, out)
 	}
 	t.Logf("TestImage took %s", time.Since(began).Round(time.Millisecond))
+}
+
+// jobContext is what this simulated job's `job` context holds, for the
+// expressions in action.yml's input defaults.
+var jobContext = map[string]string{"job.check_run_id": "4242"}
+
+// evaluateDefault evaluates the ${{ ... }} expressions of an input's
+// default as the runner does before it starts the container. An
+// expression the simulation does not know fails the test, so that a new
+// one is given a value here rather than passed on verbatim.
+func evaluateDefault(t *testing.T, input, v string) string {
+	t.Helper()
+	for {
+		start := strings.Index(v, "${{")
+		if start < 0 {
+			return v
+		}
+		end := strings.Index(v[start:], "}}")
+		if end < 0 {
+			t.Fatalf("input %s: unterminated expression in its default %q", input, v)
+		}
+		expr := strings.TrimSpace(v[start+3 : start+end])
+		val, ok := jobContext[expr]
+		if !ok {
+			t.Fatalf("input %s: the simulated runner cannot evaluate ${{ %s }} in its default; give it a value in jobContext", input, expr)
+		}
+		v = v[:start] + val + v[start+end+2:]
+	}
 }
