@@ -198,8 +198,23 @@ func tenantRefusesEverything(ctx context.Context, t *testing.T, tenant kubernete
 	if conds := got.Webhooks[0].MatchConditions; len(conds) != 1 || conds[0].Name != policy.ExemptionCondition {
 		t.Errorf("the tenant's webhook came back with match conditions %+v, want SMEK's %s", conds, policy.ExemptionCondition)
 	}
-	_, err = tenant.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "probe"}}, metav1.CreateOptions{})
-	if err == nil || !strings.Contains(err.Error(), "refuse.example.com") {
+	// kube-apiserver observes a new webhook a moment after it is written.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err = tenant.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}}, metav1.CreateOptions{})
+		if err != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the tenant's webhook never refused the tenant's own write")
+		case <-tick.C:
+		}
+	}
+	if !strings.Contains(err.Error(), "refuse.example.com") {
 		t.Fatalf("the tenant's own write: got %v, want its webhook's refusal", err)
 	}
 }

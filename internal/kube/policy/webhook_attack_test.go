@@ -57,13 +57,13 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 		c.tenantMutatingWebhook(ctx, t, "evil-a", mutating("rewrite.evil-a.example.com", w.clientConfig("/wildcard"), clusterRoleRules(), nil))
 		// The webhook is live for the tenant's own requests: it widens the
 		// tenant's ClusterRole, which RBAC then refuses.
-		_, err := c.cs.RbacV1().ClusterRoles().Create(ctx, clusterRole("evil-a-probe", readConfigMaps), create)
-		if err == nil || !strings.Contains(err.Error(), msgEscalation) {
-			t.Fatalf("tenant's own ClusterRole through its webhook: got %v, want RBAC's escalation denial", err)
-		}
-		if len(w.requests("/wildcard")) == 0 {
-			t.Fatal("the webhook saw none of the tenant's requests; the attack proves nothing")
-		}
+		live(ctx, t, "the webhook widens the tenant's own ClusterRole, which RBAC refuses", func() (bool, error) {
+			_, err := c.cs.RbacV1().ClusterRoles().Create(ctx, clusterRole("evil-a-probe", readConfigMaps), create)
+			if err == nil {
+				return false, c.adminCS.RbacV1().ClusterRoles().Delete(ctx, "evil-a-probe", metav1.DeleteOptions{})
+			}
+			return strings.Contains(err.Error(), msgEscalation), nil
+		})
 		// SMEK's grant loop writes the custom-resource role as admin.
 		c.tenantCreatesCRDAndUsesIt(ctx, t, "evil-a.example.com", "things")
 		c.checkNoWildcard(ctx, t, policy.CustomResourcesClusterRole)
@@ -79,6 +79,14 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 			mutating("probe.evil-b.example.com", w.clientConfig("/allow"), clusterRoleRules(), map[string]string{"evil-probe": "true"}),
 			mutating("rewrite.evil-b.example.com", w.clientConfig("/wildcard"), clusterRoleRules(), map[string]string{"kubernetes.io/bootstrapping": "rbac-defaults"}),
 		)
+		live(ctx, t, "the webhook sees the tenant's own ClusterRole", func() (bool, error) {
+			probe := clusterRole("evil-b-probe", readConfigMaps)
+			probe.Labels = map[string]string{"evil-probe": "true"}
+			if _, err := c.cs.RbacV1().ClusterRoles().Create(ctx, probe, create); err != nil {
+				return false, err
+			}
+			return len(w.requests("/allow")) > 0, c.adminCS.RbacV1().ClusterRoles().Delete(ctx, probe.Name, metav1.DeleteOptions{})
+		})
 		source := clusterRole("evil-b-source", createConfigMaps)
 		source.Labels = map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true", "evil-probe": "true"}
 		if _, err := c.cs.RbacV1().ClusterRoles().Create(ctx, source, create); err != nil {
@@ -87,9 +95,6 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 		t.Cleanup(func() {
 			c.adminCS.RbacV1().ClusterRoles().Delete(context.Background(), source.Name, metav1.DeleteOptions{})
 		})
-		if len(w.requests("/allow")) == 0 {
-			t.Fatal("the webhook saw none of the tenant's requests; the attack proves nothing")
-		}
 		c.waitAggregated(ctx, t, "view", createConfigMaps)
 		c.checkNoWildcard(ctx, t, "view")
 		c.checkTenantNotAdmin(ctx, t)
@@ -106,10 +111,13 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 		})
 		hook.FailurePolicy = &fail
 		c.tenantValidatingWebhook(ctx, t, "evil-c", hook)
-		_, err := c.cs.CoreV1().ConfigMaps(tenantNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "evil-c-probe"}}, create)
-		if err == nil || !strings.Contains(err.Error(), evilDenial) {
-			t.Fatalf("tenant's own ConfigMap through its webhook: got %v, want the webhook's denial", err)
-		}
+		live(ctx, t, "the webhook refuses the tenant's own ConfigMap", func() (bool, error) {
+			_, err := c.cs.CoreV1().ConfigMaps(tenantNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "evil-c-probe"}}, create)
+			if err == nil {
+				return false, c.adminCS.CoreV1().ConfigMaps(tenantNS).Delete(ctx, "evil-c-probe", metav1.DeleteOptions{})
+			}
+			return strings.Contains(err.Error(), evilDenial), nil
+		})
 		// What SMEK does on a claim and on a start, as its admin.
 		admin, err := kube.NewAdmin(c.admin)
 		if err != nil {
@@ -131,13 +139,14 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 		ctx := testContext(t)
 		w.reset()
 		c.tenantMutatingWebhook(ctx, t, "evil-d", mutating("mark.evil-d.example.com", w.clientConfig("/mark"), []admissionregistrationv1.RuleWithOperations{rule("", "pods")}, nil))
-		mine, err := c.cs.CoreV1().Pods(tenantNS).Create(ctx, testPod("evil-d-probe", tenantNS, nil), create)
-		if err != nil {
-			t.Fatalf("tenant's own pod: %v", err)
-		}
-		if mine.Annotations[evilAnnotation] == "" {
-			t.Fatal("the webhook did not mark the tenant's own pod; the attack proves nothing")
-		}
+		live(ctx, t, "the webhook marks the tenant's own pod", func() (bool, error) {
+			mine, err := c.cs.CoreV1().Pods(tenantNS).Create(ctx, testPod("evil-d-probe", tenantNS, nil), create)
+			if err != nil {
+				return false, err
+			}
+			zero := int64(0)
+			return mine.Annotations[evilAnnotation] != "", c.adminCS.CoreV1().Pods(tenantNS).Delete(ctx, mine.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		})
 		// A pod the admin makes, and one kube-controller-manager makes.
 		sys, err := c.adminCS.CoreV1().Pods("kube-system").Create(ctx, testPod("evil-d-system", "kube-system", nil), create)
 		if err != nil {
@@ -200,6 +209,15 @@ func runInvariantAttacks(t *testing.T, privileged bool) {
 		}
 	}
 	t.Cleanup(remove)
+	live(ctx, t, "the admin's webhook rewrites a ClusterRole of SMEK's", func() (bool, error) {
+		probe := clusterRole("evil-liveness", readConfigMaps)
+		probe.Labels = map[string]string{"app.kubernetes.io/managed-by": "smek"}
+		if _, err := c.adminCS.RbacV1().ClusterRoles().Create(ctx, probe, create); err != nil {
+			return false, err
+		}
+		seen := slices.ContainsFunc(w.requests("/wildcard"), func(s seenRequest) bool { return s.name == probe.Name })
+		return seen, c.adminCS.RbacV1().ClusterRoles().Delete(ctx, probe.Name, metav1.DeleteOptions{})
+	})
 
 	t.Run("SMEK's grant rewritten", func(t *testing.T) {
 		ctx := testContext(t)
@@ -540,7 +558,12 @@ func runHostAttacks(t *testing.T, privileged bool) {
 			}}, create)
 			return err
 		}
-		return probe("open"), probe("closed")
+		// Both webhooks of the configuration come into force together.
+		live(ctx, t, "the scanning webhooks are called", func() (bool, error) {
+			openErr = probe("open")
+			return openErr != nil, nil
+		})
+		return openErr, probe("closed")
 	}
 
 	t.Run("webhooks on loopback ports by address", func(t *testing.T) {
@@ -587,8 +610,12 @@ func runHostAttacks(t *testing.T, privileged bool) {
 		h.FailurePolicy = &fail
 		h.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"scan": "service"}}
 		c.tenantValidatingWebhook(ctx, t, "scan-service", h)
-		_, err := c.cs.CoreV1().ConfigMaps(tenantNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "scan-", Labels: map[string]string{"scan": "service"}}}, create)
-		if err == nil || !strings.Contains(err.Error(), "403") {
+		var err error
+		live(ctx, t, "the webhook through the Service is called", func() (bool, error) {
+			_, err = c.cs.CoreV1().ConfigMaps(tenantNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "scan-", Labels: map[string]string{"scan": "service"}}}, create)
+			return err != nil, nil
+		})
+		if !strings.Contains(err.Error(), "403") {
 			t.Errorf("got %v, want the egress proxy's refusal (403)", err)
 		}
 		if n := accepted(); n > 0 {
@@ -693,4 +720,15 @@ func hostAddress(t *testing.T) string {
 	}
 	t.Skip("this machine has no global unicast IPv4 address to pose as a pod IP")
 	return ""
+}
+
+// live waits until try reports that a webhook just configured is in force:
+// kube-apiserver observes webhook configurations through an informer, a
+// moment after they are written. try undoes what it made when the webhook
+// was not yet called.
+func live(ctx context.Context, t *testing.T, what string, try func() (bool, error)) {
+	t.Helper()
+	if err := poll(ctx, try); err != nil {
+		t.Fatalf("%s: %v; the attack would prove nothing", what, err)
+	}
 }
