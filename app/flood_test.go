@@ -2,10 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/githubapp"
+	"github.com/smek/action/internal/httpserver/httpservertest"
 )
 
 // floodBodyMiB is the body size of the measurement: 12 concurrent
@@ -77,58 +75,16 @@ type floodRequest struct {
 	chunked   bool
 }
 
-// send writes the request over a raw connection, the body from a
-// generator (the client holds no copy), and returns the answer's status;
-// 0 when the server closed the connection without one.
+// send posts the request over its own connection and returns the
+// answer's status; 0 when the server closed the connection without one.
 func (f floodRequest) send(addr string) int {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		return 0
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Minute)) // a hung test, not a measurement
-	var head strings.Builder
-	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n", githubapp.WebhookPath, addr)
-	fmt.Fprintf(&head, "%s: workflow_run\r\n%s: flood-%d\r\n", githubapp.EventHeader, githubapp.DeliveryHeader, time.Now().UnixNano())
+	header := http.Header{"Content-Type": {"application/json"}}
+	header.Set(githubapp.EventHeader, "workflow_run")
+	header.Set(githubapp.DeliveryHeader, fmt.Sprintf("flood-%d", time.Now().UnixNano()))
 	if f.signature != "" {
-		fmt.Fprintf(&head, "%s: %s\r\n", githubapp.SignatureHeader, f.signature)
+		header.Set(githubapp.SignatureHeader, f.signature)
 	}
-	if f.chunked {
-		head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	} else {
-		fmt.Fprintf(&head, "Content-Length: %d\r\n\r\n", f.length)
-	}
-	if _, err := io.WriteString(conn, head.String()); err != nil {
-		return 0
-	}
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		chunk := bytes.Repeat([]byte(" "), 64<<10)
-		for sent := int64(0); sent < f.length; sent += int64(len(chunk)) {
-			var err error
-			if f.chunked {
-				_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk)
-			} else {
-				_, err = conn.Write(chunk[:min(int64(len(chunk)), f.length-sent)])
-			}
-			if err != nil {
-				return // the server answered and closed: fine
-			}
-		}
-		if f.chunked {
-			io.WriteString(conn, "0\r\n\r\n")
-		}
-	}()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	status := 0
-	if err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		status = resp.StatusCode
-	}
-	conn.Close()
-	<-written
+	status, _ := httpservertest.RawPost(addr, githubapp.WebhookPath, header, httpservertest.RawBody{Length: f.length, Chunked: f.chunked}, 2*time.Minute)
 	return status
 }
 

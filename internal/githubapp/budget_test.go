@@ -1,16 +1,15 @@
 package githubapp
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smek/action/internal/httpserver/httpservertest"
 )
 
 func TestWebhookRefusesPayloadsBeyondItsMemory(t *testing.T) {
@@ -60,60 +59,16 @@ type rawDelivery struct {
 }
 
 func (d rawDelivery) send(t *testing.T, addr string, id int) int {
-	conn, err := net.Dial("tcp", addr)
+	header := http.Header{}
+	header.Set(EventHeader, d.event)
+	header.Set(DeliveryHeader, fmt.Sprintf("raw-%d", id))
+	if d.signature != "" {
+		header.Set(SignatureHeader, d.signature)
+	}
+	status, err := httpservertest.RawPost(addr, WebhookPath, header, httpservertest.RawBody{Data: d.body, Length: d.length, Chunked: d.chunked}, time.Minute)
 	if err != nil {
 		t.Error(err)
-		return 0
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Minute)) // a hung test, not a measurement
-	var head strings.Builder
-	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\n%s: raw-%d\r\n", WebhookPath, addr, EventHeader, d.event, DeliveryHeader, id)
-	if d.signature != "" {
-		fmt.Fprintf(&head, "%s: %s\r\n", SignatureHeader, d.signature)
-	}
-	if d.body != nil {
-		d.length = int64(len(d.body))
-	}
-	if d.chunked {
-		head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	} else {
-		fmt.Fprintf(&head, "Content-Length: %d\r\n\r\n", d.length)
-	}
-	if _, err := io.WriteString(conn, head.String()); err != nil {
-		return 0
-	}
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		if d.body != nil {
-			conn.Write(d.body)
-			return
-		}
-		chunk := bytes.Repeat([]byte(" "), 32<<10)
-		for sent := int64(0); sent < d.length; sent += int64(len(chunk)) {
-			var err error
-			if d.chunked {
-				_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk)
-			} else {
-				_, err = conn.Write(chunk[:min(int64(len(chunk)), d.length-sent)])
-			}
-			if err != nil {
-				return // answered and closed
-			}
-		}
-		if d.chunked {
-			io.WriteString(conn, "0\r\n\r\n")
-		}
-	}()
-	status := 0
-	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		status = resp.StatusCode
-	}
-	conn.Close()
-	<-written
 	return status
 }
 
