@@ -33,21 +33,7 @@ func TestJobCompletedLateEndsOnlyThatJobsClusters(t *testing.T) {
 		jobCluster("c-early1", jobStarted.Add(-2*time.Minute), same),   // an earlier job's
 		jobCluster("c-other1", jobStarted.Add(time.Minute), func(r *wire.RunMetadata) { r.RunnerName = "GitHub Actions 6" }),
 	}
-	for _, c := range clusters {
-		h.clusters.add(c)
-	}
-	if r := h.deliver("workflow_job", fixture(t, "workflow_job.completed.json")); r.Err != nil {
-		t.Fatal(r.Err)
-	}
-	for _, c := range clusters {
-		want := "running"
-		if c.ClusterID[:5] == "c-end" {
-			want = "terminated"
-		}
-		if got := h.clusters.get(c.ClusterID).ClusterStatus; got != want {
-			t.Errorf("cluster %s (made %s): got %s, want %s", c.ClusterID, c.CreatedAt.Format(time.TimeOnly), got, want)
-		}
-	}
+	deliverJobCompleted(t, h, clusters)
 }
 
 // A cluster that knows its job's id (the Action sends job.check_run_id)
@@ -64,6 +50,14 @@ func TestJobCompletedEndsTheClustersOfItsID(t *testing.T) {
 		// A's id in another run attempt is not A.
 		jobCluster("c-other1", jobStarted.Add(time.Minute), func(r *wire.RunMetadata) { r.JobID, r.RunAttempt = jobA, 2 }),
 	}
+	deliverJobCompleted(t, h, clusters)
+}
+
+// deliverJobCompleted adds clusters, delivers the fixture's workflow_job
+// completion and checks that exactly the clusters whose id starts with
+// "c-end" were terminated.
+func deliverJobCompleted(t *testing.T, h *harness, clusters []wire.Cluster) {
+	t.Helper()
 	for _, c := range clusters {
 		h.clusters.add(c)
 	}
@@ -76,7 +70,7 @@ func TestJobCompletedEndsTheClustersOfItsID(t *testing.T) {
 			want = "terminated"
 		}
 		if got := h.clusters.get(c.ClusterID).ClusterStatus; got != want {
-			t.Errorf("cluster %s (job %d): got %s, want %s", c.ClusterID, c.Run.JobID, got, want)
+			t.Errorf("cluster %s (made %s, job %d): got %s, want %s", c.ClusterID, c.CreatedAt.Format(time.TimeOnly), c.Run.JobID, got, want)
 		}
 	}
 }
