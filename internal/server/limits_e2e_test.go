@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -95,24 +94,6 @@ func TestIntegrationSuspendedAccount(t *testing.T) {
 	}
 }
 
-// stoppedView is the part of a cluster's JSON that tells when a stopped
-// cluster ends.
-type stoppedView struct {
-	ClusterStatus    string     `json:"cluster-status"`
-	StoppedAt        *time.Time `json:"stopped-at"`
-	StoppedExpiresAt *time.Time `json:"stopped-expires-at"`
-}
-
-func getStoppedView(t *testing.T, url, token string) stoppedView {
-	t.Helper()
-	status, b := call(t, "GET", url, token, "", "application/json")
-	var v stoppedView
-	if status != 200 || json.Unmarshal(b, &v) != nil {
-		t.Fatalf("GET %s: %d %s", url, status, b)
-	}
-	return v
-}
-
 // TestIntegrationStoppedLifetimeMail: a stopped cluster shows when it ends
 // (stopped-expires-at, 168 h after the stop by default); a day before, its
 // owner is mailed once; at that time it is terminated, and says so.
@@ -131,7 +112,7 @@ func TestIntegrationStoppedLifetimeMail(t *testing.T) {
 	mustJSON[wire.Cluster](t, 200, "POST", smek.URL+"/v1/clusters/"+c.ClusterID+"/stop", token, "")
 	expectMail(t, g, "dora@example.com", c.ClusterID, "was stopped", "")
 
-	v := getStoppedView(t, smek.URL+"/v1/clusters/"+c.ClusterID, token)
+	v := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID, token, "")
 	if v.StoppedAt == nil || v.StoppedExpiresAt == nil || v.StoppedExpiresAt.Sub(*v.StoppedAt) != 168*time.Hour {
 		t.Fatalf("stopped cluster: stopped-at %v, stopped-expires-at %v; want the latter 168h after the former", v.StoppedAt, v.StoppedExpiresAt)
 	}
@@ -157,7 +138,7 @@ func TestIntegrationStoppedLifetimeMail(t *testing.T) {
 	}
 	// The next mail is the end, not a second warning.
 	expectMail(t, g, "dora@example.com", c.ClusterID, "was terminated", "")
-	if got := getStoppedView(t, smek.URL+"/v1/clusters/"+c.ClusterID, token); got.ClusterStatus != "terminated" || got.StoppedExpiresAt != nil {
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID, token, ""); got.ClusterStatus != "terminated" || got.StoppedExpiresAt != nil {
 		t.Errorf("after the stopped lifetime: %+v, want terminated without a stopped deadline", got)
 	}
 	evs := mustJSON[wire.EventList](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID+"/events", token, "")
