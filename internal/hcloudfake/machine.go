@@ -3,6 +3,7 @@ package hcloudfake
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
 )
 
@@ -21,8 +22,10 @@ type Machine interface {
 	Snapshot(dir string) error
 	// Destroy powers off and deletes the disk.
 	Destroy() error
-	// SSHAddr is the host:port of the SSH server while powered on.
-	SSHAddr() string
+	// Ports maps each public port the machine listens on (22 for SSH,
+	// 6443 for k3s, a LoadBalancer Service's port) to the loopback
+	// host:port standing for it; empty while powered off.
+	Ports() map[int]string
 }
 
 // MachineSpec is what a MachineFactory is told about a new server.
@@ -36,6 +39,10 @@ type MachineSpec struct {
 	AuthorizedKeys []string
 	// UserData is the cloud-init user data given at create.
 	UserData string
+	// Admit says whether the firewalls applied to the server let a TCP
+	// connection from src reach public port; nil admits everything.
+	// The machine asks at every connection.
+	Admit func(port int, src netip.Addr) bool
 }
 
 // MachineFactory makes the machine for a new server.
@@ -66,19 +73,25 @@ func (f *Fake) MachineOf(id int64) Machine {
 	return f.machines[id]
 }
 
-// SSHAddr returns the SSH address of server id's machine, or "" when it has
-// none or is off. It is the test hook behind GET /_hcloudfake/servers/{id}.
-func (f *Fake) SSHAddr(id int64) string {
+// Ports returns the public ports of server id's machine (see
+// Machine.Ports), empty when it has none or is off. It is the test hook
+// behind GET /_hcloudfake/servers/{id}.
+func (f *Fake) Ports(id int64) map[int]string {
 	if m := f.MachineOf(id); m != nil {
-		return m.SSHAddr()
+		return m.Ports()
 	}
-	return ""
+	return map[int]string{}
 }
 
+// SSHAddr returns the SSH address of server id's machine, or "" when it has
+// none or is off.
+func (f *Fake) SSHAddr(id int64) string { return f.Ports(id)[22] }
+
 // hookServer answers the fake-only GET /_hcloudfake/servers/{id} with
-// {"ssh": "127.0.0.1:port"}: on a real cloud SSH is on port 22 of the
-// public address, in the fake every machine has its own loopback port. It
-// is neither counted nor rate limited.
+// {"ssh": "127.0.0.1:port", "ports": {"22": "127.0.0.1:port", ...}}: on a
+// real cloud SSH is on port 22 of the public address, k3s on 6443 and a
+// LoadBalancer Service on its own port; in the fake every machine has a
+// loopback port for each. It is neither counted nor rate limited.
 func (f *Fake) hookServer(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
@@ -94,5 +107,13 @@ func (f *Fake) hookServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]string{"ssh": f.SSHAddr(id)})
+	ports := f.Ports(id)
+	body := struct {
+		SSH   string            `json:"ssh"`
+		Ports map[string]string `json:"ports"`
+	}{SSH: ports[22], Ports: map[string]string{}}
+	for p, addr := range ports {
+		body.Ports[strconv.Itoa(p)] = addr
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }

@@ -244,6 +244,7 @@ func (n *Node) systemctl(args []string, stdout, stderr io.Writer) int {
 		n.mu.Lock()
 		k := n.k3s
 		n.k3s = nil
+		_ = n.unlisten(k3sAPIPort)
 		n.mu.Unlock()
 		if k != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -44,6 +45,8 @@ const (
 	ManifestsDir  = "/var/lib/rancher/k3s/server/manifests"
 	k3sToken      = "/var/lib/rancher/k3s/server/token"
 	simDir        = "/var/lib/rancher/k3s/server/sim"
+
+	k3sAPIPort = 6443
 )
 
 // k3sConfig is the part of /etc/rancher/k3s/config.yaml the simulation
@@ -96,6 +99,7 @@ func startK3s(ctx context.Context, n *Node) (*k3s, error) {
 	}
 	k := &k3s{cp: cp}
 	if err := k.setUp(ctx, n, cfg); err != nil {
+		_ = n.unlisten(k3sAPIPort)
 		_ = cp.Stop(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -160,7 +164,18 @@ func (k *k3s) setUp(ctx context.Context, n *Node, cfg k3sConfig) error {
 	if err := n.writeFile(k3sToken, token, 0o600); err != nil {
 		return err
 	}
-	kc, err := adminKubeconfig(admin)
+	// k3s listens on 6443 of every address; its kubeconfig names
+	// 127.0.0.1. Here the public port relays to the control plane.
+	u, err := url.Parse(admin.Host)
+	if err != nil {
+		return err
+	}
+	if err := n.forward(k3sAPIPort, u.Host); err != nil {
+		return err
+	}
+	public := *admin
+	public.Host = "https://" + n.ports[k3sAPIPort].Addr().String()
+	kc, err := adminKubeconfig(&public)
 	if err != nil {
 		return err
 	}

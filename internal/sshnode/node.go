@@ -56,9 +56,10 @@ type Node struct {
 	disk string // root of the simulated file system
 
 	// mu guards everything below.
-	mu   sync.Mutex
-	sshd *sshd
-	k3s  *k3s
+	mu    sync.Mutex
+	sshd  *sshd
+	k3s   *k3s
+	ports map[int]*port // public ports, see nic.go
 }
 
 var _ hcloudfake.Machine = (*Node)(nil)
@@ -124,6 +125,9 @@ func (n *Node) PowerOff() error {
 	if n.sshd != nil {
 		errs = append(errs, n.sshd.close())
 		n.sshd = nil
+	}
+	for p := range n.ports {
+		errs = append(errs, n.unlisten(p))
 	}
 	return errors.Join(errs...)
 }
@@ -219,14 +223,7 @@ func (n *Node) Destroy() error {
 }
 
 // SSHAddr is where the SSH server listens, "" while off.
-func (n *Node) SSHAddr() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.sshd == nil {
-		return ""
-	}
-	return n.sshd.addr()
-}
+func (n *Node) SSHAddr() string { return n.Addr(22) }
 
 // K3sRunning reports whether the simulated k3s is up.
 func (n *Node) K3sRunning() bool {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -24,9 +23,9 @@ type sshd struct {
 }
 
 func startSSHD(n *Node, hostKey ssh.Signer) (*sshd, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := n.listen(22)
 	if err != nil {
-		return nil, fmt.Errorf("listen ssh: %w", err)
+		return nil, err
 	}
 	s := &sshd{node: n, l: l, conns: map[net.Conn]struct{}{}}
 	cfg := &ssh.ServerConfig{PublicKeyCallback: s.authorize}
@@ -55,11 +54,10 @@ func startSSHD(n *Node, hostKey ssh.Signer) (*sshd, error) {
 	return s, nil
 }
 
-func (s *sshd) addr() string { return s.l.Addr().String() }
-
 // close stops listening and cuts every connection, like a power cut.
+// n.mu is held.
 func (s *sshd) close() error {
-	err := s.l.Close()
+	err := s.node.unlisten(22)
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()
