@@ -35,10 +35,21 @@ func (n *Node) listen(p int) (net.Listener, error) {
 	if _, ok := n.ports[p]; ok {
 		return nil, fmt.Errorf("public port %d is already in use", p)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// A public port keeps its loopback address for the machine's life,
+	// as a real server keeps its address across reboots: credentials
+	// sealed at bootstrap name it.
+	addr := n.portAddrs[p]
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on public port %d: %w", p, err)
 	}
+	if n.portAddrs == nil {
+		n.portAddrs = map[int]string{}
+	}
+	n.portAddrs[p] = l.Addr().String()
 	pt := &port{public: p, l: l, admit: n.spec.Admit, conns: map[net.Conn]struct{}{}}
 	if n.ports == nil {
 		n.ports = map[int]*port{}

@@ -67,3 +67,20 @@ func TestFirewallDropsSilently(t *testing.T) {
 		t.Errorf("ports of a powered-off machine: %v", p)
 	}
 }
+
+// TestPublicPortsKeepTheirAddress: a machine's public port stands for the
+// same loopback address after a power cycle, as a server keeps its public
+// address across reboots (a credential sealed at bootstrap names it).
+func TestPublicPortsKeepTheirAddress(t *testing.T) {
+	n := bootedNode(t, newKey(t))
+	before := n.SSHAddr()
+	if err := n.PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.PowerOn(); err != nil {
+		t.Fatal(err)
+	}
+	if after := n.SSHAddr(); after != before || after == "" {
+		t.Errorf("ssh address after a power cycle: %q, before: %q", after, before)
+	}
+}

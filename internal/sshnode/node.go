@@ -60,6 +60,8 @@ type Node struct {
 	sshd  *sshd
 	k3s   *k3s
 	ports map[int]*port // public ports, see nic.go
+	// portAddrs remembers the loopback address of each public port.
+	portAddrs map[int]string
 }
 
 var _ hcloudfake.Machine = (*Node)(nil)
