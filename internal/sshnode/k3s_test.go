@@ -238,6 +238,33 @@ func TestServiceLBPublishesOnPublicPort(t *testing.T) {
 	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dss, _ := cs.AppsV1().DaemonSets("kube-system").List(ctx, metav1.ListOptions{})
+		for _, d := range dss.Items {
+			t.Logf("state: ds %s status %+v", d.Name, d.Status)
+		}
+		pods, _ := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		for _, p := range pods.Items {
+			t.Logf("state: pod %s/%s node=%q phase=%s ip=%s %+v", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.PodIP, p.Status.ContainerStatuses)
+		}
+		nodes, _ := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		for _, nd := range nodes.Items {
+			t.Logf("state: node %s taints=%v unsched=%v", nd.Name, nd.Spec.Taints, nd.Spec.Unschedulable)
+		}
+		logs, _ := os.ReadFile(filepath.Join(n.Disk(), simDir, "logs", "kube-controller-manager.log"))
+		for _, l := range strings.Split(string(logs), "\n") {
+			if strings.Contains(strings.ToLower(l), "daemon") {
+				t.Logf("state: kcm %.300s", l)
+			}
+		}
+		evs, _ := cs.CoreV1().Events("kube-system").List(ctx, metav1.ListOptions{})
+		for _, e := range evs.Items {
+			t.Logf("state: event %s %s %s", e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	})
 	eventually(t, time.Minute, "the Service's load balancer ingress", func() bool {
 		got, err := cs.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && len(got.Status.LoadBalancer.Ingress) == 1 && got.Status.LoadBalancer.Ingress[0].IP == "127.0.0.1"
