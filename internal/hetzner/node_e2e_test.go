@@ -171,7 +171,7 @@ func tenantServiceLB(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 	labels := map[string]string{"app": "web"}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Labels: labels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox", Args: []string{"httpd", "-f", "-p", "8080"}}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox", Args: []string{"httpd", "-f", "-p", "8080"}}}},
 	}
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("tenant creates the web pod: %v", err)
