@@ -273,8 +273,11 @@ func coreDNS(ctx context.Context, cs kubernetes.Interface) error {
 }
 
 // applyManifests applies every *.yaml in the manifests folder (without a
-// .skip file), like k3s's deploy controller, with server-side apply. Kinds
-// defined by an earlier document (CRDs) are retried until known.
+// .skip file) in name order, like k3s's deploy controller, with
+// server-side apply, and tracks each file in an Addon object of
+// kube-system (addons.go): created when the file is taken up, its
+// checksum set once every object of the file is applied. Kinds defined by
+// an earlier document (CRDs) are retried until known.
 func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 	dir, _ := n.path(ManifestsDir)
 	entries, err := os.ReadDir(dir)
@@ -284,12 +287,23 @@ func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 	if err != nil {
 		return err
 	}
-	var docs []*unstructured.Unstructured
 	var names []string
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := ensureAddonCRD(ctx, dyn); err != nil {
+		return err
+	}
 	for _, name := range names {
 		if !strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml") {
 			continue
@@ -301,31 +315,35 @@ func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 		if err != nil {
 			return err
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return fmt.Errorf("manifest %s: %w", name, err)
-			}
-			if len(u.Object) > 0 {
-				docs = append(docs, u)
-			}
+		addon, err := startAddon(ctx, dyn, name)
+		if err != nil {
+			return err
+		}
+		if err := applyFile(ctx, mapper, dyn, name, b); err != nil {
+			return err
+		}
+		if err := finishAddon(ctx, dyn, addon, b); err != nil {
+			return err
 		}
 	}
-	if len(docs) == 0 {
-		return nil
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
+	return nil
+}
+
+// applyFile applies the documents of one manifest file.
+func applyFile(ctx context.Context, mapper *restmapper.DeferredDiscoveryRESTMapper, dyn dynamic.Interface, name string, b []byte) error {
+	var docs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("manifest %s: %w", name, err)
+		}
+		if len(u.Object) > 0 {
+			docs = append(docs, u)
+		}
 	}
 	force := true
 	var lastErr error
@@ -362,7 +380,7 @@ func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 		}
 	}
 	if len(docs) > 0 {
-		return fmt.Errorf("apply manifests: %w", lastErr)
+		return fmt.Errorf("apply manifest %s: %w", name, lastErr)
 	}
 	return nil
 }
