@@ -10,6 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -24,7 +27,9 @@ const (
 
 // waitReady waits until the cluster can be handed out: the API answers
 // /readyz, a node is Ready, the default ServiceAccount exists, CoreDNS is
-// available, local-path is the default StorageClass, and storage works end
+// available, k3s's deploy controller has applied its manifests (the
+// packaged local-storage and SMEK's), local-path is the default
+// StorageClass, and storage works end
 // to end: a claim of the default class is bound for a consumer pod (k3s's
 // local-path-provisioner ran its helper pod on the node), then the pod,
 // the claim and the volume are deleted again. k3s applies its packaged
@@ -32,6 +37,10 @@ const (
 // check waits for its part.
 func waitReady(ctx context.Context, cfg *rest.Config) error {
 	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
@@ -65,6 +74,9 @@ func waitReady(ctx context.Context, cfg *rest.Config) error {
 			d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 			return err == nil && d.Status.AvailableReplicas >= 1, nil
 		}},
+		{"k3s's deploy controller done (local-storage and every manifest taken up applied)", func(ctx context.Context) (bool, error) {
+			return manifestsApplied(ctx, dyn)
+		}},
 		{"local-path default storage class", func(ctx context.Context) (bool, error) {
 			sc, err := cs.StorageV1().StorageClasses().Get(ctx, "local-path", metav1.GetOptions{})
 			return err == nil && sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true", nil
@@ -76,6 +88,32 @@ func waitReady(ctx context.Context, cfg *rest.Config) error {
 		}
 	}
 	return proveStorage(ctx, cs)
+}
+
+// addons are the Addon objects in which k3s's deploy controller tracks
+// the files of its manifests folder (k3s pkg/deploy/controller.go): it
+// creates one (kube-system, named after the file) when it takes a file
+// up and sets its spec.checksum once the file's objects are applied.
+var addons = schema.GroupVersionResource{Group: "k3s.cattle.io", Version: "v1", Resource: "addons"}
+
+// manifestsApplied reports whether the deploy controller has applied the
+// packaged local-storage component and every file it has taken up. The
+// files are applied in name order, so SMEK's own (smek-*) follow
+// local-storage at once; the storage proof that comes after takes longer.
+func manifestsApplied(ctx context.Context, dyn dynamic.Interface) (bool, error) {
+	list, err := dyn.Resource(addons).Namespace("kube-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, nil // the kind is registered a moment after the start
+	}
+	storage := false
+	for _, a := range list.Items {
+		sum, _, _ := unstructured.NestedString(a.Object, "spec", "checksum")
+		if sum == "" {
+			return false, nil
+		}
+		storage = storage || a.GetName() == "local-storage"
+	}
+	return storage, nil
 }
 
 // poll calls ok every 100 ms until it holds, fails or ctx ends.
