@@ -100,6 +100,12 @@ func startK3s(ctx context.Context, n *Node) (*k3s, error) {
 			admission = b
 		}
 	}
+	if !contains(cfg.Disable, "local-storage") {
+		// The simulation's stand-in for the image k3s would pull.
+		if _, err := os.Stat(filepath.Join(n.cfg.KubeBin, "local-path-provisioner")); err != nil {
+			return nil, fmt.Errorf("simulated k3s: local-path-provisioner is missing in %s (make kube-bin builds it)", n.cfg.KubeBin)
+		}
+	}
 	if err := writePackaged(n, cfg); err != nil {
 		return nil, err
 	}
