@@ -19,6 +19,9 @@ KUBE_LDFLAGS   := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMinor=36
 
 KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kubectl
+# k3s's local-storage provisioner, run by the simulated k3s node
+# (internal/sshnode). Its own module: see tools/localpath/tools.go.
+LOCAL_PATH_PROVISIONER := $(KUBE_BIN)/local-path-provisioner
 
 .PHONY: all build dist run test test-short bench fuzz kube-bin lint clean
 
@@ -36,8 +39,13 @@ dist:
 
 ## kube-bin: build etcd, kube-apiserver, kube-controller-manager and kubectl
 ## from the Go module proxy into $(KUBE_BIN) (about 12 minutes the first time
-## on 2 cores, cached by the Go build cache afterwards).
-kube-bin: $(KUBE_TOOLS)
+## on 2 cores, cached by the Go build cache afterwards), and
+## local-path-provisioner for the simulated k3s node (about 3 minutes).
+kube-bin: $(KUBE_TOOLS) $(LOCAL_PATH_PROVISIONER)
+
+$(LOCAL_PATH_PROVISIONER): tools/localpath/go.mod tools/localpath/go.sum
+	@mkdir -p $(KUBE_BIN)
+	cd tools/localpath && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(LOCAL_PATH_PROVISIONER) github.com/rancher/local-path-provisioner
 
 $(KUBE_TOOLS): tools/kube/go.mod tools/kube/go.sum
 	@mkdir -p $(KUBE_BIN)

@@ -128,16 +128,40 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 	return ir.Image, nil
 }
 
-// metadataBlock keeps pods (forwarded traffic) away from the cloud
-// metadata service.
+// metadataRulesPath holds SMEK's own nftables table on the node.
+const metadataRulesPath = "/etc/smek/metadata-block.nft"
+
+// metadataRules keep pods (forwarded traffic) away from the cloud
+// metadata service. An iptables rule in FORWARD is not enough: k3s's
+// network-policy controller (kube-router) accepts the traffic of pods a
+// NetworkPolicy selects in chains it inserts ahead of it. In nftables an
+// accept ends a packet's walk through one base chain only, while a drop in
+// any base chain is final, so a base chain of SMEK's own on the forward
+// hook drops these packets whatever iptables (iptables-nft is a table
+// beside this one) or kube-router accept. The forward hook sees the
+// address after DNAT, so a Service whose endpoint is the metadata address
+// is dropped too. The table is replaced as a whole at every load.
+const metadataRules = `#!/usr/sbin/nft -f
+# SMEK: pods never reach the cloud metadata service.
+table inet smek_metadata
+delete table inet smek_metadata
+table inet smek_metadata {
+	chain forward {
+		type filter hook forward priority filter - 10; policy accept;
+		ip daddr 169.254.169.254 drop
+		ip6 daddr fe80::a9fe:a9fe drop
+	}
+}
+`
+
+// metadataBlock loads metadataRules at boot, before k3s starts.
 const metadataBlock = `[Unit]
 Description=SMEK: keep pods away from the metadata service
 Before=k3s.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/sbin/iptables -I FORWARD -d 169.254.169.254/32 -j DROP
-ExecStart=/usr/sbin/ip6tables -I FORWARD -d fe80::a9fe:a9fe/128 -j DROP
+ExecStart=/usr/sbin/nft -f ` + metadataRulesPath + `
 [Install]
 WantedBy=multi-user.target
 `
@@ -151,6 +175,7 @@ func installNodeFiles(ctx context.Context, conn *ssh.Client, ic ImageConfig) err
 		{"install k3s", "curl -sfL https://get.k3s.io | INSTALL_K3S_SKIP_START=true INSTALL_K3S_SKIP_ENABLE=true INSTALL_K3S_VERSION=" + v + " sh -", nil},
 		{"make the airgap folder", "mkdir -p /var/lib/rancher/k3s/agent/images", nil},
 		{"fetch airgap images", "curl -sfLo /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst https://github.com/k3s-io/k3s/releases/download/" + url.PathEscape(v) + "/k3s-airgap-images-amd64.tar.zst", nil},
+		{"install the metadata block rules", "install -D -m 0644 /dev/stdin " + metadataRulesPath, []byte(metadataRules)},
 		{"install the metadata block", "install -D -m 0644 /dev/stdin /etc/systemd/system/smek-metadata-block.service", []byte(metadataBlock)},
 		{"enable the metadata block", "systemctl enable smek-metadata-block.service", nil},
 	}

@@ -18,7 +18,11 @@ const (
 // k3sConfig is the per-boot k3s configuration: the server's address in the
 // certificate, the node's labels, and PodSecurity for the flavor. k3s runs
 // kube-apiserver with --allow-privileged=true; the baseline flavor turns it
-// off as a second wall behind PodSecurity.
+// off as a second wall behind PodSecurity. Nothing k3s itself runs needs
+// it: local-path-provisioner's helper pods are not privileged since
+// v0.0.26 (v0.0.24 and v0.0.25 made them so), and ServiceLB's svclb pods
+// add NET_ADMIN only. CoreDNS, ServiceLB (the seed promises both) and
+// local-storage run; traefik and metrics-server do not.
 func k3sConfig(name, ip string, memberID string, f cluster.Flavor) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by SMEK at boot\n")
@@ -26,7 +30,7 @@ func k3sConfig(name, ip string, memberID string, f cluster.Flavor) []byte {
 	fmt.Fprintf(&b, "tls-san:\n  - %q\n", ip)
 	fmt.Fprintf(&b, "write-kubeconfig-mode: \"0600\"\n")
 	fmt.Fprintf(&b, "node-label:\n  - \"smek.io/member=%s\"\n  - \"smek.io/size=%s\"\n", memberID, f.Size)
-	fmt.Fprintf(&b, "disable:\n  - traefik\n  - servicelb\n  - metrics-server\n")
+	fmt.Fprintf(&b, "disable:\n  - traefik\n  - metrics-server\n")
 	fmt.Fprintf(&b, "kube-apiserver-arg:\n  - \"admission-control-config-file=%s\"\n", psaConfigPath)
 	if !f.Privileged {
 		fmt.Fprintf(&b, "  - \"allow-privileged=false\"\n")

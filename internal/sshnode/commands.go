@@ -245,6 +245,11 @@ func (n *Node) systemctl(args []string, stdout, stderr io.Writer) int {
 		k := n.k3s
 		n.k3s = nil
 		_ = n.unlisten(k3sAPIPort)
+		if k != nil {
+			for _, p := range k.kubelet.hostPorts() {
+				_ = n.unlisten(p) // the pods' host ports (ServiceLB)
+			}
+		}
 		n.mu.Unlock()
 		if k != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -18,7 +18,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -34,7 +33,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
-	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/local"
 )
 
@@ -61,13 +59,25 @@ type k3sConfig struct {
 
 // k3s is a running simulated k3s server.
 type k3s struct {
-	cp     *local.ControlPlane
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cp      *local.ControlPlane
+	kubelet *kubelet
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
+// deployDelay is how long after `systemctl start k3s` returns the deploy
+// controller starts applying the manifests folder. On k3s the unit is
+// active once the API serves; the node registers and the deploy
+// controller applies the packaged components and the auto-deploy
+// manifests seconds later, so nothing may assume they are there when the
+// start returns.
+const deployDelay = time.Second
+
 // startK3s does what `systemctl start k3s` does on a real node, with a
-// local control plane standing in for k3s's embedded one. n.mu is held.
+// local control plane standing in for k3s's embedded one: it returns once
+// the API serves and k3s.yaml is written; the agent (node registration,
+// the stand-in kubelet), the deploy controller and ServiceLB go on in the
+// background. n.mu is held.
 func startK3s(ctx context.Context, n *Node) (*k3s, error) {
 	var cfg k3sConfig
 	if b, err := n.readFile(K3sConfig); err == nil {
@@ -90,6 +100,15 @@ func startK3s(ctx context.Context, n *Node) (*k3s, error) {
 			admission = b
 		}
 	}
+	if !contains(cfg.Disable, "local-storage") {
+		// The simulation's stand-in for the image k3s would pull.
+		if _, err := os.Stat(filepath.Join(n.cfg.KubeBin, "local-path-provisioner")); err != nil {
+			return nil, fmt.Errorf("simulated k3s: local-path-provisioner is missing in %s (make kube-bin builds it)", n.cfg.KubeBin)
+		}
+	}
+	if err := writePackaged(n, cfg); err != nil {
+		return nil, err
+	}
 	dir, _ := n.path(simDir)
 	cp, err := local.StartControlPlane(ctx, local.ControlPlaneConfig{
 		Dir: dir, BinDir: n.cfg.KubeBin, Privileged: privileged, AdmissionConfig: admission, Logger: n.log,
@@ -98,18 +117,33 @@ func startK3s(ctx context.Context, n *Node) (*k3s, error) {
 		return nil, err
 	}
 	k := &k3s{cp: cp}
-	if err := k.setUp(ctx, n, cfg); err != nil {
+	if err := k.publish(n); err != nil {
 		_ = n.unlisten(k3sAPIPort)
 		_ = cp.Stop(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	admin := cp.AdminConfig()
+	name := nodeName(n, cfg)
+	k.kubelet = newKubelet(n, k, admin, name)
 	loop, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
-	k.wg.Add(1)
+	disabled := func(c string) bool { return contains(cfg.Disable, c) }
+	k.wg.Add(2)
 	go func() {
 		defer k.wg.Done()
-		runKubelet(loop, cp.AdminConfig(), nodeName(n, cfg))
+		k.kubelet.run(loop, cfg.NodeLabel)
 	}()
+	go func() {
+		defer k.wg.Done()
+		k.deploy(loop, n, admin, !disabled("coredns"))
+	}()
+	if !disabled("servicelb") {
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			runServiceLB(loop, admin, n.log)
+		}()
+	}
 	return k, nil
 }
 
@@ -126,40 +160,14 @@ func (k *k3s) stop(ctx context.Context) error {
 		k.cancel()
 	}
 	k.wg.Wait()
+	k.kubelet.stopAll()
 	return k.cp.Stop(ctx)
 }
 
-// setUp registers the node, deploys the packaged components and the
-// auto-deploy manifests, and writes the admin kubeconfig and the token.
-func (k *k3s) setUp(ctx context.Context, n *Node, cfg k3sConfig) error {
+// publish writes the token and the admin kubeconfig and opens the API's
+// public port, as k3s has done when its unit becomes active.
+func (k *k3s) publish(n *Node) error {
 	admin := k.cp.AdminConfig()
-	a, err := kube.NewAdmin(admin)
-	if err != nil {
-		return err
-	}
-	labels := map[string]string{"node-role.kubernetes.io/control-plane": "true", "node.kubernetes.io/instance-type": "k3s"}
-	for _, l := range cfg.NodeLabel {
-		key, v, _ := strings.Cut(l, "=")
-		labels[key] = v
-	}
-	if err := a.RegisterNode(ctx, nodeName(n, cfg), labels); err != nil {
-		return err
-	}
-	cs := a.Clientset()
-	disabled := func(c string) bool { return contains(cfg.Disable, c) }
-	if !disabled("local-storage") {
-		if err := localPath(ctx, cs); err != nil {
-			return err
-		}
-	}
-	if !disabled("coredns") {
-		if err := coreDNS(ctx, cs); err != nil {
-			return err
-		}
-	}
-	if err := applyManifests(ctx, admin, n); err != nil {
-		return err
-	}
 	token := []byte("K10" + rand.Text() + "::server:" + rand.Text() + "\n")
 	if err := n.writeFile(k3sToken, token, 0o600); err != nil {
 		return err
@@ -182,6 +190,41 @@ func (k *k3s) setUp(ctx context.Context, n *Node, cfg k3sConfig) error {
 	return n.writeFile(K3sKubeconfig, kc, 0o600)
 }
 
+// deploy plays k3s's deploy controller: a moment after the start it
+// deploys CoreDNS and applies the manifests folder (the packaged
+// local-storage component and the auto-deploy manifests), retrying until
+// everything is applied or k3s stops.
+func (k *k3s) deploy(ctx context.Context, n *Node, admin *rest.Config, dns bool) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(deployDelay):
+	}
+	for {
+		err := func() error {
+			if dns {
+				cs, err := kubernetes.NewForConfig(admin)
+				if err != nil {
+					return err
+				}
+				if err := coreDNS(ctx, cs); err != nil {
+					return err
+				}
+			}
+			return applyManifests(ctx, admin, n)
+		}()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		n.log.Warn("deploy manifests", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // adminKubeconfig writes the kubeconfig k3s writes to k3s.yaml: cluster,
 // user and context all called "default", credentials inline.
 func adminKubeconfig(cfg *rest.Config) ([]byte, error) {
@@ -193,21 +236,15 @@ func adminKubeconfig(cfg *rest.Config) ([]byte, error) {
 	return clientcmd.Write(*c)
 }
 
-func localPath(ctx context.Context, cs kubernetes.Interface) error {
-	mode := storagev1.VolumeBindingWaitForFirstConsumer
-	reclaim := corev1.PersistentVolumeReclaimDelete
-	sc := &storagev1.StorageClass{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        "local-path",
-			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
-		},
-		Provisioner: "rancher.io/local-path", VolumeBindingMode: &mode, ReclaimPolicy: &reclaim,
-	}
-	_, err := cs.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create local-path storage class: %w", err)
-	}
-	return nil
+// tokenKubeconfig is a kubeconfig with a bearer token, what a pod's
+// in-cluster configuration amounts to.
+func tokenKubeconfig(cfg *rest.Config) ([]byte, error) {
+	c := clientcmdapi.NewConfig()
+	c.Clusters["default"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.TLSClientConfig.CAData}
+	c.AuthInfos["default"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	c.Contexts["default"] = &clientcmdapi.Context{Cluster: "default", AuthInfo: "default"}
+	c.CurrentContext = "default"
+	return clientcmd.Write(*c)
 }
 
 func coreDNS(ctx context.Context, cs kubernetes.Interface) error {
@@ -242,8 +279,11 @@ func coreDNS(ctx context.Context, cs kubernetes.Interface) error {
 }
 
 // applyManifests applies every *.yaml in the manifests folder (without a
-// .skip file), like k3s's deploy controller, with server-side apply. Kinds
-// defined by an earlier document (CRDs) are retried until known.
+// .skip file) in name order, like k3s's deploy controller, with
+// server-side apply, and tracks each file in an Addon object of
+// kube-system (addons.go): created when the file is taken up, its
+// checksum set once every object of the file is applied. Kinds defined by
+// an earlier document (CRDs) are retried until known.
 func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 	dir, _ := n.path(ManifestsDir)
 	entries, err := os.ReadDir(dir)
@@ -253,12 +293,23 @@ func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 	if err != nil {
 		return err
 	}
-	var docs []*unstructured.Unstructured
 	var names []string
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := ensureAddonCRD(ctx, dyn); err != nil {
+		return err
+	}
 	for _, name := range names {
 		if !strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml") {
 			continue
@@ -270,31 +321,35 @@ func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 		if err != nil {
 			return err
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return fmt.Errorf("manifest %s: %w", name, err)
-			}
-			if len(u.Object) > 0 {
-				docs = append(docs, u)
-			}
+		addon, err := startAddon(ctx, dyn, name)
+		if err != nil {
+			return err
+		}
+		if err := applyFile(ctx, mapper, dyn, name, b); err != nil {
+			return err
+		}
+		if err := finishAddon(ctx, dyn, addon, b); err != nil {
+			return err
 		}
 	}
-	if len(docs) == 0 {
-		return nil
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
+	return nil
+}
+
+// applyFile applies the documents of one manifest file.
+func applyFile(ctx context.Context, mapper *restmapper.DeferredDiscoveryRESTMapper, dyn dynamic.Interface, name string, b []byte) error {
+	var docs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("manifest %s: %w", name, err)
+		}
+		if len(u.Object) > 0 {
+			docs = append(docs, u)
+		}
 	}
 	force := true
 	var lastErr error
@@ -331,7 +386,7 @@ func applyManifests(ctx context.Context, cfg *rest.Config, n *Node) error {
 		}
 	}
 	if len(docs) > 0 {
-		return fmt.Errorf("apply manifests: %w", lastErr)
+		return fmt.Errorf("apply manifest %s: %w", name, lastErr)
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ type attack struct {
 const (
 	msgNamespace     = `SMEK: namespace "`
 	msgPorts         = "SMEK: Service ports below 1024 are not allowed (except 80 and 443)"
+	msgNodePorts     = "SMEK: a LoadBalancer Service cannot take a port the node serves on (6443 API server, 10250 kubelet)"
 	msgExternalIPs   = "SMEK: Services cannot set externalIPs"
 	msgEnforce       = "SMEK: the namespace label pod-security.kubernetes.io/enforce may only be"
 	msgVersion       = "SMEK: the namespace label pod-security.kubernetes.io/enforce-version may only be latest"
@@ -133,6 +134,17 @@ func servicePortAttack(name string, typ corev1.ServiceType, port int32, proto co
 		}), create)
 		return err
 	}}
+}
+
+// loadBalancerOn makes a LoadBalancer Service on port.
+func loadBalancerOn(port int32) func(ctx context.Context, c *testCluster) error {
+	return func(ctx context.Context, c *testCluster) error {
+		_, err := c.cs.CoreV1().Services(tenantNS).Create(ctx, service(fmt.Sprintf("lb-%d", port), func(s *corev1.Service) {
+			s.Spec.Type = corev1.ServiceTypeLoadBalancer
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "node", Port: port})
+		}), create)
+		return err
+	}
 }
 
 // inNamespace attacks a protected namespace.
@@ -415,6 +427,9 @@ func attacks() []attack {
 		servicePortAttack("NodePort port 25", corev1.ServiceTypeNodePort, 25, corev1.ProtocolTCP),
 		servicePortAttack("LoadBalancer port 53 UDP", corev1.ServiceTypeLoadBalancer, 53, corev1.ProtocolUDP),
 		servicePortAttack("ClusterIP port 1023", corev1.ServiceTypeClusterIP, 1023, corev1.ProtocolTCP),
+		// ServiceLB holds a LoadBalancer Service's ports on the node itself.
+		{name: "LoadBalancer port 6443", want: msgNodePorts + "; found port 6443", do: loadBalancerOn(6443)},
+		{name: "LoadBalancer port 10250", want: msgNodePorts + "; found port 10250", do: loadBalancerOn(10250)},
 		{name: "Service moved to port 21", want: msgPorts, do: func(ctx context.Context, c *testCluster) error {
 			if _, err := c.cs.CoreV1().Services(tenantNS).Create(ctx, service("moves-to-21", nil), create); err != nil {
 				return fmt.Errorf("unexpected: %w", err)

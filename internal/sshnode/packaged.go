@@ -1,0 +1,32 @@
+package sshnode
+
+import (
+	_ "embed"
+	"os"
+	"strings"
+)
+
+// localStorage is k3s's packaged local-storage component.
+//
+//go:embed packaged/local-storage.yaml
+var localStorage string
+
+// Where k3s keeps local-path volumes (its default-local-storage-path).
+const localStoragePath = "/var/lib/rancher/k3s/storage"
+
+// writePackaged does what k3s does with its packaged components at every
+// start: it (re)writes their manifests into the manifests folder, where
+// the deploy controller finds them, and deletes those of disabled
+// components.
+func writePackaged(n *Node, cfg k3sConfig) error {
+	const name = ManifestsDir + "/local-storage.yaml"
+	if contains(cfg.Disable, "local-storage") {
+		full, _ := n.path(name)
+		if err := os.Remove(full); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	doc := strings.NewReplacer("%{DEFAULT_LOCAL_STORAGE_PATH}%", localStoragePath, "%{SYSTEM_DEFAULT_REGISTRY}%", "").Replace(localStorage)
+	return n.writeFile(name, []byte(doc), 0o600)
+}
