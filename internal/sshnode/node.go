@@ -256,3 +256,11 @@ func copyTree(src, dst string) error {
 		return os.WriteFile(target, b, info.Mode().Perm())
 	})
 }
+
+// Booted returns a channel that is closed once the current boot has
+// started the enabled units. Nothing starts at boot yet.
+func (n *Node) Booted() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
