@@ -146,7 +146,7 @@ func (w *world) backend(rt http.RoundTripper) *Backend {
 	b, err := New(Config{
 		Client: client, Installation: "test", SSHKeyName: "smek", Signer: w.signer, CredentialKey: w.key,
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
-		SSHAddr:      FakeSSHAddr(w.fake.URL, hc),
+		SSHAddr: FakeSSHAddr(w.fake.URL, hc), APIAddr: FakeAPIAddr(w.fake.URL, hc),
 		ExpectCreate: simDurations["create_server"], ExpectRebuild: simDurations["rebuild_server"], ExpectPower: simDurations["start_server"],
 		PollMin: time.Second, PollMax: 10 * time.Second, RetryBase: time.Second,
 		ReadyTimeout: 3 * time.Minute, OrphanGrace: 15 * time.Minute,
