@@ -325,6 +325,9 @@ type runOptions struct {
 	parallel int
 	// max bounds the members of the flavor (0: no bound).
 	max int
+	// lostAfter is the pool's LostAfter (default: the pool's). Health
+	// checks run when a test calls CheckHealth, never on a timer.
+	lostAfter int
 	// prepare may set the kill switch's triggers or the stub before the
 	// pool starts.
 	prepare func(*run)
@@ -345,7 +348,8 @@ func (w *world) start(o runOptions) *run {
 	if o.target > 0 {
 		targets[flavor] = o.target
 	}
-	r.pool = pool.New(killStore{db: db, k: r.k}, r.backend, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour})
+	r.pool = pool.New(killStore{db: db, k: r.k}, r.backend, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour,
+		HealthEvery: time.Hour, LostAfter: o.lostAfter})
 	if o.prepare != nil {
 		o.prepare(r)
 	}
