@@ -328,6 +328,8 @@ type runOptions struct {
 	// lostAfter is the pool's LostAfter (default: the pool's). Health
 	// checks run when a test calls CheckHealth, never on a timer.
 	lostAfter int
+	// wrap, when set, wraps the backend the pool gets.
+	wrap func(*Backend) pool.Backend
 	// prepare may set the kill switch's triggers or the stub before the
 	// pool starts.
 	prepare func(*run)
@@ -348,7 +350,11 @@ func (w *world) start(o runOptions) *run {
 	if o.target > 0 {
 		targets[flavor] = o.target
 	}
-	r.pool = pool.New(killStore{db: db, k: r.k}, r.backend, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour,
+	var pb pool.Backend = r.backend
+	if o.wrap != nil {
+		pb = o.wrap(r.backend)
+	}
+	r.pool = pool.New(killStore{db: db, k: r.k}, pb, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour,
 		HealthEvery: time.Hour, LostAfter: o.lostAfter})
 	if o.prepare != nil {
 		o.prepare(r)
