@@ -38,3 +38,16 @@ func (b *Backend) Healthy(ctx context.Context, m pool.Member) error {
 	}
 	return nil
 }
+
+var _ pool.Revoker = (*Backend)(nil)
+
+// Revoke implements pool.Revoker: the tenant's bindings and
+// ServiceAccount are deleted with the sealed admin credential (see
+// kube.Admin.Revoke). It makes no Hetzner API request.
+func (b *Backend) Revoke(ctx context.Context, m pool.Member) error {
+	a, err := b.admin(ctx, m)
+	if err != nil {
+		return err
+	}
+	return a.Revoke(ctx)
+}

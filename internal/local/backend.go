@@ -361,3 +361,14 @@ func (b *Backend) Healthy(ctx context.Context, m pool.Member) error {
 	}
 	return nil
 }
+
+var _ pool.Revoker = (*Backend)(nil)
+
+// Revoke implements pool.Revoker (see kube.Admin.Revoke).
+func (b *Backend) Revoke(ctx context.Context, m pool.Member) error {
+	mem, err := b.member(m)
+	if err != nil {
+		return err
+	}
+	return mem.admin.Revoke(ctx)
+}
