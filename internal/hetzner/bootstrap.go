@@ -83,7 +83,7 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member,
 	if err := runSSH(ctx, conn, "cat "+kubeconfigK3s, nil, &kc); err != nil {
 		return fmt.Errorf("read k3s kubeconfig: %w", err)
 	}
-	addr, err := b.cfg.APIAddr(ctx, srv)
+	addr, err := b.apiAddr(ctx, srv)
 	if err != nil {
 		return err
 	}
@@ -139,14 +139,23 @@ func publicKubeconfig(raw []byte, addr string) (*rest.Config, []byte, error) {
 	return cred.restConfig(server), doc, nil
 }
 
-// apiServer returns the URL of the server's Kubernetes API now.
-func (b *Backend) apiServer(ctx context.Context, srv *hcloud.Server) (string, error) {
+// apiAddr returns host:port of the server's Kubernetes API now.
+func (b *Backend) apiAddr(ctx context.Context, srv *hcloud.Server) (string, error) {
 	addr, err := b.cfg.APIAddr(ctx, srv)
 	if err != nil {
 		return "", err
 	}
 	if addr == "" || strings.HasSuffix(addr, ":") {
 		return "", fmt.Errorf("server %d: the kubernetes api does not listen", srv.ID)
+	}
+	return addr, nil
+}
+
+// apiServer returns the URL of the server's Kubernetes API now.
+func (b *Backend) apiServer(ctx context.Context, srv *hcloud.Server) (string, error) {
+	addr, err := b.apiAddr(ctx, srv)
+	if err != nil {
+		return "", err
 	}
 	return "https://" + addr, nil
 }
