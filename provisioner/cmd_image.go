@@ -44,7 +44,7 @@ func (h *hetznerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.sshKeyFile, "ssh-key-file", "", "private SSH key (OpenSSH format) SMEK logs in to servers with (required)")
 	fs.StringVar(&h.sshKeyName, "ssh-key-name", "smek", "name of that key at Hetzner (registered when missing)")
 	fs.StringVar(&h.location, "location", "fsn1", "Hetzner location(s), comma-separated, tried in order")
-	fs.BoolVar(&h.fakeSSH, "hcloud-fake-ssh", false, "ask the fake API (/_hcloudfake/servers/{id}) for each server's SSH port instead of using port 22")
+	fs.BoolVar(&h.fakeSSH, "hcloud-fake-ssh", false, "ask the fake API (/_hcloudfake/servers/{id}) for each server's SSH and Kubernetes API ports instead of using 22 and 6443")
 	fs.DurationVar(&h.actionWait, "hcloud-action-wait", 0, "first poll of an action after this long (0: its typical duration, 20s for create and rebuild, 5s for power; a fake is faster)")
 }
 
@@ -82,6 +82,7 @@ func (h *hetznerFlags) config(logger *slog.Logger) (hetzner.Config, error) {
 	}
 	if h.fakeSSH {
 		cfg.SSHAddr = hetzner.FakeSSHAddr(strings.TrimRight(h.endpoint, "/"), nil)
+		cfg.APIAddr = hetzner.FakeAPIAddr(strings.TrimRight(h.endpoint, "/"), nil)
 	}
 	if h.actionWait < 0 {
 		return hetzner.Config{}, fmt.Errorf("%w: --hcloud-action-wait must not be negative", errUsage)

@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"text/tabwriter"
+	"time"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -30,22 +33,17 @@ type poolStatus struct {
 
 func cmdPool(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprintln(stderr, "Usage: provisioner pool status [--json] [flags]")
+		fmt.Fprintln(stderr, "Usage: provisioner pool status [--json] [--data-dir DIR]")
 		if len(args) == 0 {
 			return fmt.Errorf("%w: pool needs a subcommand (status)", errUsage)
 		}
 		return fmt.Errorf("%w: unknown pool subcommand %q (status)", errUsage, args[0])
 	}
-	fs := newFlagSet("pool status", "Show the warm pool per flavor: target, ready, booting, rebuilding, in use and failed members.", stderr)
+	fs := newFlagSet("pool status", "Show the warm pool per flavor: the targets the server was started with, ready, booting, rebuilding, in use and failed members.", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
-	poolSize := fs.Int("pool-size", 2, "target of ready members for each baseline flavor (as given to serve)")
-	poolSizePriv := fs.Int("pool-size-privileged", 0, "target of ready members for each privileged flavor (as given to serve)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
-	}
-	if *poolSize < 0 || *poolSizePriv < 0 {
-		return fmt.Errorf("%w: --pool-size and --pool-size-privileged must not be negative", errUsage)
 	}
 	db, err := openExistingDB(ctx, *dataDir)
 	if err != nil {
@@ -56,22 +54,46 @@ func cmdPool(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	rows := make([]poolStatus, 0, len(health))
+	// The targets are those the server recorded when it started
+	// (`serve --pool-size`...), not defaults of this command.
+	recorded, ok, err := db.RecordedPoolTargets(ctx)
+	if err != nil {
+		return err
+	}
+	byFlavor := map[cluster.Flavor]sqlite.PoolHealth{}
 	for _, h := range health {
-		target := *poolSize
-		if h.Flavor.Privileged {
-			target = *poolSizePriv
+		byFlavor[h.Flavor] = h
+	}
+	for f := range recorded.Targets {
+		if _, seen := byFlavor[f]; !seen {
+			byFlavor[f] = sqlite.PoolHealth{Flavor: f}
 		}
+	}
+	rows := make([]poolStatus, 0, len(byFlavor))
+	for f, h := range byFlavor {
 		rows = append(rows, poolStatus{
-			Flavor: h.Flavor.String(), K8sVersion: h.Flavor.K8sVersion, ClusterSize: h.Flavor.Size,
-			EnablePrivileged: h.Flavor.Privileged, Target: target, Ready: h.Ready, Booting: h.Booting,
+			Flavor: f.String(), K8sVersion: f.K8sVersion, ClusterSize: f.Size,
+			EnablePrivileged: f.Privileged, Target: recorded.Targets[f], Ready: h.Ready, Booting: h.Booting,
 			Rebuilding: h.Rebuilding, InUse: h.InUse, Failed: h.Failed, Other: h.Other,
 		})
 	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Flavor < rows[j].Flavor })
 	if *asJSON {
-		return printJSON(stdout, struct {
-			Pools []poolStatus `json:"pools"`
-		}{rows})
+		out := struct {
+			TargetsRecorded bool         `json:"targets-recorded"`
+			Backend         string       `json:"backend,omitempty"`
+			RecordedAt      *time.Time   `json:"targets-recorded-at,omitempty"`
+			Pools           []poolStatus `json:"pools"`
+		}{TargetsRecorded: ok, Backend: recorded.Backend, Pools: rows}
+		if ok {
+			out.RecordedAt = &recorded.RecordedAt
+		}
+		return printJSON(stdout, out)
+	}
+	if ok {
+		fmt.Fprintf(stdout, "Targets of the %s server started %s.\n", recorded.Backend, recorded.RecordedAt.Format("2006-01-02 15:04:05 MST"))
+	} else {
+		fmt.Fprintln(stdout, "No SMEK server has run on this database yet: no pool targets are recorded.")
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(stdout, "The pool has no members yet.")

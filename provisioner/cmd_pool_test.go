@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,17 +50,17 @@ func poolServerRow(id, version string, priv int, state string) string {
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestPoolStatus(t *testing.T) {
-	dir := opsDB(t,
+	dir := opsDB(t, append([]string{
 		poolServerRow("s1", "1.27.4", 0, "ready"), poolServerRow("s2", "1.27.4", 0, "bootstrapping"),
 		poolServerRow("s3", "1.27.4", 0, "dirty"), poolServerRow("s4", "1.27.4", 0, "claimed"),
 		poolServerRow("s5", "1.27.4", 1, "failed"), poolServerRow("s6", "1.27.4", 0, "deleted"),
-	)
+	}, targetRows("1.27.4", 3, 0)...)...)
 	var out, errOut bytes.Buffer
-	err := cmdPool(context.Background(), []string{"status", "--pool-size", "3"}, env(map[string]string{"SMEK_DATA_DIR": dir}), &out, &errOut)
+	err := cmdPool(context.Background(), []string{"status"}, env(map[string]string{"SMEK_DATA_DIR": dir}), &out, &errOut)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	want := "" +
+	want := "Targets of the local server started 2026-12-02 08:00:00 UTC.\n" +
 		"FLAVOR                   TARGET  READY  BOOTING  REBUILDING  IN USE  FAILED  \n" +
 		"1.27.4/1-mid/baseline    3       1      1        1           1       0       \n" +
 		"1.27.4/1-mid/privileged  0       0      0        0           0       1       \n"
@@ -69,10 +70,10 @@ func TestPoolStatus(t *testing.T) {
 }
 
 func TestPoolStatusJSON(t *testing.T) {
-	dir := opsDB(t, poolServerRow("s1", "1.27.4", 0, "ready"), poolServerRow("s2", "1.27.4", 0, "ready"))
+	dir := opsDB(t, append([]string{poolServerRow("s1", "1.27.4", 0, "ready"), poolServerRow("s2", "1.27.4", 0, "ready")},
+		targetRows("1.27.4", 4, 0)...)...)
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"pool", "status", "--json", "--data-dir", dir},
-		env(map[string]string{"SMEK_POOL_SIZE": "4"}), &out, &bytes.Buffer{})
+	err := run(context.Background(), []string{"pool", "status", "--json", "--data-dir", dir}, env(nil), &out, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +103,7 @@ func TestPoolStatusEmptyAndErrors(t *testing.T) {
 	}
 	out.Reset()
 	if err := cmdPool(context.Background(), []string{"status", "--json", "--data-dir", dir}, env(nil), &out, &bytes.Buffer{}); err != nil || strings.TrimSpace(out.String()) != `{
+  "targets-recorded": false,
   "pools": []
 }` {
 		t.Errorf("empty pool as JSON: got %q, %v", out.String(), err)
@@ -114,8 +116,8 @@ func TestPoolStatusEmptyAndErrors(t *testing.T) {
 	}{
 		{"no subcommand", nil, "needs a subcommand"},
 		{"unknown subcommand", []string{"grow"}, `"grow"`},
-		{"bad flag", []string{"status", "--pool-size", "many"}, "invalid value"},
-		{"negative", []string{"status", "--pool-size", "-1", "--data-dir", dir}, "must not be negative"},
+		{"bad flag", []string{"status", "--json=many"}, "invalid boolean value"},
+		{"a flag of serve", []string{"status", "--pool-size", "3", "--data-dir", dir}, "-pool-size"},
 		{"no database", []string{"status", "--data-dir", filepath.Join(dir, "nowhere")}, "no SMEK database"},
 	}
 	for _, tt := range tests {
@@ -128,9 +130,22 @@ func TestPoolStatusEmptyAndErrors(t *testing.T) {
 			if !strings.Contains(err.Error()+errOut.String(), tt.want) {
 				t.Errorf("got %v (stderr %q), want it to mention %q", err, errOut.String(), tt.want)
 			}
-			if tt.name != "bad flag" && !errors.Is(err, errUsage) {
+			if !errors.Is(err, errUsage) {
 				t.Errorf("got %v, want a usage error (exit code 2)", err)
 			}
 		})
 	}
+}
+
+// targetRows records pool targets as a server started at 2026-12-02
+// 08:00 UTC with --pool-size baseline --pool-size-privileged privileged
+// would (a target of 0 is not recorded).
+func targetRows(version string, baseline, privileged int) []string {
+	rows := []string{"INSERT INTO pool_targets_recorded (id, backend, recorded_at) VALUES (1, 'local', 1796198400000)"}
+	for priv, n := range []int{baseline, privileged} {
+		if n > 0 {
+			rows = append(rows, fmt.Sprintf("INSERT INTO pool_targets (k8s_version, size, privileged, target) VALUES ('%s', '1-mid', %d, %d)", version, priv, n))
+		}
+	}
+	return rows
 }

@@ -78,9 +78,10 @@ func (s *Server) seedStart(w http.ResponseWriter, r *http.Request, p cluster.Pri
 	s.writeKubeconfig(w, r, http.StatusOK, res.Cluster, res.Kubeconfig)
 }
 
-// seedList is GET /list: the account's clusters that still exist.
+// seedList is GET /list: the account's clusters that still exist, and
+// those lost while running until their deadline (sqlite.ListedClusters).
 func (s *Server) seedList(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
-	cs, err := s.cfg.DB.ClusterStatuses(r.Context(), p.Account.ID, []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped})
+	cs, err := s.cfg.DB.ListedClusters(r.Context(), p.Account.ID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

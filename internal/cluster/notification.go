@@ -17,6 +17,9 @@ const (
 	// NotifyStoppedExpiring warns a day before a stopped cluster reaches
 	// the maximum stopped lifetime and is terminated.
 	NotifyStoppedExpiring NotificationKind = "stopped-expiring"
+	// NotifyFailed says the cluster was lost while running (its API no
+	// longer answered) and is marked failed.
+	NotifyFailed NotificationKind = "failed"
 )
 
 // Notification tells a cluster's owner about a change.

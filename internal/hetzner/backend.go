@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -66,6 +67,10 @@ type Config struct {
 	// SSHAddr returns host:port of a server's SSH server (default ip:22).
 	// The fake's machines listen elsewhere: see FakeSSHAddr.
 	SSHAddr func(ctx context.Context, s *hcloud.Server) (string, error)
+	// APIAddr returns host:port of a server's Kubernetes API (default
+	// ip:6443, where k3s listens). The fake's machines listen elsewhere:
+	// see FakeAPIAddr.
+	APIAddr func(ctx context.Context, s *hcloud.Server) (string, error)
 	// Policy, when set, applies the tenant policy bundle with the admin
 	// credential after readiness (a golden image also carries it as k3s
 	// auto-deploy manifests).
@@ -178,6 +183,11 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.SSHAddr == nil {
 		cfg.SSHAddr = func(_ context.Context, s *hcloud.Server) (string, error) {
 			return s.PublicNet.IPv4.IP.String() + ":22", nil
+		}
+	}
+	if cfg.APIAddr == nil {
+		cfg.APIAddr = func(_ context.Context, s *hcloud.Server) (string, error) {
+			return net.JoinHostPort(s.PublicNet.IPv4.IP.String(), "6443"), nil
 		}
 	}
 	a := newAPI(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)

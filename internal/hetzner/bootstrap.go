@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"golang.org/x/crypto/ssh"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/smek/action/internal/pool"
 )
@@ -38,15 +36,18 @@ func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Serv
 	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+k3sConfigPath, k3sConfig(srv.Name, d.IP, m.ID, m.Flavor), nil); err != nil {
 		return fmt.Errorf("write k3s config: %w", err)
 	}
-	if err := b.startK3s(ctx, conn, m, d); err != nil {
+	if err := b.startK3s(ctx, conn, m, srv, d); err != nil {
 		return err
 	}
 	d.Timings["bootstrap"] = b.cfg.Now().Sub(t).Milliseconds()
 	return nil
 }
 
-// restartK3s starts k3s again after a power-on (SMEK starts it itself; the
-// unit is not enabled) and waits for readiness.
+// restartK3s brings k3s back after a power-on and waits for readiness.
+// k3s is enabled and starts at boot; `systemctl start` waits for that
+// start (and starts it on a member bootstrapped before k3s was enabled).
+// Nothing is read back from the node: the admin client is made from the
+// credential sealed at bootstrap, with the CA pinned then.
 func (b *Backend) restartK3s(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 	defer cancel()
@@ -55,10 +56,25 @@ func (b *Backend) restartK3s(ctx context.Context, m pool.Member, srv *hcloud.Ser
 		return err
 	}
 	defer conn.Close()
-	return b.startK3s(ctx, conn, m, d)
+	var stderr bytes.Buffer
+	if err := runSSH(ctx, conn, "systemctl start k3s", nil, &stderr); err != nil {
+		return fmt.Errorf("start k3s: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if d.APIServer, err = b.apiServer(ctx, srv); err != nil {
+		return err
+	}
+	cfg, err := b.adminConfig(m, *d)
+	if err != nil {
+		return err
+	}
+	return b.ready(ctx, m, cfg, d)
 }
 
-func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member, d *data) error {
+// startK3s starts k3s on a freshly (re)built server, takes its admin
+// credential from k3s.yaml (the only time SMEK reads it: no tenant has had
+// the server yet), waits for readiness, seals the credential and pins the
+// CA, and enables k3s so that it comes back by itself after a reboot.
+func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member, srv *hcloud.Server, d *data) error {
 	var stderr bytes.Buffer
 	if err := runSSH(ctx, conn, "systemctl start k3s", nil, &stderr); err != nil {
 		return fmt.Errorf("start k3s: %w: %s", err, strings.TrimSpace(stderr.String()))
@@ -67,10 +83,29 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member,
 	if err := runSSH(ctx, conn, "cat "+kubeconfigK3s, nil, &kc); err != nil {
 		return fmt.Errorf("read k3s kubeconfig: %w", err)
 	}
-	cfg, doc, err := publicKubeconfig(kc.Bytes(), d.IP)
+	addr, err := b.apiAddr(ctx, srv)
 	if err != nil {
 		return err
 	}
+	cfg, sealed, err := publicKubeconfig(kc.Bytes(), addr)
+	if err != nil {
+		return err
+	}
+	if err := b.ready(ctx, m, cfg, d); err != nil {
+		return err
+	}
+	d.APIServer, d.CA = cfg.Host, cfg.TLSClientConfig.CAData
+	d.Admin = b.seal.seal(sealed, m.ID)
+	stderr.Reset()
+	if err := runSSH(ctx, conn, "systemctl enable k3s", nil, &stderr); err != nil {
+		return fmt.Errorf("enable k3s: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// ready waits until the cluster can be handed out and applies the tenant
+// policy.
+func (b *Backend) ready(ctx context.Context, m pool.Member, cfg *rest.Config, d *data) error {
 	t := b.cfg.Now()
 	if err := waitReady(ctx, cfg); err != nil {
 		return err
@@ -80,38 +115,54 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member,
 			return fmt.Errorf("apply tenant policy: %w", err)
 		}
 	}
+	if d.Timings == nil {
+		d.Timings = map[string]int64{}
+	}
 	d.Timings["ready"] = b.cfg.Now().Sub(t).Milliseconds()
-	d.APIServer, d.CA = cfg.Host, cfg.TLSClientConfig.CAData
-	d.Admin = b.seal.seal(doc, m.ID)
 	return nil
 }
 
-// publicKubeconfig points k3s's admin kubeconfig (server 127.0.0.1) at the
-// server's public address, keeping the port.
-func publicKubeconfig(raw []byte, ip string) (*rest.Config, []byte, error) {
-	kc, err := clientcmd.Load(raw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse k3s kubeconfig: %w", err)
-	}
-	for _, c := range kc.Clusters {
-		u, err := url.Parse(c.Server)
-		if err != nil {
-			return nil, nil, fmt.Errorf("parse k3s server url: %w", err)
-		}
-		u.Host = net.JoinHostPort(ip, u.Port())
-		c.Server = u.String()
-	}
-	doc, err := clientcmd.Write(*kc)
+// publicKubeconfig checks k3s's admin kubeconfig (parseAdminKubeconfig:
+// inline certificates only) and returns the admin client for the API at
+// addr (the server's public host:port) and the kubeconfig to seal, written
+// afresh from the checked credential.
+func publicKubeconfig(raw []byte, addr string) (*rest.Config, []byte, error) {
+	cred, err := parseAdminKubeconfig(raw)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(doc)
+	server := "https://" + addr
+	doc, err := cred.kubeconfig(server)
 	if err != nil {
-		return nil, nil, fmt.Errorf("k3s kubeconfig: %w", err)
+		return nil, nil, fmt.Errorf("write admin kubeconfig: %w", err)
 	}
-	return cfg, doc, nil
+	return cred.restConfig(server), doc, nil
 }
 
+// apiAddr returns host:port of the server's Kubernetes API now.
+func (b *Backend) apiAddr(ctx context.Context, srv *hcloud.Server) (string, error) {
+	addr, err := b.cfg.APIAddr(ctx, srv)
+	if err != nil {
+		return "", err
+	}
+	if addr == "" || strings.HasSuffix(addr, ":") {
+		return "", fmt.Errorf("server %d: the kubernetes api does not listen", srv.ID)
+	}
+	return addr, nil
+}
+
+// apiServer returns the URL of the server's Kubernetes API now.
+func (b *Backend) apiServer(ctx context.Context, srv *hcloud.Server) (string, error) {
+	addr, err := b.apiAddr(ctx, srv)
+	if err != nil {
+		return "", err
+	}
+	return "https://" + addr, nil
+}
+
+// adminConfig opens the member's sealed admin credential, checks it as at
+// bootstrap and against the CA pinned then, and returns the admin client
+// for the API address recorded in d.
 func (b *Backend) adminConfig(m pool.Member, d data) (*rest.Config, error) {
 	if len(d.Admin) == 0 {
 		return nil, fmt.Errorf("member %s has no admin credential", m.ID)
@@ -120,7 +171,17 @@ func (b *Backend) adminConfig(m pool.Member, d data) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clientcmd.RESTConfigFromKubeConfig(doc)
+	cred, err := parseAdminKubeconfig(doc)
+	if err != nil {
+		return nil, fmt.Errorf("sealed admin credential of member %s: %w", m.ID, err)
+	}
+	if len(d.CA) == 0 || !bytes.Equal(cred.CA, d.CA) {
+		return nil, fmt.Errorf("sealed admin credential of member %s: its CA is not the one pinned at bootstrap", m.ID)
+	}
+	if d.APIServer == "" {
+		return nil, fmt.Errorf("member %s has no api server address", m.ID)
+	}
+	return cred.restConfig(d.APIServer), nil
 }
 
 // dial connects to the server's SSH as root with the project key, retrying

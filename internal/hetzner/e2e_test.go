@@ -56,7 +56,7 @@ func newEnv(t *testing.T, machines bool, fcfg hcloudfake.Config) *env {
 	b, err := New(Config{
 		Client: client, Installation: "test", SSHKeyName: "smek", Signer: signer, CredentialKey: key,
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
-		SSHAddr:      FakeSSHAddr(fake.URL, nil),
+		SSHAddr: FakeSSHAddr(fake.URL, nil), APIAddr: FakeAPIAddr(fake.URL, nil),
 		ExpectCreate: 10 * time.Millisecond, ExpectRebuild: 10 * time.Millisecond, ExpectPower: 10 * time.Millisecond,
 		PollMin: time.Millisecond, PollMax: 20 * time.Millisecond, RetryBase: time.Millisecond,
 		ReadyTimeout: 2 * time.Minute,

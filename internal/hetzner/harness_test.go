@@ -146,7 +146,7 @@ func (w *world) backend(rt http.RoundTripper) *Backend {
 	b, err := New(Config{
 		Client: client, Installation: "test", SSHKeyName: "smek", Signer: w.signer, CredentialKey: w.key,
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
-		SSHAddr:      FakeSSHAddr(w.fake.URL, hc),
+		SSHAddr: FakeSSHAddr(w.fake.URL, hc), APIAddr: FakeAPIAddr(w.fake.URL, hc),
 		ExpectCreate: simDurations["create_server"], ExpectRebuild: simDurations["rebuild_server"], ExpectPower: simDurations["start_server"],
 		PollMin: time.Second, PollMax: 10 * time.Second, RetryBase: time.Second,
 		ReadyTimeout: 3 * time.Minute, OrphanGrace: 15 * time.Minute,
@@ -325,6 +325,11 @@ type runOptions struct {
 	parallel int
 	// max bounds the members of the flavor (0: no bound).
 	max int
+	// lostAfter is the pool's LostAfter (default: the pool's). Health
+	// checks run when a test calls CheckHealth, never on a timer.
+	lostAfter int
+	// wrap, when set, wraps the backend the pool gets.
+	wrap func(*Backend) pool.Backend
 	// prepare may set the kill switch's triggers or the stub before the
 	// pool starts.
 	prepare func(*run)
@@ -345,7 +350,12 @@ func (w *world) start(o runOptions) *run {
 	if o.target > 0 {
 		targets[flavor] = o.target
 	}
-	r.pool = pool.New(killStore{db: db, k: r.k}, r.backend, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour})
+	var pb pool.Backend = r.backend
+	if o.wrap != nil {
+		pb = o.wrap(r.backend)
+	}
+	r.pool = pool.New(killStore{db: db, k: r.k}, pb, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour,
+		HealthEvery: time.Hour, LostAfter: o.lostAfter})
 	if o.prepare != nil {
 		o.prepare(r)
 	}

@@ -195,7 +195,7 @@ func (b *Backend) power(ctx context.Context, srv *hcloud.Server, fn func(context
 // Claim labels the node, records ownership and mints the tenant's
 // credential: Kubernetes calls only, no cloud request.
 func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
-	a, err := b.admin(m)
+	a, err := b.admin(ctx, m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
 	}
@@ -204,16 +204,26 @@ func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (
 
 // Credential mints a fresh tenant kubeconfig.
 func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
-	a, err := b.admin(m)
+	a, err := b.admin(ctx, m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
 	}
 	return a.Credential(ctx, c)
 }
 
-func (b *Backend) admin(m pool.Member) (*kube.Admin, error) {
-	d, err := parseData(m.Data)
+// admin acts on the member's cluster with the sealed admin credential, at
+// the address where the server's API listens now (ip:6443 on a real
+// server, so no request; the fake's machines get a new loopback port at
+// every boot).
+func (b *Backend) admin(ctx context.Context, m pool.Member) (*kube.Admin, error) {
+	srv, d, err := b.ref(ctx, m)
 	if err != nil {
+		return nil, err
+	}
+	if srv == nil {
+		return nil, fmt.Errorf("member %s: %w", m.ID, errServerGone)
+	}
+	if d.APIServer, err = b.apiServer(ctx, srv); err != nil {
 		return nil, err
 	}
 	cfg, err := b.adminConfig(m, d)

@@ -158,12 +158,16 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 	if c.Status == cluster.Pending {
 		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is still being created; try again in a moment", c.ID)
 	}
+	was := c
 	c, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
 		From: []cluster.Status{cluster.Running, cluster.Stopped, cluster.Failed}, To: cluster.Terminated,
 		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: cause, Actor: actor, Message: reason,
 	})
 	if err != nil {
 		return c, err
+	}
+	if was.Status == cluster.Running && was.ServerID != "" {
+		s.revoke(ctx, c, was.ServerID, cause, actor)
 	}
 	// The pool releases the server (destroys or rebuilds it) at once.
 	s.pool.Nudge()
@@ -315,4 +319,38 @@ func (s *Service) Extend(ctx context.Context, p cluster.Principal, id cluster.ID
 	})
 	s.cfg.Metrics.ClusterOp("extend", outcome(err))
 	return c, err
+}
+
+// revokeTimeout bounds how long a terminate waits for the tenant's
+// access to be taken away.
+const revokeTimeout = 15 * time.Second
+
+// revoke takes the tenant's access to a terminated cluster away before
+// the terminate is answered, so that its kubeconfigs are refused from the
+// answer on, not only once the pool has wiped the member. It runs after
+// the terminate is recorded: the member is dirty then, so it is never
+// handed out again before the pool's release wipes it, whatever happens
+// here. When the revoke fails (the cluster does not answer), the
+// terminate stands; the event log says that access ends with the release.
+// A stopped cluster needs none: its server is off (hetzner) or its
+// control plane stopped (local) until the release wipes it.
+func (s *Service) revoke(ctx context.Context, c cluster.Cluster, serverID, cause, actor string) {
+	r, ok := s.backend.(pool.Revoker)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+	defer cancel()
+	srv, err := s.db.Server(ctx, serverID)
+	if err == nil {
+		err = r.Revoke(ctx, srv)
+	}
+	if err == nil {
+		return
+	}
+	s.log.Warn("revoke the tenant's access of a terminated cluster", "cluster", c.ID, "server", serverID, "err", err)
+	msg := "the tenant's access could not be revoked at once (" + err.Error() + "); it ends when SMEK wipes the server, which happens before the server serves anyone else"
+	if err := s.db.RecordEvent(ctx, string(c.ID), "note", cause, actor, msg); err != nil {
+		s.log.Warn("record a failed revoke", "cluster", c.ID, "err", err)
+	}
 }

@@ -99,7 +99,9 @@ func New(db *sqlite.DB, p *pool.Pool, versions []string, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, db: db, pool: p, backend: p.Backend(), versions: versions, log: cfg.Logger.With("component", "lifecycle")}
+	s := &Service{cfg: cfg, db: db, pool: p, backend: p.Backend(), versions: versions, log: cfg.Logger.With("component", "lifecycle")}
+	p.OnLost(s.memberLost)
+	return s
 }
 
 // Versions lists the Kubernetes versions that can be requested, newest first.

@@ -346,3 +346,29 @@ func (b *Backend) Close(ctx context.Context) error {
 	wg.Wait()
 	return nil
 }
+
+var _ pool.HealthChecker = (*Backend)(nil)
+
+// Healthy implements pool.HealthChecker: the member's control plane runs
+// in this process and its kube-apiserver answers /readyz.
+func (b *Backend) Healthy(ctx context.Context, m pool.Member) error {
+	mem, err := b.member(m)
+	if err != nil {
+		return err
+	}
+	if _, err := mem.admin.Clientset().Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fmt.Errorf("readyz of %s: %w", mem.cp.URL(), err)
+	}
+	return nil
+}
+
+var _ pool.Revoker = (*Backend)(nil)
+
+// Revoke implements pool.Revoker (see kube.Admin.Revoke).
+func (b *Backend) Revoke(ctx context.Context, m pool.Member) error {
+	mem, err := b.member(m)
+	if err != nil {
+		return err
+	}
+	return mem.admin.Revoke(ctx)
+}

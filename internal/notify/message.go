@@ -114,6 +114,9 @@ func compose(n cluster.Notification, base string) (message, error) {
 		if n.Reason != "" {
 			d.Headline = fmt.Sprintf("Your cluster %s was terminated: %s. It is gone for good.", c.ID, n.Reason)
 		}
+	case cluster.NotifyFailed:
+		subject = fmt.Sprintf("SMEK cluster %s was lost", c.ID)
+		d.Headline = fmt.Sprintf("Your cluster %s stopped answering and is marked failed: %s. Its server is wiped and its data is gone; create a new cluster.", c.ID, n.Reason)
 	default:
 		return message{}, fmt.Errorf("compose mail: unknown notification kind %q", n.Kind)
 	}

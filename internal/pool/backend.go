@@ -71,3 +71,18 @@ type PhaseTimer interface {
 type Reconciler interface {
 	Reconcile(ctx context.Context, known []Member) (ghosts []string, err error)
 }
+
+// HealthChecker is implemented by backends that can tell whether a
+// claimed member's cluster still answers (its API's /readyz with SMEK's
+// admin credential). The pool asks every Config.HealthEvery; a member
+// that fails Config.LostAfter checks in a row is reported lost (OnLost).
+type HealthChecker interface {
+	Healthy(ctx context.Context, m Member) error
+}
+
+// Revoker is implemented by backends that can take a tenant's access
+// away from a member's cluster at once, before the member is released:
+// the kubeconfigs handed out for it stop working.
+type Revoker interface {
+	Revoke(ctx context.Context, m Member) error
+}

@@ -35,7 +35,18 @@ type Config struct {
 	// compared with the database, besides at start (default 10 min: six
 	// list requests an hour on Hetzner).
 	ReconcileEvery time.Duration
-	Logger         *slog.Logger
+	// HealthEvery is how often a HealthChecker backend is asked about
+	// every claimed member (default 30 s); HealthTimeout bounds one
+	// check (default 10 s) and HealthParallel how many run at once
+	// (default 4).
+	HealthEvery, HealthTimeout time.Duration
+	HealthParallel             int
+	// LostAfter is how many checks in a row a claimed member must fail
+	// to be reported lost (default 4: two minutes with the default
+	// interval, longer than a reboot for Hetzner's host maintenance takes
+	// with k3s starting at boot).
+	LostAfter int
+	Logger    *slog.Logger
 }
 
 // Pool keeps ready members per flavor and tells waiting creates when one
@@ -62,7 +73,13 @@ type Pool struct {
 	// recovered is closed once what a previous run left has been dealt
 	// with: members that serve clusters run again.
 	recovered chan struct{}
-	wg        sync.WaitGroup
+	// failedChecks counts the health checks in a row each claimed member
+	// failed.
+	failedChecks map[string]int
+	// onLost is told about members lost while claimed.
+	onLost   func(ctx context.Context, m Member, reason string)
+	checking sync.Mutex // held by the one health round at a time
+	wg       sync.WaitGroup
 }
 
 // New returns a pool; Run makes it work.
@@ -75,6 +92,18 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 	}
 	if cfg.ReconcileEvery <= 0 {
 		cfg.ReconcileEvery = 10 * time.Minute
+	}
+	if cfg.HealthEvery <= 0 {
+		cfg.HealthEvery = 30 * time.Second
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = 10 * time.Second
+	}
+	if cfg.HealthParallel <= 0 {
+		cfg.HealthParallel = 4
+	}
+	if cfg.LostAfter <= 0 {
+		cfg.LostAfter = 4
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -89,7 +118,17 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 		provisioning: map[cluster.Flavor]int{},
 		readyCh:      make(chan struct{}),
 		recovered:    make(chan struct{}),
+		failedChecks: map[string]int{},
 	}
+}
+
+// OnLost sets the function told about a claimed member whose cluster
+// failed LostAfter health checks in a row (the lifecycle marks the
+// cluster failed and tells its owner). Set it before Run.
+func (p *Pool) OnLost(fn func(ctx context.Context, m Member, reason string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.onLost = fn
 }
 
 // Recovered is closed once the pool has dealt with what a previous run of
@@ -153,6 +192,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer tick.Stop()
 	inventory := time.NewTicker(p.cfg.ReconcileEvery)
 	defer inventory.Stop()
+	health := time.NewTicker(p.cfg.HealthEvery)
+	defer health.Stop()
 	for {
 		if err := p.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("reconcile", "err", err)
@@ -165,6 +206,17 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-inventory.C:
 			if _, err := p.ReconcileBackend(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("backend reconcile", "err", err)
+			}
+		case <-health.C:
+			// A slow round must not hold up the pool's other work; the
+			// next tick skips while it runs.
+			if p.checking.TryLock() {
+				p.wg.Go(func() {
+					defer p.checking.Unlock()
+					if _, err := p.checkHealth(ctx); err != nil && ctx.Err() == nil {
+						p.log.Warn("health check", "err", err)
+					}
+				})
 			}
 		}
 	}

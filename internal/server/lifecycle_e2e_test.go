@@ -158,6 +158,9 @@ func TestRestartStopsChildrenAndRemovesOrphans(t *testing.T) {
 
 	smek2 := smektest.Start(t, smektest.Options{PoolSize: 1, DataDir: dir})
 	waited.Wait() // returns only once the orphan process was killed
+	// The folder goes after the process, in the same reconcile, which
+	// the pool's recovery runs.
+	<-smek2.Pool.Recovered()
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Errorf("orphan folder still there: %v", err)
 	}

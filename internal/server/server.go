@@ -198,6 +198,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.Pool = pool.New(s.DB, backend, pool.Config{
 		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
 	})
+	// `provisioner pool status` reads them back: the database, not its
+	// own flags, says what the running server works towards.
+	if err := s.DB.RecordPoolTargets(ctx, backend.Name(), targets); err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	notifier, err := s.mailer(runCtx)

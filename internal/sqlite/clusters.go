@@ -433,15 +433,16 @@ type ClusterStatus struct {
 	Status cluster.Status
 }
 
-// ClusterStatuses lists an account's clusters in the given statuses, newest
-// first, reading only the two columns /list needs.
-func (db *DB) ClusterStatuses(ctx context.Context, accountID int64, statuses []cluster.Status) ([]ClusterStatus, error) {
-	args := []any{accountID}
-	for _, s := range statuses {
-		args = append(args, s)
-	}
+// ListedClusters returns what GET /list shows of an account, newest
+// first: its pending, running and stopped clusters, and the clusters lost
+// while running (failed after they ran: their API address is recorded)
+// until their deadline, so that the owner sees what became of them.
+// Clusters whose create failed never ran and are not listed.
+func (db *DB) ListedClusters(ctx context.Context, accountID int64) ([]ClusterStatus, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT id, status FROM clusters
-		WHERE account_id = ? AND status IN (`+placeholders(len(statuses))+`) ORDER BY created_at DESC, id`, args...)
+		WHERE account_id = ? AND (status IN (?, ?, ?) OR (status = ? AND api_server != '' AND expires_at > ?))
+		ORDER BY created_at DESC, id`,
+		accountID, cluster.Pending, cluster.Running, cluster.Stopped, cluster.Failed, ms(db.Now()))
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}

@@ -126,6 +126,9 @@ const (
 	k3sUnit    = "/etc/systemd/system/k3s.service"
 	airgapDir  = "/var/lib/rancher/k3s/agent/images/"
 	installURL = "https://get.k3s.io"
+	// wantsDir holds the units enabled at boot (systemctl enable links
+	// them here).
+	wantsDir = "/etc/systemd/system/multi-user.target.wants/"
 )
 
 func installedVersion(b []byte) string {
@@ -210,7 +213,7 @@ func (n *Node) systemctl(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "Failed to enable unit: Unit file %s does not exist.\n", unit)
 			return 1
 		}
-		link := "/etc/systemd/system/multi-user.target.wants/" + unit
+		link := wantsDir + unit
 		if args[0] == "disable" {
 			full, _ := n.path(link)
 			_ = os.Remove(full)

@@ -62,6 +62,12 @@ type Node struct {
 	ports map[int]*port // public ports, see nic.go
 	// portAddrs remembers the loopback address of each public port.
 	portAddrs map[int]string
+	// boots counts power-ons, so that a boot's late work knows whether
+	// the machine went off (or on again) meanwhile.
+	boots int
+	// booted is closed when the current boot has started the enabled
+	// units (see Booted).
+	booted chan struct{}
 }
 
 var _ hcloudfake.Machine = (*Node)(nil)
@@ -94,7 +100,11 @@ func (n *Node) path(p string) (string, error) {
 // Disk returns the folder that holds the node's file system.
 func (n *Node) Disk() string { return n.disk }
 
-// PowerOn starts the SSH server.
+// PowerOn boots the machine: the SSH server starts listening, then, as
+// systemd does at boot, the units enabled in multi-user.target start: k3s
+// when `systemctl enable k3s` was run. That part goes on after PowerOn
+// returns, so k3s comes up a few seconds after SSH, as on a real server
+// (Booted says when it is done).
 func (n *Node) PowerOn() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -110,7 +120,50 @@ func (n *Node) PowerOn() error {
 		return err
 	}
 	n.sshd = s
+	n.boots++
+	n.booted = make(chan struct{})
+	go n.startEnabledUnits(n.boots, n.booted)
 	return nil
+}
+
+// startEnabledUnits starts k3s if it is enabled, unless the machine went
+// off (or was booted again) in the meantime. A unit that fails to start
+// leaves the machine up without it, as systemd does.
+func (n *Node) startEnabledUnits(boot int, done chan struct{}) {
+	defer close(done)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.boots != boot || n.sshd == nil || n.k3s != nil || !n.enabled("k3s.service") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	k, err := startK3s(ctx, n)
+	if err != nil {
+		n.log.Warn("k3s.service failed at boot", "err", err)
+		return
+	}
+	n.k3s = k
+}
+
+// Booted returns a channel that is closed once the current boot has
+// started the enabled units (at once while the machine is off).
+func (n *Node) Booted() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.booted == nil || n.sshd == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return n.booted
+}
+
+// enabled reports whether unit is enabled: systemctl enable links it into
+// multi-user.target.wants.
+func (n *Node) enabled(unit string) bool {
+	_, err := n.readFile(wantsDir + unit)
+	return err == nil
 }
 
 // PowerOff stops k3s and the SSH server; the disk stays.

@@ -1,0 +1,41 @@
+package lifecycle
+
+import (
+	"context"
+
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/sqlite"
+)
+
+// memberLost is told by the pool that the cluster on a claimed member has
+// not answered its health checks for a while (an unplanned reboot that
+// k3s did not survive, a dead control plane). Nothing can bring it back
+// for the tenant, who has no access to the machine: the cluster is marked
+// failed with the reason, its member is released (wiped before anyone
+// gets it again), and the owner is told. A cluster that is no longer
+// running meanwhile (stopped, terminated) is left alone.
+func (s *Service) memberLost(ctx context.Context, m pool.Member, reason string) {
+	if m.ClusterID == "" {
+		return
+	}
+	unlock := s.lock(m.ClusterID)
+	defer unlock()
+	c, err := s.db.Cluster(ctx, 0, m.ClusterID) // fresh, under the lock
+	if err != nil || c.Status != cluster.Running || c.ServerID != m.ID {
+		return
+	}
+	why := "lost: its Kubernetes API stopped answering SMEK's health checks (" + reason + ")"
+	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+		From: []cluster.Status{cluster.Running}, To: cluster.Failed,
+		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: "reconciler", Message: why,
+	})
+	if err != nil {
+		s.log.Warn("mark lost cluster failed", "cluster", m.ClusterID, "err", err)
+		return
+	}
+	s.pool.Nudge()
+	s.log.Warn("cluster lost", "cluster", c.ID, "server", m.ID, "reason", reason)
+	s.cfg.Metrics.ClusterOp("lost", "failed")
+	s.notify(ctx, cluster.NotifyFailed, c, "reconciler", "its Kubernetes API stopped answering ("+reason+")")
+}
