@@ -55,8 +55,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var hf hetznerFlags
 	hf.register(fs)
 	credKeyFile := fs.String("credential-key-file", "", "hetzner: file with 32 bytes (raw or hex) that seal cluster admin credentials at rest")
-	firewall := fs.String("firewall", "smek", "hetzner: name of the firewall applied to SMEK's servers")
-	sshSource := fs.String("ssh-source-cidr", "", "hetzner: comma-separated CIDRs that may reach port 22 (the provisioner's address)")
+	firewall := fs.String("firewall", "smek", "hetzner: name of the firewall SMEK keeps on its servers (created, its rules kept in line with these flags); empty: you manage the servers' firewall")
+	sshSource := fs.String("ssh-source-cidr", "", "hetzner: comma-separated CIDRs that may reach port 22: the provisioner's public address(es), e.g. 203.0.113.7/32 (required with --firewall)")
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -107,8 +107,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		cfg.Hetzner.Firewall = *firewall
-		if *sshSource != "" {
-			cfg.Hetzner.SourceCIDRs = strings.Split(*sshSource, ",")
+		if cfg.Hetzner.SourceCIDRs, err = sshSources(*firewall, *sshSource); err != nil {
+			return err
 		}
 	}
 
@@ -131,6 +131,30 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		err = serr
 	}
 	return err
+}
+
+// sshSources checks --ssh-source-cidr against --firewall. SMEK bootstraps
+// every server over SSH from the provisioner, and the firewall drops what
+// no rule lets in: with SMEK's firewall and no source for port 22 no
+// server would ever be reached, so serve refuses to start. It does not
+// guess the provisioner's address: behind NAT or several egress addresses
+// (IPv4 and IPv6, a moved host) a guess is wrong in ways that show only as
+// bootstrap timeouts, and 0.0.0.0/0 would open SSH to the world.
+func sshSources(firewall, list string) ([]string, error) {
+	prefixes, err := parsePrefixes(list)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --ssh-source-cidr: %v", errUsage, err)
+	}
+	if firewall != "" && len(prefixes) == 0 {
+		return nil, fmt.Errorf("%w: --ssh-source-cidr is required with --backend hetzner: the firewall %q lets SSH (port 22) in only from "+
+			"these CIDRs, and the provisioner bootstraps every server over SSH; give its public address(es), e.g. "+
+			"--ssh-source-cidr 203.0.113.7/32,2001:db8::7/128 (or --firewall '' to manage the servers' firewall yourself)", errUsage, firewall)
+	}
+	out := make([]string, 0, len(prefixes))
+	for _, p := range prefixes {
+		out = append(out, p.String())
+	}
+	return out, nil
 }
 
 // readToken reads the operator's bearer token: the file's content without

@@ -6,7 +6,7 @@
 //	provisioner account link|list      GitHub App installations
 //	provisioner pool status            the warm pool per flavor
 //	provisioner cluster list --all     every cluster
-//	provisioner image build            Hetzner golden snapshots
+//	provisioner image build|prune      Hetzner golden snapshots
 package main
 
 import (
@@ -58,7 +58,7 @@ Usage:
   provisioner account link|list          tie GitHub App installations to accounts
   provisioner pool status                the warm pool per flavor
   provisioner cluster list --all         every cluster
-  provisioner image build                build a Hetzner golden snapshot
+  provisioner image build|prune          build or prune Hetzner golden snapshots
 
 Every flag can also be set as an environment variable: --data-dir is SMEK_DATA_DIR.
 Run 'provisioner COMMAND --help' for a command's flags.

@@ -44,30 +44,54 @@ func (f *Fake) startAction(now time.Time, command string, done func(ok bool), re
 	return a
 }
 
-// settle finishes every running action that is due, in start order. The
-// fake's mutex is held.
+// timer is a change due at a time on the clock that no action stands for.
+type timer struct {
+	at time.Time
+	fn func()
+}
+
+// after schedules fn at t on the clock. The fake's mutex is held.
+func (f *Fake) after(t time.Time, fn func()) {
+	f.timers = append(f.timers, &timer{at: t, fn: fn})
+}
+
+// settle finishes every running action and fires every timer that is due,
+// in time order (actions first at equal times, each kind in start order);
+// what they start or schedule is settled too when it is due. The fake's
+// mutex is held.
 func (f *Fake) settle(now time.Time) {
-	keep := f.running[:0]
-	var due []*action
-	for _, a := range f.running {
-		if now.Before(a.finishAt) {
-			keep = append(keep, a)
-		} else {
-			due = append(due, a)
+	for {
+		ai, ti := -1, -1
+		for i, a := range f.running {
+			if !now.Before(a.finishAt) && (ai < 0 || a.finishAt.Before(f.running[ai].finishAt)) {
+				ai = i
+			}
 		}
-	}
-	f.running = keep
-	slices.SortStableFunc(due, func(a, b *action) int { return a.finishAt.Compare(b.finishAt) })
-	for _, a := range due {
-		t := a.finishAt
-		a.finished = &t
-		if a.fail != nil {
-			a.status = "error"
-		} else {
-			a.status = "success"
+		for i, t := range f.timers {
+			if !now.Before(t.at) && (ti < 0 || t.at.Before(f.timers[ti].at)) {
+				ti = i
+			}
 		}
-		if a.done != nil {
-			a.done(a.fail == nil)
+		switch {
+		case ai >= 0 && (ti < 0 || !f.timers[ti].at.Before(f.running[ai].finishAt)):
+			a := f.running[ai]
+			f.running = slices.Delete(f.running, ai, ai+1)
+			t := a.finishAt
+			a.finished = &t
+			if a.fail != nil {
+				a.status = "error"
+			} else {
+				a.status = "success"
+			}
+			if a.done != nil {
+				a.done(a.fail == nil)
+			}
+		case ti >= 0:
+			t := f.timers[ti]
+			f.timers = slices.Delete(f.timers, ti, ti+1)
+			t.fn()
+		default:
+			return
 		}
 	}
 }

@@ -25,6 +25,9 @@ const (
 	CodeConflict              = "conflict"
 	CodeDeprecatedEndpoint    = "deprecated_api_endpoint"
 	CodeUnsupported           = "unsupported_error"
+	// CodePlacementError is specific to creating a server: "An error
+	// during the placement occurred" (docs); a create elsewhere may work.
+	CodePlacementError = "placement_error"
 )
 
 // statusOf maps an error code to its HTTP status. Only 429 is documented;
@@ -47,6 +50,8 @@ func statusOf(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeLocked:
 		return http.StatusLocked
+	case CodePlacementError:
+		return http.StatusPreconditionFailed
 	case CodeRateLimitExceeded:
 		return http.StatusTooManyRequests
 	case CodeServiceError, CodeUnavailable, CodeResourceUnavailable:
@@ -64,6 +69,8 @@ type apiError struct {
 	Code    string
 	Message string
 	Details any
+	// Status overrides the code's usual HTTP status.
+	Status int
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -107,7 +114,11 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	body := map[string]any{"error": map[string]any{
 		"code": e.Code, "message": e.Message, "details": details,
 	}}
-	writeJSON(w, statusOf(e.Code), body)
+	status := statusOf(e.Code)
+	if e.Status != 0 {
+		status = e.Status
+	}
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

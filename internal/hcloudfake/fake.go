@@ -80,6 +80,18 @@ type Config struct {
 	Seed uint64
 	// PublicIPv4 is every server's public address (default 127.0.0.1).
 	PublicIPv4 string
+	// ShutdownDelay is how long a server's operating system takes to power
+	// off after its shutdown action succeeded: the action only delivers the
+	// ACPI request (docs), the server stays running meanwhile. IgnoreACPI
+	// makes every server's OS ignore the request, so a shutdown never turns
+	// a server off (SetIgnoreACPI does it for one server).
+	ShutdownDelay time.Duration
+	IgnoreACPI    bool
+	// HostKeyLag is how many SSH connections a machine booting a fresh disk
+	// (after a create or a rebuild) answers with the host key its image
+	// carries, before cloud-init has put the server's own in place
+	// (MachineSpec.HostKeyLag).
+	HostKeyLag int
 	// Machines, when set, gives each server a simulated machine.
 	Machines MachineFactory
 	// DataDir holds snapshot contents when Machines is set.
@@ -111,6 +123,13 @@ type Fake struct {
 	scripted  map[string][]Fault
 	failNext  map[string][]schema.ActionError
 	effects   []func()
+	// timers are changes due on the clock that are not actions (a server's
+	// OS powering off some time after a shutdown request).
+	timers []*timer
+	// ignoreACPI holds the servers whose OS ignores a shutdown request.
+	ignoreACPI map[int64]bool
+	// placement holds the error code a create in a location fails with.
+	placement map[string]string
 
 	// effMu serialises running effects so that machine operations happen
 	// in the order the API decided them. It guards machines.
@@ -156,6 +175,9 @@ func New(cfg Config) *Fake {
 		scripted:  map[string][]Fault{},
 		failNext:  map[string][]schema.ActionError{},
 		machines:  map[int64]Machine{},
+
+		ignoreACPI: map[int64]bool{},
+		placement:  map[string]string{},
 	}
 	f.addSystemImages()
 	return f
@@ -435,6 +457,39 @@ func pathID(r *http.Request, _ string) (int64, *apiError) {
 		return 0, invalidField("id", "must be a positive integer")
 	}
 	return int64(n), nil
+}
+
+// sortBy orders items as the sort query parameters say ("created:desc",
+// "id", ... each "field", "field:asc" or "field:desc", the first the most
+// significant), by id when there is none (the fields' order func breaks
+// ties by "id" too).
+func sortBy[T any](r *http.Request, items []T, fields map[string]func(a, b T) int) *apiError {
+	type key struct {
+		cmp  func(a, b T) int
+		desc bool
+	}
+	var keys []key
+	for _, v := range r.URL.Query()["sort"] {
+		name, dir, _ := strings.Cut(v, ":")
+		c, ok := fields[name]
+		if !ok || (dir != "" && dir != "asc" && dir != "desc") {
+			return invalidField("sort", fmt.Sprintf("%q is not a valid sort", v))
+		}
+		keys = append(keys, key{c, dir == "desc"})
+	}
+	keys = append(keys, key{cmp: fields["id"]})
+	slices.SortStableFunc(items, func(a, b T) int {
+		for _, k := range keys {
+			if c := k.cmp(a, b); c != 0 {
+				if k.desc {
+					return -c
+				}
+				return c
+			}
+		}
+		return 0
+	})
+	return nil
 }
 
 // filterLabels applies the label_selector query parameter.

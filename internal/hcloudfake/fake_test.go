@@ -146,9 +146,14 @@ func TestServerLifecycleThroughHcloudGo(t *testing.T) {
 	if err := c.Action.WaitFor(ctx, rb.Action); err != nil {
 		t.Fatalf("wait for rebuild: %v", err)
 	}
+	// The server was off (the poweroff step): the docs only say a rebuild
+	// powers the server off first, and it comes back off.
 	srv, _, _ = c.Server.GetByID(ctx, srv.ID)
-	if srv.Image == nil || srv.Image.ID != snaps[0].ID || srv.Status != hcloud.ServerStatusRunning {
-		t.Errorf("after rebuild: got image %v status %q, want %d running", srv.Image, srv.Status, snaps[0].ID)
+	if srv.Image == nil || srv.Image.ID != snaps[0].ID || srv.Status != hcloud.ServerStatusOff {
+		t.Errorf("after rebuild of an off server: got image %v status %q, want %d off", srv.Image, srv.Status, snaps[0].ID)
+	}
+	if got, err := act(ctx, c, srv, c.Server.Poweron); err != nil || got != hcloud.ServerStatusRunning {
+		t.Fatalf("power on after the rebuild: %q, %v", got, err)
 	}
 
 	if _, _, err := c.Server.Update(ctx, srv, hcloud.ServerUpdateOpts{Labels: map[string]string{"smek/install": "a", "smek/cluster": "c-abcdef"}}); err != nil {

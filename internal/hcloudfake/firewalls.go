@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,9 @@ type firewall struct {
 	labels  map[string]string
 	created time.Time
 	rules   []schema.FirewallRule
+	// enforced are the rules in force: those given at create at once, a
+	// set_rules' once its action succeeded.
+	enforced []schema.FirewallRule
 	// applyTo holds resources of type "server" or "label_selector".
 	applyTo []schema.FirewallResource
 }
@@ -34,6 +38,67 @@ func (f *Fake) firewallsOf(s *server) []int64 {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// Admits says whether the firewalls applied to server id let a TCP
+// connection from src reach its public port, as Hetzner's firewalls do
+// (docs: "When applying a firewall with no in rule all inbound traffic will
+// be dropped. The default for in is DROP."): with no firewall applied
+// (directly or through a label selector, as things stand now) everything
+// comes in; otherwise only what an in rule of one of them allows, the
+// rules of all applied firewalls taken together: protocol tcp, the port
+// ("22", a range "1024-65535" or "any") and a source_ips CIDR holding
+// src. Out rules do not matter for inbound connections. An unknown server
+// admits nothing. The simulated machines ask at every connection.
+func (f *Fake) Admits(id int64, port int, src netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.servers[id]
+	if !ok {
+		return false
+	}
+	fws := f.firewallsOf(s)
+	if len(fws) == 0 {
+		return true
+	}
+	src = src.Unmap()
+	for _, id := range fws {
+		fw := f.firewalls[id]
+		if fw == nil {
+			continue
+		}
+		for _, r := range fw.enforced {
+			if r.Direction == "in" && r.Protocol == "tcp" && r.Port != nil && portMatches(*r.Port, port) && sourceMatches(r.SourceIPs, src) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func portMatches(rule string, p int) bool {
+	if rule == "any" {
+		return true
+	}
+	lo, hi, isRange := strings.Cut(rule, "-")
+	a, err := strconv.Atoi(lo)
+	if err != nil {
+		return false
+	}
+	if !isRange {
+		return p == a
+	}
+	b, err := strconv.Atoi(hi)
+	return err == nil && a <= p && p <= b
+}
+
+func sourceMatches(cidrs []string, src netip.Addr) bool {
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(src) {
+			return true
+		}
+	}
+	return false
 }
 
 func selectorMatches(s string, labels map[string]string) bool {
@@ -103,6 +168,9 @@ func validRules(rules []schema.FirewallRuleRequest) ([]schema.FirewallRule, *api
 }
 
 func validPort(p string) bool {
+	if p == "any" {
+		return true // all ports (hcloud-cli and the Terraform provider document it)
+	}
 	lo, hi, isRange := strings.Cut(p, "-")
 	a, err := strconv.Atoi(lo)
 	if err != nil || a < 1 || a > 65535 {
@@ -178,7 +246,7 @@ func (f *Fake) createFirewall(r *http.Request, now time.Time) (int, any, *apiErr
 	if err := validLabels(labels); err != nil {
 		return 0, nil, err
 	}
-	fw := &firewall{id: f.id(), name: req.Name, labels: labels, created: now, rules: rules, applyTo: req.ApplyTo}
+	fw := &firewall{id: f.id(), name: req.Name, labels: labels, created: now, rules: rules, enforced: rules, applyTo: req.ApplyTo}
 	f.firewalls[fw.id] = fw
 	actions := []schema.Action{f.startAction(now, "set_firewall_rules", nil, schema.ActionResourceReference{ID: fw.id, Type: "firewall"}).schema(now)}
 	actions = append(actions, f.applyActions(now, fw, req.ApplyTo, "apply_firewall")...)
@@ -259,7 +327,11 @@ func (f *Fake) firewallAction(r *http.Request, now time.Time) (int, any, *apiErr
 			return 0, nil, err
 		}
 		fw.rules = rules
-		a := f.startAction(now, "set_firewall_rules", nil, schema.ActionResourceReference{ID: fw.id, Type: "firewall"})
+		a := f.startAction(now, "set_firewall_rules", func(ok bool) {
+			if ok {
+				fw.enforced = rules
+			}
+		}, schema.ActionResourceReference{ID: fw.id, Type: "firewall"})
 		return http.StatusCreated, schema.FirewallActionSetRulesResponse{Actions: []schema.Action{a.schema(now)}}, nil
 	case "apply_to_resources":
 		var req schema.FirewallActionApplyToResourcesRequest

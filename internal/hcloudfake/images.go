@@ -1,6 +1,7 @@
 package hcloudfake
 
 import (
+	"cmp"
 	"net/http"
 	"os"
 	"slices"
@@ -25,6 +26,8 @@ type image struct {
 	labels      map[string]string
 	// dir holds the disk contents of a snapshot of a simulated machine.
 	dir string
+	// inconsistent: taken of a server that was not off (see Disk).
+	inconsistent bool
 }
 
 func (img *image) schema() schema.Image {
@@ -89,7 +92,13 @@ func (f *Fake) listImages(r *http.Request, _ time.Time) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	slices.SortFunc(items, func(a, b *image) int { return int(a.id - b.id) })
+	if apiErr := sortBy(r, items, map[string]func(a, b *image) int{
+		"id":      func(a, b *image) int { return cmp.Compare(a.id, b.id) },
+		"name":    func(a, b *image) int { return cmp.Compare(a.name, b.name) },
+		"created": func(a, b *image) int { return a.created.Compare(b.created) },
+	}); apiErr != nil {
+		return 0, nil, apiErr
+	}
 	items, meta, apiErr := page(r, items)
 	if apiErr != nil {
 		return 0, nil, apiErr

@@ -15,9 +15,9 @@ type Machine interface {
 	PowerOn() error
 	// PowerOff stops everything running on it; the disk stays.
 	PowerOff() error
-	// Reimage replaces the disk by the contents of imageDir ("" for an
-	// empty system image) and keeps the machine powered off.
-	Reimage(imageDir string) error
+	// Reimage replaces the disk as a rebuild does and keeps the machine
+	// powered off; the next power-on is the new system's first boot.
+	Reimage(d Disk) error
 	// Snapshot copies the disk into dir.
 	Snapshot(dir string) error
 	// Destroy powers off and deletes the disk.
@@ -28,17 +28,37 @@ type Machine interface {
 	Ports() map[int]string
 }
 
+// Disk is what a create or a rebuild puts on a machine.
+type Disk struct {
+	// ImageDir holds the disk contents of the image ("" for a system image).
+	ImageDir string
+	// Inconsistent says the image was taken of a server that was not off
+	// (create_image of a running server: the docs warn that such an image
+	// "may not be readable"). A system on it fails as a damaged file
+	// system would; the machine decides how.
+	Inconsistent bool
+	// UserData is the server's cloud-init user data as of this (re)build:
+	// given at create, replaced by a rebuild that gives one, else kept.
+	UserData string
+}
+
 // MachineSpec is what a MachineFactory is told about a new server.
 type MachineSpec struct {
 	ServerID int64
 	Name     string
 	// ImageDir holds the disk contents of the image ("" for a system image).
 	ImageDir string
+	// ImageInconsistent: see Disk.Inconsistent.
+	ImageInconsistent bool
 	// AuthorizedKeys are the public keys of the server's ssh_keys, in
 	// authorized_keys format.
 	AuthorizedKeys []string
 	// UserData is the cloud-init user data given at create.
 	UserData string
+	// HostKeyLag is how many SSH connections the first boot of a fresh
+	// disk answers with the host key the image carries (cloud-init has
+	// not yet replaced it); 0 models cloud-init running before sshd.
+	HostKeyLag int
 	// Admit says whether the firewalls applied to the server let a TCP
 	// connection from src reach public port; nil admits everything.
 	// The machine asks at every connection.

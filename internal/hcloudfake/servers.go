@@ -1,9 +1,11 @@
 package hcloudfake
 
 import (
+	"cmp"
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -23,7 +25,16 @@ type server struct {
 	sshKeys   []int64
 	firewalls []int64 // applied directly (not through a label selector)
 	busy      *action // the running action that locks the server
+	// userData is the cloud-init user data the metadata service serves:
+	// given at create, replaced by a rebuild that gives one.
+	userData string
+	// power counts the changes of the power state; a pending ACPI
+	// shutdown only takes effect if none happened since it was sent.
+	power int
 }
+
+// maxUserData is the documented limit of user_data ("limited to 32KiB").
+const maxUserData = 32 << 10
 
 func (f *Fake) serverSchema(s *server) schema.Server {
 	out := schema.Server{
@@ -86,7 +97,13 @@ func (f *Fake) listServers(r *http.Request, _ time.Time) (int, any, *apiError) {
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
-	slices.SortFunc(items, func(a, b *server) int { return int(a.id - b.id) })
+	if apiErr := sortBy(r, items, map[string]func(a, b *server) int{
+		"id":      func(a, b *server) int { return cmp.Compare(a.id, b.id) },
+		"name":    func(a, b *server) int { return cmp.Compare(a.name, b.name) },
+		"created": func(a, b *server) int { return a.created.Compare(b.created) },
+	}); apiErr != nil {
+		return 0, nil, apiErr
+	}
 	items, meta, apiErr := page(r, items)
 	if apiErr != nil {
 		return 0, nil, apiErr
@@ -167,6 +184,16 @@ func (f *Fake) createServer(r *http.Request, now time.Time) (int, any, *apiError
 	if !ok {
 		return 0, nil, invalidField("location", "location not found")
 	}
+	if code := f.placement[loc.Name]; code != "" {
+		// The docs list placement_error for this call ("An error during
+		// the placement occurred"); in the wild the same failure has also
+		// been answered as resource_unavailable "error during placement",
+		// both with 412.
+		return 0, nil, &apiError{Code: code, Message: "error during placement", Status: http.StatusPreconditionFailed}
+	}
+	if len(req.UserData) > maxUserData {
+		return 0, nil, invalidField("user_data", "is limited to 32KiB")
+	}
 	labels := map[string]string{}
 	if req.Labels != nil {
 		labels = cloneLabels(*req.Labels)
@@ -197,12 +224,17 @@ func (f *Fake) createServer(r *http.Request, now time.Time) (int, any, *apiError
 	}
 	s := &server{
 		id: f.id(), name: req.Name, status: "initializing", created: now, typ: st, loc: loc,
-		imageID: img.id, labels: labels, sshKeys: req.SSHKeys, firewalls: fws,
+		imageID: img.id, labels: labels, sshKeys: req.SSHKeys, firewalls: fws, userData: req.UserData,
 	}
 	f.servers[s.id] = s
 	start := req.StartAfterCreate == nil || *req.StartAfterCreate
 	if f.cfg.Machines != nil {
-		spec := MachineSpec{ServerID: s.id, Name: s.name, ImageDir: img.dir, AuthorizedKeys: keys, UserData: req.UserData}
+		id := s.id
+		spec := MachineSpec{
+			ServerID: s.id, Name: s.name, ImageDir: img.dir, ImageInconsistent: img.inconsistent,
+			AuthorizedKeys: keys, UserData: req.UserData, HostKeyLag: f.cfg.HostKeyLag,
+			Admit: func(port int, src netip.Addr) bool { return f.Admits(id, port, src) },
+		}
 		f.effects = append(f.effects, func() {
 			m, err := f.cfg.Machines(spec)
 			if err != nil {
@@ -219,6 +251,7 @@ func (f *Fake) createServer(r *http.Request, now time.Time) (int, any, *apiError
 			return
 		}
 		s.status = "running"
+		s.power++
 		f.machineOp(s.id, "power on", Machine.PowerOn)
 	}, serverRef(s.id))
 	s.busy = create
@@ -310,7 +343,7 @@ func (f *Fake) serverAction(r *http.Request, now time.Time) (int, any, *apiError
 	case "poweroff":
 		return f.power(s, now, "stop_server", "stopping", "off", Machine.PowerOff)
 	case "shutdown":
-		return f.power(s, now, "shutdown_server", "stopping", "off", Machine.PowerOff)
+		return f.shutdown(s, now)
 	case "reboot", "reset":
 		return f.power(s, now, name+"_server", s.status, "running", func(m Machine) error {
 			if err := m.PowerOff(); err != nil {
@@ -335,12 +368,47 @@ func (f *Fake) power(s *server, now time.Time, command, during, after string, op
 			return
 		}
 		s.status = after
+		s.power++
 		f.machineOp(s.id, command, op)
 	}, serverRef(s.id))
 	s.busy = a
 	return http.StatusCreated, schema.ServerActionPoweronResponse{Action: a.schema(now)}, nil
 }
 
+// shutdown sends the ACPI request. The action succeeds once the request
+// is delivered and says nothing about the OS (docs: "the action status in
+// this case only reflects whether the action was sent to the server"):
+// the server stays running, and its OS powers it off ShutdownDelay later
+// on the clock, or never when it ignores ACPI. A power change in between
+// (a power off or on, a rebuild) overtakes the pending shutdown.
+func (f *Fake) shutdown(s *server, now time.Time) (int, any, *apiError) {
+	var a *action
+	a = f.startAction(now, "shutdown_server", func(ok bool) {
+		s.busy = nil
+		if !ok || s.status != "running" || f.cfg.IgnoreACPI || f.ignoreACPI[s.id] {
+			return
+		}
+		power := s.power
+		f.after(a.finishAt.Add(f.cfg.ShutdownDelay), func() {
+			if f.servers[s.id] != s || s.power != power || s.status != "running" {
+				return
+			}
+			s.status = "off"
+			s.power++
+			f.machineOp(s.id, "acpi shutdown", Machine.PowerOff)
+		})
+	}, serverRef(s.id))
+	s.busy = a
+	return http.StatusCreated, schema.ServerActionShutdownResponse{Action: a.schema(now)}, nil
+}
+
+// rebuild overwrites the disk with the image. The docs say the server "will
+// automatically be powered off before the rebuild command executes" and
+// promise nothing about powering it on afterwards: the fake gives the
+// server back in the power state it had, so a server that was off stays
+// off. A user_data in the request replaces the server's (the metadata
+// service serves it from then on); without one the server keeps the one
+// it had, and cloud-init finds it on the new system's first boot.
 func (f *Fake) rebuild(r *http.Request, s *server, now time.Time) (int, any, *apiError) {
 	var req schema.ServerActionRebuildRequest
 	if err := decode(r, &req); err != nil {
@@ -350,19 +418,33 @@ func (f *Fake) rebuild(r *http.Request, s *server, now time.Time) (int, any, *ap
 	if apiErr != nil {
 		return 0, nil, apiErr
 	}
+	if req.UserData != nil {
+		if len(*req.UserData) > maxUserData {
+			return 0, nil, invalidField("user_data", "is limited to 32KiB")
+		}
+		s.userData = *req.UserData
+	}
+	wasOn := s.status == "running"
 	s.status = "rebuilding"
+	s.power++
 	f.machineOp(s.id, "power off for rebuild", Machine.PowerOff)
-	dir := img.dir
+	disk := Disk{ImageDir: img.dir, Inconsistent: img.inconsistent, UserData: s.userData}
 	a := f.startAction(now, "rebuild_server", func(ok bool) {
 		s.busy = nil
+		s.power++
 		if !ok {
 			s.status = "off"
 			return
 		}
 		s.imageID = img.id
+		if !wasOn {
+			s.status = "off"
+			f.machineOp(s.id, "reimage", func(m Machine) error { return m.Reimage(disk) })
+			return
+		}
 		s.status = "running"
 		f.machineOp(s.id, "reimage", func(m Machine) error {
-			if err := m.Reimage(dir); err != nil {
+			if err := m.Reimage(disk); err != nil {
 				return err
 			}
 			return m.PowerOn()
@@ -395,6 +477,14 @@ func (f *Fake) createImage(r *http.Request, s *server, now time.Time) (int, any,
 		id: f.id(), typ: typ, status: "creating", created: now, labels: labels,
 		createdFrom: &schema.ImageCreatedFrom{ID: s.id, Name: s.name}, diskSize: float32(s.typ.Disk),
 		osFlavor: "ubuntu", osVersion: "24.04",
+		// "If the Server is currently running you must make sure that its
+		// disk content is consistent. Otherwise, the created Image may not
+		// be readable." (docs): taken of anything but an off server, the
+		// image is marked, and systems built from it fail.
+		inconsistent: s.status != "off",
+	}
+	if base, ok := f.images[s.imageID]; ok && base.inconsistent {
+		img.inconsistent = true
 	}
 	if req.Description != nil {
 		img.description = *req.Description

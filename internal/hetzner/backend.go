@@ -58,8 +58,12 @@ type Config struct {
 	// its private half.
 	SSHKeyName string
 	Signer     ssh.Signer
-	// Firewall is the name of the firewall applied by label selector
-	// (created when missing). SourceCIDRs may reach port 22.
+	// Firewall is the name of the firewall applied by label selector to
+	// every node (created when missing, its rules brought in line with
+	// these when they differ). SourceCIDRs may reach port 22: the
+	// provisioner's addresses, which SMEK bootstraps servers from, so New
+	// refuses a Firewall without them. Empty Firewall: SMEK manages no
+	// firewall (the operator does).
 	Firewall    string
 	SourceCIDRs []string
 	// CredentialKey (32 bytes) seals admin credentials at rest.
@@ -77,6 +81,12 @@ type Config struct {
 	Policy func(ctx context.Context, admin *rest.Config, f cluster.Flavor) error
 	// Durations the API usually takes, used as the first poll delay.
 	ExpectCreate, ExpectRebuild, ExpectPower time.Duration
+	// ExpectShutdown is how long a server usually takes from the shutdown
+	// request to off (the action, then the OS shutting down; default 10 s):
+	// the first look at its status. ShutdownTimeout is how long a stop (or
+	// an image build) waits for "off" before it cuts the power (default 2
+	// min).
+	ExpectShutdown, ShutdownTimeout time.Duration
 	// PollMin/PollMax bound the action polling backoff.
 	PollMin, PollMax time.Duration
 	// RetryBase is the first retry backoff; LowWater the RateLimit-Remaining
@@ -146,6 +156,18 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hetzner: %w", err)
 	}
+	if cfg.Firewall != "" {
+		// The firewall drops whatever no rule lets in: without a source
+		// for port 22, SMEK could never reach the servers it makes.
+		if len(cfg.SourceCIDRs) == 0 {
+			return nil, fmt.Errorf("hetzner: the firewall %q would let SSH (port 22) in from nowhere, and SMEK bootstraps every server over SSH: "+
+				"give the provisioner's public address(es) as SourceCIDRs (provisioner serve --ssh-source-cidr, e.g. 203.0.113.7/32), "+
+				"or no Firewall (--firewall '') to manage the servers' firewall yourself", cfg.Firewall)
+		}
+		if _, err := firewallRules(cfg.SourceCIDRs); err != nil {
+			return nil, fmt.Errorf("hetzner: --ssh-source-cidr: %w", err)
+		}
+	}
 	if len(cfg.Locations) == 0 {
 		cfg.Locations = []string{"fsn1"}
 	}
@@ -160,6 +182,8 @@ func New(cfg Config) (*Backend, error) {
 	def(&cfg.ExpectCreate, 20*time.Second)
 	def(&cfg.ExpectRebuild, 20*time.Second)
 	def(&cfg.ExpectPower, 5*time.Second)
+	def(&cfg.ExpectShutdown, 10*time.Second)
+	def(&cfg.ShutdownTimeout, 2*time.Minute)
 	def(&cfg.PollMin, time.Second)
 	def(&cfg.PollMax, 10*time.Second)
 	def(&cfg.RetryBase, time.Second)
@@ -230,23 +254,14 @@ func (b *Backend) snapshots(ctx context.Context, fresh bool) (map[string]*hcloud
 		return b.images, nil
 	}
 	b.mu.Unlock()
-	var imgs []*hcloud.Image
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
-		var resp *hcloud.Response
-		var err error
-		imgs, resp, err = b.cfg.Client.Image.List(ctx, hcloud.ImageListOpts{
-			Type: []hcloud.ImageType{hcloud.ImageTypeSnapshot}, Status: []hcloud.ImageStatus{hcloud.ImageStatusAvailable},
-			ListOpts: hcloud.ListOpts{PerPage: 50, LabelSelector: LabelRole + "=golden," + LabelK8sVersion},
-		})
-		return resp, err
-	})
+	imgs, err := b.listImages(ctx, LabelRole+"=golden,"+LabelK8sVersion, hcloud.ImageStatusAvailable)
 	if err != nil {
 		return nil, fmt.Errorf("list golden snapshots: %w", err)
 	}
 	out := map[string]*hcloud.Image{}
 	for _, img := range imgs {
 		v := img.Labels[LabelK8sVersion]
-		if have, ok := out[v]; !ok || img.Created.After(have.Created) {
+		if have, ok := out[v]; !ok || img.Created.After(have.Created) || img.Created.Equal(have.Created) && img.ID > have.ID {
 			out[v] = img
 		}
 	}
@@ -254,6 +269,35 @@ func (b *Backend) snapshots(ctx context.Context, fresh bool) (map[string]*hcloud
 	b.images, b.imgAt = out, b.cfg.Now()
 	b.mu.Unlock()
 	return out, nil
+}
+
+// listImages lists the snapshots matching selector in the given statuses
+// (any when none), every page (50 a page, the API's most), each page
+// retried on its own. One page only would miss whatever lies beyond it:
+// with more than 50 snapshots, the newest of a version.
+func (b *Backend) listImages(ctx context.Context, selector string, status ...hcloud.ImageStatus) ([]*hcloud.Image, error) {
+	var all []*hcloud.Image
+	opts := hcloud.ImageListOpts{
+		Type: []hcloud.ImageType{hcloud.ImageTypeSnapshot}, Status: status, Sort: []string{"created:desc"},
+		ListOpts: hcloud.ListOpts{Page: 1, PerPage: 50, LabelSelector: selector},
+	}
+	for {
+		var page []*hcloud.Image
+		var resp *hcloud.Response
+		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+			var err error
+			page, resp, err = b.cfg.Client.Image.List(ctx, opts)
+			return resp, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if resp == nil || resp.Meta.Pagination == nil || resp.Meta.Pagination.NextPage == 0 {
+			return all, nil
+		}
+		opts.Page = resp.Meta.Pagination.NextPage
+	}
 }
 
 func (b *Backend) snapshotFor(ctx context.Context, version string) (*hcloud.Image, error) {

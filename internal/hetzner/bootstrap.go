@@ -185,13 +185,18 @@ func (b *Backend) adminConfig(m pool.Member, d data) (*rest.Config, error) {
 }
 
 // dial connects to the server's SSH as root with the project key, retrying
-// while it boots. The host key is trusted on first use after each
-// (re)build and checked afterwards.
+// while it boots. The host key must be the one SMEK gave the server through
+// cloud-init at its (re)build (d.HostKey): any other, such as the old key a
+// system from a snapshot presents until cloud-init has replaced it, is
+// refused before authenticating, and the dial tries again until ctx ends.
+// Only a member recorded before keys were pinned (no d.HostKey) trusts the
+// first key it sees.
 func (b *Backend) dial(ctx context.Context, srv *hcloud.Server, d *data) (*ssh.Client, error) {
 	addr, err := b.cfg.SSHAddr(ctx, srv)
 	if err != nil {
 		return nil, err
 	}
+	var refused string // the last host key refused
 	hostKey := func(_ string, _ net.Addr, key ssh.PublicKey) error {
 		got := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
 		if d.HostKey == "" {
@@ -199,13 +204,17 @@ func (b *Backend) dial(ctx context.Context, srv *hcloud.Server, d *data) (*ssh.C
 			return nil
 		}
 		if d.HostKey != got {
-			return errors.New("ssh host key changed since the server was built")
+			refused = got
+			return errHostKeyMismatch
 		}
 		return nil
 	}
 	cfg := &ssh.ClientConfig{
 		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(b.cfg.Signer)},
 		HostKeyCallback: hostKey, Timeout: 10 * time.Second,
+	}
+	if strings.HasPrefix(d.HostKey, ssh.KeyAlgoED25519+" ") {
+		cfg.HostKeyAlgorithms = []string{ssh.KeyAlgoED25519}
 	}
 	delay := 200 * time.Millisecond
 	for {
@@ -217,17 +226,28 @@ func (b *Backend) dial(ctx context.Context, srv *hcloud.Server, d *data) (*ssh.C
 		var dialer net.Dialer
 		nc, err := dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
+			// The handshake gets cfg.Timeout and no longer than ctx: a
+			// connection that hears nothing (its SYN dropped by a firewall
+			// on the way, a half-open peer) must not hold the dial.
+			deadline := time.Now().Add(cfg.Timeout)
+			if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+				deadline = d
+			}
+			_ = nc.SetDeadline(deadline)
+			stop := context.AfterFunc(ctx, func() { nc.Close() })
 			c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+			stop()
 			if err == nil {
+				_ = nc.SetDeadline(time.Time{})
 				return ssh.NewClient(c, chans, reqs), nil
 			}
 			nc.Close()
-			if strings.Contains(err.Error(), "host key changed") {
-				return nil, fmt.Errorf("ssh %s: %w", addr, err)
-			}
 		}
 		select {
 		case <-ctx.Done():
+			if refused != "" {
+				return nil, fmt.Errorf("ssh to server %d: %w: it presents %s, not the key given at its (re)build %s (cloud-init has not installed it, or it is not the server)", srv.ID, errHostKeyMismatch, refused, d.HostKey)
+			}
 			return nil, fmt.Errorf("ssh to server %d: %w", srv.ID, ctx.Err())
 		case <-time.After(delay):
 		}
@@ -235,6 +255,8 @@ func (b *Backend) dial(ctx context.Context, srv *hcloud.Server, d *data) (*ssh.C
 		addr = ""
 	}
 }
+
+var errHostKeyMismatch = errors.New("ssh host key mismatch")
 
 // runSSH runs one command, feeding stdin, collecting stdout into out. The
 // session is closed when ctx ends, so a caller that gives up does not wait

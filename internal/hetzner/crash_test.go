@@ -250,6 +250,9 @@ func TestCrashDuringStop(t *testing.T) {
 	}
 	r1.kill()
 	serverID := mustData(t, m.Data).ServerID
+	// The shutdown only sends the ACPI request: the server goes off a
+	// while later, whether anyone watches or not.
+	w.clock.Advance(time.Minute)
 	if st := serverStatus(w, serverID); st == string(hcloud.ServerStatusRunning) {
 		t.Fatalf("server %d is %s after the shutdown", serverID, st)
 	}

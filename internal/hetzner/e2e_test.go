@@ -41,6 +41,11 @@ func newEnv(t *testing.T, machines bool, fcfg hcloudfake.Config) *env {
 		dir := t.TempDir()
 		fcfg.Machines = sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin(t)})
 		fcfg.DataDir = dir
+		// A system from a snapshot answers its first SSH connection with
+		// the snapshot's old host key: the backend must wait for its own.
+		if fcfg.HostKeyLag == 0 {
+			fcfg.HostKeyLag = 1
+		}
 	}
 	fake := hcloudfake.New(fcfg).Start()
 	t.Cleanup(fake.Close)
@@ -57,7 +62,7 @@ func newEnv(t *testing.T, machines bool, fcfg hcloudfake.Config) *env {
 		Client: client, Installation: "test", SSHKeyName: "smek", Signer: signer, CredentialKey: key,
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
 		SSHAddr: FakeSSHAddr(fake.URL, nil), APIAddr: FakeAPIAddr(fake.URL, nil),
-		ExpectCreate: 10 * time.Millisecond, ExpectRebuild: 10 * time.Millisecond, ExpectPower: 10 * time.Millisecond,
+		ExpectCreate: 10 * time.Millisecond, ExpectRebuild: 10 * time.Millisecond, ExpectPower: 10 * time.Millisecond, ExpectShutdown: 10 * time.Millisecond,
 		PollMin: time.Millisecond, PollMax: 20 * time.Millisecond, RetryBase: time.Millisecond,
 		ReadyTimeout: 2 * time.Minute,
 		Policy: func(ctx context.Context, cfg *rest.Config, f cluster.Flavor) error {

@@ -33,6 +33,10 @@ var simDurations = map[string]time.Duration{
 	"delete_server": 3 * time.Second,
 }
 
+// simShutdownDelay is how long a server's OS takes to power off after the
+// shutdown action, in simulated time.
+const simShutdownDelay = 10 * time.Second
+
 // simClock is the simulated time of the fake's actions and of the
 // backend's waits: every backoff sleep of the backend moves it forward by
 // its duration and takes only a moment of real time. Frozen, it stands
@@ -83,7 +87,11 @@ type worldOptions struct {
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
 	w := &world{t: t, clock: newSimClock(), dbPath: filepath.Join(t.TempDir(), "smek.db"), machines: o.machines}
-	fcfg := hcloudfake.Config{Clock: w.clock, Durations: simDurations, DefaultDuration: time.Second, Seed: o.seed}
+	// A server's OS takes a while to go off after the ACPI shutdown, and a
+	// system from a snapshot answers its first SSH connection with the
+	// snapshot's old host key (the backend pins the one it gave).
+	fcfg := hcloudfake.Config{Clock: w.clock, Durations: simDurations, DefaultDuration: time.Second, Seed: o.seed,
+		ShutdownDelay: simShutdownDelay, HostKeyLag: 1}
 	if o.machines {
 		dir := t.TempDir()
 		fcfg.Machines = sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin(t)})
@@ -148,7 +156,8 @@ func (w *world) backend(rt http.RoundTripper) *Backend {
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
 		SSHAddr: FakeSSHAddr(w.fake.URL, hc), APIAddr: FakeAPIAddr(w.fake.URL, hc),
 		ExpectCreate: simDurations["create_server"], ExpectRebuild: simDurations["rebuild_server"], ExpectPower: simDurations["start_server"],
-		PollMin: time.Second, PollMax: 10 * time.Second, RetryBase: time.Second,
+		ExpectShutdown: simDurations["shutdown_server"] + simShutdownDelay,
+		PollMin:        time.Second, PollMax: 10 * time.Second, RetryBase: time.Second,
 		ReadyTimeout: 3 * time.Minute, OrphanGrace: 15 * time.Minute,
 		Now: w.clock.Now, Sleep: w.clock.Sleep,
 		Policy: func(ctx context.Context, cfg *rest.Config, f cluster.Flavor) error {

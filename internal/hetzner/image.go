@@ -41,9 +41,12 @@ func K8sVersion(k3s string) (string, error) {
 // BuildImage makes a golden snapshot: a builder server from the base
 // image, k3s installed but never started (so every server built from the
 // snapshot makes a fresh CA, certificates and token at its first start),
-// the airgap images, SMEK's node files, cloud-init cleaned, shut down and
-// snapshotted with labels. The builder is deleted at the end, also when a
-// step fails.
+// the airgap images, SMEK's node files, cloud-init cleaned (its logs and
+// /etc/machine-id too, so that every server from the snapshot makes its
+// own machine id), the disk synced, the server shut down and waited for
+// until it is off (powered off when it does not go off in time: an image
+// of a running server may be unreadable, says the API), and snapshotted
+// with labels. The builder is deleted at the end, also when a step fails.
 func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.Image, err error) {
 	k8s, err := K8sVersion(ic.K3sVersion)
 	if err != nil {
@@ -62,6 +65,10 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 	if err != nil {
 		return nil, err
 	}
+	hk, err := randomHostKey()
+	if err != nil {
+		return nil, err
+	}
 	labelVersion := strings.ReplaceAll(ic.K3sVersion, "+", "-")
 	name := sanitize("smek-builder-" + labelVersion + "-" + strings.ToLower(rand.Text()[:6]))
 	var res hcloud.ServerCreateResult
@@ -70,7 +77,7 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 		var err error
 		res, resp, err = b.cfg.Client.Server.Create(ctx, hcloud.ServerCreateOpts{
 			Name: name, ServerType: &hcloud.ServerType{Name: ic.ServerType}, Image: &hcloud.Image{Name: ic.BaseImage},
-			Location: &hcloud.Location{Name: ic.Location}, SSHKeys: []*hcloud.SSHKey{key},
+			Location: &hcloud.Location{Name: ic.Location}, SSHKeys: []*hcloud.SSHKey{key}, UserData: hk.userData,
 			Labels: map[string]string{LabelInstall: b.cfg.Installation, LabelRole: "builder", LabelK3sVersion: labelVersion},
 		})
 		return resp, err
@@ -87,7 +94,7 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 	if err := b.watch.wait(ctx, b.cfg.ExpectCreate, append([]*hcloud.Action{res.Action}, res.NextActions...)...); err != nil {
 		return nil, fmt.Errorf("create builder: %w", err)
 	}
-	d := &data{}
+	d := &data{HostKey: hk.public}
 	ctxSSH, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 	defer cancel()
 	conn, err := b.dial(ctxSSH, srv, d)
@@ -98,12 +105,12 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 		conn.Close()
 		return nil, err
 	}
-	conn.Close()
-	a, err := b.power(ctx, srv, b.cfg.Client.Server.Shutdown)
-	if err == nil {
-		err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+	if err := runSSH(ctx, conn, "sync", nil, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("image build: sync: %w", err)
 	}
-	if err != nil {
+	conn.Close()
+	if err := b.shutdown(ctx, srv); err != nil {
 		return nil, fmt.Errorf("shut down builder: %w", err)
 	}
 	var ir hcloud.ServerCreateImageResult
@@ -196,7 +203,7 @@ func installNodeFiles(ctx context.Context, conn *ssh.Client, ic ImageConfig) err
 	steps = append(steps, struct {
 		what, cmd string
 		stdin     []byte
-	}{"clean cloud-init", "cloud-init clean --logs", nil})
+	}{"clean cloud-init", "cloud-init clean --logs --machine-id", nil})
 	for _, s := range steps {
 		if err := runSSH(ctx, conn, s.cmd, s.stdin, nil); err != nil {
 			return fmt.Errorf("image build: %s: %w", s.what, err)

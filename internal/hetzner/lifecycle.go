@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
@@ -34,11 +33,15 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 	if err := b.ensureFirewall(ctx); err != nil {
 		return nil, err
 	}
+	hk, err := b.memberHostKey(m)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := b.create(ctx, m, img, stype, key)
 	if err != nil {
 		return nil, err
 	}
-	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, Timings: map[string]int64{}}
+	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, HostKey: hk.public, Timings: map[string]int64{}}
 	d.Timings["create"] = b.cfg.Now().Sub(t0).Milliseconds()
 	if err := b.node.bootstrap(ctx, m, srv, &d); err != nil {
 		return d.marshal(), err
@@ -48,9 +51,15 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 	return d.marshal(), nil
 }
 
-// create makes the server and waits until it runs.
+// create makes the server, its user data installing the member's host key
+// (memberHostKey), and waits until it runs. A location that cannot take it
+// (placement_error, resource_unavailable, a limit) passes on to the next.
 func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, stype string, key *hcloud.SSHKey) (*hcloud.Server, error) {
 	name := b.serverName(m)
+	hk, err := b.memberHostKey(m)
+	if err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for _, loc := range b.cfg.Locations {
 		var res hcloud.ServerCreateResult
@@ -60,7 +69,7 @@ func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, 
 			res, resp, err = b.cfg.Client.Server.Create(ctx, hcloud.ServerCreateOpts{
 				Name: name, ServerType: &hcloud.ServerType{Name: stype}, Image: &hcloud.Image{ID: img.ID},
 				Location: &hcloud.Location{Name: loc}, SSHKeys: []*hcloud.SSHKey{key}, Labels: b.labels(m),
-				StartAfterCreate: hcloud.Ptr(true),
+				StartAfterCreate: hcloud.Ptr(true), UserData: hk.userData,
 			})
 			return resp, err
 		})
@@ -75,7 +84,8 @@ func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, 
 			// An earlier attempt created it (its answer was lost, or the
 			// provisioner restarted): adopt it.
 			return b.adopt(ctx, m, name)
-		case hcloud.IsError(err, hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodeResourceLimitExceeded):
+		case hcloud.IsError(err, hcloud.ErrorCodePlacementError, hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodeResourceLimitExceeded):
+			b.log.Warn("cannot create the server here, trying the next location", "server", name, "location", loc, "err", err)
 			lastErr = err
 			continue
 		default:
@@ -243,34 +253,49 @@ func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
 	if srv == nil {
 		return fmt.Errorf("stop member %s: %w", m.ID, errServerGone)
 	}
-	a, err := b.power(ctx, srv, b.cfg.Client.Server.Shutdown)
-	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
-		return fmt.Errorf("stop member %s: %w", m.ID, errServerGone)
-	}
-	if err == nil {
-		err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
-	}
-	if err != nil {
+	if err := b.shutdown(ctx, srv); err != nil {
+		if errors.Is(err, errServerGone) {
+			return fmt.Errorf("stop member %s: %w", m.ID, err)
+		}
 		return fmt.Errorf("shut down server %d: %w", srv.ID, err)
 	}
-	// The shutdown action only sends the ACPI signal: wait for "off".
-	delay := b.cfg.ExpectPower
-	for deadline := b.cfg.Now().Add(2 * time.Minute); ; {
+	return nil
+}
+
+// shutdown sends the ACPI shutdown and waits until the server is off. The
+// action only says that the request was delivered (docs: "It does not mean
+// that the server actually shut down successfully. If you need to ensure
+// that the server is off, use the poweroff action"), so it is not polled:
+// the server is, first after ExpectShutdown, and powered off when it is still
+// not off after ShutdownTimeout (an OS that ignores ACPI, a hung
+// shutdown, a failed action). Requests: the shutdown and a GET per poll.
+func (b *Backend) shutdown(ctx context.Context, srv *hcloud.Server) error {
+	_, err := b.power(ctx, srv, b.cfg.Client.Server.Shutdown)
+	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
+		return errServerGone
+	}
+	if err != nil {
+		return err
+	}
+	delay := b.cfg.ExpectShutdown
+	deadline := b.cfg.Now().Add(b.cfg.ShutdownTimeout)
+	for {
+		if err := b.cfg.Sleep(ctx, delay); err != nil {
+			return err
+		}
 		got, err := b.getByID(ctx, srv.ID)
 		if err != nil {
 			return err
 		}
 		if got == nil || got.Status == hcloud.ServerStatusOff {
-			return nil
+			return nil // gone meanwhile: off too
 		}
 		if b.cfg.Now().After(deadline) {
+			b.log.Warn("the server did not shut down in time: powering it off", "server", srv.ID, "status", got.Status, "after", b.cfg.ShutdownTimeout)
 			a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweroff)
 			if err == nil {
 				err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
 			}
-			return err
-		}
-		if err := b.cfg.Sleep(ctx, delay); err != nil {
 			return err
 		}
 		delay = min(b.cfg.PollMax, delay*2)
@@ -309,8 +334,11 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 }
 
 // Release rebuilds the server from the current golden snapshot of its
-// version and bootstraps it again: a clean, ready member. A server that is
-// gone is not reusable.
+// version, with a new host key in its user data, and bootstraps it again: a
+// clean, ready member. A rebuild powers the server off first and the docs
+// promise nothing about powering it on: a server that is not running
+// afterwards (it was stopped) is powered on. A server that is gone is not
+// reusable.
 func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
 	t0 := b.cfg.Now()
 	srv, old, err := b.ref(ctx, m)
@@ -324,11 +352,18 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 	if err != nil {
 		return false, nil, err
 	}
+	// A new key at every rebuild: what a tenant could learn of the last
+	// one (root on the node reads it, and the user data from the metadata
+	// service) is worth nothing once the server is rebuilt.
+	hk, err := randomHostKey()
+	if err != nil {
+		return false, nil, err
+	}
 	var res hcloud.ServerRebuildResult
 	err = b.api.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
-		res, resp, err = b.cfg.Client.Server.RebuildWithResult(ctx, srv, hcloud.ServerRebuildOpts{Image: img})
+		res, resp, err = b.cfg.Client.Server.RebuildWithResult(ctx, srv, hcloud.ServerRebuildOpts{Image: img, UserData: &hk.userData})
 		return resp, err
 	})
 	if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
@@ -340,11 +375,28 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 	if err != nil {
 		return false, nil, fmt.Errorf("rebuild server %d: %w", srv.ID, err)
 	}
+	got, err := b.getByID(ctx, srv.ID)
+	if err != nil {
+		return false, nil, err
+	}
+	if got == nil {
+		return false, nil, nil
+	}
+	if got.Status != hcloud.ServerStatusRunning {
+		b.log.Info("powering on the rebuilt server", "member", m.ID, "server", srv.ID, "status", got.Status)
+		a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
+		if err == nil {
+			err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
+		}
+		if err != nil {
+			return false, nil, fmt.Errorf("power on rebuilt server %d: %w", srv.ID, err)
+		}
+	}
 	// Nothing of the old cluster is kept: new CA, new admin, new host key.
-	d := data{ServerID: srv.ID, Name: old.Name, IP: old.IP, Image: img.ID, Timings: map[string]int64{}}
+	d := data{ServerID: srv.ID, Name: old.Name, IP: old.IP, Image: img.ID, HostKey: hk.public, Timings: map[string]int64{}}
 	if d.IP == "" {
-		d.IP = srv.PublicNet.IPv4.IP.String()
-		d.Name = srv.Name
+		d.IP = got.PublicNet.IPv4.IP.String()
+		d.Name = got.Name
 	}
 	srv.Name = d.Name
 	d.Timings["rebuild"] = b.cfg.Now().Sub(t0).Milliseconds()

@@ -48,7 +48,7 @@ func TestServerWithHetznerBackend(t *testing.T) {
 		Client: hetzner.NewClient(fake.URL, "t", nil), Installation: "e2e", SSHKeyName: "smek", Signer: signer, CredentialKey: key,
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"}, SSHAddr: hetzner.FakeSSHAddr(fake.URL, nil),
 		APIAddr:      hetzner.FakeAPIAddr(fake.URL, nil),
-		ExpectCreate: 20 * time.Millisecond, ExpectRebuild: 20 * time.Millisecond, ExpectPower: 20 * time.Millisecond,
+		ExpectCreate: 20 * time.Millisecond, ExpectRebuild: 20 * time.Millisecond, ExpectPower: 20 * time.Millisecond, ExpectShutdown: 20 * time.Millisecond,
 		PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond, RetryBase: 10 * time.Millisecond,
 	}
 	builder, err := hetzner.New(cfg)

@@ -104,6 +104,13 @@ func (n *Node) run(line string, stdin io.Reader, stdout, stderr io.Writer) int {
 			full, _ := n.path(p)
 			_ = os.RemoveAll(full)
 		}
+		if indexOf(args, "--machine-id") >= 0 {
+			// "Set /etc/machine-id to 'uninitialized' for golden image
+			// creation": the next boot makes a new one.
+			if err := n.writeFile("/etc/machine-id", []byte("uninitialized\n"), 0o444); err != nil {
+				return fail(1, "cloud-init: %v", err)
+			}
+		}
 		return 0
 	case "curl":
 		return n.download(args[1:], stderr)
@@ -264,6 +271,10 @@ func (n *Node) systemctl(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "start", "restart":
+		if fault := n.diskFault(); fault != "" {
+			fmt.Fprintf(stderr, "Job for k3s.service failed: %s\n", fault)
+			return 1
+		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if n.k3s != nil {

@@ -21,9 +21,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"sigs.k8s.io/yaml"
 
 	"github.com/smek/action/internal/hcloudfake"
 )
@@ -68,12 +70,22 @@ type Node struct {
 	// booted is closed when the current boot has started the enabled
 	// units (see Booted).
 	booted chan struct{}
+
+	// userData is the server's cloud-init user data as of the last
+	// (re)build (see hcloudfake.Disk).
+	userData string
+
+	// staleKey is the host key the image carried; sshd answers the next
+	// staleConns connections with it (cloud-init has not run yet, see
+	// MachineSpec.HostKeyLag).
+	staleKey   ssh.Signer
+	staleConns atomic.Int32
 }
 
 var _ hcloudfake.Machine = (*Node)(nil)
 
-// NewNode makes the node's disk from the image and writes what cloud-init
-// would: the hostname and root's authorized_keys.
+// NewNode makes the node's disk from the image; cloud-init runs at its
+// first boot.
 func NewNode(cfg Config, spec hcloudfake.MachineSpec) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -82,7 +94,7 @@ func NewNode(cfg Config, spec hcloudfake.MachineSpec) (*Node, error) {
 		cfg: cfg, spec: spec, disk: filepath.Join(cfg.Dir, "servers", fmt.Sprint(spec.ServerID), "disk"),
 		log: cfg.Logger.With("component", "sshnode", "server", spec.ServerID),
 	}
-	if err := n.Reimage(spec.ImageDir); err != nil {
+	if err := n.Reimage(hcloudfake.Disk{ImageDir: spec.ImageDir, Inconsistent: spec.ImageInconsistent, UserData: spec.UserData}); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -100,22 +112,37 @@ func (n *Node) path(p string) (string, error) {
 // Disk returns the folder that holds the node's file system.
 func (n *Node) Disk() string { return n.disk }
 
-// PowerOn boots the machine: the SSH server starts listening, then, as
-// systemd does at boot, the units enabled in multi-user.target start: k3s
-// when `systemctl enable k3s` was run. That part goes on after PowerOn
-// returns, so k3s comes up a few seconds after SSH, as on a real server
-// (Booted says when it is done).
+// PowerOn boots the machine: a machine id for a system that has none,
+// cloud-init on a new instance's first boot, then the SSH server, then, as
+// systemd does at boot, the units enabled in multi-user.target: k3s when
+// `systemctl enable k3s` was run. That part goes on after PowerOn returns,
+// so k3s comes up a few seconds after SSH, as on a real server (Booted
+// says when it is done).
 func (n *Node) PowerOn() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.sshd != nil {
 		return nil
 	}
+	if err := n.boot(); err != nil {
+		return err
+	}
 	key, err := n.hostKey()
 	if err != nil {
 		return err
 	}
-	s, err := startSSHD(n, key)
+	stale := n.staleKey
+	s, err := startSSHD(n, func() ssh.Signer {
+		for {
+			left := n.staleConns.Load()
+			if left <= 0 {
+				return key
+			}
+			if n.staleConns.CompareAndSwap(left, left-1) {
+				return stale
+			}
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -184,12 +211,13 @@ func (n *Node) PowerOff() error {
 	for p := range n.ports {
 		errs = append(errs, n.unlisten(p))
 	}
+	n.staleConns.Store(0)
 	return errors.Join(errs...)
 }
 
-// Reimage replaces the disk by the image's contents, then does what
-// cloud-init does on a first boot.
-func (n *Node) Reimage(imageDir string) error {
+// Reimage replaces the disk by the image's contents; the next power-on is
+// the new system's first boot.
+func (n *Node) Reimage(d hcloudfake.Disk) error {
 	if err := n.PowerOff(); err != nil {
 		n.log.Warn("power off before reimage", "err", err)
 	}
@@ -199,34 +227,120 @@ func (n *Node) Reimage(imageDir string) error {
 	if err := os.MkdirAll(n.disk, 0o755); err != nil {
 		return err
 	}
-	if imageDir != "" {
-		if err := copyTree(imageDir, n.disk); err != nil {
+	if d.ImageDir != "" {
+		if err := copyTree(d.ImageDir, n.disk); err != nil {
 			return fmt.Errorf("copy image: %w", err)
 		}
 	}
-	return n.cloudInit()
+	if d.Inconsistent {
+		msg := "file system errors on /dev/sda1: the image was taken while its server was running (create_image without a shutdown)\n"
+		if err := n.writeFile(inconsistentMarker, []byte(msg), 0o644); err != nil {
+			return err
+		}
+	}
+	n.mu.Lock()
+	n.userData = d.UserData
+	n.mu.Unlock()
+	return nil
 }
 
-// cloudInit writes the hostname, root's keys and fresh SSH host keys, like
-// cloud-init on a first boot (it runs again after `cloud-init clean`).
-func (n *Node) cloudInit() error {
+// inconsistentMarker stands for the damage of an image taken of a running
+// server: copied with the disk into later snapshots, it makes `systemctl
+// start k3s` fail (diskFault).
+const inconsistentMarker = "/var/lib/hcloudfake/inconsistent-image"
+
+// diskFault says why services fail to start on this disk, "" when they
+// do not.
+func (n *Node) diskFault() string {
+	b, err := n.readFile(inconsistentMarker)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// boot does what a boot does before sshd is up. systemd writes a fresh
+// /etc/machine-id when it is missing, empty or "uninitialized" (what
+// `cloud-init clean --machine-id` leaves), so servers from one snapshot
+// share the id the snapshot carries unless it was cleaned. cloud-init
+// runs its per-instance part when the disk does not record this server
+// as its instance (a new server, or a rebuild from an image that was
+// cloud-init cleaned or made elsewhere). n.mu is held.
+func (n *Node) boot() error {
+	if id, _ := n.readFile("/etc/machine-id"); len(strings.TrimSpace(string(id))) == 0 || strings.TrimSpace(string(id)) == "uninitialized" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		if err := n.writeFile("/etc/machine-id", []byte(fmt.Sprintf("%x\n", b)), 0o444); err != nil {
+			return err
+		}
+	}
+	instance := fmt.Sprint(n.spec.ServerID)
+	if got, err := n.readFile(instanceIDPath); err == nil && strings.TrimSpace(string(got)) == instance {
+		return nil
+	}
+	if n.spec.HostKeyLag > 0 {
+		if old, err := n.hostKey(); err == nil {
+			n.staleKey = old
+			n.staleConns.Store(int32(n.spec.HostKeyLag))
+		}
+	}
+	return n.cloudInit(instance)
+}
+
+const instanceIDPath = "/var/lib/cloud/data/instance-id"
+
+// cloudConfig is the part of a #cloud-config user data the node follows:
+// host keys (cloud-init's ssh module).
+type cloudConfig struct {
+	SSHKeys map[string]string `json:"ssh_keys"`
+}
+
+// cloudInit writes what cloud-init writes on a new instance's first boot:
+// the hostname, root's keys, the SSH host key (the ed25519 pair of the user
+// data's ssh_keys, else a fresh one) and its record of the instance. n.mu
+// is held.
+func (n *Node) cloudInit(instance string) error {
 	files := map[string][]byte{
-		"/etc/hostname":                []byte(n.spec.Name + "\n"),
-		"/root/.ssh/authorized_keys":   []byte(strings.Join(n.spec.AuthorizedKeys, "")),
-		"/var/lib/cloud/instance/boot": []byte("done\n"),
+		"/etc/hostname":                         []byte(n.spec.Name + "\n"),
+		"/root/.ssh/authorized_keys":            []byte(strings.Join(n.spec.AuthorizedKeys, "")),
+		"/var/lib/cloud/instance/boot":          []byte("done\n"),
+		instanceIDPath:                          []byte(instance + "\n"),
+		"/var/lib/cloud/instance/user-data.txt": []byte(n.userData),
 	}
-	if n.spec.UserData != "" {
-		files["/var/lib/cloud/instance/user-data.txt"] = []byte(n.spec.UserData)
+	var cc cloudConfig
+	if strings.HasPrefix(n.userData, "#cloud-config") {
+		if err := yaml.Unmarshal([]byte(n.userData), &cc); err != nil {
+			return fmt.Errorf("cloud-init: user data: %w", err)
+		}
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
+	var signer ssh.Signer
+	if priv := cc.SSHKeys["ed25519_private"]; priv != "" {
+		s, err := ssh.ParsePrivateKey([]byte(priv))
+		if err != nil {
+			return fmt.Errorf("cloud-init: ssh_keys.ed25519_private: %w", err)
+		}
+		if pub := strings.TrimSpace(cc.SSHKeys["ed25519_public"]); pub != "" && pub != strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) {
+			return errors.New("cloud-init: ssh_keys.ed25519_public is not the private key's")
+		}
+		signer = s
+		files["/etc/ssh/ssh_host_ed25519_key"] = []byte(priv)
+	} else {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		block, err := ssh.MarshalPrivateKey(priv, "")
+		if err != nil {
+			return err
+		}
+		if signer, err = ssh.NewSignerFromKey(priv); err != nil {
+			return err
+		}
+		files["/etc/ssh/ssh_host_ed25519_key"] = pem.EncodeToMemory(block)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return err
-	}
-	files["/etc/ssh/ssh_host_ed25519_key"] = pem.EncodeToMemory(block)
+	files["/etc/ssh/ssh_host_ed25519_key.pub"] = ssh.MarshalAuthorizedKey(signer.PublicKey())
 	for p, b := range files {
 		if err := n.writeFile(p, b, 0o600); err != nil {
 			return err

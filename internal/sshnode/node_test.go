@@ -117,7 +117,7 @@ func TestPowerCycle(t *testing.T) {
 	if hostKey() != first {
 		t.Errorf("host key changed across a power cycle")
 	}
-	if err := n.Reimage(""); err != nil {
+	if err := n.Reimage(hcloudfake.Disk{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.PowerOn(); err != nil {

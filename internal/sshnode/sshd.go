@@ -22,14 +22,14 @@ type sshd struct {
 	conns map[net.Conn]struct{}
 }
 
-func startSSHD(n *Node, hostKey ssh.Signer) (*sshd, error) {
+// startSSHD serves SSH on public port 22, each connection with the host
+// key hostKey returns for it.
+func startSSHD(n *Node, hostKey func() ssh.Signer) (*sshd, error) {
 	l, err := n.listen(22)
 	if err != nil {
 		return nil, err
 	}
 	s := &sshd{node: n, l: l, conns: map[net.Conn]struct{}{}}
-	cfg := &ssh.ServerConfig{PublicKeyCallback: s.authorize}
-	cfg.AddHostKey(hostKey)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -41,6 +41,8 @@ func startSSHD(n *Node, hostKey ssh.Signer) (*sshd, error) {
 			s.mu.Lock()
 			s.conns[c] = struct{}{}
 			s.mu.Unlock()
+			cfg := &ssh.ServerConfig{PublicKeyCallback: s.authorize}
+			cfg.AddHostKey(hostKey())
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()

@@ -46,6 +46,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	machines := fs.Bool("machines", false, "back servers by simulated nodes (SSH on loopback, control plane from -kube-bin)")
 	dataDir := fs.String("data-dir", "", "where simulated disks and snapshots live (default: a temp dir)")
 	kubeBin := fs.String("kube-bin", getenv("SMEK_KUBE_BIN"), "folder with etcd, kube-apiserver, kube-controller-manager")
+	shutdownDelay := fs.Duration("shutdown-delay", 0, "how long a server's OS takes to power off after its shutdown action succeeded")
+	ignoreACPI := fs.Bool("ignore-acpi", false, "servers' OSes ignore shutdown requests (only poweroff turns them off)")
+	hostKeyLag := fs.Int("host-key-lag", 0, "SSH connections a fresh system answers with its image's old host key before cloud-init ran")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := slog.New(slog.NewTextHandler(stdout, nil))
 	cfg := hcloudfake.Config{
 		Token: *token, Durations: d, DefaultDuration: *def, RateLimit: *limit, FaultRate: *faults, Logger: logger,
+		ShutdownDelay: *shutdownDelay, IgnoreACPI: *ignoreACPI, HostKeyLag: *hostKeyLag,
 	}
 	if *machines {
 		if *dataDir == "" {
