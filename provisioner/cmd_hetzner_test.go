@@ -136,6 +136,7 @@ func TestHetznerCheck(t *testing.T) {
 	if !strings.Contains(out, "hetzner check: ") || strings.Contains(out, "secret-token") {
 		t.Errorf("summary missing, or the token printed:\n%s", out)
 	}
+	t.Logf("hetzner API requests of the check: %d", w.fake.TotalRequests())
 	w.noServersLeft(t)
 }
 
@@ -231,6 +232,7 @@ func TestHetznerCheckDeletesTheServerWhenAStepFails(t *testing.T) {
 	if n := w.fake.Counts()["DELETE /servers/{id}"]; n != 1 {
 		t.Errorf("deletes: %d", n)
 	}
+	t.Logf("hetzner API requests of the check: %d", w.fake.TotalRequests())
 	w.noServersLeft(t)
 }
 
