@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/smek/action/internal/cluster"
@@ -140,5 +145,90 @@ func TestFirewallSSHSources(t *testing.T) {
 	got := prefixList(firewallSSHSources(fw))
 	if want := "198.51.100.0/24, 203.0.113.7/32"; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestSSHClientVerdict: the address the server sees is judged against the
+// firewall's port-22 sources.
+func TestSSHClientVerdict(t *testing.T) {
+	rules := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.7/32")}
+	tests := []struct {
+		out, firewall string
+		want          CheckStatus
+		mentioned     string
+	}{
+		{"203.0.113.7 53422 22\n", "smek", CheckOK, "as 203.0.113.7, admitted by firewall smek (22 from 203.0.113.7/32)"},
+		{"198.51.100.9 1 22", "smek", CheckOK, "22 from 198.51.100.0/24"},
+		{"::ffff:203.0.113.7 2 22", "smek", CheckOK, "as 203.0.113.7,"},
+		{"192.0.2.1 53422 22", "smek", CheckWarn, "does not admit to 22 (198.51.100.0/24, 203.0.113.7/32): is the firewall applied?"},
+		{"192.0.2.1 53422 22", "", CheckOK, "(no firewall)"},
+		{"\n", "smek", CheckWarn, "not an address"},
+		{"bash: SSH_CLIENT: unbound", "smek", CheckWarn, "not an address"},
+	}
+	for _, tt := range tests {
+		st, detail := sshClientVerdict(tt.out, tt.firewall, rules)
+		if st != tt.want || !strings.Contains(detail, tt.mentioned) {
+			t.Errorf("%q, firewall %q: got %s %q, want %s mentioning %q", tt.out, tt.firewall, st, detail, tt.want, tt.mentioned)
+		}
+	}
+}
+
+// TestCheckServerTypeAvailability: the API lists where a server type is
+// supported (locations[]), each with a deprecation whose
+// unavailable_after, once past, ends creates there (openapi
+// server_type.locations).
+func TestCheckServerTypeAvailability(t *testing.T) {
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	deprecated := func(after time.Time) schema.DeprecatableResource {
+		return schema.DeprecatableResource{Deprecation: &schema.DeprecationInfo{Announced: after.AddDate(0, -3, 0), UnavailableAfter: after}}
+	}
+	st := schema.ServerType{
+		ID: 98, Name: "ccx33", Cores: 8, Memory: 32, Disk: 240, CPUType: "dedicated", StorageType: "local", Architecture: "x86",
+		Prices: []schema.PricingServerTypePrice{
+			{Location: "fsn1", PriceHourly: schema.Price{Net: "0.0800", Gross: "0.0952"}},
+			{Location: "nbg1", PriceHourly: schema.Price{Net: "0.0800", Gross: "0.0952"}},
+		},
+		Locations: []schema.ServerTypeLocation{
+			{ID: 1, Name: "fsn1"},
+			{ID: 2, Name: "nbg1", DeprecatableResource: deprecated(now.AddDate(0, 1, 0))},
+			{ID: 3, Name: "hel1", DeprecatableResource: deprecated(now.AddDate(0, -1, 0))},
+		},
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		items := []schema.ServerType{}
+		if r.URL.Query().Get("name") == st.Name {
+			items = append(items, st)
+		}
+		_ = json.NewEncoder(w).Encode(schema.ServerTypeListResponse{ServerTypes: items})
+	}))
+	defer api.Close()
+	tests := []struct {
+		locations []string
+		want      CheckStatus
+		mentioned []string
+	}{
+		{[]string{"fsn1"}, CheckOK, []string{"fsn1: 0.0952/h gross"}},
+		{[]string{"fsn1", "nbg1"}, CheckWarn, []string{"nbg1: deprecated, unavailable after 2027-01-02"}},
+		{[]string{"fsn1", "hel1"}, CheckFail, []string{"hel1: unavailable since 2026-11-02"}},
+		{[]string{"ash"}, CheckFail, []string{"ash: not offered there"}},
+	}
+	for _, tt := range tests {
+		b, _ := checkBackend(t, func(c *Config) {
+			c.Client = hcloud.NewClient(hcloud.WithEndpoint(api.URL), hcloud.WithToken("t"), hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}))
+			c.Locations = tt.locations
+			c.Now = func() time.Time { return now }
+		})
+		c := &checker{b: b, cc: CheckConfig{Size: cluster.SizeMid}, prices: map[string]string{}}
+		c.serverTypes(context.Background())
+		s := c.res.Steps[0]
+		if s.Name != "server type ccx33 (1-mid)" || s.Status != tt.want {
+			t.Errorf("%v: got %+v, want %s", tt.locations, s, tt.want)
+		}
+		for _, m := range tt.mentioned {
+			if !strings.Contains(s.Detail, m) {
+				t.Errorf("%v: detail %q does not mention %q", tt.locations, s.Detail, m)
+			}
+		}
 	}
 }

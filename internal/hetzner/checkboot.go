@@ -183,18 +183,27 @@ func (c *checker) ssh(ctx context.Context, srv *hcloud.Server, d *data) CheckSte
 	if err := runSSH(sctx, conn, `echo "$SSH_CLIENT"`, nil, &out); err != nil {
 		return step(stepSSH, CheckWarn, "logged in after %s, but could not read $SSH_CLIENT on the server (%v): cannot tell which address the firewall sees", took, err)
 	}
-	seen, err := netip.ParseAddr(strings.Fields(out.String() + " ?")[0])
+	st, detail := sshClientVerdict(out.String(), b.cfg.Firewall, rules)
+	return step(stepSSH, st, "logged in after %s: %s", took, detail)
+}
+
+// sshClientVerdict judges the server's $SSH_CLIENT ("ip port 22"): the
+// address it sees this machine at should be one the firewall admits to
+// port 22 (rules); a login from elsewhere means the firewall is not in
+// force.
+func sshClientVerdict(sshClient, firewall string, rules []netip.Prefix) (CheckStatus, string) {
+	seen, err := netip.ParseAddr(strings.Fields(sshClient + " ?")[0])
 	if err != nil {
-		return step(stepSSH, CheckWarn, "logged in after %s; the server's $SSH_CLIENT is %q, not an address", took, strings.TrimSpace(out.String()))
+		return CheckWarn, fmt.Sprintf("the server's $SSH_CLIENT is %q, not an address", strings.TrimSpace(sshClient))
 	}
 	seen = seen.Unmap()
-	if b.cfg.Firewall == "" {
-		return step(stepSSH, CheckOK, "logged in after %s; the server sees this machine as %s (no firewall)", took, seen)
+	if firewall == "" {
+		return CheckOK, fmt.Sprintf("the server sees this machine as %s (no firewall)", seen)
 	}
 	if i := slices.IndexFunc(rules, func(p netip.Prefix) bool { return p.Contains(seen) }); i >= 0 {
-		return step(stepSSH, CheckOK, "logged in after %s; the server sees this machine as %s, admitted by firewall %s (22 from %s)", took, seen, b.cfg.Firewall, rules[i])
+		return CheckOK, fmt.Sprintf("the server sees this machine as %s, admitted by firewall %s (22 from %s)", seen, firewall, rules[i])
 	}
-	return step(stepSSH, CheckWarn, "logged in after %s, but the server sees this machine as %s, which firewall %s does not admit to 22 (%s): is the firewall applied?", took, seen, b.cfg.Firewall, prefixList(rules))
+	return CheckWarn, fmt.Sprintf("the server sees this machine as %s, which firewall %s does not admit to 22 (%s): is the firewall applied?", seen, firewall, prefixList(rules))
 }
 
 func (c *checker) coreDNS(ctx context.Context, cs *kubernetes.Clientset, _ *hcloud.Server) CheckStep {
