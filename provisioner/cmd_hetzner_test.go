@@ -127,7 +127,7 @@ func TestHetznerCheck(t *testing.T) {
 	wantStatus(t, steps, "firewall", "ok", "127.0.0.1/32")
 	wantStatus(t, steps, "snapshot 1.36.3", "ok", "available")
 	wantStatus(t, steps, "create server", "ok", "ccx33 in fsn1")
-	wantStatus(t, steps, "ssh from here", "ok", "sees this machine as 127.0.0.1", "admitted by firewall smek")
+	wantStatus(t, steps, "ssh from here", "ok", "logged in", "the server sees this machine as 127.0.0.1, admitted by firewall smek")
 	wantStatus(t, steps, "k3s bootstrap", "ok")
 	wantStatus(t, steps, "coredns", "ok")
 	wantStatus(t, steps, "persistent volume", "ok", "bound")

@@ -222,7 +222,7 @@ func (c *checker) coreDNS(ctx context.Context, cs *kubernetes.Clientset, _ *hclo
 // provisioner's helper pods met the cluster's admission.
 func (c *checker) pvc(ctx context.Context, cs *kubernetes.Clientset, _ *hcloud.Server) CheckStep {
 	b := c.b
-	if err := ensureNamespace(ctx, cs); err != nil {
+	if err := c.ensureNamespace(ctx, cs); err != nil {
 		return step(stepPVC, CheckFail, "%v", err)
 	}
 	t := b.cfg.Now()
@@ -263,7 +263,7 @@ func (c *checker) pvc(ctx context.Context, cs *kubernetes.Clientset, _ *hcloud.S
 // Any HTTP answer will do: it came through the firewall and ServiceLB.
 func (c *checker) loadBalancer(ctx context.Context, cs *kubernetes.Clientset, srv *hcloud.Server) CheckStep {
 	b := c.b
-	if err := ensureNamespace(ctx, cs); err != nil {
+	if err := c.ensureNamespace(ctx, cs); err != nil {
 		return step(stepLB, CheckFail, "%v", err)
 	}
 	t := b.cfg.Now()
@@ -339,14 +339,21 @@ func checkPod(name, image string, command []string) *corev1.Pod {
 	}
 }
 
-func ensureNamespace(ctx context.Context, cs *kubernetes.Clientset) error {
-	_, err := cs.CoreV1().Namespaces().Get(ctx, checkNS, metav1.GetOptions{})
-	if err == nil {
-		return nil
+// ensureNamespace makes the check's namespace and waits for its default
+// ServiceAccount: until the controller made it, pods are refused.
+func (c *checker) ensureNamespace(ctx context.Context, cs *kubernetes.Clientset) error {
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, checkNS, metav1.GetOptions{}); err != nil {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: checkNS}}
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create namespace %s: %w", checkNS, err)
+		}
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: checkNS}}
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create namespace %s: %w", checkNS, err)
+	err := c.poll(ctx, func() (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(checkNS).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the service account %s/default: %w", checkNS, err)
 	}
 	return nil
 }
