@@ -253,7 +253,7 @@ func (c *checker) pvc(ctx context.Context, cs *kubernetes.Clientset, _ *hcloud.S
 		return err == nil && p.Status.Phase == corev1.PodRunning, nil
 	})
 	if err != nil {
-		return step(stepPVC, CheckFail, "claim %s/check not bound with a running consumer within %s%s", checkNS, b.cfg.ReadyTimeout, lastEvents(ctx, cs))
+		return step(stepPVC, CheckFail, "claim %s/check not bound with a running consumer within %s%s", checkNS, b.cfg.ReadyTimeout, lastEvents(ctx, cs, "check", "check-pvc"))
 	}
 	return step(stepPVC, CheckOK, "claim %s/check bound to %s, consumer pod running, after %s", checkNS, pv, since(b, t))
 }
@@ -295,7 +295,7 @@ func (c *checker) loadBalancer(ctx context.Context, cs *kubernetes.Clientset, sr
 		return len(ingress) > 0, nil
 	})
 	if err != nil {
-		return step(stepLB, CheckFail, "service %s/%s got no load balancer address within %s (is ServiceLB disabled?)%s", checkNS, checkHTTPPod, b.cfg.ReadyTimeout, lastEvents(ctx, cs))
+		return step(stepLB, CheckFail, "service %s/%s got no load balancer address within %s (is ServiceLB disabled?)%s", checkNS, checkHTTPPod, b.cfg.ReadyTimeout, lastEvents(ctx, cs, checkHTTPPod))
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	var addr, answer string
@@ -358,14 +358,17 @@ func (c *checker) ensureNamespace(ctx context.Context, cs *kubernetes.Clientset)
 	return nil
 }
 
-// lastEvents quotes the latest events of the check's namespace: why a
-// claim stays pending or a pod does not start.
-func lastEvents(ctx context.Context, cs *kubernetes.Clientset) string {
+// lastEvents quotes the latest events of the named objects in the
+// check's namespace: why a claim stays pending or a pod does not start.
+func lastEvents(ctx context.Context, cs *kubernetes.Clientset, names ...string) string {
 	evs, err := cs.CoreV1().Events(checkNS).List(ctx, metav1.ListOptions{})
-	if err != nil || len(evs.Items) == 0 {
+	if err != nil {
 		return ""
 	}
-	items := evs.Items
+	items := slices.DeleteFunc(evs.Items, func(e corev1.Event) bool { return !slices.Contains(names, e.InvolvedObject.Name) })
+	if len(items) == 0 {
+		return ""
+	}
 	slices.SortFunc(items, func(a, b corev1.Event) int { return a.LastTimestamp.Compare(b.LastTimestamp.Time) })
 	var s []string
 	for _, e := range items[max(0, len(items)-3):] {
