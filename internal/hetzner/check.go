@@ -123,7 +123,7 @@ func (b *Backend) Check(ctx context.Context, cc CheckConfig) CheckResult {
 	}
 	c := &checker{b: b, cc: cc, prices: map[string]string{}}
 	if c.token(ctx) {
-		c.locations(ctx)
+		c.locations()
 		c.serverTypes(ctx)
 		c.firewall(ctx)
 	}
@@ -142,6 +142,8 @@ type checker struct {
 	res CheckResult
 	// apiDown: the token or the API failed, later API steps are skipped.
 	apiDown bool
+	// locs are the project's locations (the token step reads them).
+	locs []*hcloud.Location
 	// prices are the hourly gross prices of the size's server type by
 	// location.
 	prices map[string]string
@@ -173,7 +175,9 @@ func (c *checker) failed() bool { return c.res.Failed() > 0 }
 func (c *checker) token(ctx context.Context) bool {
 	b := c.b
 	err := b.api.do(ctx, func() (*hcloud.Response, error) {
-		_, resp, err := b.cfg.Client.Location.List(ctx, hcloud.LocationListOpts{ListOpts: hcloud.ListOpts{PerPage: 50}})
+		var resp *hcloud.Response
+		var err error
+		c.locs, resp, err = b.cfg.Client.Location.List(ctx, hcloud.LocationListOpts{ListOpts: hcloud.ListOpts{PerPage: 50}})
 		return resp, err
 	})
 	if err != nil {
@@ -207,7 +211,9 @@ func (c *checker) token(ctx context.Context) bool {
 		c.report("token", CheckFail, "reads, but registering a throwaway ssh key failed: %v", err)
 		return true
 	}
-	err = b.api.do(ctx, func() (*hcloud.Response, error) { return b.cfg.Client.SSHKey.Delete(ctx, key) })
+	// The key goes also when ctx ended meanwhile.
+	dctx := context.WithoutCancel(ctx)
+	err = b.api.do(dctx, func() (*hcloud.Response, error) { return b.cfg.Client.SSHKey.Delete(dctx, key) })
 	if err != nil && !hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
 		c.report("token", CheckFail, "registered the throwaway ssh key %s (id %d) but could not delete it: %v; delete it by hand", name, key.ID, err)
 		return true
@@ -224,20 +230,10 @@ func errorCode(err error) string {
 	return "error"
 }
 
-// locations checks that every configured location exists.
-func (c *checker) locations(ctx context.Context) {
-	b := c.b
-	var all []*hcloud.Location
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
-		var resp *hcloud.Response
-		var err error
-		all, resp, err = b.cfg.Client.Location.List(ctx, hcloud.LocationListOpts{ListOpts: hcloud.ListOpts{PerPage: 50}})
-		return resp, err
-	})
-	if err != nil {
-		c.report("locations", CheckFail, "list locations: %v", err)
-		return
-	}
+// locations checks that every configured location is among those the
+// token step listed.
+func (c *checker) locations() {
+	b, all := c.b, c.locs
 	var known, found, missing []string
 	for _, l := range all {
 		known = append(known, l.Name)
