@@ -52,11 +52,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
 	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	ghTimeout := fs.Duration("github-timeout", githubapp.DefaultRequestTimeout, "how long the GitHub App waits for each answer of GitHub's API")
-	var hf hetznerFlags
+	var hf hetznerBackendFlags
 	hf.register(fs)
-	credKeyFile := fs.String("credential-key-file", "", "hetzner: file with 32 bytes (raw or hex) that seal cluster admin credentials at rest")
-	firewall := fs.String("firewall", "smek", "hetzner: name of the firewall SMEK keeps on its servers (created, its rules kept in line with these flags); empty: you manage the servers' firewall")
-	sshSource := fs.String("ssh-source-cidr", "", "hetzner: comma-separated CIDRs that may reach port 22: the provisioner's public address(es), e.g. 203.0.113.7/32 (required with --firewall)")
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -97,17 +94,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.GitHub = gh
 	}
 	if cfg.Backend == "hetzner" {
-		if hf.token == "" {
-			hf.token = getenv("SMEK_HCLOUD_TOKEN")
-		}
-		if cfg.Hetzner, err = hf.config(logger); err != nil {
-			return err
-		}
-		if cfg.Hetzner.CredentialKey, err = readKey(*credKeyFile); err != nil {
-			return err
-		}
-		cfg.Hetzner.Firewall = *firewall
-		if cfg.Hetzner.SourceCIDRs, err = sshSources(*firewall, *sshSource); err != nil {
+		if cfg.Hetzner, err = hf.config(logger, getenv); err != nil {
 			return err
 		}
 	}

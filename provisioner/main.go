@@ -7,6 +7,7 @@
 //	provisioner pool status            the warm pool per flavor
 //	provisioner cluster list --all     every cluster
 //	provisioner image build|prune      Hetzner golden snapshots
+//	provisioner hetzner check          preflight of a Hetzner deployment
 package main
 
 import (
@@ -58,7 +59,8 @@ Usage:
   provisioner account link|list          tie GitHub App installations to accounts
   provisioner pool status                the warm pool per flavor
   provisioner cluster list --all         every cluster
-  provisioner image build|prune          build or prune Hetzner golden snapshots
+  provisioner image build|prune          build a Hetzner golden snapshot
+  provisioner hetzner check              preflight of a Hetzner deployment: boots, tests and deletes one server
 
 Every flag can also be set as an environment variable: --data-dir is SMEK_DATA_DIR.
 Run 'provisioner COMMAND --help' for a command's flags.
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdCluster(ctx, rest, getenv, stdout, stderr)
 	case "image":
 		return cmdImage(ctx, rest, getenv, stdout, stderr)
+	case "hetzner":
+		return cmdHetzner(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
