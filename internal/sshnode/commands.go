@@ -14,6 +14,11 @@ import (
 // run executes one command line the way the machine's shell would, for the
 // commands SMEK sends. It returns the exit status.
 func (n *Node) run(line string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return n.runEnv(line, nil, stdin, stdout, stderr)
+}
+
+// runEnv is run with the session's environment (sshd sets SSH_CLIENT).
+func (n *Node) runEnv(line string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
 	args, err := splitWords(line)
 	if err != nil {
 		fmt.Fprintf(stderr, "sh: %v\n", err)
@@ -31,6 +36,15 @@ func (n *Node) run(line string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "true", "sync":
+		return 0
+	case "echo":
+		// Parameters are expanded (unset ones are empty); splitWords
+		// keeps "$NAME" as written.
+		words := make([]string, len(args)-1)
+		for i, w := range args[1:] {
+			words[i] = os.Expand(w, func(k string) string { return env[k] })
+		}
+		fmt.Fprintln(stdout, strings.Join(words, " "))
 		return 0
 	case "hostname":
 		b, _ := n.readFile("/etc/hostname")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -240,4 +241,30 @@ func FuzzSplitWords(f *testing.F) {
 			t.Fatalf("round trip of %q: %q → %q, %v", s, words, again, err)
 		}
 	})
+}
+
+// TestSSHClientIsTheCallersAddress: as OpenSSH's sshd, a session's
+// SSH_CLIENT holds the caller's address and port and the server's port,
+// and echo expands it: the only way for a caller to learn the address a
+// server sees it at (behind NAT).
+func TestSSHClientIsTheCallersAddress(t *testing.T) {
+	key := newKey(t)
+	n := bootedNode(t, key)
+	c, err := dial(n, "root", ssh.PublicKeys(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Output(`echo "$SSH_CLIENT" ${UNSET}x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := c.LocalAddr().(*net.TCPAddr)
+	if got, want := string(out), fmt.Sprintf("127.0.0.1 %d 22 x\n", local.Port); got != want {
+		t.Errorf("echo of SSH_CLIENT: %q, want %q", got, want)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -97,6 +99,11 @@ func (s *sshd) serve(c net.Conn, cfg *ssh.ServerConfig) {
 		return
 	}
 	go ssh.DiscardRequests(reqs)
+	// As OpenSSH's sshd: "client address, client port, server port".
+	env := map[string]string{}
+	if peer, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		env["SSH_CLIENT"] = fmt.Sprintf("%s %d 22", peer.Addr().Unmap(), peer.Port())
+	}
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
 			_ = nc.Reject(ssh.UnknownChannelType, "only sessions")
@@ -106,11 +113,11 @@ func (s *sshd) serve(c net.Conn, cfg *ssh.ServerConfig) {
 		if err != nil {
 			continue
 		}
-		go s.session(ch, creqs)
+		go s.session(ch, creqs, env)
 	}
 }
 
-func (s *sshd) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (s *sshd) session(ch ssh.Channel, reqs <-chan *ssh.Request, env map[string]string) {
 	defer ch.Close()
 	for req := range reqs {
 		switch req.Type {
@@ -121,7 +128,7 @@ func (s *sshd) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				continue
 			}
 			_ = req.Reply(true, nil)
-			code := s.node.run(p.Command, ch, ch, ch.Stderr())
+			code := s.node.runEnv(p.Command, env, ch, ch, ch.Stderr())
 			_ = ch.CloseWrite()
 			status := make([]byte, 4)
 			binary.BigEndian.PutUint32(status, uint32(code))
