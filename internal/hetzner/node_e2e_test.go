@@ -1,11 +1,14 @@
 package hetzner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/hcloudfake"
 	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/sshnode"
 )
 
 // within polls cond every 100 ms until it holds or d passes.
@@ -210,5 +214,47 @@ func tenantServiceLB(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "404 Not Found") {
 		t.Errorf("GET / on the server's port 80: got %d %q, want busybox httpd's 404", resp.StatusCode, body)
+	}
+}
+
+// TestBootstrapWritesTheFlavorsPolicyManifest: the golden image carries
+// the baseline policy bundle as an auto-deploy manifest, and k3s applies
+// that folder again at every start, a reboot by host maintenance too,
+// over what SMEK applied. So the bootstrap replaces the file by the
+// flavor's bundle: a privileged cluster must not fall back to baseline
+// rules after a reboot.
+func TestBootstrapWritesTheFlavorsPolicyManifest(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true, hcloudfake.Config{DefaultDuration: 5 * time.Millisecond})
+	baseline, err := PolicyManifest(flavor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.backend.BuildImage(ctx, ImageConfig{K3sVersion: "v1.36.3+k3s1", Manifests: map[string][]byte{"policy.yaml": baseline}}); err != nil {
+		t.Fatalf("build image: %v", err)
+	}
+	f := flavor
+	f.Privileged = true
+	m := pool.Member{ID: "p-1", Backend: "hetzner", Flavor: f, State: cluster.ServerCreating}
+	raw, err := e.backend.Provision(ctx, m)
+	m.Data = raw
+	t.Cleanup(func() { _ = e.backend.Destroy(context.Background(), m) })
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	node := e.fake.MachineOf(mustData(t, raw).ServerID).(*sshnode.Node)
+	got, err := os.ReadFile(filepath.Join(node.Disk(), policyManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := PolicyManifest(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(want, baseline) {
+		t.Fatal("the privileged and the baseline bundle are the same: the test proves nothing")
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s after the bootstrap of a privileged member is not the privileged bundle (baseline: %v)", policyManifest, bytes.Equal(got, baseline))
 	}
 }
