@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,10 +15,9 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"golang.org/x/crypto/ssh"
-	"sigs.k8s.io/yaml"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/hetzner"
-	"github.com/smek/action/internal/kube/policy"
 )
 
 const imageBuildSummary = `Build a Hetzner golden snapshot for one k3s release: a builder server from
@@ -154,26 +152,15 @@ func cmdImage(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// policyManifests renders the tenant policy bundle (baseline) as one
-// auto-deploy manifest; at every boot SMEK applies the flavor's variant
-// over it (server-side apply).
+// policyManifests is the tenant policy bundle (baseline) as one
+// auto-deploy manifest, in force from k3s's first start; every bootstrap
+// replaces it by the flavor's bundle (hetzner.PolicyManifest).
 func policyManifests() (map[string][]byte, error) {
-	objs, err := policy.Objects(policy.Options{LocalPathStorageClass: true})
+	b, err := hetzner.PolicyManifest(cluster.Flavor{})
 	if err != nil {
-		return nil, fmt.Errorf("render policy bundle: %w", err)
+		return nil, err
 	}
-	var docs []string
-	for _, o := range objs {
-		b, err := yaml.Marshal(o.Object)
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, string(b))
-	}
-	if len(docs) == 0 {
-		return nil, errors.New("render policy bundle: no objects")
-	}
-	return map[string][]byte{"policy.yaml": []byte(strings.Join(docs, "---\n"))}, nil
+	return map[string][]byte{"policy.yaml": b}, nil
 }
 
 const imagePruneSummary = `Delete the installation's old golden snapshots (snapshots are billed per GB):

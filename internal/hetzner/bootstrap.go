@@ -36,6 +36,13 @@ func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Serv
 	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+k3sConfigPath, k3sConfig(srv.Name, d.IP, m.ID, m.Flavor), nil); err != nil {
 		return fmt.Errorf("write k3s config: %w", err)
 	}
+	manifest, err := PolicyManifest(m.Flavor)
+	if err != nil {
+		return err
+	}
+	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+policyManifest, manifest, nil); err != nil {
+		return fmt.Errorf("write policy manifest: %w", err)
+	}
 	if err := b.startK3s(ctx, conn, m, srv, d); err != nil {
 		return err
 	}

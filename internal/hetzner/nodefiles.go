@@ -1,8 +1,11 @@
 package hetzner
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/kube/policy"
@@ -13,6 +16,12 @@ const (
 	k3sConfigPath = "/etc/rancher/k3s/config.yaml"
 	psaConfigPath = "/etc/rancher/k3s/smek-psa.yaml"
 	kubeconfigK3s = "/etc/rancher/k3s/k3s.yaml"
+	// policyManifest is the tenant policy bundle as a k3s auto-deploy
+	// manifest. k3s applies the folder "both on startup and when the file
+	// is changed on disk" (k3s docs, packaged components): after a reboot
+	// it applies this file again, over what SMEK applied. So the file
+	// must be the flavor's bundle, not the image's baseline one.
+	policyManifest = "/var/lib/rancher/k3s/server/manifests/smek-policy.yaml"
 )
 
 // k3sConfig is the per-boot k3s configuration: the server's address in the
@@ -43,4 +52,26 @@ func k3sConfig(name, ip string, memberID string, f cluster.Flavor) []byte {
 // kube-system exempt.
 func psaConfig(f cluster.Flavor) []byte {
 	return policy.AdmissionConfig(policy.Options{Privileged: f.Privileged, LocalPathStorageClass: true})
+}
+
+// PolicyManifest renders the tenant policy bundle of flavor f as one
+// auto-deploy manifest (YAML documents). k3s ships its own local-path
+// StorageClass, so the bundle's is left out.
+func PolicyManifest(f cluster.Flavor) ([]byte, error) {
+	objs, err := policy.Objects(policy.Options{Privileged: f.Privileged})
+	if err != nil {
+		return nil, fmt.Errorf("render policy bundle: %w", err)
+	}
+	if len(objs) == 0 {
+		return nil, errors.New("render policy bundle: no objects")
+	}
+	docs := make([]string, 0, len(objs))
+	for _, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, fmt.Errorf("render policy bundle: %w", err)
+		}
+		docs = append(docs, string(b))
+	}
+	return []byte(strings.Join(docs, "---\n")), nil
 }
