@@ -331,11 +331,7 @@ func (c *checker) firewall(ctx context.Context) {
 		c.report("firewall", CheckFail, "--ssh-source-cidr: %v", err)
 		return
 	}
-	if len(want) == 0 {
-		c.report("firewall", CheckFail, "--ssh-source-cidr is empty: firewall %s would admit SSH from nowhere and no server could be bootstrapped; set it to this machine's public address (e.g. 203.0.113.7/32)", b.cfg.Firewall)
-		return
-	}
-	fw, err := c.getFirewall(ctx)
+	fw, err := b.getFirewall(ctx)
 	if err != nil {
 		c.report("firewall", CheckFail, "%v", err)
 		return
@@ -350,21 +346,6 @@ func (c *checker) firewall(ctx context.Context) {
 		return
 	}
 	c.report("firewall", CheckOK, "%s admits SSH from %s", b.cfg.Firewall, prefixList(want))
-}
-
-func (c *checker) getFirewall(ctx context.Context) (*hcloud.Firewall, error) {
-	b := c.b
-	var fw *hcloud.Firewall
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
-		var resp *hcloud.Response
-		var err error
-		fw, resp, err = b.cfg.Client.Firewall.GetByName(ctx, b.cfg.Firewall)
-		return resp, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("get firewall %s: %w", b.cfg.Firewall, err)
-	}
-	return fw, nil
 }
 
 func sshSources(cidrs []string) ([]netip.Prefix, error) {

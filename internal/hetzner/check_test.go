@@ -56,7 +56,10 @@ func stepsByName(res CheckResult) map[string]CheckStep {
 }
 
 // TestCheckRefusesWhatCannotWork: each misconfiguration is a failed step
-// naming what to fix, and no server is created.
+// naming what to fix, and no server is created. A firewall without SSH
+// sources never gets this far: New refuses it
+// (TestNewRefusesAFirewallWithoutSSHSource), and so do serve's and the
+// check's flags (TestServeHetznerNeedsSSHSource).
 func TestCheckRefusesWhatCannotWork(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -67,8 +70,6 @@ func TestCheckRefusesWhatCannotWork(t *testing.T) {
 	}{
 		{"unknown location", func(c *Config) { c.Locations = []string{"fsn1", "ash9"} }, "locations", CheckFail, []string{"ash9", "--location", "nbg1"}},
 		{"unknown server type", func(c *Config) { c.ServerTypes = map[string]string{cluster.SizeMid: "ccx99"} }, "server type ccx99 (1-mid)", CheckFail, []string{"no such server type"}},
-		{"no ssh source", func(c *Config) { c.SourceCIDRs = nil }, "firewall", CheckFail, []string{"--ssh-source-cidr is empty", "no server could be bootstrapped"}},
-		{"bad ssh source", func(c *Config) { c.SourceCIDRs = []string{"10.0.0.300/8"} }, "firewall", CheckFail, []string{"--ssh-source-cidr", "10.0.0.300/8"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

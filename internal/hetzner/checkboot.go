@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -163,7 +162,7 @@ func (c *checker) ssh(ctx context.Context, srv *hcloud.Server, d *data) CheckSte
 	b := c.b
 	var rules []netip.Prefix
 	if b.cfg.Firewall != "" {
-		if fw, err := c.getFirewall(ctx); err == nil && fw != nil {
+		if fw, err := c.b.getFirewall(ctx); err == nil && fw != nil {
 			rules = firewallSSHSources(fw)
 		}
 	}
@@ -409,34 +408,4 @@ func trimPrice(p string) string {
 	}
 	p = strings.TrimRight(p, "0")
 	return strings.TrimSuffix(p, ".")
-}
-
-// FakePortAddr returns a CheckConfig.PortAddr for the fake Hetzner API at
-// endpoint (internal/hcloudfake): each public port of a simulated machine
-// (22, 6443, a LoadBalancer Service's port) stands on its own loopback
-// port, published at GET {endpoint}/_hcloudfake/servers/{id} as "ports".
-// A port not published yet is "". Real servers need no hook.
-func FakePortAddr(endpoint string, hc *http.Client) func(context.Context, *hcloud.Server, int) (string, error) {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	endpoint = strings.TrimRight(endpoint, "/")
-	return func(ctx context.Context, s *hcloud.Server, p int) (string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/_hcloudfake/servers/%d", endpoint, s.ID), nil)
-		if err != nil {
-			return "", err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return "", fmt.Errorf("ask the fake for server %d's port %d: %w", s.ID, p, err)
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Ports map[string]string `json:"ports"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("ask the fake for server %d's port %d: status %d", s.ID, p, resp.StatusCode)
-		}
-		return body.Ports[strconv.Itoa(p)], nil
-	}
 }

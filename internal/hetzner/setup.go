@@ -109,20 +109,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 		Type:          hcloud.FirewallResourceTypeLabelSelector,
 		LabelSelector: &hcloud.FirewallResourceLabelSelector{Selector: LabelInstall + "=" + b.cfg.Installation + "," + LabelRole + "=node"},
 	}
-	get := func() (*hcloud.Firewall, error) {
-		var fw *hcloud.Firewall
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
-			var resp *hcloud.Response
-			var err error
-			fw, resp, err = b.cfg.Client.Firewall.GetByName(ctx, b.cfg.Firewall)
-			return resp, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("get firewall %s: %w", b.cfg.Firewall, err)
-		}
-		return fw, nil
-	}
-	fw, err := get()
+	fw, err := b.getFirewall(ctx)
 	if err != nil {
 		return err
 	}
@@ -144,7 +131,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 			return nil
 		case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
 			// Made meanwhile (a lost answer, another process): check it.
-			if fw, err = get(); err != nil {
+			if fw, err = b.getFirewall(ctx); err != nil {
 				return err
 			}
 			if fw == nil {
@@ -192,6 +179,22 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 	}
 	b.fwReady = true
 	return nil
+}
+
+// getFirewall looks the installation's firewall up by name; nil when it
+// does not exist.
+func (b *Backend) getFirewall(ctx context.Context) (*hcloud.Firewall, error) {
+	var fw *hcloud.Firewall
+	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		var resp *hcloud.Response
+		var err error
+		fw, resp, err = b.cfg.Client.Firewall.GetByName(ctx, b.cfg.Firewall)
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get firewall %s: %w", b.cfg.Firewall, err)
+	}
+	return fw, nil
 }
 
 func firewallRules(sources []string) ([]hcloud.FirewallRule, error) {
