@@ -73,7 +73,7 @@ func New(opts Options) *Metrics {
 		}),
 		clusterOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cluster_operations_total",
-			Help: "Cluster operations (create, stop, start, terminate, extend) by outcome (ok or an error code).",
+			Help: "Cluster operations (create, stop, start, terminate, extend, and lost: a running cluster the health check gave up) by outcome (ok, failed, or an error code).",
 		}, []string{"op", "outcome"}),
 		ttlExpiries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "ttl_expiries_total",
@@ -156,8 +156,9 @@ func (m *Metrics) PoolEmptyWait() {
 }
 
 // ClusterOp counts a cluster operation: op is "create", "stop", "start",
-// "terminate" or "extend"; outcome is "ok" or the error code
-// (cluster.ErrorCode).
+// "terminate", "extend" or "lost" (the health check gave a running
+// cluster up); outcome is "ok", "failed" for a lost cluster, or the error
+// code (cluster.ErrorCode).
 func (m *Metrics) ClusterOp(op, outcome string) {
 	if m == nil {
 		return

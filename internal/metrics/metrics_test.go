@@ -104,7 +104,7 @@ smek_claim_duration_seconds_count{pool="warm"} 2
 smek_pool_empty_waits_total 1
 `},
 		{"smek_cluster_operations_total", `
-# HELP smek_cluster_operations_total Cluster operations (create, stop, start, terminate, extend) by outcome (ok or an error code).
+# HELP smek_cluster_operations_total Cluster operations (create, stop, start, terminate, extend, and lost: a running cluster the health check gave up) by outcome (ok, failed, or an error code).
 # TYPE smek_cluster_operations_total counter
 smek_cluster_operations_total{op="create",outcome="ok"} 2
 smek_cluster_operations_total{op="start",outcome="ok"} 1
