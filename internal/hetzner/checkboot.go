@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/smek/action/internal/cluster"
@@ -379,22 +380,8 @@ func lastEvents(ctx context.Context, cs *kubernetes.Clientset, names ...string) 
 // poll calls ok every half second until it is true, fails, or
 // ReadyTimeout passes.
 func (c *checker) poll(ctx context.Context, ok func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, c.b.cfg.ReadyTimeout)
-	defer cancel()
-	for {
-		done, err := ok()
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, c.b.cfg.ReadyTimeout, true,
+		func(context.Context) (bool, error) { return ok() })
 }
 
 func since(b *Backend, t time.Time) time.Duration {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -118,20 +119,10 @@ func manifestsApplied(ctx context.Context, dyn dynamic.Interface) (bool, error) 
 
 // poll calls ok every 100 ms until it holds, fails or ctx ends.
 func poll(ctx context.Context, what string, ok func(context.Context) (bool, error)) error {
-	for {
-		done, err := ok(ctx)
-		if err != nil {
-			return fmt.Errorf("wait for %s: %w", what, err)
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w", what, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, ok); err != nil {
+		return fmt.Errorf("wait for %s: %w", what, err)
 	}
+	return nil
 }
 
 // proveStorage binds a claim of the default StorageClass for a consumer
