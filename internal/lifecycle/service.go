@@ -123,11 +123,16 @@ func (s *Service) recovered(ctx context.Context) error {
 }
 
 func (s *Service) lock(id cluster.ID) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m := &s.locks[stripe(id, len(s.locks))]
 	m.Lock()
 	return m.Unlock
+}
+
+// stripe is the index of id's lock among n.
+func stripe(id cluster.ID, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
 }
 
 func (s *Service) notify(ctx context.Context, kind cluster.NotificationKind, c cluster.Cluster, cause, reason string) {
