@@ -20,7 +20,7 @@ KUBE_LDFLAGS   := -s -w \
 
 KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kubectl
 # k3s's local-storage provisioner, run by the simulated k3s node
-# (internal/sshnode). Its own module: see tools/localpath/tools.go.
+# (internal/fake/hcloudfake/k3snode). Its own module: see tools/localpath/tools.go.
 LOCAL_PATH_PROVISIONER := $(KUBE_BIN)/local-path-provisioner
 
 .PHONY: all build dist run test test-short bench fuzz kube-bin lint clean

@@ -13,7 +13,7 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -93,13 +93,13 @@ func TestImagePrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	flavor := cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}
-	m, err := db.CreateServer(ctx, "hetzner", flavor)
+	m, err := db.CreateMember(ctx, "hetzner", flavor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A member still on the oldest 1.36.3 snapshot.
 	oldest := ids["1.36.3"][0]
-	if err := db.SetServerState(ctx, m.ID, cluster.ServerClaimed, []byte(fmt.Sprintf(`{"server-id":1,"image":%d}`, oldest)), ""); err != nil {
+	if err := db.SetMemberState(ctx, m.ID, cluster.MemberClaimed, []byte(fmt.Sprintf(`{"server-id":1,"image":%d}`, oldest)), ""); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

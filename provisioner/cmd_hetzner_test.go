@@ -16,10 +16,10 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/hetzner"
 	"github.com/smek/action/internal/local/localtest"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // checkWorld is a fake Hetzner project for `hetzner check`: the fake
@@ -38,7 +38,7 @@ func newCheckWorld(t *testing.T, kubeBin string) *checkWorld {
 		dir := t.TempDir()
 		fake = hcloudfake.New(hcloudfake.Config{
 			Token: "secret-token", DefaultDuration: 5 * time.Millisecond, DataDir: dir,
-			Machines: sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin}),
+			Machines: k3snode.Factory(k3snode.Config{Dir: dir, KubeBin: kubeBin}),
 		}).Start()
 		t.Cleanup(fake.Close)
 	}

@@ -37,7 +37,7 @@ type hetznerFlags struct {
 }
 
 func (h *hetznerFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&h.endpoint, "hcloud-endpoint", hcloud.Endpoint, "Hetzner Cloud API endpoint (e.g. the fake: go run ./internal/hcloudfake/cmd/hcloudfake)")
+	fs.StringVar(&h.endpoint, "hcloud-endpoint", hcloud.Endpoint, "Hetzner Cloud API endpoint (e.g. the fake: go run ./tools/hcloudfake)")
 	fs.StringVar(&h.token, "hcloud-token", "", "Hetzner Cloud API token (prefer --hcloud-token-file or SMEK_HCLOUD_TOKEN)")
 	fs.StringVar(&h.tokenFile, "hcloud-token-file", "", "file holding the Hetzner Cloud API token")
 	fs.StringVar(&h.installation, "installation", "smek", "label value that ties cloud resources to this installation")
@@ -210,7 +210,7 @@ func cmdImagePrune(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	members, err := db.Servers(ctx, "hetzner")
+	members, err := db.Members(ctx, "hetzner")
 	db.Close()
 	if err != nil {
 		return err

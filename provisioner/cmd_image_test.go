@@ -16,8 +16,8 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/smek/action/internal/hcloudfake"
-	"github.com/smek/action/internal/sshnode"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 )
 
 // imageFake serves the fake API with simulated machines (the image build
@@ -28,7 +28,7 @@ func imageFake(t *testing.T) (fake *hcloudfake.Server, tokenFile, keyFile string
 	dir := t.TempDir()
 	fake = hcloudfake.New(hcloudfake.Config{
 		Token: "secret-token", DefaultDuration: 5 * time.Millisecond, DataDir: dir,
-		Machines: sshnode.Factory(sshnode.Config{Dir: dir}),
+		Machines: k3snode.Factory(k3snode.Config{Dir: dir}),
 	}).Start()
 	t.Cleanup(fake.Close)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)

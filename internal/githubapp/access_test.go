@@ -11,7 +11,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
-	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/fake/githubfake"
 )
 
 // octo-org/octo-repo, the organization repository of the workflow_run

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/wire"
 )

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/fake/githubfake"
 )
 
 // TestCommentAccessCachedUntilTTLOrEvent: the access is looked up once per

@@ -11,7 +11,7 @@ import (
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
 
-	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/fake/githubfake"
 )
 
 // When GitHub says when to come back, the next try is scheduled then, not

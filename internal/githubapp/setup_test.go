@@ -20,7 +20,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
-	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/webhook"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/client"
-	"github.com/smek/action/internal/githubfake"
+	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/webhook"
 	"github.com/smek/action/internal/wire"
 )

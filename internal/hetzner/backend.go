@@ -3,7 +3,7 @@
 // build`), bootstrapped over SSH, claimed with a few Kubernetes calls, and
 // rebuilt from the snapshot when released so no tenant data survives. It
 // talks to the API through hcloud-go v2 (any endpoint, e.g. the fake in
-// internal/hcloudfake) and keeps to the project's request budget: actions
+// internal/fake/hcloudfake) and keeps to the project's request budget: actions
 // are polled together with backoff, RateLimit-Remaining is watched, and
 // 429/5xx answers are retried.
 package hetzner

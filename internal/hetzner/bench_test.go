@@ -41,12 +41,12 @@ func BenchmarkLifecycleRequests(b *testing.B) {
 	w.fake.ResetCounts()
 	b.ResetTimer()
 	for i := range b.N {
-		m := pool.Member{ID: fmt.Sprintf("s-bench%d", i), Flavor: flavor, State: cluster.ServerCreating}
+		m := pool.Member{ID: fmt.Sprintf("s-bench%d", i), Flavor: flavor, State: cluster.MemberCreating}
 		data, err := be.Provision(ctx, m)
 		if err != nil {
 			b.Fatal(err)
 		}
-		m.Data, m.State = data, cluster.ServerClaimed
+		m.Data, m.State = data, cluster.MemberClaimed
 		if err := be.Stop(ctx, m); err != nil {
 			b.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	m, err := db.CreateServer(ctx, "hetzner", flavor)
+	m, err := db.CreateMember(ctx, "hetzner", flavor)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer be.Destroy(context.Background(), pool.Member{ID: m.ID, Data: data})
-	if err := db.SetServerState(ctx, m.ID, cluster.ServerReady, data, ""); err != nil {
+	if err := db.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
 		b.Fatal(err)
 	}
 	n := 1 << 30
@@ -101,7 +101,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 		now := time.Now()
 		c := cluster.Cluster{ID: cluster.NewID(), AccountID: acct.ID, Account: acct.Name,
 			Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		srv, err := db.ClaimServer(ctx, c, "hetzner")
+		srv, err := db.ClaimMember(ctx, c, "hetzner")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 		}
 		b.StopTimer()
 		// Give the member back without a rebuild: only the claim is measured.
-		if _, err := db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.ServerReady}); err != nil {
+		if _, err := db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.MemberReady}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -128,12 +128,12 @@ func BenchmarkReleaseToReady(b *testing.B) {
 	ctx := context.Background()
 	w := newWorld(b, worldOptions{machines: true})
 	be := w.backend(http.DefaultTransport)
-	m := pool.Member{ID: "s-release", Flavor: flavor, State: cluster.ServerCreating}
+	m := pool.Member{ID: "s-release", Flavor: flavor, State: cluster.MemberCreating}
 	data, err := be.Provision(ctx, m)
 	if err != nil {
 		b.Fatal(err)
 	}
-	m.Data, m.State = data, cluster.ServerDirty
+	m.Data, m.State = data, cluster.MemberDirty
 	defer func() { be.Destroy(context.Background(), m) }()
 	var sim time.Duration
 	w.fake.ResetCounts()
@@ -189,13 +189,13 @@ func simulateHour(b *testing.B) (requests, servers int) {
 	inUse := map[int]pool.Member{}
 	next := 0
 	provision := func() {
-		m := pool.Member{ID: fmt.Sprintf("s-sim%d", next), Flavor: flavor, State: cluster.ServerCreating}
+		m := pool.Member{ID: fmt.Sprintf("s-sim%d", next), Flavor: flavor, State: cluster.MemberCreating}
 		next++
 		data, err := be.Provision(ctx, m)
 		if err != nil {
 			b.Fatal(err)
 		}
-		m.Data, m.State = data, cluster.ServerReady
+		m.Data, m.State = data, cluster.MemberReady
 		ready = append(ready, m)
 	}
 	for range target {
@@ -228,7 +228,7 @@ func simulateHour(b *testing.B) (requests, servers int) {
 			}
 			m := ready[0]
 			ready = ready[1:]
-			m.State = cluster.ServerClaimed
+			m.State = cluster.MemberClaimed
 			inUse[e.n] = m // claim: Kubernetes calls only
 		case "stop":
 			if err := be.Stop(ctx, inUse[e.n]); err != nil {
@@ -249,7 +249,7 @@ func simulateHour(b *testing.B) (requests, servers int) {
 			if err != nil || !ok {
 				b.Fatal(ok, err)
 			}
-			m.Data, m.State = data, cluster.ServerReady
+			m.Data, m.State = data, cluster.MemberReady
 			ready = append(ready, m)
 		case "reconcile":
 			known := slices.Clone(ready)

@@ -35,7 +35,7 @@ func (c *checker) boot(ctx context.Context, img *hcloud.Image) {
 	m := pool.Member{
 		ID:     "check-" + strings.ToLower(rand.Text()[:6]),
 		Flavor: cluster.Flavor{K8sVersion: img.Labels[LabelK8sVersion], Size: c.cc.Size},
-		State:  cluster.ServerCreating,
+		State:  cluster.MemberCreating,
 	}
 	var srv *hcloud.Server
 	var t0 time.Time

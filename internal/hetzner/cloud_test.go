@@ -18,9 +18,9 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/pool"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // The tests of the cloud side: the fake's firewalls, shutdowns, rebuilds,
@@ -40,7 +40,7 @@ type machineEnv struct {
 func newMachineEnv(t *testing.T, fcfg hcloudfake.Config) *machineEnv {
 	t.Helper()
 	dir := t.TempDir()
-	fcfg.Machines = sshnode.Factory(sshnode.Config{Dir: dir})
+	fcfg.Machines = k3snode.Factory(k3snode.Config{Dir: dir})
 	fcfg.DataDir = dir
 	if fcfg.DefaultDuration == 0 {
 		fcfg.DefaultDuration = 5 * time.Millisecond
@@ -93,17 +93,17 @@ func dialOnly(b *Backend) {
 }
 
 // nodeOf returns the simulated machine of server id.
-func nodeOf(t *testing.T, f *hcloudfake.Server, id int64) *sshnode.Node {
+func nodeOf(t *testing.T, f *hcloudfake.Server, id int64) *k3snode.Node {
 	t.Helper()
 	f.Settle()
-	n, ok := f.MachineOf(id).(*sshnode.Node)
+	n, ok := f.MachineOf(id).(*k3snode.Node)
 	if !ok {
 		t.Fatalf("server %d has no simulated machine", id)
 	}
 	return n
 }
 
-func readDisk(t *testing.T, n *sshnode.Node, path string) string {
+func readDisk(t *testing.T, n *k3snode.Node, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(n.Disk(), path))
 	if err != nil {
@@ -155,7 +155,7 @@ func TestNewRefusesAFirewallWithoutSSHSource(t *testing.T) {
 func TestSSHOnlyThroughTheFirewall(t *testing.T) {
 	e := newMachineEnv(t, hcloudfake.Config{})
 	buildImage(t, e.backend(t, nil))
-	m := pool.Member{ID: "s-fw", Flavor: flavor, State: cluster.ServerCreating}
+	m := pool.Member{ID: "s-fw", Flavor: flavor, State: cluster.MemberCreating}
 
 	locked := e.backend(t, func(c *Config) {
 		c.Firewall, c.SourceCIDRs, c.ReadyTimeout = "smek-locked", []string{"198.51.100.7/32"}, 2*time.Second
@@ -245,12 +245,12 @@ func TestStopPowersOffAnOSThatIgnoresACPI(t *testing.T) {
 	installStub(b)
 	stop := func(id string, deaf bool) (int64, time.Duration) {
 		t.Helper()
-		m := pool.Member{ID: id, Flavor: flavor, State: cluster.ServerCreating}
+		m := pool.Member{ID: id, Flavor: flavor, State: cluster.MemberCreating}
 		data, err := b.Provision(ctx, m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.Data, m.State = data, cluster.ServerClaimed
+		m.Data, m.State = data, cluster.MemberClaimed
 		srv := mustData(t, data).ServerID
 		w.fake.SetIgnoreACPI(srv, deaf)
 		t0 := w.clock.Now()
@@ -286,18 +286,18 @@ func TestReleasePowersOnAStoppedServer(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	b := w.backend(http.DefaultTransport)
 	stub := installStub(b)
-	m := pool.Member{ID: "s-stopped", Flavor: flavor, State: cluster.ServerCreating}
+	m := pool.Member{ID: "s-stopped", Flavor: flavor, State: cluster.MemberCreating}
 	data, err := b.Provision(ctx, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Data, m.State = data, cluster.ServerClaimed
+	m.Data, m.State = data, cluster.MemberClaimed
 	if err := b.Stop(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	srv := mustData(t, data).ServerID
 	first := mustData(t, data).HostKey
-	m.State = cluster.ServerDirty
+	m.State = cluster.MemberDirty
 	starts := w.fake.ActionCounts()["start_server"]
 	ok, data, err := b.Release(ctx, m)
 	if err != nil || !ok {
@@ -430,7 +430,7 @@ func TestHostKeyPinned(t *testing.T) {
 	b := e.backend(t, nil)
 	buildImage(t, b)
 	dialOnly(b)
-	m := pool.Member{ID: "s-pin", Flavor: flavor, State: cluster.ServerCreating}
+	m := pool.Member{ID: "s-pin", Flavor: flavor, State: cluster.MemberCreating}
 	// The create's answer is lost: the retry adopts the server.
 	e.fake.InjectFaults("POST /servers", hcloudfake.Fault{Status: 502, AfterEffect: true})
 	data, err := b.Provision(ctx, m)

@@ -56,9 +56,9 @@ func nodeServers(w *world) []int64 {
 }
 
 // onlyMember returns the single member of a run's database.
-func onlyMember(t *testing.T, r *run, state cluster.ServerState) cluster.Server {
+func onlyMember(t *testing.T, r *run, state cluster.MemberState) cluster.Member {
 	t.Helper()
-	ms, err := r.db.Servers(context.Background(), "hetzner")
+	ms, err := r.db.Members(context.Background(), "hetzner")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func onlyMember(t *testing.T, r *run, state cluster.ServerState) cluster.Server 
 // restartAndCheck starts a new run on the world's database and checks
 // that it converges to a consistent inventory with the interrupted member
 // gone (deleted) or kept, as want says.
-func restartAndCheck(t *testing.T, w *world, old cluster.Server, wantOldDeleted bool) *run {
+func restartAndCheck(t *testing.T, w *world, old cluster.Member, wantOldDeleted bool) *run {
 	t.Helper()
 	r := w.start(runOptions{target: 1})
 	ms := r.await("the pool settled after the restart", settled(1))
@@ -91,7 +91,7 @@ func TestCrashBeforeCreateRequest(t *testing.T) {
 	r1 := w.start(runOptions{target: 1, prepare: func(r *run) { r.k.before = request("POST", "/servers") }})
 	waitFired(t, r1, "before the create")
 	r1.kill()
-	old := onlyMember(t, r1Reopen(t, w), cluster.ServerCreating)
+	old := onlyMember(t, r1Reopen(t, w), cluster.MemberCreating)
 	if ids := nodeServers(w); len(ids) != 0 {
 		t.Fatalf("servers before the restart: got %v, want none", ids)
 	}
@@ -121,7 +121,7 @@ func TestCrashAfterCreateAnswerLost(t *testing.T) {
 	r1 := w.start(runOptions{target: 1, prepare: func(r *run) { r.k.after = request("POST", "/servers") }})
 	waitFired(t, r1, "after the create")
 	r1.kill()
-	old := onlyMember(t, r1Reopen(t, w), cluster.ServerCreating)
+	old := onlyMember(t, r1Reopen(t, w), cluster.MemberCreating)
 	if ids := nodeServers(w); len(ids) != 1 {
 		t.Fatalf("servers before the restart: got %v, want the one created", ids)
 	}
@@ -149,7 +149,7 @@ func TestCrashWhileCreateActionRuns(t *testing.T) {
 	}
 	r1.kill()
 	w.clock.frozen.Store(false)
-	old := onlyMember(t, r1Reopen(t, w), cluster.ServerCreating)
+	old := onlyMember(t, r1Reopen(t, w), cluster.MemberCreating)
 	restartAndCheck(t, w, old, true)
 }
 
@@ -159,12 +159,12 @@ func TestCrashDuringBootstrap(t *testing.T) {
 	r1 := w.start(runOptions{target: 1, prepare: func(r *run) { r.stub.hold.Store(true) }})
 	waitEntered(t, r1.stub, "")
 	r1.kill()
-	old := onlyMember(t, r1Reopen(t, w), cluster.ServerCreating)
+	old := onlyMember(t, r1Reopen(t, w), cluster.MemberCreating)
 	restartAndCheck(t, w, old, true)
 }
 
 // readyRun starts a run and waits for its one ready member.
-func readyRun(t *testing.T, w *world) (*run, cluster.Server) {
+func readyRun(t *testing.T, w *world) (*run, cluster.Member) {
 	t.Helper()
 	r := w.start(runOptions{target: 1, max: 1})
 	ms := r.await("one ready member", settled(1))
@@ -189,12 +189,12 @@ func TestCrashDuringRebuild(t *testing.T) {
 	r1.terminate(c)
 	waitFired(t, r1, "after the rebuild request")
 	r1.kill()
-	if got := memberStates(mustServers(t, r1Reopen(t, w).db))[m.ID]; got != cluster.ServerRebuilding {
+	if got := memberStates(mustServers(t, r1Reopen(t, w).db))[m.ID]; got != cluster.MemberRebuilding {
 		t.Fatalf("member after the crash: got %s, want rebuilding", got)
 	}
 	r2 := w.start(runOptions{target: 1, max: 1})
-	r2.await("the member rebuilt and ready", func(ms []cluster.Server) bool {
-		return settled(1)(ms) && memberStates(ms)[m.ID] == cluster.ServerReady
+	r2.await("the member rebuilt and ready", func(ms []cluster.Member) bool {
+		return settled(1)(ms) && memberStates(ms)[m.ID] == cluster.MemberReady
 	})
 	owner := r2.checkInventory()
 	if owner[serverID].ID != m.ID {
@@ -222,8 +222,8 @@ func TestCrashDuringRebuildBootstrap(t *testing.T) {
 	waitEntered(t, r1.stub, m.ID)
 	r1.kill()
 	r2 := w.start(runOptions{target: 1, max: 1})
-	r2.await("the member rebuilt and ready", func(ms []cluster.Server) bool {
-		return settled(1)(ms) && memberStates(ms)[m.ID] == cluster.ServerReady
+	r2.await("the member rebuilt and ready", func(ms []cluster.Member) bool {
+		return settled(1)(ms) && memberStates(ms)[m.ID] == cluster.MemberReady
 	})
 	r2.checkInventory()
 	if n := w.fake.ActionCounts()["rebuild_server"]; n != 2 {
@@ -261,7 +261,7 @@ func TestCrashDuringStop(t *testing.T) {
 	if st := serverStatus(w, serverID); st != string(hcloud.ServerStatusRunning) {
 		t.Errorf("server %d after the restart: %s, want running", serverID, st)
 	}
-	if got := memberStates(mustServers(t, r2.db))[m.ID]; got != cluster.ServerClaimed {
+	if got := memberStates(mustServers(t, r2.db))[m.ID]; got != cluster.MemberClaimed {
 		t.Errorf("member after the restart: %s, want claimed", got)
 	}
 	// The pool may already be booting a refill: count the member's own.
@@ -283,9 +283,9 @@ func serverStatus(w *world, id int64) string {
 	return "gone"
 }
 
-func mustServers(t *testing.T, db *sqlite.DB) []cluster.Server {
+func mustServers(t *testing.T, db *sqlite.DB) []cluster.Member {
 	t.Helper()
-	ms, err := db.Servers(context.Background(), "hetzner")
+	ms, err := db.Members(context.Background(), "hetzner")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func checkClaimsUnique(t *testing.T, r *run, acct cluster.Account, inUse ...stri
 		now := time.Now()
 		c := cluster.Cluster{ID: cluster.NewID(), AccountID: acct.ID, Account: acct.Name,
 			Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		m, err := r.db.ClaimServer(context.Background(), c, "hetzner")
+		m, err := r.db.ClaimMember(context.Background(), c, "hetzner")
 		if errors.Is(err, sqlite.ErrPoolEmpty) {
 			return
 		}

@@ -18,11 +18,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/local/localtest"
 	"github.com/smek/action/internal/pool"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // kubeBin returns the folder of the Kubernetes binaries (skips without
@@ -39,7 +39,7 @@ func newEnv(t *testing.T, machines bool, fcfg hcloudfake.Config) *env {
 	t.Helper()
 	if machines {
 		dir := t.TempDir()
-		fcfg.Machines = sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin(t)})
+		fcfg.Machines = k3snode.Factory(k3snode.Config{Dir: dir, KubeBin: kubeBin(t)})
 		fcfg.DataDir = dir
 		// A system from a snapshot answers its first SSH connection with
 		// the snapshot's old host key: the backend must wait for its own.
@@ -100,12 +100,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	e.fake.ResetCounts()
-	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: flavor, State: cluster.ServerCreating}
+	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: flavor, State: cluster.MemberCreating}
 	data, err := e.backend.Provision(ctx, m)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	m.Data, m.State = data, cluster.ServerReady
+	m.Data, m.State = data, cluster.MemberReady
 	timings := Timings(data)
 	for _, phase := range []string{"create", "boot", "bootstrap", "ready", "total"} {
 		if _, ok := timings[phase]; !ok {
@@ -118,7 +118,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
-	m.State, m.ClusterID = cluster.ServerClaimed, c.ID
+	m.State, m.ClusterID = cluster.MemberClaimed, c.ID
 	tenant := tenantClient(t, kc.YAML)
 	nodes, err := tenant.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "smek-cluster-id=c-abc123"})
 	if err != nil || len(nodes.Items) != 1 {
@@ -150,7 +150,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || !reusable {
 		t.Fatalf("release: %v, %v", reusable, err)
 	}
-	m.Data, m.State, m.ClusterID = data, cluster.ServerReady, ""
+	m.Data, m.State, m.ClusterID = data, cluster.MemberReady, ""
 	if string(mustData(t, data).CA) == string(oldCA) {
 		t.Errorf("the rebuilt server kept the old cluster CA")
 	}

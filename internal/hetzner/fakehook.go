@@ -12,7 +12,7 @@ import (
 )
 
 // FakeSSHAddr returns an SSHAddr for the fake Hetzner API at endpoint
-// (internal/hcloudfake): each simulated machine has its own loopback SSH
+// (internal/fake/hcloudfake): each simulated machine has its own loopback SSH
 // port, published at GET {endpoint}/_hcloudfake/servers/{id}. Real servers
 // listen on port 22 and need no hook.
 func FakeSSHAddr(endpoint string, hc *http.Client) func(context.Context, *hcloud.Server) (string, error) {
@@ -31,7 +31,7 @@ func fakePort(at func(context.Context, *hcloud.Server, int) (string, error), p i
 }
 
 // FakePortAddr returns a CheckConfig.PortAddr for the fake Hetzner API at
-// endpoint (internal/hcloudfake): each public port of a simulated machine
+// endpoint (internal/fake/hcloudfake): each public port of a simulated machine
 // (22, 6443, a LoadBalancer Service's port) stands on its own loopback
 // port, published at GET {endpoint}/_hcloudfake/servers/{id} as "ports".
 // A port not published yet is "". Real servers need no hook.

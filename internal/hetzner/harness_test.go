@@ -18,11 +18,11 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // The durations of the fake's actions in the pool-level tests, in
@@ -94,7 +94,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 		ShutdownDelay: simShutdownDelay, HostKeyLag: 1}
 	if o.machines {
 		dir := t.TempDir()
-		fcfg.Machines = sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin(t)})
+		fcfg.Machines = k3snode.Factory(k3snode.Config{Dir: dir, KubeBin: kubeBin(t)})
 		fcfg.DataDir = dir
 	}
 	w.fake = hcloudfake.New(fcfg).Start()
@@ -241,25 +241,25 @@ type killStore struct {
 	k  *killSwitch
 }
 
-func (s killStore) CreateServer(ctx context.Context, backend string, f cluster.Flavor) (cluster.Server, error) {
+func (s killStore) CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error) {
 	if s.k.isDead() {
-		return cluster.Server{}, errKilled
+		return cluster.Member{}, errKilled
 	}
-	return s.db.CreateServer(ctx, backend, f)
+	return s.db.CreateMember(ctx, backend, f)
 }
 
-func (s killStore) SetServerState(ctx context.Context, id string, state cluster.ServerState, data []byte, failure string) error {
+func (s killStore) SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error {
 	if s.k.isDead() {
 		return errKilled
 	}
-	return s.db.SetServerState(ctx, id, state, data, failure)
+	return s.db.SetMemberState(ctx, id, state, data, failure)
 }
 
-func (s killStore) Servers(ctx context.Context, backend string) ([]cluster.Server, error) {
+func (s killStore) Members(ctx context.Context, backend string) ([]cluster.Member, error) {
 	if s.k.isDead() {
 		return nil, errKilled
 	}
-	return s.db.Servers(ctx, backend)
+	return s.db.Members(ctx, backend)
 }
 
 // stubNode stands in for SSH and Kubernetes in tests of the cloud side:
@@ -399,14 +399,14 @@ func (r *run) stop() {
 
 // await waits until cond holds for the run's members, checking at every
 // ready signal and every few milliseconds of real time.
-func (r *run) await(what string, cond func([]cluster.Server) bool) []cluster.Server {
+func (r *run) await(what string, cond func([]cluster.Member) bool) []cluster.Member {
 	r.w.t.Helper()
 	deadline := time.After(3 * time.Minute)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		ready := r.pool.Ready()
-		ms, err := r.db.Servers(context.Background(), "hetzner")
+		ms, err := r.db.Members(context.Background(), "hetzner")
 		if err != nil {
 			r.w.t.Fatal(err)
 		}
@@ -423,8 +423,8 @@ func (r *run) await(what string, cond func([]cluster.Server) bool) []cluster.Ser
 	}
 }
 
-func memberStates(ms []cluster.Server) map[string]cluster.ServerState {
-	out := map[string]cluster.ServerState{}
+func memberStates(ms []cluster.Member) map[string]cluster.MemberState {
+	out := map[string]cluster.MemberState{}
 	for _, m := range ms {
 		out[m.ID] = m.State
 	}
@@ -433,14 +433,14 @@ func memberStates(ms []cluster.Server) map[string]cluster.ServerState {
 
 // settled says the pool is done: at least n members ready and none on its
 // way (creating, rebuilding, dirty, failed).
-func settled(n int) func([]cluster.Server) bool {
-	return func(ms []cluster.Server) bool {
+func settled(n int) func([]cluster.Member) bool {
+	return func(ms []cluster.Member) bool {
 		ready := 0
 		for _, m := range ms {
 			switch m.State {
-			case cluster.ServerReady:
+			case cluster.MemberReady:
 				ready++
-			case cluster.ServerClaimed, cluster.ServerStopped:
+			case cluster.MemberClaimed, cluster.MemberStopped:
 			default:
 				return false
 			}
@@ -453,19 +453,19 @@ func settled(n int) func([]cluster.Server) bool {
 // database: every node server of the installation belongs to exactly one
 // live member, and every live member that has a server has it. It returns
 // the member of each server.
-func (r *run) checkInventory() map[int64]cluster.Server {
+func (r *run) checkInventory() map[int64]cluster.Member {
 	t := r.w.t
 	t.Helper()
 	r.w.fake.Settle()
-	ms, err := r.db.Servers(context.Background(), "hetzner")
+	ms, err := r.db.Members(context.Background(), "hetzner")
 	if err != nil {
 		t.Fatal(err)
 	}
-	byLabel := map[string]cluster.Server{}
+	byLabel := map[string]cluster.Member{}
 	for _, m := range ms {
 		byLabel[sanitize(m.ID)] = m
 	}
-	owner := map[int64]cluster.Server{}
+	owner := map[int64]cluster.Member{}
 	seen := map[string]int64{}
 	for _, s := range r.w.fake.Servers() {
 		if s.Labels[LabelInstall] != "test" || s.Labels[LabelRole] != "node" {
@@ -493,13 +493,13 @@ func (r *run) checkInventory() map[int64]cluster.Server {
 
 // claim claims a ready member for a new cluster the way a create does
 // (the database transaction), and returns it.
-func (r *run) claim(account cluster.Account) (cluster.Server, cluster.Cluster) {
+func (r *run) claim(account cluster.Account) (cluster.Member, cluster.Cluster) {
 	r.w.t.Helper()
 	now := time.Now()
 	c := cluster.Cluster{ID: cluster.NewID(), AccountID: account.ID, Account: account.Name,
 		Spec:      cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60, KeepCluster: true},
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	m, err := r.db.ClaimServer(context.Background(), c, "hetzner")
+	m, err := r.db.ClaimMember(context.Background(), c, "hetzner")
 	if err != nil {
 		r.w.t.Fatalf("claim: %v", err)
 	}
@@ -521,7 +521,7 @@ func (r *run) terminate(c cluster.Cluster) {
 	r.w.t.Helper()
 	if _, err := r.db.UpdateCluster(context.Background(), c.ID, sqlite.ClusterChange{
 		From: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: "api",
+		ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: "api",
 	}); err != nil {
 		r.w.t.Fatal(err)
 	}
@@ -556,7 +556,7 @@ func checkNeverDirtyToReady(t testing.TB, db *sqlite.DB, id string) {
 		if e.To == "" {
 			continue
 		}
-		if e.To == string(cluster.ServerReady) && state != "" && state != string(cluster.ServerCreating) && state != string(cluster.ServerRebuilding) {
+		if e.To == string(cluster.MemberReady) && state != "" && state != string(cluster.MemberCreating) && state != string(cluster.MemberRebuilding) {
 			t.Errorf("member %s went %s→ready without a rebuild: %v", id, state, transitions(t, db, id))
 		}
 		state = e.To

@@ -11,9 +11,9 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/sqlite"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // notifications records what the lifecycle tells owners.
@@ -61,7 +61,7 @@ func TestRebootedClusterComesBackOrIsReportedLost(t *testing.T) {
 	c := created.Cluster
 	id := mustData(t, member.Data).ServerID
 	client := hcloud.NewClient(hcloud.WithEndpoint(w.fake.URL), hcloud.WithToken("t"), hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}))
-	node := w.fake.MachineOf(id).(*sshnode.Node)
+	node := w.fake.MachineOf(id).(*k3snode.Node)
 
 	reboot := func() {
 		t.Helper()
@@ -143,8 +143,8 @@ func TestRebootedClusterComesBackOrIsReportedLost(t *testing.T) {
 	if kinds := mail.kinds(); len(kinds) != 2 || kinds[1] != cluster.NotifyFailed {
 		t.Errorf("notifications: got %v, want started, failed", kinds)
 	}
-	ms := r.await("the lost member released and rebuilt", func(ms []cluster.Server) bool {
-		return memberStates(ms)[member.ID] == cluster.ServerReady
+	ms := r.await("the lost member released and rebuilt", func(ms []cluster.Member) bool {
+		return memberStates(ms)[member.ID] == cluster.MemberReady
 	})
 	checkNeverDirtyToReady(t, r.db, ms[0].ID)
 }

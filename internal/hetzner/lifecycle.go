@@ -451,7 +451,7 @@ func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
 	if srv.Status == hcloud.ServerStatusRunning {
 		return m.Data, nil
 	}
-	if m.State == cluster.ServerReady {
+	if m.State == cluster.MemberReady {
 		return nil, fmt.Errorf("resume member %s: server %d is %s", m.ID, srv.ID, srv.Status)
 	}
 	b.log.Info("starting the server of a running cluster again", "member", m.ID, "server", srv.ID, "status", srv.Status)

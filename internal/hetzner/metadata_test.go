@@ -18,8 +18,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
-	"github.com/smek/action/internal/hcloudfake"
-	"github.com/smek/action/internal/sshnode"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 )
 
 // needNetfilter skips the test unless it can build network namespaces
@@ -52,7 +52,7 @@ func needNetfilter(t *testing.T) {
 func builtImage(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	fake := hcloudfake.New(hcloudfake.Config{DefaultDuration: 5 * time.Millisecond, Machines: sshnode.Factory(sshnode.Config{Dir: dir}), DataDir: dir}).Start()
+	fake := hcloudfake.New(hcloudfake.Config{DefaultDuration: 5 * time.Millisecond, Machines: k3snode.Factory(k3snode.Config{Dir: dir}), DataDir: dir}).Start()
 	t.Cleanup(fake.Close)
 	client := hcloud.NewClient(hcloud.WithEndpoint(fake.URL), hcloud.WithToken("t"), hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}))
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)

@@ -22,9 +22,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/pool"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // within polls cond every 100 ms until it holds or d passes.
@@ -72,12 +72,12 @@ func TestTenantGetsStorageAndServiceLB(t *testing.T) {
 		f := flavor
 		f.Privileged = privileged
 		t.Run(map[bool]string{false: "baseline", true: "privileged"}[privileged], func(t *testing.T) {
-			m := pool.Member{ID: fmt.Sprintf("s-%d", i+1), Backend: "hetzner", Flavor: f, State: cluster.ServerCreating}
+			m := pool.Member{ID: fmt.Sprintf("s-%d", i+1), Backend: "hetzner", Flavor: f, State: cluster.MemberCreating}
 			raw, err := e.backend.Provision(ctx, m)
 			if err != nil {
 				t.Fatalf("provision: %v", err)
 			}
-			m.Data, m.State = raw, cluster.ServerReady
+			m.Data, m.State = raw, cluster.MemberReady
 			d := mustData(t, raw)
 			t.Logf("timings: %v", d.Timings)
 			c := cluster.Cluster{ID: cluster.ID(fmt.Sprintf("c-stor%02d", i)), Account: "acme", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
@@ -235,14 +235,14 @@ func TestBootstrapWritesTheFlavorsPolicyManifest(t *testing.T) {
 	}
 	f := flavor
 	f.Privileged = true
-	m := pool.Member{ID: "p-1", Backend: "hetzner", Flavor: f, State: cluster.ServerCreating}
+	m := pool.Member{ID: "p-1", Backend: "hetzner", Flavor: f, State: cluster.MemberCreating}
 	raw, err := e.backend.Provision(ctx, m)
 	m.Data = raw
 	t.Cleanup(func() { _ = e.backend.Destroy(context.Background(), m) })
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	node := e.fake.MachineOf(mustData(t, raw).ServerID).(*sshnode.Node)
+	node := e.fake.MachineOf(mustData(t, raw).ServerID).(*k3snode.Node)
 	got, err := os.ReadFile(filepath.Join(node.Disk(), policyManifest))
 	if err != nil {
 		t.Fatal(err)

@@ -105,11 +105,11 @@ func TestPoolEndToEnd(t *testing.T) {
 		t.Fatalf("terminate: %v", err)
 	}
 	r.pool.Nudge()
-	ms = r.await("the member rebuilt and ready", func(ms []cluster.Server) bool {
-		return settled(1)(ms) && memberStates(ms)[member.ID] == cluster.ServerReady
+	ms = r.await("the member rebuilt and ready", func(ms []cluster.Member) bool {
+		return settled(1)(ms) && memberStates(ms)[member.ID] == cluster.MemberReady
 	})
 	released := requests()
-	var rebuilt cluster.Server
+	var rebuilt cluster.Member
 	for _, m := range ms {
 		if m.ID == member.ID {
 			rebuilt = m

@@ -100,13 +100,13 @@ func TestPoolOrphansAndGhosts(t *testing.T) {
 	// servers behind SMEK's back.
 	acct := r.account()
 	busy, _ := r.claim(acct)
-	var idle cluster.Server
+	var idle cluster.Member
 	for _, m := range ms {
 		if m.ID != busy.ID {
 			idle = m
 		}
 	}
-	for _, m := range []cluster.Server{busy, idle} {
+	for _, m := range []cluster.Member{busy, idle} {
 		if _, _, err := client.Server.DeleteWithResult(ctx, &hcloud.Server{ID: mustData(t, m.Data).ServerID}); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestPoolOrphansAndGhosts(t *testing.T) {
 		t.Fatalf("ghosts: got %v, want %v", ghosts, want)
 	}
 	r.pool.Nudge()
-	got := r.await("ghosts replaced", func(ms []cluster.Server) bool {
+	got := r.await("ghosts replaced", func(ms []cluster.Member) bool {
 		st := memberStates(ms)
 		_, a := st[busy.ID]
 		_, b := st[idle.ID]

@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/smek/action/internal/hcloudfake"
-	"github.com/smek/action/internal/sshnode"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 )
 
 // TestReadinessWaitsForTheDeployController: k3s applies its auto-deploy
@@ -33,7 +33,7 @@ func TestReadinessWaitsForTheDeployController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := sshnode.NewNode(sshnode.Config{Dir: t.TempDir(), KubeBin: kubeBin(t)}, hcloudfake.MachineSpec{
+	n, err := k3snode.NewNode(k3snode.Config{Dir: t.TempDir(), KubeBin: kubeBin(t)}, hcloudfake.MachineSpec{
 		ServerID: 3, Name: "node-3", AuthorizedKeys: []string{string(ssh.MarshalAuthorizedKey(signer.PublicKey()))},
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []
 	}
 	live := map[string]pool.Member{}
 	for _, m := range known {
-		if m.State != cluster.ServerDeleted {
+		if m.State != cluster.MemberDeleted {
 			live[sanitize(m.ID)] = m
 		}
 	}
@@ -52,7 +52,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []
 	}
 	for _, m := range live {
 		switch m.State {
-		case cluster.ServerReady, cluster.ServerClaimed, cluster.ServerStopped, cluster.ServerDirty:
+		case cluster.MemberReady, cluster.MemberClaimed, cluster.MemberStopped, cluster.MemberDirty:
 		default:
 			continue
 		}

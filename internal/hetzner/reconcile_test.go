@@ -9,7 +9,7 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -85,7 +85,7 @@ func TestReconcileDeletesOrphansAndReportsGhosts(t *testing.T) {
 	e.backend.cfg.Now = clock.Now
 	key, _ := e.backend.ensureSSHKey(ctx)
 	img := systemImage(t, e)
-	known := pool.Member{ID: "k-1", Flavor: flavor, State: cluster.ServerReady}
+	known := pool.Member{ID: "k-1", Flavor: flavor, State: cluster.MemberReady}
 	srv, err := e.backend.create(ctx, known, &hcloud.Image{ID: img}, "ccx33", key)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestReconcileDeletesOrphansAndReportsGhosts(t *testing.T) {
 	if _, _, err := e.client.Server.Create(ctx, hcloud.ServerCreateOpts{Name: "foreign", ServerType: &hcloud.ServerType{Name: "cx22"}, Image: &hcloud.Image{ID: img}}); err != nil {
 		t.Fatal(err)
 	}
-	ghost := pool.Member{ID: "g-1", Flavor: flavor, State: cluster.ServerClaimed, Data: (&data{ServerID: 999999}).marshal()}
+	ghost := pool.Member{ID: "g-1", Flavor: flavor, State: cluster.MemberClaimed, Data: (&data{ServerID: 999999}).marshal()}
 
 	ghosts, err := e.backend.Reconcile(ctx, []pool.Member{known, ghost})
 	if err != nil || len(ghosts) != 1 || ghosts[0] != "g-1" {

@@ -17,11 +17,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/hetzner"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/smektest"
-	"github.com/smek/action/internal/sshnode"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -34,7 +34,7 @@ func TestServerWithHetznerBackend(t *testing.T) {
 	dir := t.TempDir()
 	fake := hcloudfake.New(hcloudfake.Config{
 		DefaultDuration: 20 * time.Millisecond, DataDir: dir,
-		Machines: sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: bin}),
+		Machines: k3snode.Factory(k3snode.Config{Dir: dir, KubeBin: bin}),
 	}).Start()
 	t.Cleanup(fake.Close)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -102,12 +102,12 @@ func waitReady(t *testing.T, s *smektest.SMEK) {
 	timeout := time.After(3 * time.Minute)
 	for {
 		ready := s.Pool.Ready()
-		ms, err := s.DB.Servers(context.Background(), "hetzner")
+		ms, err := s.DB.Members(context.Background(), "hetzner")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range ms {
-			if m.State == cluster.ServerReady {
+			if m.State == cluster.MemberReady {
 				return
 			}
 		}

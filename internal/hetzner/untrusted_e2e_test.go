@@ -16,9 +16,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/pool"
-	"github.com/smek/action/internal/sshnode"
 )
 
 // tamperedNode is a simulated machine whose tenant, root on it (the
@@ -27,7 +27,7 @@ import (
 // the admin user then runs an exec plugin, which client-go would start on
 // the provisioner, with the provisioner's environment (the Hetzner token).
 type tamperedNode struct {
-	*sshnode.Node
+	*k3snode.Node
 	mu    sync.Mutex
 	exec  *clientcmdapi.ExecConfig // nil: the tenant has done nothing yet
 	errs  []error
@@ -66,7 +66,7 @@ func (n *tamperedNode) PowerOn() error {
 }
 
 func (n *tamperedNode) replaceKubeconfig(exec *clientcmdapi.ExecConfig) error {
-	raw, err := os.ReadFile(filepath.Join(n.Disk(), sshnode.K3sKubeconfig))
+	raw, err := os.ReadFile(filepath.Join(n.Disk(), k3snode.K3sKubeconfig))
 	if err != nil {
 		return fmt.Errorf("k3s wrote no kubeconfig at boot: %w", err)
 	}
@@ -81,7 +81,7 @@ func (n *tamperedNode) replaceKubeconfig(exec *clientcmdapi.ExecConfig) error {
 	if err != nil {
 		return err
 	}
-	return n.write(sshnode.K3sKubeconfig, out)
+	return n.write(k3snode.K3sKubeconfig, out)
 }
 
 func (n *tamperedNode) write(p string, b []byte) error {
@@ -109,14 +109,14 @@ func TestNodeKubeconfigIsNeverTrusted(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
 	nodes := map[int64]*tamperedNode{}
-	factory := sshnode.Factory(sshnode.Config{Dir: dir, KubeBin: kubeBin(t)})
+	factory := k3snode.Factory(k3snode.Config{Dir: dir, KubeBin: kubeBin(t)})
 	e := newEnv(t, false, hcloudfake.Config{DefaultDuration: 5 * time.Millisecond, DataDir: dir,
 		Machines: func(spec hcloudfake.MachineSpec) (hcloudfake.Machine, error) {
 			m, err := factory(spec)
 			if err != nil {
 				return nil, err
 			}
-			n := &tamperedNode{Node: m.(*sshnode.Node)}
+			n := &tamperedNode{Node: m.(*k3snode.Node)}
 			mu.Lock()
 			nodes[spec.ServerID] = n
 			mu.Unlock()
@@ -125,24 +125,24 @@ func TestNodeKubeconfigIsNeverTrusted(t *testing.T) {
 	if _, err := e.backend.BuildImage(ctx, ImageConfig{K3sVersion: "v1.36.3+k3s1"}); err != nil {
 		t.Fatalf("build image: %v", err)
 	}
-	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid, Privileged: true}, State: cluster.ServerCreating}
+	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid, Privileged: true}, State: cluster.MemberCreating}
 	data, err := e.backend.Provision(ctx, m)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	m.Data, m.State = data, cluster.ServerReady
+	m.Data, m.State = data, cluster.MemberReady
 	c := cluster.Cluster{ID: "c-tamper", Account: "acme", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 	if _, err := e.backend.Claim(ctx, m, c); err != nil {
 		t.Fatalf("claim: %v", err)
 	}
-	m.State, m.ClusterID = cluster.ServerClaimed, c.ID
+	m.State, m.ClusterID = cluster.MemberClaimed, c.ID
 	mu.Lock()
 	node := nodes[mustData(t, m.Data).ServerID]
 	mu.Unlock()
 
 	// The plugin hands back the admin certificate k3s wrote, so that a
 	// provisioner that runs it goes on as if nothing happened.
-	raw, err := os.ReadFile(filepath.Join(node.Disk(), sshnode.K3sKubeconfig))
+	raw, err := os.ReadFile(filepath.Join(node.Disk(), k3snode.K3sKubeconfig))
 	if err != nil {
 		t.Fatal(err)
 	}

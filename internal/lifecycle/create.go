@@ -56,13 +56,13 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 			done()
 		}
 	}()
-	var srv cluster.Server
+	var srv cluster.Member
 	for {
 		ready := s.pool.Ready() // before the claim, so no signal is missed
 		now := s.cfg.Now()
 		c.CreatedAt, c.Timings.Queued = now, now.Sub(start)
 		c.ExpiresAt = now.Add(time.Duration(sp.MinutesToLive) * time.Minute)
-		srv, err = s.db.ClaimServer(ctx, c, s.backend.Name())
+		srv, err = s.db.ClaimMember(ctx, c, s.backend.Name())
 		if err == nil {
 			break
 		}
@@ -122,7 +122,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 func (s *Service) fail(ctx context.Context, id cluster.ID, reason string) {
 	ctx = context.WithoutCancel(ctx)
 	if _, err := s.db.UpdateCluster(ctx, id, sqlite.ClusterChange{
-		To: cluster.Failed, ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: "api", Message: reason,
+		To: cluster.Failed, ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: "api", Message: reason,
 	}); err != nil {
 		s.log.Error("mark cluster failed", "cluster", id, "err", err)
 	}

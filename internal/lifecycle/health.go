@@ -28,7 +28,7 @@ func (s *Service) memberLost(ctx context.Context, m pool.Member, reason string) 
 	why := "lost: its Kubernetes API stopped answering SMEK's health checks (" + reason + ")"
 	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
 		From: []cluster.Status{cluster.Running}, To: cluster.Failed,
-		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: "reconciler", Message: why,
+		ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: "reconciler", Message: why,
 	})
 	if err != nil {
 		s.log.Warn("mark lost cluster failed", "cluster", m.ClusterID, "err", err)

@@ -459,11 +459,11 @@ func TestFailedStopIsTakenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := e.db.Server(context.Background(), got.ServerID)
+	srv, err := e.db.Member(context.Background(), got.ServerID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != cluster.Running || srv.State != cluster.ServerClaimed || !got.StoppedExpiresAt.IsZero() {
+	if got.Status != cluster.Running || srv.State != cluster.MemberClaimed || !got.StoppedExpiresAt.IsZero() {
 		t.Errorf("after a failed stop: cluster %s (stopped-expires-at %v), member %s; want running and claimed", got.Status, got.StoppedExpiresAt, srv.State)
 	}
 	if kinds := e.notes.kinds(c.ID); slices.Contains(kinds, cluster.NotifyStopped) {

@@ -30,13 +30,13 @@ func (s *Service) Get(ctx context.Context, p cluster.Principal, id cluster.ID) (
 
 // withPhases adds the phase timings of the cluster's server, where the
 // backend records them; srv saves the lookup when the caller has it.
-func (s *Service) withPhases(ctx context.Context, c *cluster.Cluster, srv *cluster.Server) {
+func (s *Service) withPhases(ctx context.Context, c *cluster.Cluster, srv *cluster.Member) {
 	timer, ok := s.backend.(pool.PhaseTimer)
 	if !ok || c.ServerID == "" {
 		return
 	}
 	if srv == nil {
-		got, err := s.db.Server(ctx, c.ServerID)
+		got, err := s.db.Member(ctx, c.ServerID)
 		if err != nil {
 			return
 		}
@@ -120,7 +120,7 @@ func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor stri
 	if c.Status != cluster.Running {
 		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a running cluster can be stopped", c.ID, c.Status)
 	}
-	srv, err := s.db.Server(ctx, c.ServerID)
+	srv, err := s.db.Member(ctx, c.ServerID)
 	if err != nil {
 		return c, err
 	}
@@ -129,7 +129,7 @@ func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor stri
 	// cannot stop the member: the database never says running for a member
 	// that may be stopped already.
 	stopped, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
-		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped,
+		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped,
 		StoppedUntil: s.cfg.Now().Add(s.cfg.MaxStoppedLifetime), Cause: cause, Actor: actor,
 	})
 	if err != nil {
@@ -137,7 +137,7 @@ func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor stri
 	}
 	if err := s.backend.Stop(ctx, srv); err != nil {
 		if _, uerr := s.db.UpdateCluster(context.WithoutCancel(ctx), c.ID, sqlite.ClusterChange{
-			From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed, Undo: true,
+			From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed, Undo: true,
 			Cause: cause, Actor: actor, Message: "the backend could not stop it; it keeps running",
 		}); uerr != nil {
 			s.log.Error("take back a failed stop", "cluster", c.ID, "err", uerr)
@@ -161,7 +161,7 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 	was := c
 	c, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
 		From: []cluster.Status{cluster.Running, cluster.Stopped, cluster.Failed}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.ServerDirty, Cause: cause, Actor: actor, Message: reason,
+		ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: cause, Actor: actor, Message: reason,
 	})
 	if err != nil {
 		return c, err
@@ -208,7 +208,7 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if err := s.checkRunLimit(ctx, a); err != nil {
 		return Created{}, err
 	}
-	srv, err := s.db.Server(ctx, c.ServerID)
+	srv, err := s.db.Member(ctx, c.ServerID)
 	if err != nil {
 		return Created{}, err
 	}
@@ -222,7 +222,7 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	// again. The database never says running for a member that is not
 	// started.
 	started, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
-		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed, ServerData: data,
+		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed, ServerData: data,
 		ExpiresAt: s.cfg.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
 	})
 	if err != nil {
@@ -273,7 +273,7 @@ func (s *Service) Kubeconfig(ctx context.Context, p cluster.Principal, id cluste
 	if c.Status != cluster.Running {
 		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; a kubeconfig is minted for running clusters only", c.ID, c.Status)
 	}
-	srv, err := s.db.Server(ctx, c.ServerID)
+	srv, err := s.db.Member(ctx, c.ServerID)
 	if err != nil {
 		return Created{}, err
 	}
@@ -341,7 +341,7 @@ func (s *Service) revoke(ctx context.Context, c cluster.Cluster, serverID, cause
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	srv, err := s.db.Server(ctx, serverID)
+	srv, err := s.db.Member(ctx, serverID)
 	if err == nil {
 		err = r.Revoke(ctx, srv)
 	}

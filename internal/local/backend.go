@@ -311,7 +311,7 @@ func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
 func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) ([]string, error) {
 	keep := map[string]bool{}
 	for _, m := range known {
-		if m.State != cluster.ServerDeleted {
+		if m.State != cluster.MemberDeleted {
 			keep[m.ID] = true
 		}
 	}

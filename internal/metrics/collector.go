@@ -15,8 +15,8 @@ import (
 type Store interface {
 	// ClusterCounts counts clusters by status.
 	ClusterCounts(ctx context.Context) (map[cluster.Status]int, error)
-	// ServerCounts counts pool members by flavor and state.
-	ServerCounts(ctx context.Context) (map[cluster.Flavor]map[string]int, error)
+	// MemberCounts counts pool members by flavor and state.
+	MemberCounts(ctx context.Context) (map[cluster.Flavor]map[string]int, error)
 }
 
 // scrapeTimeout bounds the store queries of one scrape.
@@ -77,7 +77,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	servers, err := c.store.ServerCounts(ctx)
+	servers, err := c.store.MemberCounts(ctx)
 	if err != nil {
 		c.logger.Warn("metrics: count pool servers", "err", err)
 		ok = 0

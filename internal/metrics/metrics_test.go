@@ -248,7 +248,7 @@ func (brokenStore) ClusterCounts(context.Context) (map[cluster.Status]int, error
 	return nil, errors.New("database is locked")
 }
 
-func (brokenStore) ServerCounts(context.Context) (map[cluster.Flavor]map[string]int, error) {
+func (brokenStore) MemberCounts(context.Context) (map[cluster.Flavor]map[string]int, error) {
 	return nil, errors.New("database is locked")
 }
 

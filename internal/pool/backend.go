@@ -16,7 +16,7 @@ import (
 )
 
 // Member is a pool member as the backend sees it.
-type Member = cluster.Server
+type Member = cluster.Member
 
 // Backend runs pool members.
 type Backend interface {

@@ -23,13 +23,13 @@ func (p *Pool) checkHealth(ctx context.Context) (lost []string, err error) {
 	if !ok {
 		return nil, nil
 	}
-	members, err := p.store.Servers(ctx, p.backend.Name())
+	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
 		return nil, err
 	}
 	var claimed []Member
 	for _, m := range members {
-		if m.State == cluster.ServerClaimed {
+		if m.State == cluster.MemberClaimed {
 			claimed = append(claimed, m)
 		}
 	}

@@ -54,15 +54,15 @@ func TestLostAfterConsecutiveFailedChecks(t *testing.T) {
 	})
 	ids := map[string]string{}
 	for _, name := range []string{"healthy", "flaky", "dead", "ready"} {
-		m, err := db.CreateServer(ctx, "mem", flavor)
+		m, err := db.CreateMember(ctx, "mem", flavor)
 		if err != nil {
 			t.Fatal(err)
 		}
-		state := cluster.ServerClaimed
+		state := cluster.MemberClaimed
 		if name == "ready" {
-			state = cluster.ServerReady
+			state = cluster.MemberReady
 		}
-		if err := db.SetServerState(ctx, m.ID, state, []byte("{}"), ""); err != nil {
+		if err := db.SetMemberState(ctx, m.ID, state, []byte("{}"), ""); err != nil {
 			t.Fatal(err)
 		}
 		ids[name] = m.ID

@@ -13,9 +13,9 @@ import (
 
 // Store is the part of SMEK's database the pool uses.
 type Store interface {
-	CreateServer(ctx context.Context, backend string, f cluster.Flavor) (cluster.Server, error)
-	SetServerState(ctx context.Context, id string, state cluster.ServerState, data []byte, failure string) error
-	Servers(ctx context.Context, backend string) ([]cluster.Server, error)
+	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
+	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
+	Members(ctx context.Context, backend string) ([]cluster.Member, error)
 }
 
 // Config tunes the pool.
@@ -232,7 +232,7 @@ func (p *Pool) ReconcileBackend(ctx context.Context) (ghosts []string, err error
 	if !ok {
 		return nil, nil
 	}
-	members, err := p.store.Servers(ctx, p.backend.Name())
+	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (p *Pool) ReconcileBackend(ctx context.Context) (ghosts []string, err error
 func (p *Pool) markGhosts(ctx context.Context, ids []string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	members, err := p.store.Servers(ctx, p.backend.Name())
+	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
 		p.log.Warn("read members to mark ghosts", "err", err)
 		return nil
@@ -266,12 +266,12 @@ func (p *Pool) markGhosts(ctx context.Context, ids []string) []string {
 			continue
 		}
 		switch m.State {
-		case cluster.ServerReady, cluster.ServerClaimed, cluster.ServerStopped, cluster.ServerDirty:
+		case cluster.MemberReady, cluster.MemberClaimed, cluster.MemberStopped, cluster.MemberDirty:
 		default:
 			continue
 		}
 		p.log.Warn("ghost member: its resources are gone at the backend; replacing it", "server", m.ID, "state", m.State, "cluster", m.ClusterID)
-		if err := p.store.SetServerState(ctx, m.ID, cluster.ServerFailed, nil, "ghost: gone at the backend while "+string(m.State)); err != nil {
+		if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, "ghost: gone at the backend while "+string(m.State)); err != nil {
 			p.log.Warn("mark ghost failed", "server", m.ID, "err", err)
 			continue
 		}
@@ -289,7 +289,7 @@ func (p *Pool) recover(ctx context.Context) error {
 	if err != nil && ctx.Err() == nil {
 		p.log.Warn("backend reconcile", "err", err)
 	}
-	members, err := p.store.Servers(ctx, p.backend.Name())
+	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
 		return err
 	}
@@ -300,12 +300,12 @@ func (p *Pool) recover(ctx context.Context) error {
 			continue
 		}
 		switch m.State {
-		case cluster.ServerCreating, cluster.ServerBootstrapping:
+		case cluster.MemberCreating, cluster.MemberBootstrapping:
 			p.log.Info("destroying member interrupted while starting", "server", m.ID, "state", m.State)
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
 			}
-		case cluster.ServerReady, cluster.ServerClaimed:
+		case cluster.MemberReady, cluster.MemberClaimed:
 			if !canResume {
 				continue
 			}
@@ -315,12 +315,12 @@ func (p *Pool) recover(ctx context.Context) error {
 				data, err := resumer.Resume(ctx, m)
 				if err != nil {
 					p.log.Warn("resume member", "server", m.ID, "err", err)
-					if m.State == cluster.ServerReady {
+					if m.State == cluster.MemberReady {
 						p.destroy(ctx, m, "resume: "+err.Error())
 					}
 					return
 				}
-				p.store.SetServerState(ctx, m.ID, m.State, data, "")
+				p.store.SetMemberState(ctx, m.ID, m.State, data, "")
 			})
 		}
 	}
@@ -337,7 +337,7 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 	// read here is never older than the work it would start again.
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	members, err := p.store.Servers(ctx, p.backend.Name())
+	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
 		return err
 	}
@@ -353,16 +353,16 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 		c := get(m.Flavor)
 		c.live++
 		switch m.State {
-		case cluster.ServerReady:
+		case cluster.MemberReady:
 			c.ready++
-		case cluster.ServerDirty, cluster.ServerRebuilding:
+		case cluster.MemberDirty, cluster.MemberRebuilding:
 			// Rebuilding without a goroutine on it: a rebuild interrupted
 			// by a restart, done again.
-			if m.State == cluster.ServerRebuilding {
+			if m.State == cluster.MemberRebuilding {
 				c.rebuilding++ // on its way back: no new member for it
 			}
 			p.goWork(ctx, m, p.release)
-		case cluster.ServerFailed:
+		case cluster.MemberFailed:
 			p.goWork(ctx, m, func(ctx context.Context, m Member) { p.destroy(ctx, m, m.Failure) })
 		}
 	}
@@ -419,7 +419,7 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 	if ctx.Err() != nil {
 		return
 	}
-	m, err := p.store.CreateServer(ctx, p.backend.Name(), f)
+	m, err := p.store.CreateMember(ctx, p.backend.Name(), f)
 	if err != nil {
 		p.log.Warn("record new member", "flavor", f.String(), "err", err)
 		return
@@ -431,7 +431,7 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 		p.destroy(context.WithoutCancel(ctx), m, "provision: "+err.Error())
 		return
 	}
-	if err := p.store.SetServerState(ctx, m.ID, cluster.ServerReady, data, ""); err != nil {
+	if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
 		p.log.Warn("mark member ready", "server", m.ID, "err", err)
 		p.destroy(context.WithoutCancel(ctx), m, "record ready: "+err.Error())
 		return
@@ -444,30 +444,30 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m Member) {
-	if m.State != cluster.ServerRebuilding && p.surplus(ctx, m.Flavor) {
+	if m.State != cluster.MemberRebuilding && p.surplus(ctx, m.Flavor) {
 		// The flavor has enough members without this one: a rebuild would
 		// only grow the pool past its target.
 		p.destroy(ctx, m, "released above the pool's target")
 		p.Nudge()
 		return
 	}
-	if m.State != cluster.ServerRebuilding {
-		if err := p.store.SetServerState(ctx, m.ID, cluster.ServerRebuilding, nil, ""); err != nil {
+	if m.State != cluster.MemberRebuilding {
+		if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberRebuilding, nil, ""); err != nil {
 			p.log.Warn("mark member rebuilding", "server", m.ID, "err", err)
 			return
 		}
-		m.State = cluster.ServerRebuilding
+		m.State = cluster.MemberRebuilding
 	}
 	reusable, data, err := p.backend.Release(ctx, m)
 	switch {
 	case err != nil:
 		p.log.Warn("release member", "server", m.ID, "err", err)
-		p.store.SetServerState(ctx, m.ID, cluster.ServerFailed, nil, "release: "+err.Error())
+		p.store.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, "release: "+err.Error())
 	case reusable:
-		p.store.SetServerState(ctx, m.ID, cluster.ServerReady, data, "")
+		p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, "")
 		p.signalReady()
 	default:
-		p.store.SetServerState(ctx, m.ID, cluster.ServerDeleted, nil, "")
+		p.store.SetMemberState(ctx, m.ID, cluster.MemberDeleted, nil, "")
 	}
 	p.Nudge()
 }
@@ -475,14 +475,14 @@ func (p *Pool) release(ctx context.Context, m Member) {
 // surplus reports whether flavor f has as many ready or coming members as
 // its target and the creates waiting for it want.
 func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
-	members, err := p.store.Servers(ctx, p.backend.Name())
+	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
 		return false // when in doubt, keep the member
 	}
 	have := 0
 	for _, m := range members {
 		switch m.State {
-		case cluster.ServerReady, cluster.ServerCreating, cluster.ServerBootstrapping, cluster.ServerRebuilding:
+		case cluster.MemberReady, cluster.MemberCreating, cluster.MemberBootstrapping, cluster.MemberRebuilding:
 			if m.Flavor == f {
 				have++
 			}
@@ -496,10 +496,10 @@ func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
 
 func (p *Pool) destroy(ctx context.Context, m Member, reason string) error {
 	if err := p.backend.Destroy(ctx, m); err != nil {
-		p.store.SetServerState(ctx, m.ID, cluster.ServerFailed, nil, reason+"; destroy: "+err.Error())
+		p.store.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)
 	}
-	return p.store.SetServerState(ctx, m.ID, cluster.ServerDeleted, nil, reason)
+	return p.store.SetMemberState(ctx, m.ID, cluster.MemberDeleted, nil, reason)
 }
 
 func (p *Pool) signalReady() {

@@ -83,7 +83,7 @@ func (b *memBackend) Reconcile(_ context.Context, known []pool.Member) ([]string
 	var ghosts []string
 	for _, m := range known {
 		switch m.State {
-		case cluster.ServerReady, cluster.ServerClaimed, cluster.ServerStopped, cluster.ServerDirty:
+		case cluster.MemberReady, cluster.MemberClaimed, cluster.MemberStopped, cluster.MemberDirty:
 			if !b.live[m.ID] {
 				ghosts = append(ghosts, m.ID)
 			}
@@ -135,14 +135,14 @@ func runPool(t *testing.T, p *pool.Pool) {
 
 // waitMembers waits until cond holds for the members of the backend,
 // checking at every ready signal and every few milliseconds.
-func waitMembers(t *testing.T, p *pool.Pool, db *sqlite.DB, what string, cond func([]cluster.Server) bool) []cluster.Server {
+func waitMembers(t *testing.T, p *pool.Pool, db *sqlite.DB, what string, cond func([]cluster.Member) bool) []cluster.Member {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		ready := p.Ready()
-		ms, err := db.Servers(context.Background(), p.Backend().Name())
+		ms, err := db.Members(context.Background(), p.Backend().Name())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,15 +158,15 @@ func waitMembers(t *testing.T, p *pool.Pool, db *sqlite.DB, what string, cond fu
 	}
 }
 
-func states(ms []cluster.Server) map[string]cluster.ServerState {
-	out := map[string]cluster.ServerState{}
+func states(ms []cluster.Member) map[string]cluster.MemberState {
+	out := map[string]cluster.MemberState{}
 	for _, m := range ms {
 		out[m.ID] = m.State
 	}
 	return out
 }
 
-func countState(ms []cluster.Server, s cluster.ServerState) int {
+func countState(ms []cluster.Member, s cluster.MemberState) int {
 	n := 0
 	for _, m := range ms {
 		if m.State == s {
@@ -176,8 +176,8 @@ func countState(ms []cluster.Server, s cluster.ServerState) int {
 	return n
 }
 
-func readyN(n int) func([]cluster.Server) bool {
-	return func(ms []cluster.Server) bool { return countState(ms, cluster.ServerReady) == n && len(ms) == n }
+func readyN(n int) func([]cluster.Member) bool {
+	return func(ms []cluster.Member) bool { return countState(ms, cluster.MemberReady) == n && len(ms) == n }
 }
 
 // transitions returns a member's state changes as "from→to".
@@ -207,14 +207,14 @@ func TestReleaseRebuildsBeforeReady(t *testing.T) {
 	runPool(t, p)
 	ms := waitMembers(t, p, db, "one ready member", readyN(1))
 	id := ms[0].ID
-	if err := db.SetServerState(ctx, id, cluster.ServerDirty, nil, ""); err != nil {
+	if err := db.SetMemberState(ctx, id, cluster.MemberDirty, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	p.Nudge()
-	waitMembers(t, p, db, "the member ready again", func(ms []cluster.Server) bool {
+	waitMembers(t, p, db, "the member ready again", func(ms []cluster.Member) bool {
 		for _, m := range ms {
 			if m.ID == id {
-				return m.State == cluster.ServerReady && string(m.Data) != `{"member":"`+id+`"}`
+				return m.State == cluster.MemberReady && string(m.Data) != `{"member":"`+id+`"}`
 			}
 		}
 		return false
@@ -235,20 +235,20 @@ func TestRecoverFinishesInterruptedRebuild(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, t.TempDir())
 	b := newMem()
-	m, err := db.CreateServer(ctx, b.Name(), flavor)
+	m, err := db.CreateMember(ctx, b.Name(), flavor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.live[m.ID] = true
-	for _, s := range []cluster.ServerState{cluster.ServerReady, cluster.ServerClaimed, cluster.ServerDirty, cluster.ServerRebuilding} {
-		if err := db.SetServerState(ctx, m.ID, s, []byte(`{"member":"`+m.ID+`"}`), ""); err != nil {
+	for _, s := range []cluster.MemberState{cluster.MemberReady, cluster.MemberClaimed, cluster.MemberDirty, cluster.MemberRebuilding} {
+		if err := db.SetMemberState(ctx, m.ID, s, []byte(`{"member":"`+m.ID+`"}`), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	p := pool.New(db, b, pool.Config{Targets: map[cluster.Flavor]int{flavor: 1}})
 	runPool(t, p)
-	waitMembers(t, p, db, "the interrupted member ready", func(ms []cluster.Server) bool {
-		return states(ms)[m.ID] == cluster.ServerReady
+	waitMembers(t, p, db, "the interrupted member ready", func(ms []cluster.Member) bool {
+		return states(ms)[m.ID] == cluster.MemberReady
 	})
 	var mine []string
 	for _, c := range b.Calls() {
@@ -272,7 +272,7 @@ func TestGhostsAreMarkedFailedAndReplaced(t *testing.T) {
 	runPool(t, p)
 	ms := waitMembers(t, p, db, "two ready members", readyN(2))
 	readyGhost, claimedGhost := ms[0].ID, ms[1].ID
-	if err := db.SetServerState(ctx, claimedGhost, cluster.ServerClaimed, nil, ""); err != nil {
+	if err := db.SetMemberState(ctx, claimedGhost, cluster.MemberClaimed, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	b.vanish(readyGhost)
@@ -313,16 +313,16 @@ func TestRecoverSkipsGhosts(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, t.TempDir())
 	b := newMem()
-	m, err := db.CreateServer(ctx, b.Name(), flavor)
+	m, err := db.CreateMember(ctx, b.Name(), flavor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SetServerState(ctx, m.ID, cluster.ServerReady, []byte(`{}`), ""); err != nil {
+	if err := db.SetMemberState(ctx, m.ID, cluster.MemberReady, []byte(`{}`), ""); err != nil {
 		t.Fatal(err)
 	}
 	p := pool.New(db, b, pool.Config{Targets: map[cluster.Flavor]int{flavor: 1}})
 	runPool(t, p)
-	waitMembers(t, p, db, "a replacement", func(ms []cluster.Server) bool {
+	waitMembers(t, p, db, "a replacement", func(ms []cluster.Member) bool {
 		_, ghost := states(ms)[m.ID]
 		return !ghost && readyN(1)(ms)
 	})
@@ -359,12 +359,12 @@ func TestReleaseAboveTargetDeletes(t *testing.T) {
 	ms := waitMembers(t, p, db, "one ready member", readyN(1))
 	id := ms[0].ID
 	// The member serves a cluster; the pool makes a replacement.
-	if err := db.SetServerState(ctx, id, cluster.ServerClaimed, nil, ""); err != nil {
+	if err := db.SetMemberState(ctx, id, cluster.MemberClaimed, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	p.Nudge()
-	waitMembers(t, p, db, "a replacement ready", func(ms []cluster.Server) bool { return countState(ms, cluster.ServerReady) == 1 })
-	if err := db.SetServerState(ctx, id, cluster.ServerDirty, nil, ""); err != nil {
+	waitMembers(t, p, db, "a replacement ready", func(ms []cluster.Member) bool { return countState(ms, cluster.MemberReady) == 1 })
+	if err := db.SetMemberState(ctx, id, cluster.MemberDirty, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	p.Nudge()

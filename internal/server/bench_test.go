@@ -108,17 +108,17 @@ func startWith10000Clusters(b testing.TB) (*smektest.SMEK, string) {
 	}
 	f := cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}
 	for i := range 10000 {
-		s, err := smek.DB.CreateServer(ctx, "bench", f)
+		s, err := smek.DB.CreateMember(ctx, "bench", f)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := smek.DB.SetServerState(ctx, s.ID, cluster.ServerReady, nil, ""); err != nil {
+		if err := smek.DB.SetMemberState(ctx, s.ID, cluster.MemberReady, nil, ""); err != nil {
 			b.Fatal(err)
 		}
 		now := time.Now()
 		c := cluster.Cluster{ID: cluster.ID(fmt.Sprintf("c-%06d", i)), AccountID: a.ID, Account: a.Name,
 			Spec: cluster.Spec{K8sVersion: f.K8sVersion, Size: f.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if _, err := smek.DB.ClaimServer(ctx, c, "bench"); err != nil {
+		if _, err := smek.DB.ClaimMember(ctx, c, "bench"); err != nil {
 			b.Fatal(err)
 		}
 	}

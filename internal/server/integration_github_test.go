@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/githubapp"
-	"github.com/smek/action/internal/githubfake"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/webhook"

@@ -118,7 +118,7 @@ func TestRestartStopsChildrenAndRemovesOrphans(t *testing.T) {
 	token := smek.Token("restart", smektest.TokenOptions{})
 	smek.WaitReady(1, false)
 	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{}`)
-	servers, err := smek.DB.Servers(context.Background(), "local")
+	servers, err := smek.DB.Members(context.Background(), "local")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRestartStopsChildrenAndRemovesOrphans(t *testing.T) {
 		}
 	}
 	for _, s := range servers {
-		record(s.ID, s.State != cluster.ServerCreating)
+		record(s.ID, s.State != cluster.MemberCreating)
 	}
 	if len(pids) == 0 {
 		t.Fatal("no control plane processes recorded")
@@ -220,7 +220,7 @@ func TestConcurrentCreatesFromAFullPool(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	servers, err := smek.DB.Servers(context.Background(), "local")
+	servers, err := smek.DB.Members(context.Background(), "local")
 	if err != nil {
 		t.Fatal(err)
 	}

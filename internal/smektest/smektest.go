@@ -140,13 +140,13 @@ func (s *SMEK) WaitReady(n int, privileged bool) {
 	timeout := time.After(5 * time.Minute)
 	for {
 		ready := s.Pool.Ready()
-		servers, err := s.DB.Servers(context.Background(), "local")
+		servers, err := s.DB.Members(context.Background(), "local")
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		have := 0
 		for _, m := range servers {
-			if m.State == cluster.ServerReady && m.Flavor.Privileged == privileged {
+			if m.State == cluster.MemberReady && m.Flavor.Privileged == privileged {
 				have++
 			}
 		}

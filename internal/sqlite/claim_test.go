@@ -45,12 +45,12 @@ func readyServers(t testing.TB, db *DB, backend string, f cluster.Flavor, n int)
 	ctx := context.Background()
 	var ids []string
 	for range n {
-		s, err := db.CreateServer(ctx, backend, f)
+		s, err := db.CreateMember(ctx, backend, f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, st := range []cluster.ServerState{cluster.ServerBootstrapping, cluster.ServerReady} {
-			if err := db.SetServerState(ctx, s.ID, st, []byte(`{"port": 1}`), ""); err != nil {
+		for _, st := range []cluster.MemberState{cluster.MemberBootstrapping, cluster.MemberReady} {
+			if err := db.SetMemberState(ctx, s.ID, st, []byte(`{"port": 1}`), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -69,7 +69,7 @@ func newClaim(a cluster.Account, i int, f cluster.Flavor) cluster.Cluster {
 
 type claimResult struct {
 	c   cluster.Cluster
-	srv cluster.Server
+	srv cluster.Member
 	err error
 }
 
@@ -82,7 +82,7 @@ func claimAll(t *testing.T, db *DB, cs []cluster.Cluster) []claimResult {
 	for i, c := range cs {
 		wg.Go(func() {
 			<-start
-			srv, err := db.ClaimServer(context.Background(), c, "local")
+			srv, err := db.ClaimMember(context.Background(), c, "local")
 			out[i] = claimResult{c, srv, err}
 		})
 	}
@@ -119,7 +119,7 @@ func TestClaimIsExclusive(t *testing.T) {
 			t.Errorf("server %s handed to %s and %s", r.srv.ID, other, r.c.ID)
 		}
 		byServer[r.srv.ID] = r.c.ID
-		if r.srv.State != cluster.ServerClaimed || r.srv.ClusterID != r.c.ID {
+		if r.srv.State != cluster.MemberClaimed || r.srv.ClusterID != r.c.ID {
 			t.Errorf("claim for %s returned %+v", r.c.ID, r.srv)
 		}
 	}
@@ -130,11 +130,11 @@ func TestClaimIsExclusive(t *testing.T) {
 	// The database agrees: every server is claimed by the cluster that
 	// records it, and every cluster is on the server that records it.
 	for _, id := range servers {
-		s, err := db.Server(ctx, id)
+		s, err := db.Member(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.State != cluster.ServerClaimed || s.ClusterID != byServer[id] {
+		if s.State != cluster.MemberClaimed || s.ClusterID != byServer[id] {
 			t.Errorf("server %s: state %s cluster %q, want claimed by %q", id, s.State, s.ClusterID, byServer[id])
 		}
 		c, err := db.Cluster(ctx, a.ID, s.ClusterID)
@@ -183,12 +183,12 @@ func TestClaimLimitUnderConcurrency(t *testing.T) {
 		t.Errorf("CountLive = %d, %v; want 5", n, err)
 	}
 	ready := 0
-	servers, err := db.Servers(ctx, "local")
+	servers, err := db.Members(ctx, "local")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range servers {
-		if s.State == cluster.ServerReady {
+		if s.State == cluster.MemberReady {
 			ready++
 		}
 	}
@@ -198,22 +198,22 @@ func TestClaimLimitUnderConcurrency(t *testing.T) {
 
 	// Another account is not held back by this one's limit.
 	other := claimAccount(t, db, "other", 5)
-	if _, err := db.ClaimServer(ctx, newClaim(other, 100, claimFlavor), "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, newClaim(other, 100, claimFlavor), "local"); err != nil {
 		t.Errorf("other account: %v", err)
 	}
 	// A stopped cluster does not count: stopping one makes room.
 	for _, ch := range []ClusterChange{
 		{From: []cluster.Status{cluster.Pending}, To: cluster.Running},
-		{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped},
+		{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped},
 	} {
 		if _, err := db.UpdateCluster(ctx, winner, ch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ClaimServer(ctx, newClaim(a, 200, claimFlavor), "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 200, claimFlavor), "local"); err != nil {
 		t.Errorf("after stopping one of 5: %v", err)
 	}
-	if _, err := db.ClaimServer(ctx, newClaim(a, 201, claimFlavor), "local"); cluster.ErrorCode(err) != cluster.ELIMIT {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 201, claimFlavor), "local"); cluster.ErrorCode(err) != cluster.ELIMIT {
 		t.Errorf("sixth live cluster: got %v, want the limit", err)
 	}
 }
@@ -228,10 +228,10 @@ func TestClaimMatchesFlavorAndBackend(t *testing.T) {
 	older := cluster.Flavor{K8sVersion: "1.35.7", Size: cluster.SizeMid}
 	readyServers(t, db, "local", older, 1)
 
-	if _, err := db.ClaimServer(ctx, newClaim(a, 1, claimFlavor), "local"); !errors.Is(err, ErrPoolEmpty) {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 1, claimFlavor), "local"); !errors.Is(err, ErrPoolEmpty) {
 		t.Errorf("baseline 1.36.3 on local: got %v, want ErrPoolEmpty (only other flavors and backends are ready)", err)
 	}
-	s, err := db.ClaimServer(ctx, newClaim(a, 2, priv), "local")
+	s, err := db.ClaimMember(ctx, newClaim(a, 2, priv), "local")
 	if err != nil || s.Flavor != priv || s.Backend != "local" {
 		t.Errorf("privileged: got %+v, %v", s, err)
 	}
@@ -249,7 +249,7 @@ func TestClaimTakesOldestReady(t *testing.T) {
 		ids = append(ids, readyServers(t, db, "local", claimFlavor, 1)[0])
 	}
 	for i, want := range []string{ids[2], ids[1], ids[0]} {
-		s, err := db.ClaimServer(ctx, newClaim(a, i, claimFlavor), "local")
+		s, err := db.ClaimMember(ctx, newClaim(a, i, claimFlavor), "local")
 		if err != nil || s.ID != want {
 			t.Errorf("claim %d: got %s, %v; want %s", i, s.ID, err, want)
 		}
@@ -262,7 +262,7 @@ func TestUpdateClusterTransitions(t *testing.T) {
 	a := claimAccount(t, db, "ci", 100)
 	srvID := readyServers(t, db, "local", claimFlavor, 1)[0]
 	c := newClaim(a, 1, claimFlavor)
-	if _, err := db.ClaimServer(ctx, c, "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -275,11 +275,11 @@ func TestUpdateClusterTransitions(t *testing.T) {
 		{"running", ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running, APIServer: "https://127.0.0.1:6443",
 			Timings: &cluster.Timings{Claimed: 3 * time.Millisecond, Ready: 50 * time.Millisecond, Warm: true}}, cluster.Running},
 		{"start while running", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running}, ""},
-		{"stop", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped}, cluster.Stopped},
+		{"stop", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}, cluster.Stopped},
 		{"stop again", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
-		{"start", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed}, cluster.Running},
+		{"start", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed}, cluster.Running},
 		{"terminate", ClusterChange{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated,
-			ReleaseServer: true, ServerState: cluster.ServerDirty}, cluster.Terminated},
+			ReleaseServer: true, ServerState: cluster.MemberDirty}, cluster.Terminated},
 		{"stop a terminated cluster", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
 		{"start a terminated cluster", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running}, ""},
 		{"terminate twice", ClusterChange{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated}, ""},
@@ -324,14 +324,14 @@ func TestUpdateClusterTransitions(t *testing.T) {
 	}
 	// Invariant 1: the released server is dirty and linked to nothing; it
 	// cannot be claimed until the pool has rebuilt it.
-	s, err := db.Server(ctx, srvID)
+	s, err := db.Member(ctx, srvID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.State != cluster.ServerDirty || s.ClusterID != "" {
+	if s.State != cluster.MemberDirty || s.ClusterID != "" {
 		t.Errorf("released server: state %s cluster %q, want dirty and unlinked", s.State, s.ClusterID)
 	}
-	if _, err := db.ClaimServer(ctx, newClaim(a, 2, claimFlavor), "local"); !errors.Is(err, ErrPoolEmpty) {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 2, claimFlavor), "local"); !errors.Is(err, ErrPoolEmpty) {
 		t.Errorf("claim with only a dirty server: got %v, want ErrPoolEmpty", err)
 	}
 
@@ -348,7 +348,7 @@ func TestUpdateClusterRace(t *testing.T) {
 	a := claimAccount(t, db, "ci", 100)
 	readyServers(t, db, "local", claimFlavor, 1)
 	c := newClaim(a, 1, claimFlavor)
-	if _, err := db.ClaimServer(ctx, c, "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running}); err != nil {
@@ -402,7 +402,7 @@ func TestClusterOfAnotherAccount(t *testing.T) {
 	stranger := claimAccount(t, db, "stranger", 5)
 	readyServers(t, db, "local", claimFlavor, 1)
 	c := newClaim(owner, 1, claimFlavor)
-	if _, err := db.ClaimServer(ctx, c, "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -486,20 +486,20 @@ func TestServerFailureFailsItsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}
-	s, err := db.CreateServer(ctx, "test", f)
+	s, err := db.CreateMember(ctx, "test", f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SetServerState(ctx, s.ID, cluster.ServerReady, nil, ""); err != nil {
+	if err := db.SetMemberState(ctx, s.ID, cluster.MemberReady, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	c := cluster.Cluster{ID: "c-ghost1", AccountID: a.ID, Account: a.Name, Spec: cluster.Spec{K8sVersion: f.K8sVersion, Size: f.Size, MinutesToLive: 5},
 		CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
-	if _, err := db.ClaimServer(ctx, c, "test"); err != nil {
+	if _, err := db.ClaimMember(ctx, c, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SetServerState(ctx, s.ID, cluster.ServerFailed, nil, "the cloud lost the server"); err != nil {
+	if err := db.SetMemberState(ctx, s.ID, cluster.MemberFailed, nil, "the cloud lost the server"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.Cluster(ctx, 0, c.ID)

@@ -39,20 +39,20 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 	return c, err
 }
 
-// ClaimServer is the heart of a create: in one transaction it checks the
+// ClaimMember is the heart of a create: in one transaction it checks the
 // account's parallel-cluster limit, takes the oldest ready server of the
 // cluster's flavor, records the cluster as pending on it and marks the
 // server claimed. SQLite's single writer makes the claim exclusive: two
 // creates can never get the same server. ErrPoolEmpty means there was none.
-func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string) (cluster.Server, error) {
-	var s cluster.Server
+func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string) (cluster.Member, error) {
+	var s cluster.Member
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := checkRunLimit(ctx, tx, c.AccountID); err != nil {
 			return err
 		}
 		f := c.Spec.Flavor()
 		var err error
-		s, err = scanServer(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers
+		s, err = scanMember(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers
 			WHERE backend = ? AND state = 'ready' AND k8s_version = ? AND size = ? AND privileged = ?
 			ORDER BY ready_at LIMIT 1`, backend, f.K8sVersion, f.Size, b2i(f.Privileged)))
 		if isNoRows(err) {
@@ -69,7 +69,7 @@ func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("claim server %s: it was taken", s.ID)
 		}
-		s.State, s.ClusterID = cluster.ServerClaimed, c.ID
+		s.State, s.ClusterID = cluster.MemberClaimed, c.ID
 		r := c.Run
 		_, err = tx.ExecContext(ctx, `INSERT INTO clusters (id, account_id, status, k8s_version, size, privileged, keep_cluster,
 			minutes_to_live, notification_email, server_id, run_repository, run_repository_id, run_id, run_attempt, run_job,
@@ -83,7 +83,7 @@ func (db *DB) ClaimServer(ctx context.Context, c cluster.Cluster, backend string
 		if err != nil {
 			return fmt.Errorf("insert cluster: %w", err)
 		}
-		if err := db.recordEvent(ctx, tx, event{subject: s.ID, typ: "claimed", from: string(cluster.ServerReady), to: string(cluster.ServerClaimed), cause: "api", message: string(c.ID)}); err != nil {
+		if err := db.recordEvent(ctx, tx, event{subject: s.ID, typ: "claimed", from: string(cluster.MemberReady), to: string(cluster.MemberClaimed), cause: "api", message: string(c.ID)}); err != nil {
 			return err
 		}
 		actor := c.CreatedBy
@@ -154,7 +154,7 @@ type ClusterChange struct {
 	// marks the server dirty (or deleted when ServerState says so).
 	ReleaseServer bool
 	// ServerState is the server's state after the change; "" keeps it.
-	ServerState cluster.ServerState
+	ServerState cluster.MemberState
 	// ServerData, when not nil, replaces the server's backend data (a
 	// started member's new address, say).
 	ServerData []byte

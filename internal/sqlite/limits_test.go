@@ -23,7 +23,7 @@ func runningClusters(t *testing.T, db *DB, a cluster.Account, first, n int) []cl
 	var ids []cluster.ID
 	for i := range n {
 		c := newClaim(a, first+i, claimFlavor)
-		if _, err := db.ClaimServer(ctx, c, "local"); err != nil {
+		if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running}); err != nil {
@@ -39,7 +39,7 @@ func stoppedClusters(t *testing.T, db *DB, a cluster.Account, first, n int) []cl
 	t.Helper()
 	ids := runningClusters(t, db, a, first, n)
 	for _, id := range ids {
-		if _, err := db.UpdateCluster(context.Background(), id, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped}); err != nil {
+		if _, err := db.UpdateCluster(context.Background(), id, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,13 +63,13 @@ func changeAll(t *testing.T, db *DB, ids []cluster.ID, ch ClusterChange) []error
 	return errs
 }
 
-func statusOf(t *testing.T, db *DB, id cluster.ID) (cluster.Status, cluster.ServerState) {
+func statusOf(t *testing.T, db *DB, id cluster.ID) (cluster.Status, cluster.MemberState) {
 	t.Helper()
 	c, err := db.Cluster(context.Background(), 0, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := db.Server(context.Background(), c.ServerID)
+	s, err := db.Member(context.Background(), c.ServerID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestStartLimitUnderConcurrency(t *testing.T) {
 	claimAccount(t, db, "one", 1)
 
 	errs := changeAll(t, db, ids, ClusterChange{
-		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed,
+		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed,
 		ExpiresAt: claimT0.Add(2 * time.Hour), Cause: "api",
 	})
 	started, limited := 0, 0
@@ -102,7 +102,7 @@ func TestStartLimitUnderConcurrency(t *testing.T) {
 			}
 			// A refused start moves nothing: the cluster and its member
 			// stay stopped.
-			if st, srv := statusOf(t, db, ids[i]); st != cluster.Stopped || srv != cluster.ServerStopped {
+			if st, srv := statusOf(t, db, ids[i]); st != cluster.Stopped || srv != cluster.MemberStopped {
 				t.Errorf("refused start of %s: cluster %s, member %s; want both stopped", ids[i], st, srv)
 			}
 		default:
@@ -125,11 +125,11 @@ func TestStartCountsPendingClusters(t *testing.T) {
 	stopped := stoppedClusters(t, db, a, 0, 1)[0]
 	readyServers(t, db, "local", claimFlavor, 2)
 	for i := range 2 {
-		if _, err := db.ClaimServer(ctx, newClaim(a, 10+i, claimFlavor), "local"); err != nil {
+		if _, err := db.ClaimMember(ctx, newClaim(a, 10+i, claimFlavor), "local"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed})
+	_, err := db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed})
 	if cluster.ErrorCode(err) != cluster.ELIMIT {
 		t.Errorf("start with two pending clusters and a limit of 2: got %v, want the limit", err)
 	}
@@ -145,7 +145,7 @@ func TestStopLimitUnderConcurrency(t *testing.T) {
 	ids := runningClusters(t, db, a, 0, 6)
 
 	errs := changeAll(t, db, ids, ClusterChange{
-		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped, Cause: "api",
+		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped, Cause: "api",
 	})
 	var refused cluster.ID
 	stopped := 0
@@ -165,7 +165,7 @@ func TestStopLimitUnderConcurrency(t *testing.T) {
 	if stopped != 5 || refused == "" {
 		t.Fatalf("got %d stopped (refused %q), want 5 and one refused", stopped, refused)
 	}
-	if st, srv := statusOf(t, db, refused); st != cluster.Running || srv != cluster.ServerClaimed {
+	if st, srv := statusOf(t, db, refused); st != cluster.Running || srv != cluster.MemberClaimed {
 		t.Errorf("refused stop: cluster %s, member %s; want running and claimed", st, srv)
 	}
 
@@ -175,12 +175,12 @@ func TestStopLimitUnderConcurrency(t *testing.T) {
 			continue
 		}
 		if _, err := db.UpdateCluster(ctx, id, ClusterChange{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated,
-			ReleaseServer: true, ServerState: cluster.ServerDirty}); err != nil {
+			ReleaseServer: true, ServerState: cluster.MemberDirty}); err != nil {
 			t.Fatal(err)
 		}
 		break
 	}
-	if _, err := db.UpdateCluster(ctx, refused, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped}); err != nil {
+	if _, err := db.UpdateCluster(ctx, refused, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
 		t.Errorf("stop after terminating a stopped cluster: %v", err)
 	}
 }
@@ -197,18 +197,18 @@ func TestSuspendedAccount(t *testing.T) {
 	readyServers(t, db, "local", claimFlavor, 1)
 	claimAccount(t, db, "paused", 0)
 
-	_, err := db.ClaimServer(ctx, newClaim(a, 20, claimFlavor), "local")
+	_, err := db.ClaimMember(ctx, newClaim(a, 20, claimFlavor), "local")
 	if cluster.ErrorCode(err) != codeSuspended || !strings.Contains(cluster.ErrorMessage(err), "max-clusters") {
 		t.Errorf("claim of a suspended account: got %v (%s), want %q naming max-clusters", err, cluster.ErrorCode(err), codeSuspended)
 	}
-	_, err = db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.ServerClaimed})
+	_, err = db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed})
 	if cluster.ErrorCode(err) != codeSuspended {
 		t.Errorf("start on a suspended account: got %v (%s), want %q", err, cluster.ErrorCode(err), codeSuspended)
 	}
-	if _, err := db.UpdateCluster(ctx, running, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.ServerStopped}); err != nil {
+	if _, err := db.UpdateCluster(ctx, running, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
 		t.Errorf("stop on a suspended account: %v", err)
 	}
-	if _, err := db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.ServerDirty}); err != nil {
+	if _, err := db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.MemberDirty}); err != nil {
 		t.Errorf("terminate on a suspended account: %v", err)
 	}
 }

@@ -34,26 +34,26 @@ type PoolHealth struct {
 // add counts n members in state into the field that state belongs to.
 // Deleted members are history and count nowhere.
 func (h *PoolHealth) add(state string, n int) {
-	switch cluster.ServerState(state) {
-	case cluster.ServerReady:
+	switch cluster.MemberState(state) {
+	case cluster.MemberReady:
 		h.Ready += n
-	case cluster.ServerCreating, cluster.ServerBootstrapping:
+	case cluster.MemberCreating, cluster.MemberBootstrapping:
 		h.Booting += n
-	case cluster.ServerDirty, cluster.ServerRebuilding:
+	case cluster.MemberDirty, cluster.MemberRebuilding:
 		h.Rebuilding += n
-	case cluster.ServerClaimed, cluster.ServerStopped:
+	case cluster.MemberClaimed, cluster.MemberStopped:
 		h.InUse += n
-	case cluster.ServerFailed:
+	case cluster.MemberFailed:
 		h.Failed += n
-	case cluster.ServerDeleted:
+	case cluster.MemberDeleted:
 	default:
 		h.Other += n
 	}
 }
 
-// ServerCounts counts pool members by flavor and state. Deleted members are
+// MemberCounts counts pool members by flavor and state. Deleted members are
 // left out.
-func (db *DB) ServerCounts(ctx context.Context) (map[cluster.Flavor]map[string]int, error) {
+func (db *DB) MemberCounts(ctx context.Context) (map[cluster.Flavor]map[string]int, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT k8s_version, size, privileged, state, COUNT(*)
 		FROM servers WHERE state != 'deleted' GROUP BY k8s_version, size, privileged, state`)
 	if err != nil {
@@ -83,7 +83,7 @@ func (db *DB) ServerCounts(ctx context.Context) (map[cluster.Flavor]map[string]i
 // PoolHealth returns the health of every flavor that has pool members,
 // ordered by flavor.
 func (db *DB) PoolHealth(ctx context.Context) ([]PoolHealth, error) {
-	counts, err := db.ServerCounts(ctx)
+	counts, err := db.MemberCounts(ctx)
 	if err != nil {
 		return nil, err
 	}

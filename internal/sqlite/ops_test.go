@@ -64,7 +64,7 @@ func TestPoolHealth(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 
-	counts, err := db.ServerCounts(ctx)
+	counts, err := db.MemberCounts(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

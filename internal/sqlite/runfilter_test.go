@@ -21,7 +21,7 @@ func TestClusterRunMetadataAndOwnerFilter(t *testing.T) {
 	for i, repo := range repos {
 		c := newClaim(a, i, f)
 		c.Run = cluster.RunMetadata{Repository: repo, RepositoryID: int64(100 + i), RunID: 7, RunAttempt: 1, JobID: int64(51725241954 + i), Runner: "r"}
-		if _, err := db.ClaimServer(ctx, c, "local"); err != nil {
+		if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,8 +16,8 @@ var ErrPoolEmpty = errors.New("no ready server")
 
 const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, data, failure, created_at, updated_at, ready_at`
 
-func scanServer(s scanner) (cluster.Server, error) {
-	var v cluster.Server
+func scanMember(s scanner) (cluster.Member, error) {
+	var v cluster.Member
 	var priv int
 	var clusterID sql.NullString
 	var created, updated, ready sql.NullInt64
@@ -30,17 +30,17 @@ func scanServer(s scanner) (cluster.Server, error) {
 	return v, err
 }
 
-// NewServerID returns a fresh pool member id.
-func NewServerID() string {
+// NewMemberID returns a fresh pool member id.
+func NewMemberID() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return "s-" + hex.EncodeToString(b[:])
 }
 
-// CreateServer records a new pool member in state creating.
-func (db *DB) CreateServer(ctx context.Context, backend string, f cluster.Flavor) (cluster.Server, error) {
+// CreateMember records a new pool member in state creating.
+func (db *DB) CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error) {
 	now := db.Now()
-	s := cluster.Server{ID: NewServerID(), Backend: backend, Flavor: f, State: cluster.ServerCreating, Data: []byte("{}"), CreatedAt: now, UpdatedAt: now}
+	s := cluster.Member{ID: NewMemberID(), Backend: backend, Flavor: f, State: cluster.MemberCreating, Data: []byte("{}"), CreatedAt: now, UpdatedAt: now}
 	_, err := db.db.ExecContext(ctx, `INSERT INTO servers (id, backend, k8s_version, size, privileged, state, data, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?)`, s.ID, backend, f.K8sVersion, f.Size, b2i(f.Privileged), s.State, ms(now), ms(now))
 	if err != nil {
@@ -49,11 +49,11 @@ func (db *DB) CreateServer(ctx context.Context, backend string, f cluster.Flavor
 	return s, db.recordEvent(ctx, db.db, event{subject: s.ID, typ: "created", to: string(s.State), cause: "pool", message: f.String()})
 }
 
-// SetServerState moves a server to state, storing data when not nil and a
+// SetMemberState moves a server to state, storing data when not nil and a
 // failure reason when not empty. Moving to ready stamps ready_at; moving to
 // deleted or dirty clears nothing: the cluster link is cleared by
 // ReleaseServer.
-func (db *DB) SetServerState(ctx context.Context, id string, state cluster.ServerState, data []byte, failure string) error {
+func (db *DB) SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		var from string
 		var clusterID sql.NullString
@@ -64,7 +64,7 @@ func (db *DB) SetServerState(ctx context.Context, id string, state cluster.Serve
 		// A server that fails or vanishes while serving a cluster takes the
 		// cluster with it: the cluster is failed, never left "running" on
 		// nothing.
-		if clusterID.Valid && (state == cluster.ServerFailed || state == cluster.ServerDeleted) {
+		if clusterID.Valid && (state == cluster.MemberFailed || state == cluster.MemberDeleted) {
 			res, err := tx.ExecContext(ctx, `UPDATE clusters SET status = 'failed', terminated_at = ? WHERE id = ? AND status IN ('pending', 'running', 'stopped')`, now, clusterID.String)
 			if err != nil {
 				return fmt.Errorf("fail cluster %s: %w", clusterID.String, err)
@@ -82,11 +82,11 @@ func (db *DB) SetServerState(ctx context.Context, id string, state cluster.Serve
 			q += `, data = ?`
 			args = append(args, string(data))
 		}
-		if state == cluster.ServerReady {
+		if state == cluster.MemberReady {
 			q += `, ready_at = ?, cluster_id = NULL`
 			args = append(args, now)
 		}
-		if state == cluster.ServerDeleted || state == cluster.ServerFailed {
+		if state == cluster.MemberDeleted || state == cluster.MemberFailed {
 			q += `, cluster_id = NULL`
 		}
 		q += ` WHERE id = ?`
@@ -98,9 +98,9 @@ func (db *DB) SetServerState(ctx context.Context, id string, state cluster.Serve
 	})
 }
 
-// Server returns one pool member.
-func (db *DB) Server(ctx context.Context, id string) (cluster.Server, error) {
-	s, err := scanServer(db.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
+// Member returns one pool member.
+func (db *DB) Member(ctx context.Context, id string) (cluster.Member, error) {
+	s, err := scanMember(db.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
 	if isNoRows(err) {
 		return s, cluster.Errorf(cluster.ENOTFOUND, "server", "no server %s", id)
 	}
@@ -108,15 +108,15 @@ func (db *DB) Server(ctx context.Context, id string) (cluster.Server, error) {
 }
 
 // Servers lists the pool members of a backend that are not deleted.
-func (db *DB) Servers(ctx context.Context, backend string) ([]cluster.Server, error) {
+func (db *DB) Members(ctx context.Context, backend string) ([]cluster.Member, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE backend = ? AND state <> 'deleted' ORDER BY created_at`, backend)
 	if err != nil {
 		return nil, fmt.Errorf("list servers: %w", err)
 	}
 	defer rows.Close()
-	var out []cluster.Server
+	var out []cluster.Member
 	for rows.Next() {
-		s, err := scanServer(rows)
+		s, err := scanMember(rows)
 		if err != nil {
 			return nil, err
 		}

@@ -219,17 +219,17 @@ func TestEnsureAccountLimitEnforcedByClaim(t *testing.T) {
 	ctx := context.Background()
 	a := claimAccount(t, db, "tight", 1)
 	readyServers(t, db, "local", claimFlavor, 3)
-	if _, err := db.ClaimServer(ctx, newClaim(a, 1, claimFlavor), "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 1, claimFlavor), "local"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ClaimServer(ctx, newClaim(a, 2, claimFlavor), "local"); cluster.ErrorCode(err) != cluster.ELIMIT {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 2, claimFlavor), "local"); cluster.ErrorCode(err) != cluster.ELIMIT {
 		t.Fatalf("second cluster with a limit of 1: got %v, want the limit", err)
 	}
 	two := 2
 	if _, err := db.EnsureAccount(ctx, "tight", AccountLimits{MaxClusters: &two}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ClaimServer(ctx, newClaim(a, 3, claimFlavor), "local"); err != nil {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 3, claimFlavor), "local"); err != nil {
 		t.Errorf("after raising the limit to 2: %v", err)
 	}
 }

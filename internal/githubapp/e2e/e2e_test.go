@@ -21,8 +21,8 @@ import (
 
 	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/client/clienttest"
+	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/githubapp"
-	"github.com/smek/action/internal/githubfake"
 	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"

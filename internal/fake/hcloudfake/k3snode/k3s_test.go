@@ -1,4 +1,4 @@
-package sshnode
+package k3snode
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/local/localtest"
 )
 

@@ -1,4 +1,4 @@
-package sshnode
+package k3snode
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 )
 
 func newKey(t *testing.T) ssh.Signer {

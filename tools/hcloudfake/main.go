@@ -1,6 +1,6 @@
 // Command hcloudfake serves the fake Hetzner Cloud API on loopback:
 //
-//	go run ./internal/hcloudfake/cmd/hcloudfake -listen 127.0.0.1:4000 -durations create_server=20s,rebuild_server=15s
+//	go run ./tools/hcloudfake -listen 127.0.0.1:4000 -durations create_server=20s,rebuild_server=15s
 //
 // Point hcloud-go (or SMEK's --hcloud-endpoint) at http://127.0.0.1:4000.
 // With -machines every server is a simulated node reachable by SSH on
@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/smek/action/internal/hcloudfake"
-	"github.com/smek/action/internal/sshnode"
+	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 )
 
 func main() {
@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			*dataDir = dir
 		}
 		cfg.DataDir = *dataDir
-		cfg.Machines = sshnode.Factory(sshnode.Config{Dir: *dataDir, KubeBin: *kubeBin, Logger: logger})
+		cfg.Machines = k3snode.Factory(k3snode.Config{Dir: *dataDir, KubeBin: *kubeBin, Logger: logger})
 	}
 	f := hcloudfake.New(cfg)
 	defer f.Close()

@@ -1,4 +1,4 @@
-package sshnode
+package k3snode
 
 import (
 	"fmt"

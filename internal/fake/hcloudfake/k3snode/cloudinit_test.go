@@ -1,4 +1,4 @@
-package sshnode
+package k3snode
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 )
 
 // hostKeyOf connects to n and returns the host key it presents.

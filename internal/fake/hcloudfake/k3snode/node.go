@@ -1,4 +1,4 @@
-// Package sshnode simulates the machine behind a fake Hetzner server: a disk
+// Package k3snode simulates the machine behind a fake Hetzner server: a disk
 // (a folder), an SSH server on loopback that accepts the keys the server was
 // created with (public key authentication only), and a command handler for
 // the few commands SMEK's bootstrap and image build run. `systemctl start
@@ -6,7 +6,7 @@
 // the parts of k3s a control plane lacks: the node, CoreDNS, the local-path
 // StorageClass, the auto-deploy manifests and a kubelet that marks pods
 // running. It implements hcloudfake.Machine.
-package sshnode
+package k3snode
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"sigs.k8s.io/yaml"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 )
 
 // Config says where nodes keep their disks and where the Kubernetes
@@ -92,7 +92,7 @@ func NewNode(cfg Config, spec hcloudfake.MachineSpec) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, spec: spec, disk: filepath.Join(cfg.Dir, "servers", fmt.Sprint(spec.ServerID), "disk"),
-		log: cfg.Logger.With("component", "sshnode", "server", spec.ServerID),
+		log: cfg.Logger.With("component", "k3snode", "server", spec.ServerID),
 	}
 	if err := n.Reimage(hcloudfake.Disk{ImageDir: spec.ImageDir, Inconsistent: spec.ImageInconsistent, UserData: spec.UserData}); err != nil {
 		return nil, err

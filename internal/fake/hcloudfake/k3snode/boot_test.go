@@ -1,11 +1,11 @@
-package sshnode
+package k3snode
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/local/localtest"
 )
 

@@ -1,4 +1,4 @@
-package sshnode
+package k3snode
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/smek/action/internal/hcloudfake"
+	"github.com/smek/action/internal/fake/hcloudfake"
 )
 
 // TestFirewallDropsSilently: a connection the firewall does not admit
