@@ -2,13 +2,9 @@ package cluster
 
 import "time"
 
-// MemberState is where a pool member is in its life:
-//
-//	creating → bootstrapping → ready → claimed ⇄ stopped → dirty →
-//	rebuilding → bootstrapping → ready;  failed → deleted
-//
-// There is no transition from dirty to ready: a released member is rebuilt
-// (or deleted) before anyone gets it again.
+// MemberState is where a pool member is in its life. The transitions a
+// member may take are listed once, in memberTransitions; the store refuses
+// every other one (CanBecome).
 type MemberState string
 
 // Member states.
@@ -24,6 +20,69 @@ const (
 	MemberDeleted       MemberState = "deleted"
 )
 
+// memberTransitions is the member's state machine: the states each state
+// may become. Who takes each step:
+//
+//	creating → ready            the pool's provision (the backend boots and
+//	                            bootstraps in one call; bootstrapping is the
+//	                            step's name for backends that record it)
+//	ready → claimed             a create's claim (sqlite.ClaimMember)
+//	ready → ready,
+//	claimed → claimed           a resume after a restart records new data
+//	claimed → stopped           a stop
+//	stopped → claimed           a start, or a stop taken back
+//	claimed, stopped → dirty    the cluster ends (terminate, failed create,
+//	                            lost): the member goes back to the pool
+//	dirty → rebuilding → ready  the pool's release (reusable member)
+//	rebuilding → rebuilding     a rebuild interrupted by a restart, again
+//	→ failed                    from every live state: a ghost (gone at the
+//	                            backend), a failed release, resume or
+//	                            destroy; failed → failed records a new
+//	                            reason when a destroy fails again
+//	→ deleted                   destroyed (or released for good); a member
+//	                            that serves a cluster fails first, which
+//	                            fails its cluster (the store does both in
+//	                            one transaction)
+//
+// There is no step from dirty (or claimed) to ready: a member that served a
+// cluster is rebuilt before anyone gets it again. deleted is the end.
+var memberTransitions = map[MemberState][]MemberState{
+	MemberCreating:      {MemberBootstrapping, MemberReady, MemberFailed, MemberDeleted},
+	MemberBootstrapping: {MemberReady, MemberFailed, MemberDeleted},
+	MemberReady:         {MemberReady, MemberClaimed, MemberFailed, MemberDeleted},
+	MemberClaimed:       {MemberClaimed, MemberStopped, MemberDirty, MemberFailed},
+	MemberStopped:       {MemberClaimed, MemberDirty, MemberFailed},
+	MemberDirty:         {MemberRebuilding, MemberFailed, MemberDeleted},
+	MemberRebuilding:    {MemberRebuilding, MemberBootstrapping, MemberReady, MemberFailed, MemberDeleted},
+	MemberFailed:        {MemberFailed, MemberDeleted},
+	MemberDeleted:       nil,
+}
+
+// MemberStates lists every member state, in the order of a member's life.
+func MemberStates() []MemberState {
+	return []MemberState{MemberCreating, MemberBootstrapping, MemberReady, MemberClaimed, MemberStopped,
+		MemberDirty, MemberRebuilding, MemberFailed, MemberDeleted}
+}
+
+// CanBecome reports whether a member in state s may move to state t.
+func (s MemberState) CanBecome(t MemberState) bool {
+	for _, next := range memberTransitions[s] {
+		if next == t {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckMemberTransition returns nil when member id may move from one state
+// to another, and otherwise an ECONFLICT error that names both states.
+func CheckMemberTransition(id string, from, to MemberState) error {
+	if from.CanBecome(to) {
+		return nil
+	}
+	return Errorf(ECONFLICT, "", "member %s cannot go from %s to %s", id, from, to)
+}
+
 // Member is a pool member: a warm server (or local control plane) that
 // serves at most one cluster at a time.
 type Member struct {
@@ -32,7 +91,7 @@ type Member struct {
 	Flavor    Flavor
 	State     MemberState
 	ClusterID ID
-	// Data is the backend's own record of the server (JSON): addresses,
+	// Data is the backend's own record of the member (JSON): addresses,
 	// ports, cloud ids. SMEK's core does not look inside.
 	Data      []byte
 	Failure   string

@@ -1,11 +1,9 @@
 // Package pool keeps warm, ready pool members (servers or local control
 // planes) per flavor, so that a create is a claim transaction and a few API
-// calls rather than a boot. It owns the server life cycle:
-//
-//	creating → bootstrapping → ready → claimed ⇄ stopped → dirty →
-//	(rebuilding → bootstrapping → ready | deleted)
-//
-// and declares the Backend it needs from whatever runs the members.
+// calls rather than a boot. It owns the member's life cycle, whose steps
+// are listed once in package cluster (cluster.MemberState.CanBecome): it
+// provisions, claims, stops, starts, releases and destroys members, and
+// declares the Backend it needs from whatever runs them.
 package pool
 
 import (
