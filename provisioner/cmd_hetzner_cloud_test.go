@@ -99,7 +99,7 @@ func TestImagePrune(t *testing.T) {
 	}
 	// A member still on the oldest 1.36.3 snapshot.
 	oldest := ids["1.36.3"][0]
-	if err := db.SetMemberState(ctx, m.ID, cluster.MemberClaimed, []byte(fmt.Sprintf(`{"server-id":1,"image":%d}`, oldest)), ""); err != nil {
+	if err := db.SetMemberState(ctx, m.ID, cluster.MemberReady, []byte(fmt.Sprintf(`{"server-id":1,"image":%d}`, oldest)), ""); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -150,10 +150,14 @@ type ClusterChange struct {
 	// StoppedUntil, with To stopped, is the stopped cluster's deadline;
 	// without one the sweeper gives it one (SetMissingStoppedDeadlines).
 	StoppedUntil time.Time
-	// ReleaseServer ends the link between the cluster and its server and
-	// marks the server dirty (or deleted when ServerState says so).
+	// ReleaseServer ends the link between the cluster and its member (which
+	// goes dirty: ServerState says so).
 	ReleaseServer bool
-	// ServerState is the server's state after the change; "" keeps it.
+	// ServerState is the member's state after the change; "" keeps it. The
+	// move must be one of the member's transitions
+	// (cluster.MemberState.CanBecome), or the whole change is ECONFLICT. A
+	// member that serves another cluster by now (it was failed, rebuilt and
+	// claimed again) is left alone.
 	ServerState cluster.MemberState
 	// ServerData, when not nil, replaces the server's backend data (a
 	// started member's new address, say).
@@ -167,7 +171,7 @@ type ClusterChange struct {
 	Message string
 }
 
-// UpdateCluster applies a change to a cluster and its server in one
+// UpdateCluster applies a change to a cluster and its member in one
 // transaction. A cluster whose status is not in ch.From is ECONFLICT. The
 // account's limits are checked in the same transaction, as the claim does:
 // a start (stopped → running) against max-clusters (ESUSPENDED at 0,
@@ -239,18 +243,7 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange
 		from := c.Status
 		c.Status = ch.To
 		if c.ServerID != "" && ch.ServerState != "" {
-			q := `UPDATE servers SET state = ?, updated_at = ?`
-			sargs := []any{ch.ServerState, ms(now)}
-			if ch.ReleaseServer {
-				q += `, cluster_id = NULL`
-			}
-			if ch.ServerData != nil {
-				q, sargs = q+`, data = ?`, append(sargs, string(ch.ServerData))
-			}
-			if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(sargs, c.ServerID)...); err != nil {
-				return fmt.Errorf("update server %s: %w", c.ServerID, err)
-			}
-			if err := db.recordEvent(ctx, tx, event{subject: c.ServerID, typ: string(ch.ServerState), to: string(ch.ServerState), cause: ch.Cause, actor: ch.Actor, message: string(id)}); err != nil {
+			if err := db.changeMember(ctx, tx, c.ID, c.ServerID, ch, now); err != nil {
 				return err
 			}
 		}
@@ -261,6 +254,34 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange
 		return db.recordEvent(ctx, tx, event{subject: string(id), typ: typ, from: string(from), to: string(ch.To), cause: ch.Cause, actor: ch.Actor, message: ch.Message})
 	})
 	return c, err
+}
+
+// changeMember is the member's part of a cluster change: it moves the
+// member of cluster id to ch.ServerState, when the member still serves that
+// cluster and the move is one of its transitions.
+func (db *DB) changeMember(ctx context.Context, tx *sql.Tx, id cluster.ID, memberID string, ch ClusterChange, now time.Time) error {
+	from, serves, err := memberState(ctx, tx, memberID)
+	if err != nil {
+		return err
+	}
+	if serves != id {
+		return nil // released before: the member is no longer this cluster's
+	}
+	if err := cluster.CheckMemberTransition(memberID, from, ch.ServerState); err != nil {
+		return err
+	}
+	q := `UPDATE servers SET state = ?, updated_at = ?`
+	args := []any{ch.ServerState, ms(now)}
+	if ch.ReleaseServer {
+		q += `, cluster_id = NULL`
+	}
+	if ch.ServerData != nil {
+		q, args = q+`, data = ?`, append(args, string(ch.ServerData))
+	}
+	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, memberID)...); err != nil {
+		return fmt.Errorf("update member %s: %w", memberID, err)
+	}
+	return db.recordEvent(ctx, tx, event{subject: memberID, typ: string(ch.ServerState), from: string(from), to: string(ch.ServerState), cause: ch.Cause, actor: ch.Actor, message: string(id)})
 }
 
 // Cluster returns a cluster. With accountID not 0, a cluster of another

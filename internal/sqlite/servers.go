@@ -49,31 +49,26 @@ func (db *DB) CreateMember(ctx context.Context, backend string, f cluster.Flavor
 	return s, db.recordEvent(ctx, db.db, event{subject: s.ID, typ: "created", to: string(s.State), cause: "pool", message: f.String()})
 }
 
-// SetMemberState moves a server to state, storing data when not nil and a
-// failure reason when not empty. Moving to ready stamps ready_at; moving to
-// deleted or dirty clears nothing: the cluster link is cleared by
-// ReleaseServer.
+// SetMemberState moves a member to state, storing data when not nil and a
+// failure reason when not empty. The move must be one of the member's
+// transitions (cluster.MemberState.CanBecome); any other is ECONFLICT and
+// changes nothing. Moving to ready stamps ready_at; moving to ready, failed
+// or deleted ends the member's link to a cluster. A member that fails while
+// it serves a cluster fails the cluster too, in the same transaction
+// (failMemberCluster): a cluster is never left running on nothing.
 func (db *DB) SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		var from string
-		var clusterID sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT state, cluster_id FROM servers WHERE id = ?`, id).Scan(&from, &clusterID); err != nil {
-			return fmt.Errorf("server %s: %w", id, err)
+		from, clusterID, err := memberState(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := cluster.CheckMemberTransition(id, from, state); err != nil {
+			return err
 		}
 		now := ms(db.Now())
-		// A server that fails or vanishes while serving a cluster takes the
-		// cluster with it: the cluster is failed, never left "running" on
-		// nothing.
-		if clusterID.Valid && (state == cluster.MemberFailed || state == cluster.MemberDeleted) {
-			res, err := tx.ExecContext(ctx, `UPDATE clusters SET status = 'failed', terminated_at = ? WHERE id = ? AND status IN ('pending', 'running', 'stopped')`, now, clusterID.String)
-			if err != nil {
-				return fmt.Errorf("fail cluster %s: %w", clusterID.String, err)
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				if err := db.recordEvent(ctx, tx, event{subject: clusterID.String, typ: string(cluster.Failed), to: string(cluster.Failed), cause: "reconciler",
-					message: "its server " + id + " failed: " + failure}); err != nil {
-					return err
-				}
+		if state == cluster.MemberFailed && clusterID != "" {
+			if err := db.failMemberCluster(ctx, tx, clusterID, id, failure, now); err != nil {
+				return err
 			}
 		}
 		q := `UPDATE servers SET state = ?, updated_at = ?, failure = ?`
@@ -83,19 +78,49 @@ func (db *DB) SetMemberState(ctx context.Context, id string, state cluster.Membe
 			args = append(args, string(data))
 		}
 		if state == cluster.MemberReady {
-			q += `, ready_at = ?, cluster_id = NULL`
+			q += `, ready_at = ?`
 			args = append(args, now)
 		}
-		if state == cluster.MemberDeleted || state == cluster.MemberFailed {
+		if state == cluster.MemberReady || state == cluster.MemberDeleted || state == cluster.MemberFailed {
 			q += `, cluster_id = NULL`
 		}
 		q += ` WHERE id = ?`
 		args = append(args, id)
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("set server %s %s: %w", id, state, err)
+			return fmt.Errorf("set member %s %s: %w", id, state, err)
 		}
-		return db.recordEvent(ctx, tx, event{subject: id, typ: string(state), from: from, to: string(state), cause: "pool", message: failure})
+		return db.recordEvent(ctx, tx, event{subject: id, typ: string(state), from: string(from), to: string(state), cause: "pool", message: failure})
 	})
+}
+
+// memberState reads a member's state and the cluster it serves ("" for
+// none) inside a transaction that is about to change it.
+func memberState(ctx context.Context, tx *sql.Tx, id string) (cluster.MemberState, cluster.ID, error) {
+	var state cluster.MemberState
+	var clusterID sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT state, cluster_id FROM servers WHERE id = ?`, id).Scan(&state, &clusterID)
+	if isNoRows(err) {
+		return "", "", cluster.Errorf(cluster.ENOTFOUND, "", "no member %s", id)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("read member %s: %w", id, err)
+	}
+	return state, cluster.ID(clusterID.String), nil
+}
+
+// failMemberCluster is the step of a member's move to failed that takes the
+// cluster it serves with it: a pending, running or stopped cluster is
+// failed, with an event that names the member and the failure.
+func (db *DB) failMemberCluster(ctx context.Context, tx *sql.Tx, clusterID cluster.ID, memberID, failure string, now int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE clusters SET status = 'failed', terminated_at = ? WHERE id = ? AND status IN ('pending', 'running', 'stopped')`, now, clusterID)
+	if err != nil {
+		return fmt.Errorf("fail cluster %s: %w", clusterID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return nil // it ended already
+	}
+	return db.recordEvent(ctx, tx, event{subject: string(clusterID), typ: string(cluster.Failed), to: string(cluster.Failed), cause: "reconciler",
+		message: "its server " + memberID + " failed: " + failure})
 }
 
 // Member returns one pool member.
@@ -107,7 +132,7 @@ func (db *DB) Member(ctx context.Context, id string) (cluster.Member, error) {
 	return s, err
 }
 
-// Servers lists the pool members of a backend that are not deleted.
+// Members lists the pool members of a backend that are not deleted.
 func (db *DB) Members(ctx context.Context, backend string) ([]cluster.Member, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE backend = ? AND state <> 'deleted' ORDER BY created_at`, backend)
 	if err != nil {
