@@ -1,6 +1,9 @@
 package cluster
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // MemberState is where a pool member is in its life. The transitions a
 // member may take are listed once, in memberTransitions; the store refuses
@@ -82,6 +85,9 @@ func CheckMemberTransition(id string, from, to MemberState) error {
 	}
 	return Errorf(ECONFLICT, "", "member %s cannot go from %s to %s", id, from, to)
 }
+
+// ErrPoolEmpty means no ready member of the wanted flavor was there to claim.
+var ErrPoolEmpty = errors.New("no ready server")
 
 // Member is a pool member: a warm server (or local control plane) that
 // serves at most one cluster at a time.

@@ -110,7 +110,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 		}
 		b.StopTimer()
 		// Give the member back without a rebuild: only the claim is measured.
-		if _, err := db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.MemberDirty}); err != nil {
+		if _, err := db.UpdateCluster(ctx, c.ID, cluster.Change{To: cluster.Terminated, ReleaseMember: true, MemberState: cluster.MemberDirty}); err != nil {
 			b.Fatal(err)
 		}
 		for _, st := range []cluster.MemberState{cluster.MemberRebuilding, cluster.MemberReady} {

@@ -305,7 +305,7 @@ func checkClaimsUnique(t *testing.T, r *run, acct cluster.Account, inUse ...stri
 		c := cluster.Cluster{ID: cluster.NewID(), AccountID: acct.ID, Account: acct.Name,
 			Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		m, err := r.db.ClaimMember(context.Background(), c, "hetzner")
-		if errors.Is(err, sqlite.ErrPoolEmpty) {
+		if errors.Is(err, cluster.ErrPoolEmpty) {
 			return
 		}
 		if err != nil {

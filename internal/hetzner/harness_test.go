@@ -235,8 +235,10 @@ func request(method, pattern string) func(*http.Request) bool {
 }
 
 // killStore is the database as one provisioner run sees it: dead with its
-// kill switch.
+// kill switch. The changes of a cluster with its member (*sqlite.DB) stay
+// alive: the lifecycle of these tests is not part of the run that dies.
 type killStore struct {
+	*sqlite.DB
 	db *sqlite.DB
 	k  *killSwitch
 }
@@ -363,7 +365,7 @@ func (w *world) start(o runOptions) *run {
 	if o.wrap != nil {
 		pb = o.wrap(r.backend)
 	}
-	r.pool = pool.New(killStore{db: db, k: r.k}, pb, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour,
+	r.pool = pool.New(killStore{DB: db, db: db, k: r.k}, pb, pool.Config{Targets: targets, Parallel: o.parallel, MaxPerFlavor: o.max, Interval: time.Hour,
 		HealthEvery: time.Hour, LostAfter: o.lostAfter})
 	if o.prepare != nil {
 		o.prepare(r)
@@ -519,9 +521,9 @@ func (r *run) account() cluster.Account {
 // terminate ends a cluster: its member goes dirty and the pool rebuilds it.
 func (r *run) terminate(c cluster.Cluster) {
 	r.w.t.Helper()
-	if _, err := r.db.UpdateCluster(context.Background(), c.ID, sqlite.ClusterChange{
+	if _, err := r.db.UpdateCluster(context.Background(), c.ID, cluster.Change{
 		From: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: "api",
+		ReleaseMember: true, MemberState: cluster.MemberDirty, Cause: "api",
 	}); err != nil {
 		r.w.t.Fatal(err)
 	}

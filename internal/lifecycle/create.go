@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/sqlite"
 )
 
 // Created is the answer to a create: the cluster and its kubeconfig.
@@ -25,7 +24,7 @@ func (s *Service) Create(ctx context.Context, p cluster.Principal, in CreateInpu
 }
 
 func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInput) (Created, error) {
-	start := s.cfg.Now()
+	start := s.cfg.Clock.Now()
 	// A suspended account is told so whatever it asks for.
 	if p.Account.MaxClusters == 0 {
 		return Created{}, cluster.SuspendedError(p.Account.Name)
@@ -38,17 +37,12 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	if err != nil {
 		return Created{}, err
 	}
-	// A quick look at the limit spares a doomed request the wait; the claim
-	// transaction checks it again.
-	if err := s.checkRunLimit(ctx, p.Account); err != nil {
-		return Created{}, err
-	}
 	c := cluster.Cluster{
 		ID: cluster.NewID(), AccountID: p.Account.ID, Account: p.Account.Name, Spec: sp, Status: cluster.Pending,
 		Run: runOf(p, in.Run), CreatedBy: p.Actor, Timings: cluster.Timings{Warm: true},
 	}
 
-	deadline := time.NewTimer(wait)
+	deadline := s.cfg.Clock.NewTimer(wait)
 	defer deadline.Stop()
 	var done func()
 	defer func() {
@@ -56,17 +50,19 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 			done()
 		}
 	}()
-	var srv cluster.Member
+	var m cluster.Member
 	for {
 		ready := s.pool.Ready() // before the claim, so no signal is missed
-		now := s.cfg.Now()
+		now := s.cfg.Clock.Now()
 		c.CreatedAt, c.Timings.Queued = now, now.Sub(start)
 		c.ExpiresAt = now.Add(time.Duration(sp.MinutesToLive) * time.Minute)
-		srv, err = s.db.ClaimMember(ctx, c, s.backend.Name())
+		// The claim checks the account's limit before it looks for a
+		// member: a doomed request is refused before any wait.
+		m, err = s.pool.Claim(ctx, c)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, sqlite.ErrPoolEmpty) {
+		if !errors.Is(err, cluster.ErrPoolEmpty) {
 			return Created{}, err
 		}
 		if done == nil {
@@ -77,7 +73,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 		}
 		select {
 		case <-ready:
-		case <-deadline.C:
+		case <-deadline.Chan():
 			return Created{}, cluster.Errorf(cluster.EUNAVAILABLE, "", "no %s cluster became ready within %s; try again or ask for a longer wait", sp.Flavor(), wait)
 		case <-ctx.Done():
 			return Created{}, ctx.Err()
@@ -87,21 +83,21 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 		done()
 		done = nil
 	}
-	claimed := s.cfg.Now()
+	claimed := s.cfg.Clock.Now()
 	c.Timings.Claimed = claimed.Sub(start) - c.Timings.Queued
 
 	if err := s.recovered(ctx); err != nil {
 		s.fail(ctx, c.ID, "waiting for the pool to recover: "+err.Error())
 		return Created{}, err
 	}
-	kc, err := s.backend.Claim(ctx, srv, c)
+	kc, err := s.pool.Prepare(ctx, m, c)
 	if err != nil {
-		s.log.Error("prepare claimed cluster", "cluster", c.ID, "server", srv.ID, "err", err)
+		s.log.Error("prepare claimed cluster", "cluster", c.ID, "server", m.ID, "err", err)
 		s.fail(ctx, c.ID, "claim: "+err.Error())
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be prepared; nothing was left behind, please try again", Err: err}
 	}
-	c.Timings.Ready = s.cfg.Now().Sub(claimed)
-	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+	c.Timings.Ready = s.cfg.Clock.Now().Sub(claimed)
+	c, err = s.db.UpdateCluster(ctx, c.ID, cluster.Change{
 		From: []cluster.Status{cluster.Pending}, To: cluster.Running,
 		APIServer: kc.APIServer, Timings: &c.Timings, Cause: "api", Actor: p.Actor,
 	})
@@ -109,24 +105,24 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 		s.fail(ctx, c.ID, "record running: "+err.Error())
 		return Created{}, err
 	}
-	s.withPhases(ctx, &c, &srv)
+	s.withPhases(ctx, &c, &m)
 	s.cfg.Metrics.ObserveClaim(c.Timings.Warm, c.Timings.Total())
-	s.log.Info("cluster created", "cluster", c.ID, "account", p.Account.Name, "server", srv.ID,
+	s.log.Info("cluster created", "cluster", c.ID, "account", p.Account.Name, "server", m.ID,
 		"warm", c.Timings.Warm, "took", c.Timings.Total().Round(time.Millisecond))
 	s.notify(ctx, cluster.NotifyStarted, c, "api", "")
 	return Created{Cluster: c, Kubeconfig: kc}, nil
 }
 
 // fail marks a cluster whose create went wrong as failed and gives its
-// server back to the pool to be cleaned.
+// member back to the pool to be cleaned.
 func (s *Service) fail(ctx context.Context, id cluster.ID, reason string) {
 	ctx = context.WithoutCancel(ctx)
-	if _, err := s.db.UpdateCluster(ctx, id, sqlite.ClusterChange{
-		To: cluster.Failed, ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: "api", Message: reason,
+	if _, err := s.pool.Release(ctx, id, cluster.Change{
+		To: cluster.Failed, ReleaseMember: true, MemberState: cluster.MemberDirty, Cause: "api", Message: reason,
 	}); err != nil {
 		s.log.Error("mark cluster failed", "cluster", id, "err", err)
+		s.pool.Nudge()
 	}
-	s.pool.Nudge()
 }
 
 // runOf picks the run metadata to record: verified claims of an OIDC token

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/pool"
-	"github.com/smek/action/internal/sqlite"
 )
 
 // memberLost is told by the pool that the cluster on a claimed member has
@@ -15,7 +13,7 @@ import (
 // failed with the reason, its member is released (wiped before anyone
 // gets it again), and the owner is told. A cluster that is no longer
 // running meanwhile (stopped, terminated) is left alone.
-func (s *Service) memberLost(ctx context.Context, m pool.Member, reason string) {
+func (s *Service) memberLost(ctx context.Context, m cluster.Member, reason string) {
 	if m.ClusterID == "" {
 		return
 	}
@@ -26,15 +24,14 @@ func (s *Service) memberLost(ctx context.Context, m pool.Member, reason string) 
 		return
 	}
 	why := "lost: its Kubernetes API stopped answering SMEK's health checks (" + reason + ")"
-	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+	c, err = s.pool.Release(ctx, c.ID, cluster.Change{
 		From: []cluster.Status{cluster.Running}, To: cluster.Failed,
-		ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: "reconciler", Message: why,
+		ReleaseMember: true, MemberState: cluster.MemberDirty, Cause: "reconciler", Message: why,
 	})
 	if err != nil {
 		s.log.Warn("mark lost cluster failed", "cluster", m.ClusterID, "err", err)
 		return
 	}
-	s.pool.Nudge()
 	s.log.Warn("cluster lost", "cluster", c.ID, "server", m.ID, "reason", reason)
 	s.cfg.Metrics.ClusterOp("lost", "failed")
 	s.notify(ctx, cluster.NotifyFailed, c, "reconciler", "its Kubernetes API stopped answering ("+reason+")")

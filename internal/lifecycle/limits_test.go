@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/pool"
@@ -104,24 +106,6 @@ func (b *fakeBackend) Release(context.Context, pool.Member) (bool, []byte, error
 
 func (b *fakeBackend) Destroy(context.Context, pool.Member) error { return nil }
 
-// testClock moves only when told.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // notes records the notifications the service sends.
 type notes struct {
 	mu  sync.Mutex
@@ -151,7 +135,7 @@ type env struct {
 	svc     *lifecycle.Service
 	db      *sqlite.DB
 	backend *fakeBackend
-	clock   *testClock
+	clock   *clockwork.FakeClock
 	notes   *notes
 }
 
@@ -165,14 +149,14 @@ func newEnv(t *testing.T, cfg lifecycle.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{db: db, backend: &fakeBackend{}, clock: &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, notes: &notes{}}
+	e := &env{db: db, backend: &fakeBackend{}, clock: clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), notes: &notes{}}
 	db.Now = e.clock.Now
 	p := pool.New(db, e.backend, pool.Config{Targets: map[cluster.Flavor]int{testFlavor: 2}})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { p.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	cfg.Now, cfg.Notifier = e.clock.Now, e.notes
+	cfg.Clock, cfg.Notifier = e.clock, e.notes
 	e.svc = lifecycle.New(db, p, []string{testFlavor.K8sVersion}, cfg)
 	return e
 }

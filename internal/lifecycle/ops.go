@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -28,21 +27,10 @@ func (s *Service) Get(ctx context.Context, p cluster.Principal, id cluster.ID) (
 	return c, err
 }
 
-// withPhases adds the phase timings of the cluster's server, where the
-// backend records them; srv saves the lookup when the caller has it.
-func (s *Service) withPhases(ctx context.Context, c *cluster.Cluster, srv *cluster.Member) {
-	timer, ok := s.backend.(pool.PhaseTimer)
-	if !ok || c.ServerID == "" {
-		return
-	}
-	if srv == nil {
-		got, err := s.db.Member(ctx, c.ServerID)
-		if err != nil {
-			return
-		}
-		srv = &got
-	}
-	c.ServerPhases = timer.PhaseTimings(srv.Data)
+// withPhases adds the phase timings of the cluster's member, where the
+// backend records them; m saves the lookup when the caller has it.
+func (s *Service) withPhases(ctx context.Context, c *cluster.Cluster, m *cluster.Member) {
+	c.ServerPhases = s.pool.PhaseTimings(ctx, *c, m)
 }
 
 // List returns p's clusters that match f.
@@ -77,7 +65,7 @@ func (s *Service) Note(ctx context.Context, p cluster.Principal, id cluster.ID, 
 	if _, err := s.Get(ctx, p, id); err != nil {
 		return sqlite.Event{}, err
 	}
-	e := sqlite.Event{Time: s.cfg.Now(), Subject: string(id), Type: "note", Cause: cause, Actor: p.Actor, Message: message}
+	e := sqlite.Event{Time: s.cfg.Clock.Now(), Subject: string(id), Type: "note", Cause: cause, Actor: p.Actor, Message: message}
 	return e, s.db.RecordEvent(ctx, e.Subject, e.Type, e.Cause, e.Actor, e.Message)
 }
 
@@ -120,29 +108,12 @@ func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor stri
 	if c.Status != cluster.Running {
 		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a running cluster can be stopped", c.ID, c.Status)
 	}
-	srv, err := s.db.Member(ctx, c.ServerID)
-	if err != nil {
-		return c, err
-	}
-	// The stop is recorded first, in the transaction that checks the
-	// account's max-stopped-clusters, and taken back when the backend
-	// cannot stop the member: the database never says running for a member
-	// that may be stopped already.
-	stopped, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
-		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped,
-		StoppedUntil: s.cfg.Now().Add(s.cfg.MaxStoppedLifetime), Cause: cause, Actor: actor,
+	stopped, err := s.pool.Stop(ctx, c, cluster.Change{
+		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped,
+		StoppedUntil: s.cfg.Clock.Now().Add(s.cfg.MaxStoppedLifetime), Cause: cause, Actor: actor,
 	})
 	if err != nil {
 		return c, err
-	}
-	if err := s.backend.Stop(ctx, srv); err != nil {
-		if _, uerr := s.db.UpdateCluster(context.WithoutCancel(ctx), c.ID, sqlite.ClusterChange{
-			From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed, Undo: true,
-			Cause: cause, Actor: actor, Message: "the backend could not stop it; it keeps running",
-		}); uerr != nil {
-			s.log.Error("take back a failed stop", "cluster", c.ID, "err", uerr)
-		}
-		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be stopped; try again", Err: err}
 	}
 	s.log.Info("cluster stopped", "cluster", stopped.ID, "cause", cause)
 	s.notify(ctx, cluster.NotifyStopped, stopped, cause, "")
@@ -159,9 +130,10 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is still being created; try again in a moment", c.ID)
 	}
 	was := c
-	c, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+	// The pool releases the member (destroys or rebuilds it) at once.
+	c, err := s.pool.Release(ctx, c.ID, cluster.Change{
 		From: []cluster.Status{cluster.Running, cluster.Stopped, cluster.Failed}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.MemberDirty, Cause: cause, Actor: actor, Message: reason,
+		ReleaseMember: true, MemberState: cluster.MemberDirty, Cause: cause, Actor: actor, Message: reason,
 	})
 	if err != nil {
 		return c, err
@@ -169,8 +141,6 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 	if was.Status == cluster.Running && was.ServerID != "" {
 		s.revoke(ctx, c, was.ServerID, cause, actor)
 	}
-	// The pool releases the server (destroys or rebuilds it) at once.
-	s.pool.Nudge()
 	s.log.Info("cluster terminated", "cluster", c.ID, "cause", cause, "reason", reason)
 	s.notify(ctx, cluster.NotifyTerminated, c, cause, reason)
 	return c, nil
@@ -197,68 +167,21 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if c.Status != cluster.Stopped {
 		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a stopped cluster can be started", c.ID, c.Status)
 	}
-	a := p.Account
-	if p.Service {
-		if a, err = s.db.AccountByName(ctx, c.Account); err != nil {
-			return Created{}, err
-		}
-	}
-	// A quick look at the limit spares a doomed start the backend's work;
-	// the transaction below checks it again.
-	if err := s.checkRunLimit(ctx, a); err != nil {
-		return Created{}, err
-	}
-	srv, err := s.db.Member(ctx, c.ServerID)
-	if err != nil {
-		return Created{}, err
-	}
-	data, err := s.backend.Start(ctx, srv)
-	if err != nil {
-		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be started; try again", Err: err}
-	}
-	// The member runs; one transaction checks the limit once more and
-	// records the cluster and its member as running. Of starts racing for
-	// the account's last place one wins; the others stop their member
-	// again. The database never says running for a member that is not
-	// started.
-	started, err := s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
-		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed, ServerData: data,
-		ExpiresAt: s.cfg.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
+	started, err := s.pool.Start(ctx, c, cluster.Change{
+		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed,
+		ExpiresAt: s.cfg.Clock.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
 	})
 	if err != nil {
-		if data != nil {
-			srv.Data = data
-		}
-		if serr := s.backend.Stop(context.WithoutCancel(ctx), srv); serr != nil {
-			s.log.Error("stop the member of a refused start", "cluster", c.ID, "server", srv.ID, "err", serr)
-		}
 		return Created{}, err
 	}
 	c = started
-	kc, err := s.backend.Credential(ctx, srv, c)
+	kc, err := s.pool.Credential(ctx, c)
 	if err != nil {
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster started but its kubeconfig could not be minted; ask for it again", Err: err}
 	}
 	s.log.Info("cluster started", "cluster", c.ID)
 	s.notify(ctx, cluster.NotifyStarted, c, "api", "")
 	return Created{Cluster: c, Kubeconfig: kc}, nil
-}
-
-// checkRunLimit refuses one more pending or running cluster for account a
-// (suspended at max-clusters 0, or full). It is a look before the work: the
-// transaction that adds the cluster checks again.
-func (s *Service) checkRunLimit(ctx context.Context, a cluster.Account) error {
-	if a.MaxClusters == 0 {
-		return cluster.SuspendedError(a.Name)
-	}
-	n, err := s.db.CountLive(ctx, a.ID)
-	if err != nil {
-		return err
-	}
-	if n >= a.MaxClusters {
-		return cluster.LimitError(a.MaxClusters)
-	}
-	return nil
 }
 
 // Kubeconfig mints a fresh kubeconfig for one of p's running clusters.
@@ -273,12 +196,11 @@ func (s *Service) Kubeconfig(ctx context.Context, p cluster.Principal, id cluste
 	if c.Status != cluster.Running {
 		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; a kubeconfig is minted for running clusters only", c.ID, c.Status)
 	}
-	srv, err := s.db.Member(ctx, c.ServerID)
+	kc, err := s.pool.Credential(ctx, c)
 	if err != nil {
-		return Created{}, err
-	}
-	kc, err := s.backend.Credential(ctx, srv, c)
-	if err != nil {
+		if cluster.ErrorCode(err) == cluster.ENOTFOUND {
+			return Created{}, err
+		}
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the kubeconfig could not be minted; try again", Err: err}
 	}
 	return Created{Cluster: c, Kubeconfig: kc}, nil
@@ -304,7 +226,7 @@ func (s *Service) Extend(ctx context.Context, p cluster.Principal, id cluster.ID
 	if minutes < 1 || minutes > max {
 		return c, cluster.Errorf(cluster.EINVALID, "minutes", "minutes must be between 1 and %d, got %d", max, minutes)
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	base := c.ExpiresAt
 	if base.Before(now) {
 		base = now
@@ -313,7 +235,7 @@ func (s *Service) Extend(ctx context.Context, p cluster.Principal, id cluster.ID
 	if next.Sub(now) > time.Duration(max)*time.Minute {
 		return c, cluster.Errorf(cluster.EINVALID, "minutes", "extending by %d minutes would put the deadline %d minutes away; the account allows at most %d", minutes, int(next.Sub(now).Minutes()), max)
 	}
-	c, err = s.db.UpdateCluster(ctx, c.ID, sqlite.ClusterChange{
+	c, err = s.db.UpdateCluster(ctx, c.ID, cluster.Change{
 		From: []cluster.Status{cluster.Running, cluster.Stopped}, To: c.Status, ExpiresAt: next,
 		Cause: "api", Actor: p.Actor, Message: "deadline extended",
 	})
@@ -335,16 +257,12 @@ const revokeTimeout = 15 * time.Second
 // A stopped cluster needs none: its server is off (hetzner) or its
 // control plane stopped (local) until the release wipes it.
 func (s *Service) revoke(ctx context.Context, c cluster.Cluster, serverID, cause, actor string) {
-	r, ok := s.backend.(pool.Revoker)
-	if !ok {
+	if !s.pool.CanRevoke() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	srv, err := s.db.Member(ctx, serverID)
-	if err == nil {
-		err = r.Revoke(ctx, srv)
-	}
+	err := s.pool.Revoke(ctx, serverID)
 	if err == nil {
 		return
 	}

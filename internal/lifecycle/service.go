@@ -1,7 +1,8 @@
 // Package lifecycle is what SMEK does with clusters: create (claim from the
 // warm pool), stop, start, terminate, extend, mint kubeconfigs, and expire
-// them at their deadline. It ties the database (the source of truth), the
-// pool and the backend together and records every change as an event.
+// them at their deadline. It reads and records clusters in the database
+// (the source of truth, Store) and changes a cluster's member through the
+// pool (Pool), which owns the member's life.
 package lifecycle
 
 import (
@@ -11,9 +12,58 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
+)
+
+// Store is the part of SMEK's database the lifecycle reads and changes
+// clusters through. A change that touches a member goes through the Pool.
+type Store interface {
+	Cluster(ctx context.Context, accountID int64, id cluster.ID) (cluster.Cluster, error)
+	Clusters(ctx context.Context, f sqlite.ClusterFilter) ([]cluster.Cluster, error)
+	// UpdateCluster applies a change that leaves the member as it is.
+	UpdateCluster(ctx context.Context, id cluster.ID, ch cluster.Change) (cluster.Cluster, error)
+	AccountByName(ctx context.Context, name string) (cluster.Account, error)
+	Events(ctx context.Context, subject string) ([]sqlite.Event, error)
+	RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error
+	DueClusters(ctx context.Context, now time.Time) ([]cluster.Cluster, error)
+	ExpiringClusters(ctx context.Context, horizon time.Time) ([]cluster.Cluster, error)
+	MarkWarned(ctx context.Context, id cluster.ID) error
+	SetMissingStoppedDeadlines(ctx context.Context, until time.Time) (int64, error)
+	DueStoppedClusters(ctx context.Context, now time.Time) ([]cluster.Cluster, error)
+	StoppedExpiringClusters(ctx context.Context, horizon time.Time) ([]cluster.Cluster, error)
+	MarkStoppedWarned(ctx context.Context, id cluster.ID) (bool, error)
+}
+
+// Pool is what the lifecycle asks of the warm pool: the one owner of a
+// member's life, which changes a member and its cluster together.
+type Pool interface {
+	// Ready is closed when the next member becomes ready; Want registers
+	// a create waiting for one; Nudge makes the pool work now; Recovered
+	// is closed once a previous run's members run again.
+	Ready() <-chan struct{}
+	Want(f cluster.Flavor) (done func())
+	Nudge()
+	Recovered() <-chan struct{}
+	OnLost(fn func(ctx context.Context, m cluster.Member, reason string))
+
+	Claim(ctx context.Context, c cluster.Cluster) (cluster.Member, error)
+	Prepare(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error)
+	Stop(ctx context.Context, c cluster.Cluster, ch cluster.Change) (cluster.Cluster, error)
+	Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) (cluster.Cluster, error)
+	Credential(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error)
+	Release(ctx context.Context, id cluster.ID, ch cluster.Change) (cluster.Cluster, error)
+	CanRevoke() bool
+	Revoke(ctx context.Context, memberID string) error
+	PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.Member) map[string]time.Duration
+}
+
+var (
+	_ Store = (*sqlite.DB)(nil)
+	_ Pool  = (*pool.Pool)(nil)
 )
 
 // Metrics is what the lifecycle reports to the metrics registry.
@@ -45,8 +95,9 @@ type Config struct {
 	Notifier       cluster.Notifier
 	Metrics        Metrics
 	Logger         *slog.Logger
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	// Clock is the clock of deadlines, timings and waits (default: the real
+	// clock).
+	Clock clockwork.Clock
 }
 
 // DefaultMaxStoppedLifetime is how long a cluster stays stopped unless the
@@ -56,9 +107,8 @@ const DefaultMaxStoppedLifetime = 7 * 24 * time.Hour
 // Service runs the cluster life cycle.
 type Service struct {
 	cfg      Config
-	db       *sqlite.DB
-	pool     *pool.Pool
-	backend  pool.Backend
+	db       Store
+	pool     Pool
 	versions []string
 	log      *slog.Logger
 	// locks serialise changes to one cluster (stop racing terminate, say);
@@ -68,7 +118,7 @@ type Service struct {
 
 // New returns the service. versions are the Kubernetes versions the backend
 // runs, newest first.
-func New(db *sqlite.DB, p *pool.Pool, versions []string, cfg Config) *Service {
+func New(db Store, p Pool, versions []string, cfg Config) *Service {
 	if cfg.DefaultWait <= 0 {
 		cfg.DefaultWait = 5 * time.Minute
 	}
@@ -96,10 +146,10 @@ func New(db *sqlite.DB, p *pool.Pool, versions []string, cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
-	s := &Service{cfg: cfg, db: db, pool: p, backend: p.Backend(), versions: versions, log: cfg.Logger.With("component", "lifecycle")}
+	s := &Service{cfg: cfg, db: db, pool: p, versions: versions, log: cfg.Logger.With("component", "lifecycle")}
 	p.OnLost(s.memberLost)
 	return s
 }
@@ -139,7 +189,7 @@ func (s *Service) notify(ctx context.Context, kind cluster.NotificationKind, c c
 	if c.Spec.NotificationEmail == "" {
 		return
 	}
-	s.cfg.Notifier.Notify(context.WithoutCancel(ctx), cluster.Notification{Kind: kind, Cluster: c, Cause: cause, Reason: reason, At: s.cfg.Now()})
+	s.cfg.Notifier.Notify(context.WithoutCancel(ctx), cluster.Notification{Kind: kind, Cluster: c, Cause: cause, Reason: reason, At: s.cfg.Clock.Now()})
 }
 
 type nopNotifier struct{}

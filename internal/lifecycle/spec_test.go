@@ -328,7 +328,7 @@ func TestWaitBounds(t *testing.T) {
 func TestCreateWithBadSpecLeavesNothing(t *testing.T) {
 	s := newSpecService(t, Config{})
 	ctx := context.Background()
-	a, err := s.db.EnsureAccount(ctx, "me", sqlite.AccountLimits{})
+	a, err := s.db.(*sqlite.DB).EnsureAccount(ctx, "me", sqlite.AccountLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 	if err := s.recovered(ctx); err != nil {
 		return err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	due, err := s.db.DueClusters(ctx, now)
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (s *Service) expire(ctx context.Context, c cluster.Cluster) {
 	unlock := s.lock(c.ID)
 	defer unlock()
 	c, err := s.db.Cluster(ctx, 0, c.ID) // fresh, under the lock
-	if err != nil || c.Status != cluster.Running || c.ExpiresAt.After(s.cfg.Now()) {
+	if err != nil || c.Status != cluster.Running || c.ExpiresAt.After(s.cfg.Clock.Now()) {
 		return
 	}
 	action := "terminate"
@@ -127,7 +127,7 @@ func (s *Service) expireStopped(ctx context.Context, c cluster.Cluster) {
 	unlock := s.lock(c.ID)
 	defer unlock()
 	c, err := s.db.Cluster(ctx, 0, c.ID) // fresh, under the lock
-	if err != nil || c.Status != cluster.Stopped || c.StoppedExpiresAt.IsZero() || c.StoppedExpiresAt.After(s.cfg.Now()) {
+	if err != nil || c.Status != cluster.Stopped || c.StoppedExpiresAt.IsZero() || c.StoppedExpiresAt.After(s.cfg.Clock.Now()) {
 		return
 	}
 	reason := "it was stopped for longer than the maximum stopped lifetime (" + shortDuration(s.cfg.MaxStoppedLifetime) + ")"

@@ -58,12 +58,14 @@ func TestLostAfterConsecutiveFailedChecks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		state := cluster.MemberClaimed
+		states := []cluster.MemberState{cluster.MemberReady, cluster.MemberClaimed}
 		if name == "ready" {
-			state = cluster.MemberReady
+			states = states[:1]
 		}
-		if err := db.SetMemberState(ctx, m.ID, state, []byte("{}"), ""); err != nil {
-			t.Fatal(err)
+		for _, state := range states {
+			if err := db.SetMemberState(ctx, m.ID, state, []byte("{}"), ""); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ids[name] = m.ID
 	}

@@ -8,11 +8,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/smek/action/internal/cluster"
 )
 
-// Store is the part of SMEK's database the pool uses.
+// Store is the part of SMEK's database the pool uses: its members, and the
+// clusters they serve.
 type Store interface {
+	ClusterStore
 	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
 	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
 	Members(ctx context.Context, backend string) ([]cluster.Member, error)
@@ -47,17 +51,22 @@ type Config struct {
 	// with k3s starting at boot).
 	LostAfter int
 	Logger    *slog.Logger
+	// Clock drives the pool's timers and measures provisions (default: the
+	// real clock).
+	Clock clockwork.Clock
 }
 
 // Pool keeps ready members per flavor and tells waiting creates when one
 // becomes ready.
 type Pool struct {
-	cfg     Config
-	store   Store
-	backend Backend
-	log     *slog.Logger
-	sem     chan struct{}
-	wake    chan struct{}
+	cfg      Config
+	store    Store
+	clusters ClusterStore
+	backend  Backend
+	clock    clockwork.Clock
+	log      *slog.Logger
+	sem      chan struct{}
+	wake     chan struct{}
 
 	mu sync.Mutex
 	// waiting counts the creates waiting per flavor: the pool provisions
@@ -108,8 +117,11 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
 	return &Pool{
-		cfg: cfg, store: store, backend: backend,
+		cfg: cfg, store: store, clusters: store, backend: backend, clock: cfg.Clock,
 		log:          cfg.Logger.With("component", "pool", "backend", backend.Name()),
 		sem:          make(chan struct{}, cfg.Parallel),
 		wake:         make(chan struct{}, 1),
@@ -188,11 +200,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tick := time.NewTicker(p.cfg.Interval)
+	tick := p.clock.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
-	inventory := time.NewTicker(p.cfg.ReconcileEvery)
+	inventory := p.clock.NewTicker(p.cfg.ReconcileEvery)
 	defer inventory.Stop()
-	health := time.NewTicker(p.cfg.HealthEvery)
+	health := p.clock.NewTicker(p.cfg.HealthEvery)
 	defer health.Stop()
 	for {
 		if err := p.Reconcile(ctx); err != nil && ctx.Err() == nil {
@@ -202,12 +214,12 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-p.wake:
-		case <-tick.C:
-		case <-inventory.C:
+		case <-tick.Chan():
+		case <-inventory.Chan():
 			if _, err := p.ReconcileBackend(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("backend reconcile", "err", err)
 			}
-		case <-health.C:
+		case <-health.Chan():
 			// A slow round must not hold up the pool's other work; the
 			// next tick skips while it runs.
 			if p.checking.TryLock() {
@@ -316,11 +328,15 @@ func (p *Pool) recover(ctx context.Context) error {
 				if err != nil {
 					p.log.Warn("resume member", "server", m.ID, "err", err)
 					if m.State == cluster.MemberReady {
-						p.destroy(ctx, m, "resume: "+err.Error())
+						if err := p.destroy(ctx, m, "resume: "+err.Error()); err != nil {
+							p.log.Warn("destroy member that did not resume", "server", m.ID, "err", err)
+						}
 					}
 					return
 				}
-				p.store.SetMemberState(ctx, m.ID, m.State, data, "")
+				if err := p.store.SetMemberState(ctx, m.ID, m.State, data, ""); err != nil {
+					p.log.Warn("record resumed member", "server", m.ID, "err", err)
+				}
 			})
 		}
 	}
@@ -363,7 +379,11 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			}
 			p.goWork(ctx, m, p.release)
 		case cluster.MemberFailed:
-			p.goWork(ctx, m, func(ctx context.Context, m Member) { p.destroy(ctx, m, m.Failure) })
+			p.goWork(ctx, m, func(ctx context.Context, m Member) {
+				if err := p.destroy(ctx, m, m.Failure); err != nil {
+					p.log.Warn("destroy failed member", "server", m.ID, "err", err)
+				}
+			})
 		}
 	}
 	flavors := map[cluster.Flavor]int{}
@@ -424,19 +444,19 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 		p.log.Warn("record new member", "flavor", f.String(), "err", err)
 		return
 	}
-	start := time.Now()
+	start := p.clock.Now()
 	data, err := p.backend.Provision(ctx, m)
 	if err != nil {
 		p.log.Warn("provision member", "server", m.ID, "flavor", f.String(), "err", err)
-		p.destroy(context.WithoutCancel(ctx), m, "provision: "+err.Error())
+		p.destroyLogged(context.WithoutCancel(ctx), m, "provision: "+err.Error())
 		return
 	}
 	if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
 		p.log.Warn("mark member ready", "server", m.ID, "err", err)
-		p.destroy(context.WithoutCancel(ctx), m, "record ready: "+err.Error())
+		p.destroyLogged(context.WithoutCancel(ctx), m, "record ready: "+err.Error())
 		return
 	}
-	p.log.Info("member ready", "server", m.ID, "flavor", f.String(), "took", time.Since(start).Round(time.Millisecond))
+	p.log.Info("member ready", "server", m.ID, "flavor", f.String(), "took", p.clock.Since(start).Round(time.Millisecond))
 	p.signalReady()
 }
 
@@ -447,7 +467,7 @@ func (p *Pool) release(ctx context.Context, m Member) {
 	if m.State != cluster.MemberRebuilding && p.surplus(ctx, m.Flavor) {
 		// The flavor has enough members without this one: a rebuild would
 		// only grow the pool past its target.
-		p.destroy(ctx, m, "released above the pool's target")
+		p.destroyLogged(ctx, m, "released above the pool's target")
 		p.Nudge()
 		return
 	}
@@ -462,12 +482,13 @@ func (p *Pool) release(ctx context.Context, m Member) {
 	switch {
 	case err != nil:
 		p.log.Warn("release member", "server", m.ID, "err", err)
-		p.store.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, "release: "+err.Error())
+		p.setState(ctx, m, cluster.MemberFailed, nil, "release: "+err.Error())
 	case reusable:
-		p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, "")
-		p.signalReady()
+		if p.setState(ctx, m, cluster.MemberReady, data, "") {
+			p.signalReady()
+		}
 	default:
-		p.store.SetMemberState(ctx, m.ID, cluster.MemberDeleted, nil, "")
+		p.setState(ctx, m, cluster.MemberDeleted, nil, "")
 	}
 	p.Nudge()
 }
@@ -494,12 +515,33 @@ func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
 	return have >= want
 }
 
+// destroy removes a member at the backend and records it deleted; when the
+// backend cannot, the member is recorded failed, to be destroyed again.
 func (p *Pool) destroy(ctx context.Context, m Member, reason string) error {
 	if err := p.backend.Destroy(ctx, m); err != nil {
-		p.store.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
+		p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)
 	}
 	return p.store.SetMemberState(ctx, m.ID, cluster.MemberDeleted, nil, reason)
+}
+
+// destroyLogged is destroy for callers that go on whatever happens: the
+// error is logged.
+func (p *Pool) destroyLogged(ctx context.Context, m Member, reason string) {
+	if err := p.destroy(ctx, m, reason); err != nil {
+		p.log.Warn("destroy member", "server", m.ID, "err", err)
+	}
+}
+
+// setState records a member's new state and reports whether it could; an
+// error (a refused transition, a database that fails) is logged, and the
+// next Reconcile works from what the database holds.
+func (p *Pool) setState(ctx context.Context, m Member, state cluster.MemberState, data []byte, failure string) bool {
+	if err := p.store.SetMemberState(ctx, m.ID, state, data, failure); err != nil {
+		p.log.Warn("record member state", "server", m.ID, "from", m.State, "to", state, "err", err)
+		return false
+	}
+	return true
 }
 
 func (p *Pool) signalReady() {

@@ -207,8 +207,10 @@ func TestReleaseRebuildsBeforeReady(t *testing.T) {
 	runPool(t, p)
 	ms := waitMembers(t, p, db, "one ready member", readyN(1))
 	id := ms[0].ID
-	if err := db.SetMemberState(ctx, id, cluster.MemberDirty, nil, ""); err != nil {
-		t.Fatal(err)
+	for _, s := range []cluster.MemberState{cluster.MemberClaimed, cluster.MemberDirty} {
+		if err := db.SetMemberState(ctx, id, s, nil, ""); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p.Nudge()
 	waitMembers(t, p, db, "the member ready again", func(ms []cluster.Member) bool {
@@ -220,7 +222,7 @@ func TestReleaseRebuildsBeforeReady(t *testing.T) {
 		return false
 	})
 	got := transitions(t, db, id)
-	want := []string{"→creating", "creating→ready", "ready→dirty", "dirty→rebuilding", "rebuilding→ready"}
+	want := []string{"→creating", "creating→ready", "ready→claimed", "claimed→dirty", "dirty→rebuilding", "rebuilding→ready"}
 	if !slices.Equal(got, want) {
 		t.Errorf("transitions: got %v, want %v", got, want)
 	}

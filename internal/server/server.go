@@ -211,7 +211,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
-		Logger: cfg.Logger, Now: cfg.Now, Notifier: notifier, Metrics: s.Metrics,
+		Logger: cfg.Logger, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {

@@ -109,7 +109,7 @@ func TestClaimIsExclusive(t *testing.T) {
 	won := 0
 	for _, r := range results {
 		if r.err != nil {
-			if !errors.Is(r.err, ErrPoolEmpty) {
+			if !errors.Is(r.err, cluster.ErrPoolEmpty) {
 				t.Errorf("claim for %s: got %v, want ErrPoolEmpty", r.c.ID, r.err)
 			}
 			continue
@@ -202,9 +202,9 @@ func TestClaimLimitUnderConcurrency(t *testing.T) {
 		t.Errorf("other account: %v", err)
 	}
 	// A stopped cluster does not count: stopping one makes room.
-	for _, ch := range []ClusterChange{
+	for _, ch := range []cluster.Change{
 		{From: []cluster.Status{cluster.Pending}, To: cluster.Running},
-		{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped},
+		{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped},
 	} {
 		if _, err := db.UpdateCluster(ctx, winner, ch); err != nil {
 			t.Fatal(err)
@@ -228,7 +228,7 @@ func TestClaimMatchesFlavorAndBackend(t *testing.T) {
 	older := cluster.Flavor{K8sVersion: "1.35.7", Size: cluster.SizeMid}
 	readyServers(t, db, "local", older, 1)
 
-	if _, err := db.ClaimMember(ctx, newClaim(a, 1, claimFlavor), "local"); !errors.Is(err, ErrPoolEmpty) {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 1, claimFlavor), "local"); !errors.Is(err, cluster.ErrPoolEmpty) {
 		t.Errorf("baseline 1.36.3 on local: got %v, want ErrPoolEmpty (only other flavors and backends are ready)", err)
 	}
 	s, err := db.ClaimMember(ctx, newClaim(a, 2, priv), "local")
@@ -268,21 +268,21 @@ func TestUpdateClusterTransitions(t *testing.T) {
 
 	steps := []struct {
 		name string
-		ch   ClusterChange
+		ch   cluster.Change
 		want cluster.Status // "" means ECONFLICT
 	}{
-		{"stop while pending", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
-		{"running", ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running, APIServer: "https://127.0.0.1:6443",
+		{"stop while pending", cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
+		{"running", cluster.Change{From: []cluster.Status{cluster.Pending}, To: cluster.Running, APIServer: "https://127.0.0.1:6443",
 			Timings: &cluster.Timings{Claimed: 3 * time.Millisecond, Ready: 50 * time.Millisecond, Warm: true}}, cluster.Running},
-		{"start while running", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running}, ""},
-		{"stop", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}, cluster.Stopped},
-		{"stop again", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
-		{"start", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed}, cluster.Running},
-		{"terminate", ClusterChange{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated,
-			ReleaseServer: true, ServerState: cluster.MemberDirty}, cluster.Terminated},
-		{"stop a terminated cluster", ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
-		{"start a terminated cluster", ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running}, ""},
-		{"terminate twice", ClusterChange{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated}, ""},
+		{"start while running", cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running}, ""},
+		{"stop", cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped}, cluster.Stopped},
+		{"stop again", cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
+		{"start", cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed}, cluster.Running},
+		{"terminate", cluster.Change{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated,
+			ReleaseMember: true, MemberState: cluster.MemberDirty}, cluster.Terminated},
+		{"stop a terminated cluster", cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped}, ""},
+		{"start a terminated cluster", cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running}, ""},
+		{"terminate twice", cluster.Change{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated}, ""},
 	}
 	for _, st := range steps {
 		before, err := db.Cluster(ctx, 0, c.ID)
@@ -331,11 +331,11 @@ func TestUpdateClusterTransitions(t *testing.T) {
 	if s.State != cluster.MemberDirty || s.ClusterID != "" {
 		t.Errorf("released server: state %s cluster %q, want dirty and unlinked", s.State, s.ClusterID)
 	}
-	if _, err := db.ClaimMember(ctx, newClaim(a, 2, claimFlavor), "local"); !errors.Is(err, ErrPoolEmpty) {
+	if _, err := db.ClaimMember(ctx, newClaim(a, 2, claimFlavor), "local"); !errors.Is(err, cluster.ErrPoolEmpty) {
 		t.Errorf("claim with only a dirty server: got %v, want ErrPoolEmpty", err)
 	}
 
-	if _, err := db.UpdateCluster(ctx, "c-zzzzzz", ClusterChange{To: cluster.Stopped}); cluster.ErrorCode(err) != cluster.ENOTFOUND {
+	if _, err := db.UpdateCluster(ctx, "c-zzzzzz", cluster.Change{To: cluster.Stopped}); cluster.ErrorCode(err) != cluster.ENOTFOUND {
 		t.Errorf("unknown cluster: got %v, want not-found", err)
 	}
 }
@@ -351,7 +351,7 @@ func TestUpdateClusterRace(t *testing.T) {
 	if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running}); err != nil {
+	if _, err := db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Pending}, To: cluster.Running}); err != nil {
 		t.Fatal(err)
 	}
 	start := make(chan struct{})
@@ -360,7 +360,7 @@ func TestUpdateClusterRace(t *testing.T) {
 	for i := range errs {
 		wg.Go(func() {
 			<-start
-			_, errs[i] = db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, Cause: "api"})
+			_, errs[i] = db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, Cause: "api"})
 		})
 	}
 	close(start)

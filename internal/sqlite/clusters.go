@@ -43,7 +43,7 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 // account's parallel-cluster limit, takes the oldest ready server of the
 // cluster's flavor, records the cluster as pending on it and marks the
 // server claimed. SQLite's single writer makes the claim exclusive: two
-// creates can never get the same server. ErrPoolEmpty means there was none.
+// creates can never get the same server. cluster.ErrPoolEmpty means there was none.
 func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string) (cluster.Member, error) {
 	var s cluster.Member
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -56,7 +56,7 @@ func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string
 			WHERE backend = ? AND state = 'ready' AND k8s_version = ? AND size = ? AND privileged = ?
 			ORDER BY ready_at LIMIT 1`, backend, f.K8sVersion, f.Size, b2i(f.Privileged)))
 		if isNoRows(err) {
-			return ErrPoolEmpty
+			return cluster.ErrPoolEmpty
 		}
 		if err != nil {
 			return fmt.Errorf("find ready server: %w", err)
@@ -115,6 +115,14 @@ func checkRunLimit(ctx context.Context, tx *sql.Tx, accountID int64) error {
 	return nil
 }
 
+// CheckRunLimit refuses one more pending or running cluster for an
+// account, as checkRunLimit does in the transaction that adds it: a look
+// before slow work (a start at the backend), which that transaction
+// repeats.
+func (db *DB) CheckRunLimit(ctx context.Context, accountID int64) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error { return checkRunLimit(ctx, tx, accountID) })
+}
+
 // checkStoppedLimit refuses one more stopped cluster for an account at its
 // max-stopped-clusters, in the transaction that stops the cluster.
 func checkStoppedLimit(ctx context.Context, tx *sql.Tx, accountID int64) error {
@@ -136,48 +144,13 @@ func (db *DB) CountLive(ctx context.Context, accountID int64) (int, error) {
 	return n, err
 }
 
-// ClusterChange is a state change of a cluster, applied by UpdateCluster.
-type ClusterChange struct {
-	// From lists the statuses the change is allowed from.
-	From []cluster.Status
-	To   cluster.Status
-	// ExpiresAt, when not zero, sets a new deadline.
-	ExpiresAt time.Time
-	// APIServer, when not empty, records the cluster's API address.
-	APIServer string
-	// Timings, when not nil, records the create's phases.
-	Timings *cluster.Timings
-	// StoppedUntil, with To stopped, is the stopped cluster's deadline;
-	// without one the sweeper gives it one (SetMissingStoppedDeadlines).
-	StoppedUntil time.Time
-	// ReleaseServer ends the link between the cluster and its member (which
-	// goes dirty: ServerState says so).
-	ReleaseServer bool
-	// ServerState is the member's state after the change; "" keeps it. The
-	// move must be one of the member's transitions
-	// (cluster.MemberState.CanBecome), or the whole change is ECONFLICT. A
-	// member that serves another cluster by now (it was failed, rebuilt and
-	// claimed again) is left alone.
-	ServerState cluster.MemberState
-	// ServerData, when not nil, replaces the server's backend data (a
-	// started member's new address, say).
-	ServerData []byte
-	// Undo takes back a change whose backend step failed (a stop that did
-	// not stop): the cluster held its place before, so the account's
-	// limits are not checked again.
-	Undo    bool
-	Cause   string // api, ttl, webhook, reconciler
-	Actor   string
-	Message string
-}
-
 // UpdateCluster applies a change to a cluster and its member in one
 // transaction. A cluster whose status is not in ch.From is ECONFLICT. The
 // account's limits are checked in the same transaction, as the claim does:
 // a start (stopped → running) against max-clusters (ESUSPENDED at 0,
 // ELIMIT when full), a stop (running → stopped) against
 // max-stopped-clusters (ELIMIT).
-func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange) (cluster.Cluster, error) {
+func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch cluster.Change) (cluster.Cluster, error) {
 	var c cluster.Cluster
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -242,7 +215,7 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange
 		}
 		from := c.Status
 		c.Status = ch.To
-		if c.ServerID != "" && ch.ServerState != "" {
+		if c.ServerID != "" && ch.MemberState != "" {
 			if err := db.changeMember(ctx, tx, c.ID, c.ServerID, ch, now); err != nil {
 				return err
 			}
@@ -257,9 +230,9 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch ClusterChange
 }
 
 // changeMember is the member's part of a cluster change: it moves the
-// member of cluster id to ch.ServerState, when the member still serves that
+// member of cluster id to ch.MemberState, when the member still serves that
 // cluster and the move is one of its transitions.
-func (db *DB) changeMember(ctx context.Context, tx *sql.Tx, id cluster.ID, memberID string, ch ClusterChange, now time.Time) error {
+func (db *DB) changeMember(ctx context.Context, tx *sql.Tx, id cluster.ID, memberID string, ch cluster.Change, now time.Time) error {
 	from, serves, err := memberState(ctx, tx, memberID)
 	if err != nil {
 		return err
@@ -267,21 +240,21 @@ func (db *DB) changeMember(ctx context.Context, tx *sql.Tx, id cluster.ID, membe
 	if serves != id {
 		return nil // released before: the member is no longer this cluster's
 	}
-	if err := cluster.CheckMemberTransition(memberID, from, ch.ServerState); err != nil {
+	if err := cluster.CheckMemberTransition(memberID, from, ch.MemberState); err != nil {
 		return err
 	}
 	q := `UPDATE servers SET state = ?, updated_at = ?`
-	args := []any{ch.ServerState, ms(now)}
-	if ch.ReleaseServer {
+	args := []any{ch.MemberState, ms(now)}
+	if ch.ReleaseMember {
 		q += `, cluster_id = NULL`
 	}
-	if ch.ServerData != nil {
-		q, args = q+`, data = ?`, append(args, string(ch.ServerData))
+	if ch.MemberData != nil {
+		q, args = q+`, data = ?`, append(args, string(ch.MemberData))
 	}
 	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, memberID)...); err != nil {
 		return fmt.Errorf("update member %s: %w", memberID, err)
 	}
-	return db.recordEvent(ctx, tx, event{subject: memberID, typ: string(ch.ServerState), from: string(from), to: string(ch.ServerState), cause: ch.Cause, actor: ch.Actor, message: string(id)})
+	return db.recordEvent(ctx, tx, event{subject: memberID, typ: string(ch.MemberState), from: string(from), to: string(ch.MemberState), cause: ch.Cause, actor: ch.Actor, message: string(id)})
 }
 
 // Cluster returns a cluster. With accountID not 0, a cluster of another

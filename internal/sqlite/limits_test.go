@@ -26,7 +26,7 @@ func runningClusters(t *testing.T, db *DB, a cluster.Account, first, n int) []cl
 		if _, err := db.ClaimMember(ctx, c, "local"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running}); err != nil {
+		if _, err := db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Pending}, To: cluster.Running}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, c.ID)
@@ -39,7 +39,7 @@ func stoppedClusters(t *testing.T, db *DB, a cluster.Account, first, n int) []cl
 	t.Helper()
 	ids := runningClusters(t, db, a, first, n)
 	for _, id := range ids {
-		if _, err := db.UpdateCluster(context.Background(), id, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
+		if _, err := db.UpdateCluster(context.Background(), id, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -47,7 +47,7 @@ func stoppedClusters(t *testing.T, db *DB, a cluster.Account, first, n int) []cl
 }
 
 // changeAll applies one change per cluster, all released at once.
-func changeAll(t *testing.T, db *DB, ids []cluster.ID, ch ClusterChange) []error {
+func changeAll(t *testing.T, db *DB, ids []cluster.ID, ch cluster.Change) []error {
 	t.Helper()
 	errs := make([]error, len(ids))
 	start := make(chan struct{})
@@ -86,8 +86,8 @@ func TestStartLimitUnderConcurrency(t *testing.T) {
 	ids := stoppedClusters(t, db, a, 0, 3)
 	claimAccount(t, db, "one", 1)
 
-	errs := changeAll(t, db, ids, ClusterChange{
-		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed,
+	errs := changeAll(t, db, ids, cluster.Change{
+		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed,
 		ExpiresAt: claimT0.Add(2 * time.Hour), Cause: "api",
 	})
 	started, limited := 0, 0
@@ -129,7 +129,7 @@ func TestStartCountsPendingClusters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed})
+	_, err := db.UpdateCluster(ctx, stopped, cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed})
 	if cluster.ErrorCode(err) != cluster.ELIMIT {
 		t.Errorf("start with two pending clusters and a limit of 2: got %v, want the limit", err)
 	}
@@ -144,8 +144,8 @@ func TestStopLimitUnderConcurrency(t *testing.T) {
 	a := claimAccount(t, db, "keeper", 10)
 	ids := runningClusters(t, db, a, 0, 6)
 
-	errs := changeAll(t, db, ids, ClusterChange{
-		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped, Cause: "api",
+	errs := changeAll(t, db, ids, cluster.Change{
+		From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped, Cause: "api",
 	})
 	var refused cluster.ID
 	stopped := 0
@@ -174,13 +174,13 @@ func TestStopLimitUnderConcurrency(t *testing.T) {
 		if id == refused {
 			continue
 		}
-		if _, err := db.UpdateCluster(ctx, id, ClusterChange{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated,
-			ReleaseServer: true, ServerState: cluster.MemberDirty}); err != nil {
+		if _, err := db.UpdateCluster(ctx, id, cluster.Change{From: []cluster.Status{cluster.Running, cluster.Stopped}, To: cluster.Terminated,
+			ReleaseMember: true, MemberState: cluster.MemberDirty}); err != nil {
 			t.Fatal(err)
 		}
 		break
 	}
-	if _, err := db.UpdateCluster(ctx, refused, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
+	if _, err := db.UpdateCluster(ctx, refused, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped}); err != nil {
 		t.Errorf("stop after terminating a stopped cluster: %v", err)
 	}
 }
@@ -201,14 +201,14 @@ func TestSuspendedAccount(t *testing.T) {
 	if cluster.ErrorCode(err) != codeSuspended || !strings.Contains(cluster.ErrorMessage(err), "max-clusters") {
 		t.Errorf("claim of a suspended account: got %v (%s), want %q naming max-clusters", err, cluster.ErrorCode(err), codeSuspended)
 	}
-	_, err = db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed})
+	_, err = db.UpdateCluster(ctx, stopped, cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed})
 	if cluster.ErrorCode(err) != codeSuspended {
 		t.Errorf("start on a suspended account: got %v (%s), want %q", err, cluster.ErrorCode(err), codeSuspended)
 	}
-	if _, err := db.UpdateCluster(ctx, running, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
+	if _, err := db.UpdateCluster(ctx, running, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped}); err != nil {
 		t.Errorf("stop on a suspended account: %v", err)
 	}
-	if _, err := db.UpdateCluster(ctx, stopped, ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Terminated, ReleaseServer: true, ServerState: cluster.MemberDirty}); err != nil {
+	if _, err := db.UpdateCluster(ctx, stopped, cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Terminated, ReleaseMember: true, MemberState: cluster.MemberDirty}); err != nil {
 		t.Errorf("terminate on a suspended account: %v", err)
 	}
 }

@@ -5,14 +5,10 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/smek/action/internal/cluster"
 )
-
-// ErrPoolEmpty means no ready server of the wanted flavor was there to claim.
-var ErrPoolEmpty = errors.New("no ready server")
 
 const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, data, failure, created_at, updated_at, ready_at`
 

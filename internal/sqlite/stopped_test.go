@@ -18,8 +18,8 @@ func TestStoppedDeadline(t *testing.T) {
 	ids := runningClusters(t, db, a, 0, 2)
 	until := claimT0.Add(168 * time.Hour)
 	for _, id := range ids {
-		c, err := db.UpdateCluster(ctx, id, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped,
-			ServerState: cluster.MemberStopped, StoppedUntil: until})
+		c, err := db.UpdateCluster(ctx, id, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped,
+			MemberState: cluster.MemberStopped, StoppedUntil: until})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,8 +63,8 @@ func TestStoppedDeadline(t *testing.T) {
 
 	// A start clears the deadline and the warning; the next stop sets both
 	// afresh.
-	c, err := db.UpdateCluster(ctx, ids[0], ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running,
-		ServerState: cluster.MemberClaimed, ServerData: []byte(`{"port": 2}`)})
+	c, err := db.UpdateCluster(ctx, ids[0], cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running,
+		MemberState: cluster.MemberClaimed, MemberData: []byte(`{"port": 2}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,20 +75,20 @@ func TestStoppedDeadline(t *testing.T) {
 		t.Errorf("started member: state %s data %s (%v), want claimed with the new data", s.State, s.Data, err)
 	}
 	later := until.Add(time.Hour)
-	if _, err := db.UpdateCluster(ctx, ids[0], ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped,
-		ServerState: cluster.MemberStopped, StoppedUntil: later}); err != nil {
+	if _, err := db.UpdateCluster(ctx, ids[0], cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped,
+		MemberState: cluster.MemberStopped, StoppedUntil: later}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := db.StoppedExpiringClusters(ctx, later); err != nil || len(got) != 1 {
 		t.Errorf("stopped again: expiring %v, %v; want it warned again", got, err)
 	}
 	// An extend of a stopped cluster ("updated") keeps the stop's times.
-	if c, err := db.UpdateCluster(ctx, ids[0], ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Stopped,
+	if c, err := db.UpdateCluster(ctx, ids[0], cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Stopped,
 		ExpiresAt: claimT0.Add(3 * time.Hour)}); err != nil || !c.StoppedExpiresAt.Equal(later) {
 		t.Errorf("extend of a stopped cluster: stopped-expires-at %v (%v), want %v kept", c.StoppedExpiresAt, err, later)
 	}
-	c, err = db.UpdateCluster(ctx, ids[1], ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.MemberDirty})
+	c, err = db.UpdateCluster(ctx, ids[1], cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Terminated,
+		ReleaseMember: true, MemberState: cluster.MemberDirty})
 	if err != nil || !c.StoppedExpiresAt.IsZero() {
 		t.Errorf("terminated cluster: stopped-expires-at %v (%v), want none", c.StoppedExpiresAt, err)
 	}
@@ -119,11 +119,11 @@ func TestUndoSkipsTheLimits(t *testing.T) {
 	ctx := context.Background()
 	a := claimAccount(t, db, "undo", 1)
 	id := runningClusters(t, db, a, 0, 1)[0]
-	if _, err := db.UpdateCluster(ctx, id, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped}); err != nil {
+	if _, err := db.UpdateCluster(ctx, id, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped}); err != nil {
 		t.Fatal(err)
 	}
 	runningClusters(t, db, a, 10, 1) // takes the only place
-	back := ClusterChange{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, ServerState: cluster.MemberClaimed}
+	back := cluster.Change{From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed}
 	if _, err := db.UpdateCluster(ctx, id, back); cluster.ErrorCode(err) != cluster.ELIMIT {
 		t.Fatalf("start: got %v, want the limit", err)
 	}
@@ -147,7 +147,7 @@ func TestMaxStoppedClusters(t *testing.T) {
 		t.Fatalf("set to 0: %+v, %v", a, err)
 	}
 	id := runningClusters(t, db, a, 0, 1)[0]
-	_, err = db.UpdateCluster(ctx, id, ClusterChange{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, ServerState: cluster.MemberStopped})
+	_, err = db.UpdateCluster(ctx, id, cluster.Change{From: []cluster.Status{cluster.Running}, To: cluster.Stopped, MemberState: cluster.MemberStopped})
 	if cluster.ErrorCode(err) != cluster.ELIMIT || cluster.ErrorMessage(err) != cluster.StoppedLimitError(0).Message {
 		t.Errorf("stop with max-stopped-clusters 0: got %v, want %q", err, cluster.StoppedLimitError(0).Message)
 	}

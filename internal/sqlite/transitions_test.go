@@ -65,7 +65,7 @@ func TestUpdateClusterRefusesForbiddenMemberTransition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Pending}, To: cluster.Running, ServerState: cluster.MemberReady})
+	_, err = db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Pending}, To: cluster.Running, MemberState: cluster.MemberReady})
 	if cluster.ErrorCode(err) != cluster.ECONFLICT {
 		t.Fatalf("claimed → ready with the cluster: got %v, want a conflict", err)
 	}
@@ -99,8 +99,8 @@ func TestUpdateClusterLeavesAMemberThatMovedOn(t *testing.T) {
 	if err := db.SetMemberState(ctx, m.ID, cluster.MemberDeleted, nil, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.UpdateCluster(ctx, c.ID, ClusterChange{From: []cluster.Status{cluster.Failed}, To: cluster.Terminated,
-		ReleaseServer: true, ServerState: cluster.MemberDirty}); err != nil {
+	if _, err := db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Failed}, To: cluster.Terminated,
+		ReleaseMember: true, MemberState: cluster.MemberDirty}); err != nil {
 		t.Fatalf("terminate the failed cluster: %v", err)
 	}
 	if got, _ := db.Member(ctx, m.ID); got.State != cluster.MemberDeleted {
