@@ -149,9 +149,9 @@ type Cluster struct {
 	Account   string
 	Spec      Spec
 	Status    Status
-	// ServerID is the pool member that serves the cluster; empty before the
+	// MemberID is the pool member that serves the cluster; empty before the
 	// claim and after release.
-	ServerID string
+	MemberID string
 	Run      RunMetadata
 	// CreatedBy names the credential that asked for the cluster (an actor
 	// like "token:smek_ab12"), for the event log.

@@ -73,8 +73,8 @@ func TestPoolEndToEnd(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	c, kc := created.Cluster, created.Kubeconfig.YAML
-	if c.ServerID != member.ID || !c.Timings.Warm {
-		t.Errorf("create: server %s warm=%v, want the ready member %s, warm", c.ServerID, c.Timings.Warm, member.ID)
+	if c.MemberID != member.ID || !c.Timings.Warm {
+		t.Errorf("create: server %s warm=%v, want the ready member %s, warm", c.MemberID, c.Timings.Warm, member.ID)
 	}
 	if got := mustKubectl(t, kc, "get", "nodes", "-l", "smek-cluster-id="+string(c.ID), "-o", "name"); !strings.HasPrefix(got, "node/") {
 		t.Errorf("kubectl get nodes: %q", got)
@@ -137,8 +137,8 @@ func TestPoolEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second create: %v", err)
 	}
-	if next.Cluster.ServerID != member.ID {
-		t.Errorf("second create: server %s, want the rebuilt %s", next.Cluster.ServerID, member.ID)
+	if next.Cluster.MemberID != member.ID {
+		t.Errorf("second create: server %s, want the rebuilt %s", next.Cluster.MemberID, member.ID)
 	}
 	if out, err := kubectl(t, next.Kubeconfig.YAML, "get", "configmap", "tenant-data"); err == nil || !strings.Contains(out, "NotFound") {
 		t.Errorf("the first tenant's data survived the rebuild: %v %s", err, out)

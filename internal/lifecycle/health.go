@@ -20,7 +20,7 @@ func (s *Service) memberLost(ctx context.Context, m cluster.Member, reason strin
 	unlock := s.lock(m.ClusterID)
 	defer unlock()
 	c, err := s.db.Cluster(ctx, 0, m.ClusterID) // fresh, under the lock
-	if err != nil || c.Status != cluster.Running || c.ServerID != m.ID {
+	if err != nil || c.Status != cluster.Running || c.MemberID != m.ID {
 		return
 	}
 	why := "lost: its Kubernetes API stopped answering SMEK's health checks (" + reason + ")"

@@ -270,9 +270,9 @@ func TestConcurrentStartsHonourTheLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		i := slices.Index(calls, "start "+c.ServerID)
-		if i < 0 || !slices.Contains(calls[i:], "stop "+c.ServerID) {
-			t.Errorf("member %s of refused %s: calls %q, want a stop after its start", c.ServerID, id, calls)
+		i := slices.Index(calls, "start "+c.MemberID)
+		if i < 0 || !slices.Contains(calls[i:], "stop "+c.MemberID) {
+			t.Errorf("member %s of refused %s: calls %q, want a stop after its start", c.MemberID, id, calls)
 		}
 	}
 }
@@ -407,7 +407,7 @@ func TestStopHonoursTheStoppedLimit(t *testing.T) {
 	if got := e.status(t, c.ID); got != cluster.Running {
 		t.Errorf("refused stop: %s, want running", got)
 	}
-	if slices.Contains(e.backend.Calls(), "stop "+c.ServerID) {
+	if slices.Contains(e.backend.Calls(), "stop "+c.MemberID) {
 		t.Errorf("refused stop stopped the member at the backend: %q", e.backend.Calls())
 	}
 	if got, err := e.svc.Stop(context.Background(), p, c.ID, true); err != nil || got.Status != cluster.Terminated {
@@ -443,7 +443,7 @@ func TestFailedStopIsTakenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := e.db.Member(context.Background(), got.ServerID)
+	srv, err := e.db.Member(context.Background(), got.MemberID)
 	if err != nil {
 		t.Fatal(err)
 	}

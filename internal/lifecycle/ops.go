@@ -138,8 +138,8 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 	if err != nil {
 		return c, err
 	}
-	if was.Status == cluster.Running && was.ServerID != "" {
-		s.revoke(ctx, c, was.ServerID, cause, actor)
+	if was.Status == cluster.Running && was.MemberID != "" {
+		s.revoke(ctx, c, was.MemberID, cause, actor)
 	}
 	s.log.Info("cluster terminated", "cluster", c.ID, "cause", cause, "reason", reason)
 	s.notify(ctx, cluster.NotifyTerminated, c, cause, reason)
@@ -256,17 +256,17 @@ const revokeTimeout = 15 * time.Second
 // terminate stands; the event log says that access ends with the release.
 // A stopped cluster needs none: its server is off (hetzner) or its
 // control plane stopped (local) until the release wipes it.
-func (s *Service) revoke(ctx context.Context, c cluster.Cluster, serverID, cause, actor string) {
+func (s *Service) revoke(ctx context.Context, c cluster.Cluster, memberID, cause, actor string) {
 	if !s.pool.CanRevoke() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	err := s.pool.Revoke(ctx, serverID)
+	err := s.pool.Revoke(ctx, memberID)
 	if err == nil {
 		return
 	}
-	s.log.Warn("revoke the tenant's access of a terminated cluster", "cluster", c.ID, "server", serverID, "err", err)
+	s.log.Warn("revoke the tenant's access of a terminated cluster", "cluster", c.ID, "server", memberID, "err", err)
 	msg := "the tenant's access could not be revoked at once (" + err.Error() + "); it ends when SMEK wipes the server, which happens before the server serves anyone else"
 	if err := s.db.RecordEvent(ctx, string(c.ID), "note", cause, actor, msg); err != nil {
 		s.log.Warn("record a failed revoke", "cluster", c.ID, "err", err)

@@ -40,7 +40,7 @@ func (p *Pool) Prepare(ctx context.Context, m cluster.Member, c cluster.Cluster)
 // back: the database never says running for a member that may be stopped
 // already.
 func (p *Pool) Stop(ctx context.Context, c cluster.Cluster, ch cluster.Change) (cluster.Cluster, error) {
-	m, err := p.clusters.Member(ctx, c.ServerID)
+	m, err := p.clusters.Member(ctx, c.MemberID)
 	if err != nil {
 		return c, err
 	}
@@ -70,7 +70,7 @@ func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) 
 	if err := p.clusters.CheckRunLimit(ctx, c.AccountID); err != nil {
 		return c, err
 	}
-	m, err := p.clusters.Member(ctx, c.ServerID)
+	m, err := p.clusters.Member(ctx, c.MemberID)
 	if err != nil {
 		return c, err
 	}
@@ -94,7 +94,7 @@ func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) 
 
 // Credential mints a fresh tenant kubeconfig for running cluster c.
 func (p *Pool) Credential(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
-	m, err := p.clusters.Member(ctx, c.ServerID)
+	m, err := p.clusters.Member(ctx, c.MemberID)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
 	}
@@ -138,11 +138,11 @@ func (p *Pool) Revoke(ctx context.Context, id string) error {
 // the lookup of the member.
 func (p *Pool) PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.Member) map[string]time.Duration {
 	timer, ok := p.backend.(PhaseTimer)
-	if !ok || c.ServerID == "" {
+	if !ok || c.MemberID == "" {
 		return nil
 	}
 	if m == nil {
-		got, err := p.clusters.Member(ctx, c.ServerID)
+		got, err := p.clusters.Member(ctx, c.MemberID)
 		if err != nil {
 			return nil
 		}

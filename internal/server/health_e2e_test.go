@@ -24,7 +24,7 @@ func TestLostClusterIsFailedInTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	member, err := smek.DB.Member(ctx, rec.ServerID)
+	member, err := smek.DB.Member(ctx, rec.MemberID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // brokenStore is a pool store whose database fails.
 type brokenStore struct{ pool.Store }
 
-func (brokenStore) Servers(context.Context, string) ([]cluster.Member, error) {
+func (brokenStore) Members(context.Context, string) ([]cluster.Member, error) {
 	return nil, errors.New("disk I/O error")
 }
 

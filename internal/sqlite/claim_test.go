@@ -141,8 +141,8 @@ func TestClaimIsExclusive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cluster %s of server %s: %v", s.ClusterID, id, err)
 		}
-		if c.ServerID != id || c.Status != cluster.Pending {
-			t.Errorf("cluster %s: server %q status %s, want server %s, pending", c.ID, c.ServerID, c.Status, id)
+		if c.MemberID != id || c.Status != cluster.Pending {
+			t.Errorf("cluster %s: server %q status %s, want server %s, pending", c.ID, c.MemberID, c.Status, id)
 		}
 	}
 	all, err := db.Clusters(ctx, ClusterFilter{})

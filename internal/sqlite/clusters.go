@@ -27,7 +27,7 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 	var created, expires, stopped, terminated, stoppedExpires sql.NullInt64
 	r := &c.Run
 	err := s.Scan(&c.ID, &c.AccountID, &c.Account, &c.Status, &c.Spec.K8sVersion, &c.Spec.Size, &priv, &keep,
-		&c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &c.ServerID, &c.APIServer,
+		&c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &c.MemberID, &c.APIServer,
 		&r.Repository, &r.RepositoryID, &r.RunID, &r.RunAttempt, &r.Job, &r.Runner, &r.Ref, &r.SHA,
 		&r.Event, &r.WorkflowRef, &r.Actor, &r.PullRequest, &r.InstallationID, &verified, &r.JobID,
 		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated, &stoppedExpires)
@@ -40,10 +40,11 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 }
 
 // ClaimMember is the heart of a create: in one transaction it checks the
-// account's parallel-cluster limit, takes the oldest ready server of the
+// account's parallel-cluster limit, takes the oldest ready member of the
 // cluster's flavor, records the cluster as pending on it and marks the
-// server claimed. SQLite's single writer makes the claim exclusive: two
-// creates can never get the same server. cluster.ErrPoolEmpty means there was none.
+// member claimed (ready → claimed, the one way a member is claimed).
+// SQLite's single writer makes the claim exclusive: two creates can never
+// get the same member. cluster.ErrPoolEmpty means there was none.
 func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string) (cluster.Member, error) {
 	var s cluster.Member
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -59,15 +60,15 @@ func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string
 			return cluster.ErrPoolEmpty
 		}
 		if err != nil {
-			return fmt.Errorf("find ready server: %w", err)
+			return fmt.Errorf("find ready member: %w", err)
 		}
 		now := ms(db.Now())
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET state = 'claimed', cluster_id = ?, updated_at = ? WHERE id = ? AND state = 'ready'`, c.ID, now, s.ID)
 		if err != nil {
-			return fmt.Errorf("claim server: %w", err)
+			return fmt.Errorf("claim member: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("claim server %s: it was taken", s.ID)
+			return fmt.Errorf("claim member %s: it was taken", s.ID)
 		}
 		s.State, s.ClusterID = cluster.MemberClaimed, c.ID
 		r := c.Run
@@ -215,8 +216,8 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch cluster.Chang
 		}
 		from := c.Status
 		c.Status = ch.To
-		if c.ServerID != "" && ch.MemberState != "" {
-			if err := db.changeMember(ctx, tx, c.ID, c.ServerID, ch, now); err != nil {
+		if c.MemberID != "" && ch.MemberState != "" {
+			if err := db.changeMember(ctx, tx, c.ID, c.MemberID, ch, now); err != nil {
 				return err
 			}
 		}

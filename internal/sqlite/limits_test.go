@@ -69,7 +69,7 @@ func statusOf(t *testing.T, db *DB, id cluster.ID) (cluster.Status, cluster.Memb
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := db.Member(context.Background(), c.ServerID)
+	s, err := db.Member(context.Background(), c.MemberID)
 	if err != nil {
 		t.Fatal(err)
 	}

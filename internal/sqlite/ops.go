@@ -170,7 +170,7 @@ func scanOpsCluster(s scanner) (cluster.Cluster, error) {
 	if err != nil {
 		return c, err
 	}
-	c.ID, c.Status, c.ServerID = cluster.ID(id), cluster.Status(status), serverID.String
+	c.ID, c.Status, c.MemberID = cluster.ID(id), cluster.Status(status), serverID.String
 	c.Spec.Privileged, c.Spec.KeepCluster, c.Run.Verified = priv == 1, keep == 1, verified == 1
 	c.Timings = cluster.Timings{
 		Queued:  time.Duration(queued) * time.Millisecond,

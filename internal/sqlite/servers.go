@@ -40,7 +40,7 @@ func (db *DB) CreateMember(ctx context.Context, backend string, f cluster.Flavor
 	_, err := db.db.ExecContext(ctx, `INSERT INTO servers (id, backend, k8s_version, size, privileged, state, data, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?)`, s.ID, backend, f.K8sVersion, f.Size, b2i(f.Privileged), s.State, ms(now), ms(now))
 	if err != nil {
-		return s, fmt.Errorf("create server: %w", err)
+		return s, fmt.Errorf("create member: %w", err)
 	}
 	return s, db.recordEvent(ctx, db.db, event{subject: s.ID, typ: "created", to: string(s.State), cause: "pool", message: f.String()})
 }
@@ -132,7 +132,7 @@ func (db *DB) Member(ctx context.Context, id string) (cluster.Member, error) {
 func (db *DB) Members(ctx context.Context, backend string) ([]cluster.Member, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE backend = ? AND state <> 'deleted' ORDER BY created_at`, backend)
 	if err != nil {
-		return nil, fmt.Errorf("list servers: %w", err)
+		return nil, fmt.Errorf("list members: %w", err)
 	}
 	defer rows.Close()
 	var out []cluster.Member

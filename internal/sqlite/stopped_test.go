@@ -71,7 +71,7 @@ func TestStoppedDeadline(t *testing.T) {
 	if !c.StoppedExpiresAt.IsZero() {
 		t.Errorf("started cluster has stopped-expires-at %v", c.StoppedExpiresAt)
 	}
-	if s, err := db.Member(ctx, c.ServerID); err != nil || string(s.Data) != `{"port": 2}` || s.State != cluster.MemberClaimed {
+	if s, err := db.Member(ctx, c.MemberID); err != nil || string(s.Data) != `{"port": 2}` || s.State != cluster.MemberClaimed {
 		t.Errorf("started member: state %s data %s (%v), want claimed with the new data", s.State, s.Data, err)
 	}
 	later := until.Add(time.Hour)
