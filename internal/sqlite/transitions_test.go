@@ -56,16 +56,9 @@ func TestSetMemberStateRefusesForbiddenTransitions(t *testing.T) {
 // change whose member step is not in the table changes neither the member
 // nor the cluster.
 func TestUpdateClusterRefusesForbiddenMemberTransition(t *testing.T) {
-	db := openClaimDB(t)
+	db, c, m := claimedMember(t)
 	ctx := context.Background()
-	a := claimAccount(t, db, "ci", 10)
-	readyServers(t, db, "local", claimFlavor, 1)
-	c := newClaim(a, 1, claimFlavor)
-	m, err := db.ClaimMember(ctx, c, "local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Pending}, To: cluster.Running, MemberState: cluster.MemberReady})
+	_, err := db.UpdateCluster(ctx, c.ID, cluster.Change{From: []cluster.Status{cluster.Pending}, To: cluster.Running, MemberState: cluster.MemberReady})
 	if cluster.ErrorCode(err) != cluster.ECONFLICT {
 		t.Fatalf("claimed → ready with the cluster: got %v, want a conflict", err)
 	}
@@ -81,15 +74,8 @@ func TestUpdateClusterRefusesForbiddenMemberTransition(t *testing.T) {
 // cluster does not touch its former member, which the pool destroyed or
 // gave to another cluster meanwhile.
 func TestUpdateClusterLeavesAMemberThatMovedOn(t *testing.T) {
-	db := openClaimDB(t)
+	db, c, m := claimedMember(t)
 	ctx := context.Background()
-	a := claimAccount(t, db, "ci", 10)
-	readyServers(t, db, "local", claimFlavor, 1)
-	c := newClaim(a, 1, claimFlavor)
-	m, err := db.ClaimMember(ctx, c, "local")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := db.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, "ghost"); err != nil {
 		t.Fatal(err)
 	}
@@ -106,4 +92,18 @@ func TestUpdateClusterLeavesAMemberThatMovedOn(t *testing.T) {
 	if got, _ := db.Member(ctx, m.ID); got.State != cluster.MemberDeleted {
 		t.Errorf("member is %s, want it left %s", got.State, cluster.MemberDeleted)
 	}
+}
+
+// claimedMember returns a database with one member claimed by cluster c.
+func claimedMember(t *testing.T) (*DB, cluster.Cluster, cluster.Member) {
+	t.Helper()
+	db := openClaimDB(t)
+	a := claimAccount(t, db, "ci", 10)
+	readyServers(t, db, "local", claimFlavor, 1)
+	c := newClaim(a, 1, claimFlavor)
+	m, err := db.ClaimMember(context.Background(), c, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, c, m
 }
