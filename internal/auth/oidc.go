@@ -16,6 +16,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 )
 
@@ -79,7 +80,7 @@ type OIDC struct {
 	cfg      OIDCConfig
 	policies PolicyStore
 	logger   *slog.Logger
-	now      func() time.Time
+	clock    clockwork.Clock
 
 	// mu guards verifier and retryAt.
 	mu       sync.Mutex
@@ -91,7 +92,7 @@ var _ OIDCVerifier = (*OIDC)(nil)
 
 // NewOIDC checks cfg, fills in its defaults and returns a verifier. It does
 // not contact the issuer.
-func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, now func() time.Time) (*OIDC, error) {
+func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, clock clockwork.Clock) (*OIDC, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = GitHubIssuer
 	}
@@ -124,14 +125,14 @@ func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, now func
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopOIDCMetrics{}
 	}
-	if policies == nil || logger == nil || now == nil {
-		return nil, errors.New("oidc: policies, logger and now are required")
+	if policies == nil || logger == nil || clock == nil {
+		return nil, errors.New("oidc: policies, logger and clock are required")
 	}
 	return &OIDC{
 		cfg:      cfg,
 		policies: policies,
 		logger:   logger.With("component", "oidc", logIssuer, cfg.Issuer),
-		now:      now,
+		clock:    clock,
 	}, nil
 }
 
@@ -246,7 +247,7 @@ func (o *OIDC) checkClaims(tc tokenClaims) error {
 	if !tc.Audience.contains(o.cfg.Audience) {
 		return fmt.Errorf("the OIDC token's audience is not %q; request the token with that audience", o.cfg.Audience)
 	}
-	now, skew := o.now(), o.cfg.ClockSkew
+	now, skew := o.clock.Now(), o.cfg.ClockSkew
 	switch {
 	case tc.Expiry == nil:
 		return errors.New("the OIDC token has no expiry (exp)")

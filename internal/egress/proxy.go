@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // ErrClosed is returned by Serve once the proxy has been closed.
@@ -83,9 +85,10 @@ type Config struct {
 	// Logger gets denials and failed dials at debug level, with the
 	// destination and never a byte of payload (default: discard).
 	Logger *slog.Logger
-	// Now is the clock of the denial log's rate limit (default time.Now);
-	// socket deadlines run on the real clock.
-	Now func() time.Time
+	// Clock is the clock of the denial log's rate limit (nil: the wall
+	// clock); socket deadlines and the accept backoff run on the wall
+	// clock, which the kernel and the listener keep.
+	Clock clockwork.Clock
 }
 
 // Stats counts what the proxy did since it was created.
@@ -161,8 +164,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	allow := make([]netip.Prefix, len(cfg.Allow))
 	for i, p := range cfg.Allow {
@@ -173,7 +176,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg:       cfg,
 		policy:    policy{allow: allow, hostAddrs: cfg.HostAddresses},
 		log:       cfg.Logger.With("component", "egress"),
-		denials:   &sampler{now: cfg.Now, n: 10, interval: time.Second},
+		denials:   &sampler{clock: cfg.Clock, n: 10, interval: time.Second},
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),

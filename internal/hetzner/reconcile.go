@@ -32,7 +32,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []
 		}
 	}
 	byID := map[int64]bool{}
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	var errs []error
 	for _, s := range servers {
 		byID[s.ID] = true

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/pool"
@@ -151,7 +152,7 @@ type env struct {
 	svc     *lifecycle.Service
 	db      *sqlite.DB
 	backend *fakeBackend
-	clock   *testClock
+	clock   *clockwork.FakeClock
 	notes   *notes
 }
 
@@ -165,8 +166,8 @@ func newEnv(t *testing.T, cfg lifecycle.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{db: db, backend: &fakeBackend{}, clock: &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, notes: &notes{}}
-	db.Now = e.clock.Now
+	e := &env{db: db, backend: &fakeBackend{}, clock: clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), notes: &notes{}}
+	db.Clock = e.clock
 	p := pool.New(db, e.backend, pool.Config{Targets: map[cluster.Flavor]int{testFlavor: 2}})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

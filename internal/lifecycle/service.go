@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
@@ -47,6 +48,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Clock is the service's clock (nil: the wall clock).
+	Clock clockwork.Clock
 }
 
 // DefaultMaxStoppedLifetime is how long a cluster stays stopped unless the
@@ -98,6 +101,9 @@ func New(db *sqlite.DB, p *pool.Pool, versions []string, cfg Config) *Service {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	s := &Service{cfg: cfg, db: db, pool: p, backend: p.Backend(), versions: versions, log: cfg.Logger.With("component", "lifecycle")}
 	p.OnLost(s.memberLost)

@@ -11,6 +11,7 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 )
 
@@ -19,7 +20,7 @@ type Options struct {
 	Logger  *slog.Logger
 	Metrics Metrics
 	// Clock drives the retry backoff; nil means the real clock.
-	Clock Clock
+	Clock clockwork.Clock
 	// QueueSize bounds the mails waiting to be sent (default 256). When
 	// the queue is full, Notify drops the mail and logs a warning.
 	QueueSize int
@@ -54,7 +55,7 @@ type Mailer struct {
 	client  *gomail.Client
 	logger  *slog.Logger
 	metrics Metrics
-	clock   Clock
+	clock   clockwork.Clock
 	queue   chan message
 	max     int
 	backoff func(int) time.Duration
@@ -85,7 +86,7 @@ func New(cfg Config, opts Options) (*Mailer, error) {
 		m.metrics = nopMetrics{}
 	}
 	if m.clock == nil {
-		m.clock = realClock{}
+		m.clock = clockwork.NewRealClock()
 	}
 	if m.max <= 0 {
 		m.max = 8

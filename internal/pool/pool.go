@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 )
 
@@ -47,6 +48,8 @@ type Config struct {
 	// with k3s starting at boot).
 	LostAfter int
 	Logger    *slog.Logger
+	// Clock is the pool's clock (nil: the wall clock).
+	Clock clockwork.Clock
 }
 
 // Pool keeps ready members per flavor and tells waiting creates when one
@@ -107,6 +110,9 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	return &Pool{
 		cfg: cfg, store: store, backend: backend,

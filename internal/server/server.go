@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/api"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
@@ -70,9 +71,9 @@ type Config struct {
 	// terminated (default 168 h); it must not be negative.
 	MaxStoppedLifetime time.Duration
 	Logger             *slog.Logger
-	// Now is the clock of deadlines and timestamps (default time.Now);
-	// tests move it forward instead of sleeping.
-	Now func() time.Time
+	// Clock is the clock of deadlines, timestamps and scheduled jobs (nil:
+	// the wall clock); tests advance a fake one instead of sleeping.
+	Clock clockwork.Clock
 
 	// OpsAddr, when set, serves the status page and /metrics on an
 	// address of their own. They are never served on Addr, which CI
@@ -146,6 +147,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
@@ -172,10 +176,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "smek.db")); err != nil {
 		return nil, err
 	}
-	if cfg.Now != nil {
-		s.DB.Now = cfg.Now
-	}
-	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Now: cfg.Now})
+	s.DB.Clock = cfg.Clock
+	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Clock: cfg.Clock})
 	backend, err := s.backend()
 	if err != nil {
 		return nil, err
@@ -197,6 +199,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Pool = pool.New(s.DB, backend, pool.Config{
 		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
+		Clock: cfg.Clock,
 	})
 	// `provisioner pool status` reads them back: the database, not its
 	// own flags, says what the running server works towards.
@@ -211,15 +214,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
-		Logger: cfg.Logger, Now: cfg.Now, Notifier: notifier, Metrics: s.Metrics,
+		Logger: cfg.Logger, Clock: cfg.Clock, Now: cfg.Clock.Now, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {
-		now := cfg.Now
-		if now == nil {
-			now = time.Now
-		}
-		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient, Metrics: s.Metrics}, s.DB, cfg.Logger, now)
+		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient, Metrics: s.Metrics}, s.DB, cfg.Logger, cfg.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -228,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ops := map[string]http.Handler{
 		"GET /metrics": s.Metrics.Handler(),
-		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Now: cfg.Now, Logger: cfg.Logger}),
+		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Clock: cfg.Clock, Logger: cfg.Logger}),
 	}
 	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
 	handler := api.New(apiCfg)
@@ -284,7 +283,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("the status page and /metrics are off: no ops address")
 	}
 	s.wg.Go(func() { s.runPool(runCtx) })
-	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log})); err != nil {
+	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log}), gocron.WithClock(cfg.Clock)); err != nil {
 		return nil, err
 	}
 	if err := s.Life.Schedule(s.sched); err != nil {
@@ -463,12 +462,8 @@ func (s *Server) schedulePruning() error {
 	if keep <= 0 {
 		keep = 30 * 24 * time.Hour
 	}
-	now := s.cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	_, err := s.sched.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(func(ctx context.Context) {
-		n, err := s.DB.PruneEvents(ctx, now().Add(-keep))
+		n, err := s.DB.PruneEvents(ctx, s.cfg.Clock.Now().Add(-keep))
 		if err != nil {
 			s.log.Warn("prune events", "err", err)
 			return
