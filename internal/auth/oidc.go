@@ -18,15 +18,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
-)
-
-// Log attribute keys.
-const (
-	logReason     = "reason"
-	logRepository = "repository"
-	logPolicy     = "policy_id"
-	logAccount    = "account"
-	logIssuer     = "issuer"
+	"github.com/smek/action/internal/logkey"
 )
 
 // asymmetricAlgs are the signature algorithms an OIDC verifier may accept.
@@ -131,7 +123,7 @@ func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, clock cl
 	return &OIDC{
 		cfg:      cfg,
 		policies: policies,
-		logger:   logger.With("component", "oidc", logIssuer, cfg.Issuer),
+		logger:   logger.With(logkey.Component, "oidc", logkey.Issuer, cfg.Issuer),
 		clock:    clock,
 	}, nil
 }
@@ -169,10 +161,10 @@ func (o *OIDC) Authenticate(ctx context.Context, rawJWT string) (cluster.Princip
 	}
 	p, err := MatchPolicy(policies, c)
 	if err != nil {
-		o.logger.InfoContext(ctx, "oidc token matches no policy", logRepository, c.Repository, logReason, cluster.ErrorMessage(err))
+		o.logger.InfoContext(ctx, "oidc token matches no policy", logkey.Repository, c.Repository, logkey.Reason, cluster.ErrorMessage(err))
 		return cluster.Principal{}, err
 	}
-	o.logger.DebugContext(ctx, "oidc token admitted", logRepository, c.Repository, logPolicy, p.ID, logAccount, p.Account.Name)
+	o.logger.DebugContext(ctx, "oidc token admitted", logkey.Repository, c.Repository, logkey.PolicyID, p.ID, logkey.Account, p.Account.Name)
 	return cluster.Principal{
 		Account:         p.Account,
 		AllowPrivileged: p.AllowPrivileged,
@@ -211,7 +203,7 @@ func (o *OIDC) verify(ctx context.Context, rawJWT string) (Claims, error) {
 	tok, err := v.Verify(context.WithValue(ctx, keySetErrorKey{}, keyErr), rawJWT)
 	if err != nil {
 		if keyErr.unreachable() {
-			o.logger.WarnContext(ctx, "oidc keys unavailable", logReason, keyErr.err)
+			o.logger.WarnContext(ctx, "oidc keys unavailable", logkey.Reason, keyErr.err)
 			return Claims{}, &cluster.Error{Code: cluster.EUNAVAILABLE,
 				Message: "SMEK could not fetch the OIDC issuer's keys to verify the token; try again shortly", Err: err}
 		}
@@ -265,9 +257,9 @@ func (o *OIDC) checkClaims(tc tokenClaims) error {
 // error. msg is shown to the client; detail only goes to the log.
 func (o *OIDC) unauthorized(ctx context.Context, msg string, detail error) error {
 	if detail != nil {
-		o.logger.DebugContext(ctx, "oidc token refused", logReason, msg, "detail", detail.Error())
+		o.logger.DebugContext(ctx, "oidc token refused", logkey.Reason, msg, "detail", detail.Error())
 	} else {
-		o.logger.DebugContext(ctx, "oidc token refused", logReason, msg)
+		o.logger.DebugContext(ctx, "oidc token refused", logkey.Reason, msg)
 	}
 	return &cluster.Error{Code: cluster.EUNAUTHORIZED, Message: msg, Err: detail}
 }

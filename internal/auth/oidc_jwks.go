@@ -13,6 +13,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // OIDCMetrics receives the OIDC verifier's counts; *metrics.Metrics
@@ -177,7 +179,7 @@ func (k *jwks) finish(ctx context.Context, f *keyFetch, keys []jose.JSONWebKey, 
 	result := "ok"
 	if err != nil {
 		result = "error"
-		k.logger.WarnContext(ctx, "oidc key fetch failed", logReason, err.Error())
+		k.logger.WarnContext(ctx, "oidc key fetch failed", logkey.Reason, err.Error())
 	} else {
 		k.logger.InfoContext(ctx, "oidc keys fetched", "keys", len(keys))
 	}

@@ -10,6 +10,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // discoveryTimeout bounds one discovery request.
@@ -46,7 +47,7 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		}
 		if err != nil {
 			o.retryAt = o.clock.Now().Add(o.cfg.DiscoveryRetry)
-			o.logger.WarnContext(ctx, "oidc discovery failed", logReason, err.Error())
+			o.logger.WarnContext(ctx, "oidc discovery failed", logkey.Reason, err.Error())
 			unavailable.Err = fmt.Errorf("discover %s: %w", o.cfg.Issuer, err)
 			return nil, unavailable
 		}

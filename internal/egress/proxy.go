@@ -31,18 +31,12 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // ErrClosed is returned by Serve once the proxy has been closed.
 var ErrClosed = errors.New("egress proxy closed")
-
-// Log attribute keys.
-const (
-	logListener   = "listener"
-	logTarget     = "target"
-	logAddresses  = "addresses"
-	logSuppressed = "suppressed"
-)
 
 const (
 	// maxRequestBytes caps the CONNECT request line and headers;
@@ -175,7 +169,7 @@ func New(cfg Config) (*Proxy, error) {
 	return &Proxy{
 		cfg:       cfg,
 		policy:    policy{allow: allow, hostAddrs: cfg.HostAddresses},
-		log:       cfg.Logger.With("component", "egress"),
+		log:       cfg.Logger.With(logkey.Component, "egress"),
 		denials:   &sampler{clock: cfg.Clock, n: 10, interval: time.Second},
 		ctx:       ctx,
 		cancel:    cancel,
@@ -214,7 +208,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 		p.wg.Done()
 	}()
 
-	log := p.log.With(logListener, l.Addr().String())
+	log := p.log.With(logkey.Listener, l.Addr().String())
 	slots := make(chan struct{}, p.cfg.MaxTunnels)
 	var backoff time.Duration
 	for {
@@ -228,7 +222,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log.Warn("accept", "err", err, "retry_in", backoff)
+			log.Warn("accept", logkey.Err, err, logkey.RetryIn, backoff)
 			select {
 			case <-time.After(backoff):
 			case <-p.ctx.Done():
@@ -326,7 +320,7 @@ func (p *Proxy) handle(c net.Conn, slots chan struct{}, log *slog.Logger) {
 	dst, err := p.dial(ctx, addrs, t.port)
 	if err != nil {
 		p.failed.Add(1)
-		log.Debug("egress dial failed", logTarget, t.String(), logAddresses, addrs, "err", err)
+		log.Debug("egress dial failed", logkey.Target, t.String(), logkey.Addresses, addrs, logkey.Err, err)
 		writeStatus(c, http.StatusBadGateway, "cannot connect to destination")
 		return
 	}
@@ -369,7 +363,7 @@ func (p *Proxy) permitted(ctx context.Context, t target, log *slog.Logger) []net
 	host, err := p.policy.hostAddrs()
 	if err != nil {
 		// Without the host's addresses nothing can be judged: refuse.
-		log.Warn("list host addresses", "err", err)
+		log.Warn("list host addresses", logkey.Err, err)
 		return nil
 	}
 	var ok []netip.Addr
@@ -390,9 +384,9 @@ func (p *Proxy) logDenial(log *slog.Logger, msg string, t target, addrs []netip.
 	if !ok {
 		return
 	}
-	args = append(args, logTarget, t.String(), logAddresses, addrs)
+	args = append(args, logkey.Target, t.String(), logkey.Addresses, addrs)
 	if suppressed > 0 {
-		args = append(args, logSuppressed, suppressed)
+		args = append(args, logkey.Suppressed, suppressed)
 	}
 	log.Debug(msg, args...)
 }

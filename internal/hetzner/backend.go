@@ -25,6 +25,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/pool"
 )
@@ -220,7 +221,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	a := newAPI(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)
 	b := &Backend{
-		cfg: cfg, log: cfg.Logger.With("component", "hetzner"), api: a, seal: s,
+		cfg: cfg, log: cfg.Logger.With(logkey.Component, "hetzner"), api: a, seal: s,
 		watch:  newWatcher(cfg.Client, a, cfg.Sleep, cfg.PollMin, cfg.PollMax),
 		images: map[string]*hcloud.Image{},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/kube"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -47,7 +48,7 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 		return d.marshal(), err
 	}
 	d.Timings["total"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
-	b.log.Info("server ready", "member", m.ID, "server", srv.ID, "flavor", m.Flavor.String(), "timings_ms", d.Timings)
+	b.log.Info("server ready", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Flavor, m.Flavor.String(), "timings_ms", d.Timings)
 	return d.marshal(), nil
 }
 
@@ -85,7 +86,7 @@ func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, 
 			// provisioner restarted): adopt it.
 			return b.adopt(ctx, m, name)
 		case hcloud.IsError(err, hcloud.ErrorCodePlacementError, hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodeResourceLimitExceeded):
-			b.log.Warn("cannot create the server here, trying the next location", "server", name, "location", loc, "err", err)
+			b.log.Warn("cannot create the server here, trying the next location", logkey.Server, name, "location", loc, logkey.Err, err)
 			lastErr = err
 			continue
 		default:
@@ -291,7 +292,7 @@ func (b *Backend) shutdown(ctx context.Context, srv *hcloud.Server) error {
 			return nil // gone meanwhile: off too
 		}
 		if b.cfg.Clock.Now().After(deadline) {
-			b.log.Warn("the server did not shut down in time: powering it off", "server", srv.ID, "status", got.Status, "after", b.cfg.ShutdownTimeout)
+			b.log.Warn("the server did not shut down in time: powering it off", logkey.Server, srv.ID, logkey.Status, got.Status, "after", b.cfg.ShutdownTimeout)
 			a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweroff)
 			if err == nil {
 				err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
@@ -383,7 +384,7 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 		return false, nil, nil
 	}
 	if got.Status != hcloud.ServerStatusRunning {
-		b.log.Info("powering on the rebuilt server", "member", m.ID, "server", srv.ID, "status", got.Status)
+		b.log.Info("powering on the rebuilt server", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Status, got.Status)
 		a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
 		if err == nil {
 			err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
@@ -454,7 +455,7 @@ func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
 	if m.State == cluster.MemberReady {
 		return nil, fmt.Errorf("resume member %s: server %d is %s", m.ID, srv.ID, srv.Status)
 	}
-	b.log.Info("starting the server of a running cluster again", "member", m.ID, "server", srv.ID, "status", srv.Status)
+	b.log.Info("starting the server of a running cluster again", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Status, srv.Status)
 	return b.Start(ctx, m)
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/notify"
 	"github.com/smek/action/internal/pool"
@@ -223,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		authn.OIDC = v
-		s.log.Info("CI OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
+		s.log.Info("CI OIDC tokens accepted", logkey.Issuer, cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
 	}
 	ops := map[string]http.Handler{
 		"GET /metrics": s.Metrics.Handler(),
@@ -252,7 +253,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		handler.Handle("POST "+githubapp.WebhookPath, app)
 		s.wg.Go(func() { app.Run(runCtx) })
-		s.log.Info("GitHub App webhook on", "path", githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
+		s.log.Info("GitHub App webhook on", logkey.Path, githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
 	}
 
 	s.listener = cfg.Listener
@@ -270,7 +271,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		opsCfg := apiCfg
 		opsCfg.Mounts, opsCfg.OperatorToken = ops, cfg.OpsToken
 		if cfg.OpsToken == "" && !loopback(s.opsAddr) {
-			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", "ops_addr", s.opsAddr.String())
+			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", logkey.OpsAddr, s.opsAddr.String())
 		}
 		s.opsHTTP = httpserver.New(api.New(opsCfg), cfg.HTTPTimeouts, cfg.Logger)
 		s.wg.Go(func() {
@@ -301,7 +302,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.errc <- err
 		}
 	})
-	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), "ops_addr", s.OpsURL(), "backend", backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
+	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), logkey.OpsAddr, s.OpsURL(), logkey.Backend, backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
 	ok = true
 	return s, nil
 }
@@ -357,7 +358,7 @@ func loopback(a net.Addr) bool {
 // makes the server unready.
 func (s *Server) runPool(ctx context.Context) {
 	if err := s.Pool.Run(ctx); err != nil && ctx.Err() == nil {
-		s.log.Error("pool stopped", "err", err)
+		s.log.Error("pool stopped", logkey.Err, err)
 		s.poolErr.Store(&err)
 	}
 }
@@ -465,11 +466,11 @@ func (s *Server) schedulePruning() error {
 	_, err := s.sched.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(func(ctx context.Context) {
 		n, err := s.DB.PruneEvents(ctx, s.cfg.Clock.Now().Add(-keep))
 		if err != nil {
-			s.log.Warn("prune events", "err", err)
+			s.log.Warn("prune events", logkey.Err, err)
 			return
 		}
 		if n > 0 {
-			s.log.Info("pruned events", "count", n, "older_than", keep)
+			s.log.Info("pruned events", logkey.Count, n, "older_than", keep)
 		}
 	}), gocron.WithName("event-pruning"), gocron.WithSingletonMode(gocron.LimitModeReschedule))
 	return err

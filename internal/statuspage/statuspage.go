@@ -16,6 +16,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"
 )
@@ -89,13 +90,13 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	data, err := p.load(r.Context())
 	if err != nil {
-		p.logger.Error("status page: read the database", "err", err)
+		p.logger.Error("status page: read the database", logkey.Err, err)
 		http.Error(w, "the status page cannot read the database right now", http.StatusServiceUnavailable)
 		return
 	}
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, data); err != nil {
-		p.logger.Error("status page: render", "err", err)
+		p.logger.Error("status page: render", logkey.Err, err)
 		http.Error(w, "the status page could not be rendered", http.StatusInternalServerError)
 		return
 	}

@@ -29,6 +29,8 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // Config configures a Fake. The zero value is usable.
@@ -140,7 +142,7 @@ func New(cfg Config) *Fake {
 	}
 	f := &Fake{
 		cfg:       cfg,
-		log:       cfg.Logger.With("component", "hcloudfake"),
+		log:       cfg.Logger.With(logkey.Component, "hcloudfake"),
 		rand:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
 		bucket:    newBucket(cfg.RateLimit, cfg.RateRefill, cfg.Clock.Now()),
 		nextID:    1000,
