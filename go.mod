@@ -29,7 +29,7 @@ require (
 	github.com/hetznercloud/hcloud-go/v2 v2.36.0 // indirect
 	github.com/jessevdk/go-flags v1.6.1 // indirect
 	github.com/jmattheis/goverter v1.9.3 // indirect
-	github.com/jonboulle/clockwork v0.5.0 // indirect
+	github.com/jonboulle/clockwork v0.5.0
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect

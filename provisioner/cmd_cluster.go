@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/wire"
 )
@@ -19,12 +20,12 @@ func cmdCluster(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return fmt.Errorf("%w: unknown cluster subcommand %q (list)", errUsage, args[0])
 	}
-	return clusterList(ctx, args[1:], getenv, stdout, stderr, time.Now)
+	return clusterList(ctx, args[1:], getenv, stdout, stderr, clockwork.NewRealClock())
 }
 
-// clusterList prints the clusters of every account; now is the clock of
+// clusterList prints the clusters of every account; clock is the clock of
 // the "left" column.
-func clusterList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, now func() time.Time) error {
+func clusterList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, clock clockwork.Clock) error {
 	fs := newFlagSet("cluster list", "List the clusters of every account, newest first: the live ones, or with --all also terminated and failed ones.", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
 	all := fs.Bool("all", false, "include terminated and failed clusters")
@@ -59,7 +60,7 @@ func clusterList(ctx context.Context, args []string, getenv func(string) string,
 		}
 		return nil
 	}
-	t := now()
+	t := clock.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tACCOUNT\tSTATUS\tFLAVOR\tCREATED (UTC)\tEXPIRES (UTC)\tLEFT\tCI RUN\t")
 	for _, c := range clusters {

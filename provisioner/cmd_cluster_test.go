@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -33,7 +34,7 @@ func clusterDB(t *testing.T) string {
 func TestClusterList(t *testing.T) {
 	dir := clusterDB(t)
 	var out, errOut bytes.Buffer
-	if err := clusterList(context.Background(), []string{"--data-dir", dir}, env(nil), &out, &errOut, func() time.Time { return listNow }); err != nil {
+	if err := clusterList(context.Background(), []string{"--data-dir", dir}, env(nil), &out, &errOut, clockwork.NewFakeClockAt(listNow)); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
 	want := "" +

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/sqlite"
@@ -56,7 +57,7 @@ func TestServeHetznerNeedsSSHSource(t *testing.T) {
 // says so. Without the database it refuses.
 func TestImagePrune(t *testing.T) {
 	ctx := context.Background()
-	clock := hcloudfake.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	fake := hcloudfake.New(hcloudfake.Config{Token: "secret-token", Clock: clock}).Start()
 	t.Cleanup(fake.Close)
 	dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/lifecycle"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/server"
 )
 
@@ -110,7 +111,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	case <-ctx.Done():
 		logger.Info("shutting down")
 	case err = <-srv.Err():
-		logger.Error("server failed", "err", err)
+		logger.Error("server failed", logkey.Err, err)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

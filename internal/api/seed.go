@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -109,7 +110,7 @@ func (s *Server) writeScriptError(w http.ResponseWriter, r *http.Request, err er
 		return
 	}
 	p := problem(r, err)
-	s.log.Info("request failed", "request_id", p.RequestID, "path", r.URL.Path, "status", p.Status, "code", p.Code, "err", err)
+	s.log.Info("request failed", logkey.RequestID, p.RequestID, logkey.Path, r.URL.Path, logkey.Status, p.Status, logkey.Code, p.Code, logkey.Err, err)
 	if r.Context().Err() != nil {
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -54,7 +55,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With(logkey.Component, "api"), mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -114,7 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic in handler", "request_id", id, "path", r.URL.Path, "panic", v)
+			s.log.Error("panic in handler", logkey.RequestID, id, logkey.Path, r.URL.Path, "panic", v)
 			if !rec.wrote {
 				s.writeError(rec, r, cluster.Errorf(cluster.EINTERNAL, "", "internal error"))
 			}
@@ -123,7 +124,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Observe != nil {
 			s.cfg.Observe(pattern, rec.status, time.Since(start))
 		}
-		s.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", time.Since(start))
+		s.log.Debug("request", logkey.RequestID, id, "method", r.Method, logkey.Path, r.URL.Path, logkey.Status, rec.status, logkey.Took, time.Since(start))
 	}()
 	s.mux.ServeHTTP(rec, r)
 }
@@ -228,12 +229,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if err := s.cfg.DB.Ping(ctx); err != nil {
 		checks["database"], status = "failing", http.StatusServiceUnavailable
-		s.log.Warn("readyz: database", "err", err)
+		s.log.Warn("readyz: database", logkey.Err, err)
 	}
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(ctx); err != nil {
 			checks["backend"], status = "failing", http.StatusServiceUnavailable
-			s.log.Warn("readyz: backend", "err", err)
+			s.log.Warn("readyz: backend", logkey.Err, err)
 		}
 	}
 	writeJSON(w, status, "application/json", checks)

@@ -16,16 +16,9 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
-)
-
-// Log attribute keys.
-const (
-	logReason     = "reason"
-	logRepository = "repository"
-	logPolicy     = "policy_id"
-	logAccount    = "account"
-	logIssuer     = "issuer"
+	"github.com/smek/action/internal/logkey"
 )
 
 // asymmetricAlgs are the signature algorithms an OIDC verifier may accept.
@@ -79,7 +72,7 @@ type OIDC struct {
 	cfg      OIDCConfig
 	policies PolicyStore
 	logger   *slog.Logger
-	now      func() time.Time
+	clock    clockwork.Clock
 
 	// mu guards verifier and retryAt.
 	mu       sync.Mutex
@@ -91,7 +84,7 @@ var _ OIDCVerifier = (*OIDC)(nil)
 
 // NewOIDC checks cfg, fills in its defaults and returns a verifier. It does
 // not contact the issuer.
-func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, now func() time.Time) (*OIDC, error) {
+func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, clock clockwork.Clock) (*OIDC, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = GitHubIssuer
 	}
@@ -124,14 +117,14 @@ func NewOIDC(cfg OIDCConfig, policies PolicyStore, logger *slog.Logger, now func
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopOIDCMetrics{}
 	}
-	if policies == nil || logger == nil || now == nil {
-		return nil, errors.New("oidc: policies, logger and now are required")
+	if policies == nil || logger == nil || clock == nil {
+		return nil, errors.New("oidc: policies, logger and clock are required")
 	}
 	return &OIDC{
 		cfg:      cfg,
 		policies: policies,
-		logger:   logger.With("component", "oidc", logIssuer, cfg.Issuer),
-		now:      now,
+		logger:   logger.With(logkey.Component, "oidc", logkey.Issuer, cfg.Issuer),
+		clock:    clock,
 	}, nil
 }
 
@@ -168,10 +161,10 @@ func (o *OIDC) Authenticate(ctx context.Context, rawJWT string) (cluster.Princip
 	}
 	p, err := MatchPolicy(policies, c)
 	if err != nil {
-		o.logger.InfoContext(ctx, "oidc token matches no policy", logRepository, c.Repository, logReason, cluster.ErrorMessage(err))
+		o.logger.InfoContext(ctx, "oidc token matches no policy", logkey.Repository, c.Repository, logkey.Reason, cluster.ErrorMessage(err))
 		return cluster.Principal{}, err
 	}
-	o.logger.DebugContext(ctx, "oidc token admitted", logRepository, c.Repository, logPolicy, p.ID, logAccount, p.Account.Name)
+	o.logger.DebugContext(ctx, "oidc token admitted", logkey.Repository, c.Repository, logkey.PolicyID, p.ID, logkey.Account, p.Account.Name)
 	return cluster.Principal{
 		Account:         p.Account,
 		AllowPrivileged: p.AllowPrivileged,
@@ -210,7 +203,7 @@ func (o *OIDC) verify(ctx context.Context, rawJWT string) (Claims, error) {
 	tok, err := v.Verify(context.WithValue(ctx, keySetErrorKey{}, keyErr), rawJWT)
 	if err != nil {
 		if keyErr.unreachable() {
-			o.logger.WarnContext(ctx, "oidc keys unavailable", logReason, keyErr.err)
+			o.logger.WarnContext(ctx, "oidc keys unavailable", logkey.Reason, keyErr.err)
 			return Claims{}, &cluster.Error{Code: cluster.EUNAVAILABLE,
 				Message: "SMEK could not fetch the OIDC issuer's keys to verify the token; try again shortly", Err: err}
 		}
@@ -246,7 +239,7 @@ func (o *OIDC) checkClaims(tc tokenClaims) error {
 	if !tc.Audience.contains(o.cfg.Audience) {
 		return fmt.Errorf("the OIDC token's audience is not %q; request the token with that audience", o.cfg.Audience)
 	}
-	now, skew := o.now(), o.cfg.ClockSkew
+	now, skew := o.clock.Now(), o.cfg.ClockSkew
 	switch {
 	case tc.Expiry == nil:
 		return errors.New("the OIDC token has no expiry (exp)")
@@ -264,9 +257,9 @@ func (o *OIDC) checkClaims(tc tokenClaims) error {
 // error. msg is shown to the client; detail only goes to the log.
 func (o *OIDC) unauthorized(ctx context.Context, msg string, detail error) error {
 	if detail != nil {
-		o.logger.DebugContext(ctx, "oidc token refused", logReason, msg, "detail", detail.Error())
+		o.logger.DebugContext(ctx, "oidc token refused", logkey.Reason, msg, "detail", detail.Error())
 	} else {
-		o.logger.DebugContext(ctx, "oidc token refused", logReason, msg)
+		o.logger.DebugContext(ctx, "oidc token refused", logkey.Reason, msg)
 	}
 	return &cluster.Error{Code: cluster.EUNAUTHORIZED, Message: msg, Err: detail}
 }

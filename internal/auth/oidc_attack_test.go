@@ -14,6 +14,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 )
@@ -143,11 +144,11 @@ func TestOIDCClockSkew(t *testing.T) {
 	if _, err := e.v.Authenticate(ctx, tok); err != nil {
 		t.Fatalf("20s before nbf, within the 30s skew: %v", err)
 	}
-	e.clock.Add(5*time.Minute + 29*time.Second)
+	e.clock.Advance(5*time.Minute + 29*time.Second)
 	if _, err := e.v.Authenticate(ctx, tok); err != nil {
 		t.Fatalf("29s after exp, within the skew: %v", err)
 	}
-	e.clock.Add(2 * time.Second)
+	e.clock.Advance(2 * time.Second)
 	_, err := e.v.Authenticate(ctx, tok)
 	wantCode(t, err, cluster.EUNAUTHORIZED)
 
@@ -209,7 +210,7 @@ func TestNewOIDCConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := auth.NewOIDC(tc.cfg, store, discardLogger(), time.Now)
+			v, err := auth.NewOIDC(tc.cfg, store, discardLogger(), clockwork.NewRealClock())
 			if (err == nil) != tc.ok {
 				t.Fatalf("got error %v, want ok=%v", err, tc.ok)
 			}

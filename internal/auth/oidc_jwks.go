@@ -12,6 +12,9 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // OIDCMetrics receives the OIDC verifier's counts; *metrics.Metrics
@@ -56,7 +59,7 @@ type jwks struct {
 	client  *http.Client
 	algs    []jose.SignatureAlgorithm
 	every   time.Duration
-	now     func() time.Time
+	clock   clockwork.Clock
 	metrics OIDCMetrics
 	logger  *slog.Logger
 
@@ -141,7 +144,7 @@ func (k *jwks) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
 	f := k.inflight
 	if f == nil {
-		if !k.fetchedAt.IsZero() && k.now().Before(k.fetchedAt.Add(k.every)) {
+		if !k.fetchedAt.IsZero() && k.clock.Now().Before(k.fetchedAt.Add(k.every)) {
 			keys, err := k.keys, k.lastErr
 			k.mu.Unlock()
 			if err != nil {
@@ -151,7 +154,7 @@ func (k *jwks) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 			return keys, nil
 		}
 		f = &keyFetch{done: make(chan struct{})}
-		k.inflight, k.fetchedAt = f, k.now()
+		k.inflight, k.fetchedAt = f, k.clock.Now()
 		k.mu.Unlock()
 		// The fetch is shared, so the request that happens to start it
 		// does not cancel it for the others.
@@ -176,7 +179,7 @@ func (k *jwks) finish(ctx context.Context, f *keyFetch, keys []jose.JSONWebKey, 
 	result := "ok"
 	if err != nil {
 		result = "error"
-		k.logger.WarnContext(ctx, "oidc key fetch failed", logReason, err.Error())
+		k.logger.WarnContext(ctx, "oidc key fetch failed", logkey.Reason, err.Error())
 	} else {
 		k.logger.InfoContext(ctx, "oidc keys fetched", "keys", len(keys))
 	}

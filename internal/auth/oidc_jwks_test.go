@@ -41,7 +41,7 @@ func TestOIDCForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 	}
 	wantFetches(t, e.iss, 1, 1) // the first fetch
 
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	forged := forgedTokens(e)
 	// 119 forged tokens over 59 seconds of injected time.
 	for i := range 119 {
@@ -52,7 +52,7 @@ func TestOIDCForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 				t.Fatalf("valid token during the stream: %v", err)
 			}
 		}
-		e.clock.Add(500 * time.Millisecond)
+		e.clock.Advance(500 * time.Millisecond)
 	}
 	wantFetches(t, e.iss, 1, 2) // one refetch in that minute
 
@@ -70,7 +70,7 @@ func TestOIDCForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 	wantFetches(t, e.iss, 1, 2)
 
 	// It is a rate, not a lockout: the next minute allows the next fetch.
-	e.clock.Add(500 * time.Millisecond)
+	e.clock.Advance(500 * time.Millisecond)
 	_, err := e.v.Authenticate(ctx, forged[0])
 	wantCode(t, err, cluster.EUNAUTHORIZED)
 	wantFetches(t, e.iss, 1, 3)
@@ -121,12 +121,12 @@ func TestOIDCCountsKeyFetches(t *testing.T) {
 	}
 
 	e.iss.setDown(true)
-	e.clock.Add(30 * time.Second) // the configured interval
+	e.clock.Advance(30 * time.Second) // the configured interval
 	_, err := e.v.Authenticate(ctx, sign(rsa2(), e.githubClaims()))
 	wantCode(t, err, cluster.EUNAVAILABLE)
 	e.iss.setDown(false)
 	e.iss.publish(rsa1(), rsa2())
-	e.clock.Add(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	if _, err := e.v.Authenticate(ctx, sign(rsa2(), e.githubClaims())); err != nil {
 		t.Fatal(err)
 	}

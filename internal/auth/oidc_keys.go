@@ -10,6 +10,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // discoveryTimeout bounds one discovery request.
@@ -25,7 +26,7 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		return o.verifier, nil
 	}
 	unavailable := cluster.Errorf(cluster.EUNAVAILABLE, "", "SMEK cannot reach the OIDC issuer to verify the token; try again shortly")
-	if o.now().Before(o.retryAt) {
+	if o.clock.Now().Before(o.retryAt) {
 		return nil, unavailable
 	}
 	// Discovery is not cancelled by the one request that happens to
@@ -45,8 +46,8 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 			jwksURL = meta.JWKSURL
 		}
 		if err != nil {
-			o.retryAt = o.now().Add(o.cfg.DiscoveryRetry)
-			o.logger.WarnContext(ctx, "oidc discovery failed", logReason, err.Error())
+			o.retryAt = o.clock.Now().Add(o.cfg.DiscoveryRetry)
+			o.logger.WarnContext(ctx, "oidc discovery failed", logkey.Reason, err.Error())
 			unavailable.Err = fmt.Errorf("discover %s: %w", o.cfg.Issuer, err)
 			return nil, unavailable
 		}
@@ -58,7 +59,7 @@ func (o *OIDC) idVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	}
 	keys := &jwks{
 		url: jwksURL, issuer: o.cfg.Issuer, client: o.cfg.HTTPClient, algs: algs,
-		every: o.cfg.KeyRefresh, now: o.now, metrics: o.cfg.Metrics, logger: o.logger,
+		every: o.cfg.KeyRefresh, clock: o.clock, metrics: o.cfg.Metrics, logger: o.logger,
 	}
 	o.verifier = oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{
 		ClientID:             o.cfg.Audience,

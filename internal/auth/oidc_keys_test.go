@@ -33,13 +33,13 @@ func TestOIDCStartsWhileIssuerIsDown(t *testing.T) {
 	wantCode(t, err, cluster.EUNAVAILABLE)
 	wantFetches(t, e.iss, 1, 0)
 
-	e.clock.Add(29 * time.Second)
+	e.clock.Advance(29 * time.Second)
 	_, err = e.v.Authenticate(ctx, tok)
 	wantCode(t, err, cluster.EUNAVAILABLE)
 	wantFetches(t, e.iss, 1, 0)
 
 	e.iss.setDown(false)
-	e.clock.Add(2 * time.Second)
+	e.clock.Advance(2 * time.Second)
 	if _, err := e.v.Authenticate(ctx, tok); err != nil {
 		t.Fatalf("after the issuer came back: %v", err)
 	}
@@ -70,13 +70,13 @@ func TestOIDCKeyRotation(t *testing.T) {
 	// Within a minute of the last fetch a token with a key id the cache
 	// does not know is refused from the cache, without a fetch.
 	e.iss.publish(rsa1(), rsa2(), ec1())
-	e.clock.Add(59 * time.Second)
+	e.clock.Advance(59 * time.Second)
 	_, err := e.v.Authenticate(ctx, sign(rsa2(), claims))
 	wantCode(t, err, cluster.EUNAUTHORIZED)
 	wantFetches(t, e.iss, 1, 1)
 
 	// Once the minute is over the next such token refreshes the cache.
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	mustAdmit(rsa2())
 	wantFetches(t, e.iss, 1, 2)
 	mustAdmit(ec1())
@@ -86,7 +86,7 @@ func TestOIDCKeyRotation(t *testing.T) {
 	// rsa-1 is retired. The next refresh (here caused by a token with a
 	// key id nobody publishes) drops it from the cache before it answers.
 	e.iss.publish(rsa2(), ec1())
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	_, err = e.v.Authenticate(ctx, sign(signingKey{kid: "rsa-3", alg: rsa1().alg, priv: rsaRogue()}, claims))
 	wantCode(t, err, cluster.EUNAUTHORIZED)
 	wantFetches(t, e.iss, 1, 3)
@@ -115,7 +115,7 @@ func TestOIDCKeysUnreachable(t *testing.T) {
 		t.Fatalf("cached key while the issuer is down: %v", err)
 	}
 	wantFetches(t, e.iss, 1, 1)
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	_, err := e.v.Authenticate(ctx, sign(rsa2(), claims))
 	wantCode(t, err, cluster.EUNAVAILABLE)
 	// (The HTTP client may retry a dropped request once: count attempts.)
@@ -133,7 +133,7 @@ func TestOIDCKeysUnreachable(t *testing.T) {
 		t.Fatalf("cached key after a failed fetch: %v", err)
 	}
 
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	if _, err := e.v.Authenticate(ctx, sign(rsa2(), claims)); err != nil {
 		t.Fatalf("new key once the issuer is back: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestOIDCWithoutDiscovery(t *testing.T) {
 	e := newEnv(t, auth.OIDCConfig{}, rsa1())
 	e.addPolicy(t, auth.Policy{RepositoryOwnerID: 65})
 	v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: e.iss.URL(), Audience: testAudience, JWKSURL: e.iss.URL() + "/keys"},
-		e.db, discardLogger(), e.clock.Now)
+		e.db, discardLogger(), e.clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,7 +186,7 @@ func TestPolicyValidate(t *testing.T) {
 func TestOIDCStoreErrorIsInternal(t *testing.T) {
 	e := newEnv(t, auth.OIDCConfig{})
 	broken := policyStoreFunc(func(context.Context, string, int64) ([]auth.Policy, error) { return nil, io.ErrUnexpectedEOF })
-	v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: e.iss.URL(), Audience: testAudience}, broken, discardLogger(), e.clock.Now)
+	v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: e.iss.URL(), Audience: testAudience}, broken, discardLogger(), e.clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/sqlite"
@@ -23,30 +24,12 @@ const testAudience = "https://smek.example"
 // t0 is the tests' wall clock; tokens are minted relative to it.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is an injected clock tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a verifier wired to a test issuer and a real SQLite store.
 type env struct {
 	iss   *testIssuer
 	db    *sqlite.DB
 	v     *auth.OIDC
-	clock *clock
+	clock *clockwork.FakeClock
 	logs  *syncWriter
 }
 
@@ -55,7 +38,7 @@ func newEnv(t testing.TB, cfg auth.OIDCConfig, keys ...signingKey) *env {
 	if len(keys) == 0 {
 		keys = []signingKey{rsa1(), ec1()}
 	}
-	e := &env{iss: newTestIssuer(t, keys...), clock: &clock{t: t0}, logs: &syncWriter{}}
+	e := &env{iss: newTestIssuer(t, keys...), clock: clockwork.NewFakeClockAt(t0), logs: &syncWriter{}}
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "smek.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +52,7 @@ func newEnv(t testing.TB, cfg auth.OIDCConfig, keys ...signingKey) *env {
 		cfg.Audience = testAudience
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if e.v, err = auth.NewOIDC(cfg, db, logger, e.clock.Now); err != nil {
+	if e.v, err = auth.NewOIDC(cfg, db, logger, e.clock); err != nil {
 		t.Fatal(err)
 	}
 	return e

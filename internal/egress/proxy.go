@@ -29,18 +29,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // ErrClosed is returned by Serve once the proxy has been closed.
 var ErrClosed = errors.New("egress proxy closed")
-
-// Log attribute keys.
-const (
-	logListener   = "listener"
-	logTarget     = "target"
-	logAddresses  = "addresses"
-	logSuppressed = "suppressed"
-)
 
 const (
 	// maxRequestBytes caps the CONNECT request line and headers;
@@ -83,9 +79,10 @@ type Config struct {
 	// Logger gets denials and failed dials at debug level, with the
 	// destination and never a byte of payload (default: discard).
 	Logger *slog.Logger
-	// Now is the clock of the denial log's rate limit (default time.Now);
-	// socket deadlines run on the real clock.
-	Now func() time.Time
+	// Clock is the clock of the denial log's rate limit (nil: the wall
+	// clock); socket deadlines and the accept backoff run on the wall
+	// clock, which the kernel and the listener keep.
+	Clock clockwork.Clock
 }
 
 // Stats counts what the proxy did since it was created.
@@ -161,8 +158,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	allow := make([]netip.Prefix, len(cfg.Allow))
 	for i, p := range cfg.Allow {
@@ -172,8 +169,8 @@ func New(cfg Config) (*Proxy, error) {
 	return &Proxy{
 		cfg:       cfg,
 		policy:    policy{allow: allow, hostAddrs: cfg.HostAddresses},
-		log:       cfg.Logger.With("component", "egress"),
-		denials:   &sampler{now: cfg.Now, n: 10, interval: time.Second},
+		log:       cfg.Logger.With(logkey.Component, "egress"),
+		denials:   &sampler{clock: cfg.Clock, n: 10, interval: time.Second},
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -211,7 +208,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 		p.wg.Done()
 	}()
 
-	log := p.log.With(logListener, l.Addr().String())
+	log := p.log.With(logkey.Listener, l.Addr().String())
 	slots := make(chan struct{}, p.cfg.MaxTunnels)
 	var backoff time.Duration
 	for {
@@ -225,7 +222,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log.Warn("accept", "err", err, "retry_in", backoff)
+			log.Warn("accept", logkey.Err, err, logkey.RetryIn, backoff)
 			select {
 			case <-time.After(backoff):
 			case <-p.ctx.Done():
@@ -323,7 +320,7 @@ func (p *Proxy) handle(c net.Conn, slots chan struct{}, log *slog.Logger) {
 	dst, err := p.dial(ctx, addrs, t.port)
 	if err != nil {
 		p.failed.Add(1)
-		log.Debug("egress dial failed", logTarget, t.String(), logAddresses, addrs, "err", err)
+		log.Debug("egress dial failed", logkey.Target, t.String(), logkey.Addresses, addrs, logkey.Err, err)
 		writeStatus(c, http.StatusBadGateway, "cannot connect to destination")
 		return
 	}
@@ -366,7 +363,7 @@ func (p *Proxy) permitted(ctx context.Context, t target, log *slog.Logger) []net
 	host, err := p.policy.hostAddrs()
 	if err != nil {
 		// Without the host's addresses nothing can be judged: refuse.
-		log.Warn("list host addresses", "err", err)
+		log.Warn("list host addresses", logkey.Err, err)
 		return nil
 	}
 	var ok []netip.Addr
@@ -387,9 +384,9 @@ func (p *Proxy) logDenial(log *slog.Logger, msg string, t target, addrs []netip.
 	if !ok {
 		return
 	}
-	args = append(args, logTarget, t.String(), logAddresses, addrs)
+	args = append(args, logkey.Target, t.String(), logkey.Addresses, addrs)
 	if suppressed > 0 {
-		args = append(args, logSuppressed, suppressed)
+		args = append(args, logkey.Suppressed, suppressed)
 	}
 	log.Debug(msg, args...)
 }

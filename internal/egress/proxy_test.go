@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // connectLikeKubeAPIServer opens a tunnel to addr through the proxy on
@@ -618,15 +620,15 @@ func TestHostAddressErrorDeniesAll(t *testing.T) {
 
 func TestDenialsLogRateLimited(t *testing.T) {
 	var buf syncBuffer
-	var now atomic.Int64 // seconds
+	clock := clockwork.NewFakeClockAt(time.Unix(0, 0))
 	p := startProxy(t, Config{
 		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    func() time.Time { return time.Unix(now.Load(), 0) },
+		Clock:  clock,
 	})
 	for i := range 15 {
 		rawExchange(t, p.socket, fmt.Sprintf("CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n", 1000+i))
 	}
-	now.Add(1)
+	clock.Advance(time.Second)
 	rawExchange(t, p.socket, "CONNECT 10.0.0.1:22 HTTP/1.1\r\n\r\nsecret payload")
 	p.waitHandled(t, 16)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
@@ -645,8 +647,8 @@ func TestDenialsLogRateLimited(t *testing.T) {
 }
 
 func TestSampler(t *testing.T) {
-	now := time.Unix(0, 0)
-	s := &sampler{now: func() time.Time { return now }, n: 2, interval: time.Second}
+	clock := clockwork.NewFakeClockAt(time.Unix(0, 0))
+	s := &sampler{clock: clock, n: 2, interval: time.Second}
 	steps := []struct {
 		advance    time.Duration
 		ok         bool
@@ -662,7 +664,7 @@ func TestSampler(t *testing.T) {
 		{-time.Hour, true, 1}, // the clock went back
 	}
 	for i, st := range steps {
-		now = now.Add(st.advance)
+		clock.Advance(st.advance)
 		ok, suppressed := s.allow()
 		if ok != st.ok || suppressed != st.suppressed {
 			t.Errorf("step %d: got %v, %d; want %v, %d", i, ok, suppressed, st.ok, st.suppressed)

@@ -3,12 +3,14 @@ package egress
 import (
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // sampler lets at most n events through per interval, and counts the rest,
 // so that a tenant scanning ports cannot flood the log.
 type sampler struct {
-	now      func() time.Time
+	clock    clockwork.Clock
 	n        int
 	interval time.Duration
 
@@ -24,7 +26,7 @@ type sampler struct {
 func (s *sampler) allow() (ok bool, suppressed int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.clock.Now()
 	if now.Sub(s.start) >= s.interval || now.Before(s.start) {
 		s.start, s.passed = now, 0
 	}

@@ -24,19 +24,12 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/webhook"
 )
 
-// Log attribute keys.
-const (
-	logDelivery     = "delivery"
-	logEvent        = "event"
-	logInstallation = "installation"
-	logCluster      = "cluster"
-	logRepository   = "repository"
-	logAttempt      = "attempt"
-	logErr          = "err"
-)
+// logErr is problem.go's key for errors, until that file moves to logkey.
+const logErr = logkey.Err
 
 // Config is what an App needs. Secret, Clusters and Deliveries are
 // required.
@@ -146,7 +139,7 @@ func New(cfg Config) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "githubapp")
+	log = log.With(logkey.Component, "githubapp")
 	clock := cfg.Clock
 	if clock == nil {
 		clock = clockwork.NewRealClock()
@@ -217,7 +210,7 @@ func (a *App) resumeUntilDone(ctx context.Context) {
 			return
 		}
 		wait := backoff(n)
-		a.log.Warn("resume pending deliveries; will try again", logErr, err, "retry_in", wait)
+		a.log.Warn("resume pending deliveries; will try again", logkey.Err, err, logkey.RetryIn, wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -235,7 +228,7 @@ func (a *App) resume(ctx context.Context) error {
 		return err
 	}
 	if len(pending) > 0 {
-		a.log.Info("resuming pending deliveries", "count", len(pending))
+		a.log.Info("resuming pending deliveries", logkey.Count, len(pending))
 	}
 	for _, d := range pending {
 		if a.queue.has(d.ID) {
@@ -248,7 +241,7 @@ func (a *App) resume(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		log := a.log.With(logDelivery, d.ID, logEvent, d.Event, logAttempt, d.Attempts)
+		log := a.log.With(logkey.Delivery, d.ID, logkey.Event, d.Event, logkey.Attempt, d.Attempts)
 		t := &task{id: d.ID, event: d.Event, once: atMostOnce[d.Event], attempts: d.Attempts}
 		plan, handled := planners[d.Event]
 		var reason string
@@ -262,7 +255,7 @@ func (a *App) resume(ctx context.Context) error {
 			a.giveUp(ctx, log, t, fmt.Sprintf("the payload cannot be planned: %v", err))
 		case t.run == nil:
 			if err := a.deliveries.UpdateDelivery(ctx, d.ID, webhook.Update{State: webhook.Done, Attempts: d.Attempts, Reason: reason}); err != nil {
-				log.Warn("record the delivery as done", logErr, err)
+				log.Warn("record the delivery as done", logkey.Err, err)
 			}
 		case a.resumable(ctx, log, t):
 			a.queue.adopt(t, d.NextAttemptAt)
@@ -273,9 +266,9 @@ func (a *App) resume(ctx context.Context) error {
 
 // giveUp records a delivery's work as given up and reports it.
 func (a *App) giveUp(ctx context.Context, log *slog.Logger, t *task, reason string) {
-	log.Warn("delivery given up", "reason", reason)
+	log.Warn("delivery given up", logkey.Reason, reason)
 	if err := a.deliveries.UpdateDelivery(ctx, t.id, webhook.Update{State: webhook.GivenUp, Attempts: t.attempts, Reason: reason}); err != nil {
-		log.Warn("record the delivery as given up", logErr, err)
+		log.Warn("record the delivery as given up", logkey.Err, err)
 		return
 	}
 	a.done(Result{Delivery: t.id, Event: t.event, Attempts: t.attempts, Err: errors.New(reason)})

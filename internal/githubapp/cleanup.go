@@ -9,6 +9,7 @@ import (
 
 	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -38,7 +39,7 @@ func (a *App) newCleanup(delivery, event string, why string, selections ...selec
 }
 
 func (a *App) newCleanupOf(c *cleanup, delivery, event string) func(context.Context) error {
-	c.app, c.log = a, a.log.With(logDelivery, delivery, logEvent, event)
+	c.app, c.log = a, a.log.With(logkey.Delivery, delivery, logkey.Event, event)
 	return c.run
 }
 
@@ -58,7 +59,7 @@ func (c *cleanup) run(ctx context.Context) error {
 				continue
 			}
 			seen[cl.ClusterID] = true
-			log := c.log.With(logCluster, cl.ClusterID)
+			log := c.log.With(logkey.Cluster, cl.ClusterID)
 			if !cluster.Status(cl.ClusterStatus).Live() || cluster.Status(cl.ClusterStatus) == cluster.Terminating {
 				continue
 			}
@@ -69,19 +70,19 @@ func (c *cleanup) run(ctx context.Context) error {
 				continue
 			}
 			if cl.KeepCluster {
-				log.Info("cluster left alone: created with keep-cluster", "reason", c.why)
+				log.Info("cluster left alone: created with keep-cluster", logkey.Reason, c.why)
 				// The owner should find why it still runs in its event log.
 				if err := c.app.clusters.Note(ctx, AsApp, cl.ClusterID, "left alone though "+c.why+": created with keep-cluster"); err != nil {
-					log.Warn("note in the event log", logErr, err)
+					log.Warn("note in the event log", logkey.Err, err)
 				}
 				continue
 			}
 			_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)
 			switch cluster.ErrorCode(err) {
 			case "":
-				log.Info("cluster terminated", "reason", c.why)
+				log.Info("cluster terminated", logkey.Reason, c.why)
 			case cluster.ENOTFOUND, cluster.ECONFLICT:
-				log.Info("cluster already ending", "reason", c.why, logErr, err)
+				log.Info("cluster already ending", logkey.Reason, c.why, logkey.Err, err)
 			default:
 				errs = append(errs, fmt.Errorf("terminate %s: %w", cl.ClusterID, err))
 			}
@@ -104,14 +105,14 @@ func (c *cleanup) stop(ctx context.Context, log *slog.Logger, cl wire.Cluster) e
 	_, err := c.app.clusters.Stop(ctx, AsApp, cl.ClusterID)
 	switch cluster.ErrorCode(err) {
 	case "":
-		log.Info("cluster stopped: created with keep-cluster", "reason", c.why)
+		log.Info("cluster stopped: created with keep-cluster", logkey.Reason, c.why)
 		c.note(ctx, log, cl.ClusterID, "stopped, not terminated, though "+c.why+": created with keep-cluster")
 		return nil
 	case cluster.ENOTFOUND, cluster.ECONFLICT:
-		log.Info("cluster already changing", "reason", c.why, logErr, err)
+		log.Info("cluster already changing", logkey.Reason, c.why, logkey.Err, err)
 		return nil
 	case cluster.ELIMIT:
-		log.Info("cluster terminated: its account keeps no more stopped clusters", "reason", c.why)
+		log.Info("cluster terminated: its account keeps no more stopped clusters", logkey.Reason, c.why)
 		c.note(ctx, log, cl.ClusterID, "terminated though created with keep-cluster: "+c.why+" and its account keeps no more stopped clusters")
 		_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)
 		if code := cluster.ErrorCode(err); err != nil && code != cluster.ENOTFOUND && code != cluster.ECONFLICT {
@@ -127,7 +128,7 @@ func (c *cleanup) stop(ctx context.Context, log *slog.Logger, cl wire.Cluster) e
 // changed.
 func (c *cleanup) note(ctx context.Context, log *slog.Logger, id, message string) {
 	if err := c.app.clusters.Note(ctx, AsApp, id, message); err != nil {
-		log.Warn("note in the event log", logErr, err)
+		log.Warn("note in the event log", logkey.Err, err)
 	}
 }
 

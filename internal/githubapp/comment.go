@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Reactions the App leaves on a command comment.
@@ -96,8 +97,8 @@ func (a *App) planComment(delivery string, body []byte) (func(context.Context) e
 		association:  e.Comment.AuthorAssociation,
 		cmd:          cmd,
 	}
-	j.log = a.log.With(logDelivery, delivery, logEvent, "issue_comment", logInstallation, j.installation,
-		logRepository, j.repoFullName, "pull_request", j.number, "user", j.user, "command", cmd.Name)
+	j.log = a.log.With(logkey.Delivery, delivery, logkey.Event, "issue_comment", logkey.Installation, j.installation,
+		logkey.Repository, j.repoFullName, "pull_request", j.number, logkey.User, j.user, "command", cmd.Name)
 	return j.run, "", nil
 }
 
@@ -112,14 +113,14 @@ func (j *commentJob) run(ctx context.Context) error {
 		case err != nil && !isPermanent(err) && j.lookups < maxAccessLookups:
 			return err
 		case err != nil:
-			j.log.Warn("command refused: the commenter's access could not be checked", "lookups", j.lookups, logErr, err)
+			j.log.Warn("command refused: the commenter's access could not be checked", "lookups", j.lookups, logkey.Err, err)
 			j.reply = fmt.Sprintf("@%s the command did not run: GitHub did not tell SMEK your access to this repository. Try again later.", j.user)
 			j.ok, j.ran = false, true
 		case !access.MayCommand():
 			// No reaction and no reply: anyone can comment on a public
 			// repository, and the App is not theirs to drive.
 			j.log.Info("command ignored: the commenter has no write access",
-				"permission", access.Permission, "role", access.Role, "association", j.association)
+				"permission", access.Permission, logkey.Role, access.Role, "association", j.association)
 			return nil
 		}
 		j.checked = true
@@ -129,7 +130,7 @@ func (j *commentJob) run(ctx context.Context) error {
 			if !isPermanent(err) {
 				return err
 			}
-			j.log.Warn("acknowledge command", logErr, err)
+			j.log.Warn("acknowledge command", logkey.Err, err)
 		}
 		j.received = true
 	}
@@ -143,7 +144,7 @@ func (j *commentJob) run(ctx context.Context) error {
 			if !isPermanent(err) {
 				return err
 			}
-			j.log.Warn("reply to command", logErr, err)
+			j.log.Warn("reply to command", logkey.Err, err)
 		}
 		j.replied = true
 	}
@@ -155,7 +156,7 @@ func (j *commentJob) run(ctx context.Context) error {
 		if !isPermanent(err) {
 			return err
 		}
-		j.log.Warn("react to command", logErr, err)
+		j.log.Warn("react to command", logkey.Err, err)
 	}
 	return nil
 }
@@ -229,7 +230,7 @@ func (j *commentJob) ofThisRepository(ctx context.Context, id string) error {
 // failed is the reply to a command the server refused. The message is the
 // user-safe one; internal details stay in the log.
 func (j *commentJob) failed(what string, err error) (string, bool) {
-	j.log.Warn("command failed", logErr, err)
+	j.log.Warn("command failed", logkey.Err, err)
 	msg := cluster.ErrorMessage(err)
 	if cluster.ErrorCode(err) == cluster.ENOTFOUND && j.cmd.ClusterID != "" {
 		msg = fmt.Sprintf("no cluster %s made for this repository", j.cmd.ClusterID)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/webhook"
 	"github.com/smek/action/internal/wire"
 )
@@ -256,7 +257,7 @@ func DeliveriesHandler(store Deliveries, authorize func(*http.Request) error, lo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &deliveriesHandler{store: store, authorize: authorize, log: logger.With("component", "githubapp")}
+	h := &deliveriesHandler{store: store, authorize: authorize, log: logger.With(logkey.Component, "githubapp")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+DeliveriesPath, h.record)
 	mux.HandleFunc("GET "+DeliveriesPath, h.pending)

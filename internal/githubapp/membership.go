@@ -2,6 +2,8 @@ package githubapp
 
 import (
 	"context"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // The events that change who may do what in a repository make the App
@@ -31,8 +33,8 @@ type organizationEvent struct {
 func (a *App) forgetAccess(delivery, event string, installation, repoID int64, user string) func(context.Context) error {
 	return func(context.Context) error {
 		a.access.forget(installation, repoID, user)
-		a.log.Info("cached repository access forgotten", logDelivery, delivery, logEvent, event,
-			logInstallation, installation, "repository_id", repoID, "user", user)
+		a.log.Info("cached repository access forgotten", logkey.Delivery, delivery, logkey.Event, event,
+			logkey.Installation, installation, "repository_id", repoID, logkey.User, user)
 		return nil
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/webhook"
 )
 
@@ -220,7 +221,7 @@ func (q *queue) run(ctx context.Context) {
 // work takes one turn of a task: a try of its work, or the recording of
 // its end.
 func (q *queue) work(ctx context.Context, t *task) {
-	log := q.log.With(logDelivery, t.id, logEvent, t.event)
+	log := q.log.With(logkey.Delivery, t.id, logkey.Event, t.event)
 	if t.ended != nil {
 		q.end(ctx, t, *t.ended)
 		return
@@ -230,21 +231,21 @@ func (q *queue) work(ctx context.Context, t *task) {
 	err := q.store.UpdateDelivery(ctx, t.id, webhook.Update{State: webhook.Accepted, Attempts: t.attempts + 1})
 	switch {
 	case cluster.ErrorCode(err) == cluster.ECONFLICT || cluster.ErrorCode(err) == cluster.ENOTFOUND:
-		log.Info("delivery finished elsewhere: dropped", logErr, err)
+		log.Info("delivery finished elsewhere: dropped", logkey.Err, err)
 		q.forget(t)
 		return
 	case ctx.Err() != nil:
 		return
 	case err != nil:
 		wait := backoff(1)
-		log.Warn("record the try of a delivery; will try again", logErr, err, "retry_in", wait)
+		log.Warn("record the try of a delivery; will try again", logkey.Err, err, logkey.RetryIn, wait)
 		q.mu.Lock()
 		q.schedule(t, wait)
 		q.mu.Unlock()
 		return
 	}
 	t.attempts++
-	log = log.With(logAttempt, t.attempts)
+	log = log.With(logkey.Attempt, t.attempts)
 	actx, cancel := withTimeout(ctx, q.clock, q.attemptTimeout, errAttemptTimeout)
 	err = t.run(actx)
 	if errors.Is(context.Cause(actx), errAttemptTimeout) {
@@ -256,19 +257,19 @@ func (q *queue) work(ctx context.Context, t *task) {
 		q.end(ctx, t, outcome{state: webhook.Done})
 	case ctx.Err() != nil:
 		// Shutting down: the work stays accepted for the next start.
-		log.Warn("delivery interrupted at shutdown; it resumes at the next start", logErr, err)
+		log.Warn("delivery interrupted at shutdown; it resumes at the next start", logkey.Err, err)
 	case isPermanent(err):
-		log.Error("delivery failed for good", logErr, err)
+		log.Error("delivery failed for good", logkey.Err, err)
 		q.end(ctx, t, outcome{state: webhook.GivenUp, reason: err.Error(), err: err})
 	case t.attempts >= q.maxAttempts:
-		log.Error("delivery failed, no tries left", logErr, err)
+		log.Error("delivery failed, no tries left", logkey.Err, err)
 		q.end(ctx, t, outcome{state: webhook.GivenUp, reason: err.Error(), err: err})
 	default:
 		at := q.nextAttempt(t.attempts, err)
-		log.Warn("delivery failed, will retry", logErr, err, "retry_at", at)
+		log.Warn("delivery failed, will retry", logkey.Err, err, "retry_at", at)
 		if err := q.store.UpdateDelivery(ctx, t.id, webhook.Update{State: webhook.Accepted, Attempts: t.attempts,
 			NextAttemptAt: at, Reason: err.Error()}); err != nil {
-			log.Warn("record the next try of a delivery", logErr, err)
+			log.Warn("record the next try of a delivery", logkey.Err, err)
 		}
 		q.mu.Lock()
 		q.schedule(t, at.Sub(q.clock.Now()))
@@ -291,8 +292,8 @@ func (q *queue) end(ctx context.Context, t *task, o outcome) {
 			return
 		}
 		wait := backoff(1)
-		q.log.Warn("record the end of a delivery's work; will try again", logDelivery, t.id, logEvent, t.event,
-			"state", o.state, logErr, err, "retry_in", wait)
+		q.log.Warn("record the end of a delivery's work; will try again", logkey.Delivery, t.id, logkey.Event, t.event,
+			logkey.State, o.state, logkey.Err, err, logkey.RetryIn, wait)
 		q.mu.Lock()
 		t.ended = &o
 		q.schedule(t, wait)

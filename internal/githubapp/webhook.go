@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/webhook"
 )
 
@@ -68,7 +69,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		closeUnread(w, r)
 		result = "bad-signature"
-		a.log.Warn("webhook refused", logDelivery, truncate(delivery, maxDeliveryID), logErr, err)
+		a.log.Warn("webhook refused", logkey.Delivery, truncate(delivery, maxDeliveryID), logkey.Err, err)
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -82,19 +83,19 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, cluster.Errorf(cluster.EINVALID, DeliveryHeader, "%s must be 1 to %d characters", DeliveryHeader, maxDeliveryID))
 		return
 	}
-	log := a.log.With(logDelivery, delivery, logEvent, event)
+	log := a.log.With(logkey.Delivery, delivery, logkey.Event, event)
 	plan, handled := planners[event]
 	if !handled {
 		// Nothing is done for it, so there is nothing to verify.
 		reason := "the App does not handle " + truncate(event, 40) + " events"
-		log.Debug("webhook ignored unread", "reason", reason)
+		log.Debug("webhook ignored unread", logkey.Reason, reason)
 		closeUnread(w, r)
 		result = "ignored"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "ignored", Reason: reason})
 		return
 	}
 	if r.ContentLength > MaxPayload {
-		log.Warn("webhook refused: too large", "content_length", r.ContentLength)
+		log.Warn("webhook refused: too large", logkey.ContentLength, r.ContentLength)
 		closeUnread(w, r)
 		writeError(w, r, a.log, cluster.Errorf(cluster.ETOOLARGE, "body", "the payload is over %d bytes", MaxPayload))
 		return
@@ -104,7 +105,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hold = MaxPayload
 	}
 	if !a.payloads.take(hold) {
-		log.Warn("webhook refused: payload memory full", "content_length", r.ContentLength)
+		log.Warn("webhook refused: payload memory full", logkey.ContentLength, r.ContentLength)
 		closeUnread(w, r)
 		result = "busy"
 		w.Header().Set("Retry-After", "10")
@@ -121,12 +122,12 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case cluster.ErrorCode(err) == cluster.EUNAUTHORIZED:
 		a.payloads.give(hold)
 		result = "bad-signature"
-		log.Warn("webhook refused", logErr, err)
+		log.Warn("webhook refused", logkey.Err, err)
 		writeError(w, r, a.log, err)
 		return
 	case err != nil:
 		a.payloads.give(hold)
-		log.Warn("webhook payload refused", logErr, err)
+		log.Warn("webhook payload refused", logkey.Err, err)
 		writeError(w, r, a.log, err)
 		return
 	case event == "ping":
@@ -137,7 +138,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case run == nil:
 		a.payloads.give(hold)
-		log.Debug("webhook ignored", "reason", reason)
+		log.Debug("webhook ignored", logkey.Reason, reason)
 		result = "ignored"
 		writeJSON(w, http.StatusOK, Answer{Delivery: delivery, Status: "ignored", Reason: reason})
 		return
@@ -173,7 +174,7 @@ func (a *App) accept(ctx context.Context, log *slog.Logger, t *task, r webhook.R
 	d, isNew, err := a.deliveries.AcceptDelivery(ctx, r)
 	if err != nil {
 		a.queue.release()
-		log.Error("record delivery", logErr, err)
+		log.Error("record delivery", logkey.Err, err)
 		return busy("the delivery could not be recorded, redeliver later")
 	}
 	accepted := Answer{Status: "accepted"}
@@ -184,7 +185,7 @@ func (a *App) accept(ctx context.Context, log *slog.Logger, t *task, r webhook.R
 	// Seen before: d is the delivery recorded, maybe under another id
 	// (the same payload replayed).
 	t.id = d.ID
-	log = log.With("recorded_as", d.ID, "state", d.State, logAttempt, d.Attempts)
+	log = log.With("recorded_as", d.ID, logkey.State, d.State, logkey.Attempt, d.Attempts)
 	switch {
 	case d.State == webhook.Accepted && a.queue.poke(d.ID):
 		a.queue.release()
@@ -202,10 +203,10 @@ func (a *App) accept(ctx context.Context, log *slog.Logger, t *task, r webhook.R
 		err := a.deliveries.UpdateDelivery(ctx, d.ID, webhook.Update{State: webhook.Accepted})
 		if err != nil {
 			a.queue.release()
-			log.Error("reopen given-up delivery", logErr, err)
+			log.Error("reopen given-up delivery", logkey.Err, err)
 			return busy("the delivery could not be recorded, redeliver later")
 		}
-		log.Info("redelivery of given-up work: run again", "reason", d.Reason)
+		log.Info("redelivery of given-up work: run again", logkey.Reason, d.Reason)
 		a.queue.add(t)
 		return "accepted", http.StatusAccepted, accepted
 	default:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"github.com/jonboulle/clockwork"
 )
 
 // api wraps hcloud calls with what the project's budget of 3600 requests
@@ -93,13 +94,14 @@ func retryable(resp *hcloud.Response, err error) bool {
 	return errors.As(err, &ne)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
+// sleepCtx waits d on clock, or until ctx is done.
+func sleepCtx(ctx context.Context, clock clockwork.Clock, d time.Duration) error {
+	t := clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-t.Chan():
 		return nil
 	}
 }

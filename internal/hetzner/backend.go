@@ -23,7 +23,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"k8s.io/client-go/rest"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/pool"
 )
@@ -99,9 +101,11 @@ type Config struct {
 	// OrphanGrace is how old an unknown server must be before Reconcile
 	// deletes it.
 	OrphanGrace time.Duration
-	Now         func() time.Time
-	Sleep       func(ctx context.Context, d time.Duration) error
-	Logger      *slog.Logger
+	// Clock times the steps and the deadlines (nil: the wall clock).
+	Clock clockwork.Clock
+	// Sleep waits between polls and retries (nil: a timer on Clock).
+	Sleep  func(ctx context.Context, d time.Duration) error
+	Logger *slog.Logger
 }
 
 // Backend runs pool members on Hetzner Cloud.
@@ -195,11 +199,12 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.LowWater == 0 {
 		cfg.LowWater = 100
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleepCtx
+		clock := cfg.Clock
+		cfg.Sleep = func(ctx context.Context, d time.Duration) error { return sleepCtx(ctx, clock, d) }
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -216,7 +221,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	a := newAPI(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)
 	b := &Backend{
-		cfg: cfg, log: cfg.Logger.With("component", "hetzner"), api: a, seal: s,
+		cfg: cfg, log: cfg.Logger.With(logkey.Component, "hetzner"), api: a, seal: s,
 		watch:  newWatcher(cfg.Client, a, cfg.Sleep, cfg.PollMin, cfg.PollMax),
 		images: map[string]*hcloud.Image{},
 	}
@@ -249,7 +254,7 @@ func (b *Backend) Versions(ctx context.Context) ([]string, error) {
 // for a minute (one request per minute at most).
 func (b *Backend) snapshots(ctx context.Context, fresh bool) (map[string]*hcloud.Image, error) {
 	b.mu.Lock()
-	if !fresh && len(b.images) > 0 && b.cfg.Now().Sub(b.imgAt) < time.Minute {
+	if !fresh && len(b.images) > 0 && b.cfg.Clock.Now().Sub(b.imgAt) < time.Minute {
 		defer b.mu.Unlock()
 		return b.images, nil
 	}
@@ -266,7 +271,7 @@ func (b *Backend) snapshots(ctx context.Context, fresh bool) (map[string]*hcloud
 		}
 	}
 	b.mu.Lock()
-	b.images, b.imgAt = out, b.cfg.Now()
+	b.images, b.imgAt = out, b.cfg.Clock.Now()
 	b.mu.Unlock()
 	return out, nil
 }

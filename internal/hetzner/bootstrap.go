@@ -22,14 +22,14 @@ import (
 func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 	defer cancel()
-	t := b.cfg.Now()
+	t := b.cfg.Clock.Now()
 	conn, err := b.dial(ctx, srv, d)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	d.Timings["boot"] = b.cfg.Now().Sub(t).Milliseconds()
-	t = b.cfg.Now()
+	d.Timings["boot"] = b.cfg.Clock.Now().Sub(t).Milliseconds()
+	t = b.cfg.Clock.Now()
 	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+psaConfigPath, psaConfig(m.Flavor), nil); err != nil {
 		return fmt.Errorf("write pod security config: %w", err)
 	}
@@ -46,7 +46,7 @@ func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Serv
 	if err := b.startK3s(ctx, conn, m, srv, d); err != nil {
 		return err
 	}
-	d.Timings["bootstrap"] = b.cfg.Now().Sub(t).Milliseconds()
+	d.Timings["bootstrap"] = b.cfg.Clock.Now().Sub(t).Milliseconds()
 	return nil
 }
 
@@ -113,7 +113,7 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member,
 // ready waits until the cluster can be handed out and applies the tenant
 // policy.
 func (b *Backend) ready(ctx context.Context, m pool.Member, cfg *rest.Config, d *data) error {
-	t := b.cfg.Now()
+	t := b.cfg.Clock.Now()
 	if err := waitReady(ctx, cfg); err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (b *Backend) ready(ctx context.Context, m pool.Member, cfg *rest.Config, d 
 	if d.Timings == nil {
 		d.Timings = map[string]int64{}
 	}
-	d.Timings["ready"] = b.cfg.Now().Sub(t).Milliseconds()
+	d.Timings["ready"] = b.cfg.Clock.Now().Sub(t).Milliseconds()
 	return nil
 }
 

@@ -299,7 +299,7 @@ func (c *checker) serverTypes(ctx context.Context) {
 			case i < 0:
 				status = CheckFail
 				notes = append(notes, loc+": not offered there")
-			case st.Locations[i].IsDeprecated() && !st.Locations[i].UnavailableAfter().After(b.cfg.Now()):
+			case st.Locations[i].IsDeprecated() && !st.Locations[i].UnavailableAfter().After(b.cfg.Clock.Now()):
 				status = CheckFail
 				notes = append(notes, fmt.Sprintf("%s: unavailable since %s", loc, st.Locations[i].UnavailableAfter().Format(time.DateOnly)))
 			case st.Locations[i].IsDeprecated():

@@ -17,6 +17,7 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 )
@@ -218,7 +219,7 @@ func TestCheckServerTypeAvailability(t *testing.T) {
 		b, _ := checkBackend(t, func(c *Config) {
 			c.Client = hcloud.NewClient(hcloud.WithEndpoint(api.URL), hcloud.WithToken("t"), hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}))
 			c.Locations = tt.locations
-			c.Now = func() time.Time { return now }
+			c.Clock = clockwork.NewFakeClockAt(now)
 		})
 		c := &checker{b: b, cc: CheckConfig{Size: cluster.SizeMid}, prices: map[string]string{}}
 		c.serverTypes(context.Background())

@@ -72,7 +72,7 @@ func (c *checker) boot(ctx context.Context, img *hcloud.Image) {
 		next(step(stepCreate, CheckFail, "%v", err))
 		return
 	}
-	t0 = b.cfg.Now()
+	t0 = b.cfg.Clock.Now()
 	srv, err = b.create(ctx, m, img, stype, key)
 	if err != nil {
 		next(step(stepCreate, CheckFail, "%v", err))
@@ -90,7 +90,7 @@ func (c *checker) boot(ctx context.Context, img *hcloud.Image) {
 	if !next(c.ssh(ctx, srv, &d)) {
 		return
 	}
-	t := b.cfg.Now()
+	t := b.cfg.Clock.Now()
 	if err := b.node.bootstrap(ctx, m, srv, &d); err != nil {
 		next(step(stepK3s, CheckFail, "%v", err))
 		return
@@ -134,7 +134,7 @@ func (c *checker) remove(ctx context.Context, m pool.Member, srv *hcloud.Server,
 		c.res.ServerID = srv.ID
 	}
 	err := b.delete(ctx, srv)
-	secs := b.cfg.Now().Sub(t0).Seconds()
+	secs := b.cfg.Clock.Now().Sub(t0).Seconds()
 	c.res.ServerSeconds = math.Round(secs*10) / 10
 	c.res.BilledHours = max(1, int(math.Ceil(secs/3600)))
 	cost := fmt.Sprintf("%.1f server-seconds, billed as %d started hour(s)", c.res.ServerSeconds, c.res.BilledHours)
@@ -169,7 +169,7 @@ func (c *checker) ssh(ctx context.Context, srv *hcloud.Server, d *data) CheckSte
 	}
 	sctx, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 	defer cancel()
-	t := b.cfg.Now()
+	t := b.cfg.Clock.Now()
 	conn, err := b.dial(sctx, srv, d)
 	if err != nil {
 		if b.cfg.Firewall != "" {
@@ -225,7 +225,7 @@ func (c *checker) pvc(ctx context.Context, cs *kubernetes.Clientset, _ *hcloud.S
 	if err := c.ensureNamespace(ctx, cs); err != nil {
 		return step(stepPVC, CheckFail, "%v", err)
 	}
-	t := b.cfg.Now()
+	t := b.cfg.Clock.Now()
 	claim := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: "check", Namespace: checkNS},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -266,7 +266,7 @@ func (c *checker) loadBalancer(ctx context.Context, cs *kubernetes.Clientset, sr
 	if err := c.ensureNamespace(ctx, cs); err != nil {
 		return step(stepLB, CheckFail, "%v", err)
 	}
-	t := b.cfg.Now()
+	t := b.cfg.Clock.Now()
 	pod := checkPod(checkHTTPPod, c.cc.Image, []string{"httpd", "-f", "-p", "8080"})
 	pod.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
 	if _, err := cs.CoreV1().Pods(checkNS).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -385,7 +385,7 @@ func (c *checker) poll(ctx context.Context, ok func() (bool, error)) error {
 }
 
 func since(b *Backend, t time.Time) time.Duration {
-	return b.cfg.Now().Sub(t).Round(100 * time.Millisecond)
+	return b.cfg.Clock.Now().Sub(t).Round(100 * time.Millisecond)
 }
 
 // trimPrice drops trailing zeros of a price ("0.0952000000" → "0.0952").

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"k8s.io/client-go/rest"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
@@ -42,12 +43,12 @@ const simShutdownDelay = 10 * time.Second
 // its duration and takes only a moment of real time. Frozen, it stands
 // still, so an action that is running stays running.
 type simClock struct {
-	*hcloudfake.ManualClock
+	*clockwork.FakeClock
 	frozen atomic.Bool
 }
 
 func newSimClock() *simClock {
-	return &simClock{ManualClock: hcloudfake.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	return &simClock{FakeClock: clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 }
 
 func (c *simClock) Sleep(ctx context.Context, d time.Duration) error {
@@ -90,7 +91,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	// A server's OS takes a while to go off after the ACPI shutdown, and a
 	// system from a snapshot answers its first SSH connection with the
 	// snapshot's old host key (the backend pins the one it gave).
-	fcfg := hcloudfake.Config{Clock: w.clock, Durations: simDurations, DefaultDuration: time.Second, Seed: o.seed,
+	fcfg := hcloudfake.Config{Clock: w.clock.FakeClock, Durations: simDurations, DefaultDuration: time.Second, Seed: o.seed,
 		ShutdownDelay: simShutdownDelay, HostKeyLag: 1}
 	if o.machines {
 		dir := t.TempDir()
@@ -159,7 +160,7 @@ func (w *world) backend(rt http.RoundTripper) *Backend {
 		ExpectShutdown: simDurations["shutdown_server"] + simShutdownDelay,
 		PollMin:        time.Second, PollMax: 10 * time.Second, RetryBase: time.Second,
 		ReadyTimeout: 3 * time.Minute, OrphanGrace: 15 * time.Minute,
-		Now: w.clock.Now, Sleep: w.clock.Sleep,
+		Clock: w.clock.FakeClock, Sleep: w.clock.Sleep,
 		Policy: func(ctx context.Context, cfg *rest.Config, f cluster.Flavor) error {
 			return policy.Apply(ctx, cfg, policy.Options{Privileged: f.Privileged, LocalPathStorageClass: true})
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/kube"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -17,7 +18,7 @@ import (
 // bootstraps it, and returns once the cluster is ready. A retried
 // Provision for the same member adopts the server the first attempt made.
 func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) {
-	t0 := b.cfg.Now()
+	t0 := b.cfg.Clock.Now()
 	img, err := b.snapshotFor(ctx, m.Flavor.K8sVersion)
 	if err != nil {
 		return nil, err
@@ -42,12 +43,12 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 		return nil, err
 	}
 	d := data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String(), Image: img.ID, HostKey: hk.public, Timings: map[string]int64{}}
-	d.Timings["create"] = b.cfg.Now().Sub(t0).Milliseconds()
+	d.Timings["create"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
 	if err := b.node.bootstrap(ctx, m, srv, &d); err != nil {
 		return d.marshal(), err
 	}
-	d.Timings["total"] = b.cfg.Now().Sub(t0).Milliseconds()
-	b.log.Info("server ready", "member", m.ID, "server", srv.ID, "flavor", m.Flavor.String(), "timings_ms", d.Timings)
+	d.Timings["total"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
+	b.log.Info("server ready", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Flavor, m.Flavor.String(), "timings_ms", d.Timings)
 	return d.marshal(), nil
 }
 
@@ -85,7 +86,7 @@ func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, 
 			// provisioner restarted): adopt it.
 			return b.adopt(ctx, m, name)
 		case hcloud.IsError(err, hcloud.ErrorCodePlacementError, hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodeResourceLimitExceeded):
-			b.log.Warn("cannot create the server here, trying the next location", "server", name, "location", loc, "err", err)
+			b.log.Warn("cannot create the server here, trying the next location", logkey.Server, name, "location", loc, logkey.Err, err)
 			lastErr = err
 			continue
 		default:
@@ -96,7 +97,7 @@ func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, 
 }
 
 func (b *Backend) adopt(ctx context.Context, m pool.Member, name string) (*hcloud.Server, error) {
-	deadline := b.cfg.Now().Add(b.cfg.ReadyTimeout)
+	deadline := b.cfg.Clock.Now().Add(b.cfg.ReadyTimeout)
 	delay := b.cfg.PollMin
 	for {
 		srv, err := b.getByName(ctx, name)
@@ -120,7 +121,7 @@ func (b *Backend) adopt(ctx context.Context, m pool.Member, name string) (*hclou
 			srv.Status = hcloud.ServerStatusRunning
 			return srv, nil
 		}
-		if b.cfg.Now().After(deadline) {
+		if b.cfg.Clock.Now().After(deadline) {
 			return nil, fmt.Errorf("adopt server %s: still %s", name, srv.Status)
 		}
 		if err := b.cfg.Sleep(ctx, delay); err != nil {
@@ -278,7 +279,7 @@ func (b *Backend) shutdown(ctx context.Context, srv *hcloud.Server) error {
 		return err
 	}
 	delay := b.cfg.ExpectShutdown
-	deadline := b.cfg.Now().Add(b.cfg.ShutdownTimeout)
+	deadline := b.cfg.Clock.Now().Add(b.cfg.ShutdownTimeout)
 	for {
 		if err := b.cfg.Sleep(ctx, delay); err != nil {
 			return err
@@ -290,8 +291,8 @@ func (b *Backend) shutdown(ctx context.Context, srv *hcloud.Server) error {
 		if got == nil || got.Status == hcloud.ServerStatusOff {
 			return nil // gone meanwhile: off too
 		}
-		if b.cfg.Now().After(deadline) {
-			b.log.Warn("the server did not shut down in time: powering it off", "server", srv.ID, "status", got.Status, "after", b.cfg.ShutdownTimeout)
+		if b.cfg.Clock.Now().After(deadline) {
+			b.log.Warn("the server did not shut down in time: powering it off", logkey.Server, srv.ID, logkey.Status, got.Status, "after", b.cfg.ShutdownTimeout)
 			a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweroff)
 			if err == nil {
 				err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
@@ -304,7 +305,7 @@ func (b *Backend) shutdown(ctx context.Context, srv *hcloud.Server) error {
 
 // Start powers the server on, starts k3s again and waits for readiness.
 func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
-	t0 := b.cfg.Now()
+	t0 := b.cfg.Clock.Now()
 	srv, d, err := b.ref(ctx, m)
 	if err != nil {
 		return nil, err
@@ -329,7 +330,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 	if d.Timings == nil {
 		d.Timings = map[string]int64{}
 	}
-	d.Timings["start"] = b.cfg.Now().Sub(t0).Milliseconds()
+	d.Timings["start"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
 	return d.marshal(), nil
 }
 
@@ -340,7 +341,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 // afterwards (it was stopped) is powered on. A server that is gone is not
 // reusable.
 func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
-	t0 := b.cfg.Now()
+	t0 := b.cfg.Clock.Now()
 	srv, old, err := b.ref(ctx, m)
 	if err != nil {
 		return false, nil, err
@@ -383,7 +384,7 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 		return false, nil, nil
 	}
 	if got.Status != hcloud.ServerStatusRunning {
-		b.log.Info("powering on the rebuilt server", "member", m.ID, "server", srv.ID, "status", got.Status)
+		b.log.Info("powering on the rebuilt server", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Status, got.Status)
 		a, err := b.power(ctx, srv, b.cfg.Client.Server.Poweron)
 		if err == nil {
 			err = b.watch.wait(ctx, b.cfg.ExpectPower, a)
@@ -399,12 +400,12 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 		d.Name = got.Name
 	}
 	srv.Name = d.Name
-	d.Timings["rebuild"] = b.cfg.Now().Sub(t0).Milliseconds()
+	d.Timings["rebuild"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
 	srv.Status = hcloud.ServerStatusRunning
 	if err := b.node.bootstrap(ctx, m, srv, &d); err != nil {
 		return false, d.marshal(), err
 	}
-	d.Timings["total"] = b.cfg.Now().Sub(t0).Milliseconds()
+	d.Timings["total"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
 	return true, d.marshal(), nil
 }
 
@@ -454,7 +455,7 @@ func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
 	if m.State == cluster.MemberReady {
 		return nil, fmt.Errorf("resume member %s: server %d is %s", m.ID, srv.ID, srv.Status)
 	}
-	b.log.Info("starting the server of a running cluster again", "member", m.ID, "server", srv.ID, "status", srv.Status)
+	b.log.Info("starting the server of a running cluster again", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Status, srv.Status)
 	return b.Start(ctx, m)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -32,7 +33,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []
 		}
 	}
 	byID := map[int64]bool{}
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	var errs []error
 	for _, s := range servers {
 		byID[s.ID] = true
@@ -45,7 +46,7 @@ func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []
 		if now.Sub(s.Created) < grace {
 			continue
 		}
-		b.log.Warn("deleting orphan server", "server", s.ID, "name", s.Name, "member", s.Labels[LabelMember], "role", s.Labels[LabelRole])
+		b.log.Warn("deleting orphan server", logkey.Server, s.ID, logkey.Name, s.Name, logkey.Member, s.Labels[LabelMember], logkey.Role, s.Labels[LabelRole])
 		if err := b.delete(ctx, s); err != nil {
 			errs = append(errs, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/pool"
@@ -80,9 +81,9 @@ func TestCreateConvergesUnderFaults(t *testing.T) {
 // TestReconcileDeletesOrphansAndReportsGhosts.
 func TestReconcileDeletesOrphansAndReportsGhosts(t *testing.T) {
 	ctx := context.Background()
-	clock := hcloudfake.NewManualClock(time.Now())
+	clock := clockwork.NewFakeClockAt(time.Now())
 	e := newEnv(t, false, hcloudfake.Config{Clock: clock})
-	e.backend.cfg.Now = clock.Now
+	e.backend.cfg.Clock = clock
 	key, _ := e.backend.ensureSSHKey(ctx)
 	img := systemImage(t, e)
 	known := pool.Member{ID: "k-1", Flavor: flavor, State: cluster.MemberReady}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // ensureSSHKey finds the project key by name, registering it when missing.
@@ -67,7 +69,7 @@ func (b *Backend) ensureSSHKey(ctx context.Context) (*hcloud.SSHKey, error) {
 			// or the public key is there under another name.
 			if key, err = byName(); err == nil && key == nil {
 				if key, err = byFingerprint(); err == nil && key != nil {
-					b.log.Info("the project key is registered under another name: using it", "name", key.Name, "id", key.ID, "fingerprint", fingerprint)
+					b.log.Info("the project key is registered under another name: using it", logkey.Name, key.Name, logkey.ID, key.ID, "fingerprint", fingerprint)
 				}
 			}
 		}
@@ -142,7 +144,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 		}
 	}
 	if !sameRules(fw.Rules, rules) {
-		b.log.Info("bringing the firewall's rules in line with the configuration", "firewall", fw.Name, "id", fw.ID,
+		b.log.Info("bringing the firewall's rules in line with the configuration", logkey.Firewall, fw.Name, logkey.ID, fw.ID,
 			"had", describeRules(fw.Rules), "want", describeRules(rules))
 		var actions []*hcloud.Action
 		err := b.api.do(ctx, func() (*hcloud.Response, error) {
@@ -162,7 +164,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 		return r.Type == hcloud.FirewallResourceTypeLabelSelector && r.LabelSelector != nil && r.LabelSelector.Selector == selector.LabelSelector.Selector
 	})
 	if !applied {
-		b.log.Info("applying the firewall to SMEK's nodes", "firewall", fw.Name, "selector", selector.LabelSelector.Selector)
+		b.log.Info("applying the firewall to SMEK's nodes", logkey.Firewall, fw.Name, "selector", selector.LabelSelector.Selector)
 		var actions []*hcloud.Action
 		err := b.api.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response

@@ -150,7 +150,7 @@ func newEnv(t *testing.T, cfg lifecycle.Config) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &env{db: db, backend: &fakeBackend{}, clock: clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), notes: &notes{}}
-	db.Now = e.clock.Now
+	db.Clock = e.clock
 	p := pool.New(db, e.backend, pool.Config{Targets: map[cluster.Flavor]int{testFlavor: 2}})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

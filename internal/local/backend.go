@@ -17,6 +17,7 @@ import (
 	"github.com/smek/action/internal/egress"
 	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/kube/policy"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -95,8 +96,8 @@ func New(cfg Config) (*Backend, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger.With("component", "local")
-	proxy, err := egress.New(egress.Config{Allow: cfg.EgressAllow, Logger: log.With("component", "egress")})
+	log := cfg.Logger.With(logkey.Component, "local")
+	proxy, err := egress.New(egress.Config{Allow: cfg.EgressAllow, Logger: log.With(logkey.Component, "egress")})
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +208,8 @@ func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, erro
 	mem := &member{cp: cp, admin: admin, stopGrants: stopGrants, grantsDone: make(chan struct{})}
 	go func() {
 		defer close(mem.grantsDone)
-		if err := policy.GrantCustomResources(grantCtx, cp.AdminConfig(), b.log.With("server", m.ID)); err != nil && grantCtx.Err() == nil {
-			b.log.Warn("grant custom resources", "server", m.ID, "err", err)
+		if err := policy.GrantCustomResources(grantCtx, cp.AdminConfig(), b.log.With(logkey.Member, m.ID)); err != nil && grantCtx.Err() == nil {
+			b.log.Warn("grant custom resources", logkey.Member, m.ID, logkey.Err, err)
 		}
 	}()
 	b.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Store is what the state gauges read at every scrape. *sqlite.DB
@@ -63,7 +64,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ok := 1.0
 	clusters, err := c.store.ClusterCounts(ctx)
 	if err != nil {
-		c.logger.Warn("metrics: count clusters", "err", err)
+		c.logger.Warn("metrics: count clusters", logkey.Err, err)
 		ok = 0
 	} else {
 		seen := map[cluster.Status]bool{}
@@ -79,7 +80,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	servers, err := c.store.MemberCounts(ctx)
 	if err != nil {
-		c.logger.Warn("metrics: count pool servers", "err", err)
+		c.logger.Warn("metrics: count pool servers", logkey.Err, err)
 		ok = 0
 	} else {
 		for f, states := range servers {

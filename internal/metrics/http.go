@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"net/http"
-	"time"
 )
 
 // Instrument wraps the server's ServeMux and counts every request by the
@@ -14,22 +13,15 @@ func (m *Metrics) Instrument(mux http.Handler) http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := m.now()
+		start := m.clock.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		mux.ServeHTTP(sw, r)
 		route := r.Pattern // set by ServeMux on the request it was given
 		if route == "" {
 			route = "unmatched"
 		}
-		m.HTTPRequest(route, sw.code(), m.now().Sub(start))
+		m.HTTPRequest(route, sw.code(), m.clock.Since(start))
 	})
-}
-
-func (m *Metrics) now() time.Time {
-	if m.clock != nil {
-		return m.clock()
-	}
-	return time.Now()
 }
 
 // statusWriter remembers the status code written through it.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,8 +37,8 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	jwksFetches  *prometheus.CounterVec
 
-	// clock times HTTP requests; nil means time.Now.
-	clock func() time.Time
+	// clock times HTTP requests; never nil.
+	clock clockwork.Clock
 }
 
 // Options configure New.
@@ -49,8 +50,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime adds the Go runtime and process collectors.
 	Runtime bool
-	// Now times HTTP requests; nil means time.Now.
-	Now func() time.Time
+	// Clock times HTTP requests; nil means the wall clock.
+	Clock clockwork.Clock
 }
 
 // claimBuckets span a warm claim (well under a second) to a cold start that
@@ -59,9 +60,12 @@ var claimBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300
 
 // New creates the metric families on a fresh registry.
 func New(opts Options) *Metrics {
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
+	}
 	m := &Metrics{
 		reg:   prometheus.NewRegistry(),
-		clock: opts.Now,
+		clock: opts.Clock,
 		claim: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "claim_duration_seconds",
 			Help:    "Time from a create request to a usable cluster, by whether a warm pool member was ready at once.",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
@@ -264,8 +265,8 @@ smek_state_scrape_ok 0
 }
 
 func TestInstrumentLabelsByRoutePattern(t *testing.T) {
-	now := time.Unix(0, 0)
-	m := metrics.New(metrics.Options{Now: func() time.Time { now = now.Add(250 * time.Millisecond); return now }})
+	clock := clockwork.NewFakeClockAt(time.Unix(0, 0))
+	m := metrics.New(metrics.Options{Clock: clock})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/clusters/{id}", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("{}"))
@@ -273,7 +274,11 @@ func TestInstrumentLabelsByRoutePattern(t *testing.T) {
 	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusConflict)
 	})
-	h := m.Instrument(mux)
+	// Every request takes 250 ms on the clock.
+	h := m.Instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		clock.Advance(250 * time.Millisecond)
+		mux.ServeHTTP(w, r)
+	}))
 	for _, req := range []*http.Request{
 		httptest.NewRequest("GET", "/v1/clusters/c-aaaaaa", nil),
 		httptest.NewRequest("GET", "/v1/clusters/c-bbbbbb", nil),

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // TLSMode says how the connection to the SMTP server is secured.
@@ -143,7 +145,7 @@ func (c SMTPConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("host", c.Host),
 		slog.Int("port", c.Port),
-		slog.String("user", c.Username),
+		slog.String(logkey.User, c.Username),
 		slog.String("tls", string(c.TLS)),
 		slog.Bool("password", c.Password != ""),
 	)

@@ -11,7 +11,9 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Options tune a Mailer. The zero value suits production.
@@ -19,7 +21,7 @@ type Options struct {
 	Logger  *slog.Logger
 	Metrics Metrics
 	// Clock drives the retry backoff; nil means the real clock.
-	Clock Clock
+	Clock clockwork.Clock
 	// QueueSize bounds the mails waiting to be sent (default 256). When
 	// the queue is full, Notify drops the mail and logs a warning.
 	QueueSize int
@@ -54,7 +56,7 @@ type Mailer struct {
 	client  *gomail.Client
 	logger  *slog.Logger
 	metrics Metrics
-	clock   Clock
+	clock   clockwork.Clock
 	queue   chan message
 	max     int
 	backoff func(int) time.Duration
@@ -80,12 +82,12 @@ func New(cfg Config, opts Options) (*Mailer, error) {
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
 	}
-	m.logger = m.logger.With("component", "mail")
+	m.logger = m.logger.With(logkey.Component, "mail")
 	if m.metrics == nil {
 		m.metrics = nopMetrics{}
 	}
 	if m.clock == nil {
-		m.clock = realClock{}
+		m.clock = clockwork.NewRealClock()
 	}
 	if m.max <= 0 {
 		m.max = 8
@@ -153,14 +155,14 @@ func (m *Mailer) Notify(_ context.Context, n cluster.Notification) {
 	}
 	msg, err := compose(n, m.cfg.PublicURL)
 	if err != nil {
-		m.logger.Error("compose mail", "cluster", n.Cluster.ID, "kind", n.Kind, "err", err)
+		m.logger.Error("compose mail", logkey.Cluster, n.Cluster.ID, logkey.Kind, n.Kind, logkey.Err, err)
 		m.metrics.Mail(string(n.Kind), "failed")
 		return
 	}
 	select {
 	case m.queue <- msg:
 	default:
-		m.logger.Warn("mail queue full: dropping mail", "cluster", n.Cluster.ID, "kind", n.Kind, "queue", cap(m.queue))
+		m.logger.Warn("mail queue full: dropping mail", logkey.Cluster, n.Cluster.ID, logkey.Kind, n.Kind, "queue", cap(m.queue))
 		m.metrics.Mail(string(n.Kind), "dropped")
 	}
 }
@@ -185,12 +187,12 @@ func (m *Mailer) Run(ctx context.Context) error {
 // deliver sends msg, retrying with backoff. The queue waits meanwhile:
 // when one mail cannot get through, the next would not either.
 func (m *Mailer) deliver(ctx context.Context, msg message) {
-	log := m.logger.With("cluster", msg.ClusterID, "kind", msg.Kind, "to", msg.To)
+	log := m.logger.With(logkey.Cluster, msg.ClusterID, logkey.Kind, msg.Kind, "to", msg.To)
 	for attempt := 1; ; attempt++ {
 		err := m.send(ctx, msg)
 		if err == nil {
 			m.metrics.Mail(string(msg.Kind), "sent")
-			log.Info("mail sent", "attempt", attempt)
+			log.Info("mail sent", logkey.Attempt, attempt)
 			return
 		}
 		if ctx.Err() != nil {
@@ -198,12 +200,12 @@ func (m *Mailer) deliver(ctx context.Context, msg message) {
 		}
 		if permanent(err) || attempt >= m.max {
 			m.metrics.Mail(string(msg.Kind), "failed")
-			log.Error("mail not sent: giving up", "attempt", attempt, "permanent", permanent(err), "err", err)
+			log.Error("mail not sent: giving up", logkey.Attempt, attempt, "permanent", permanent(err), logkey.Err, err)
 			return
 		}
 		wait := m.backoff(attempt)
 		m.metrics.Mail(string(msg.Kind), "retried")
-		log.Warn("mail not sent: will retry", "attempt", attempt, "retry_in", wait, "err", err)
+		log.Warn("mail not sent: will retry", logkey.Attempt, attempt, logkey.RetryIn, wait, logkey.Err, err)
 		select {
 		case <-ctx.Done():
 			return

@@ -9,7 +9,6 @@ package notify
 
 import (
 	"context"
-	"time"
 
 	"github.com/smek/action/internal/cluster"
 )
@@ -26,18 +25,6 @@ func (Nop) Notify(context.Context, cluster.Notification) {}
 type Metrics interface {
 	Mail(kind, result string)
 }
-
-// Clock is the time source of the retry backoff; clockwork's real and fake
-// clocks implement it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 type nopMetrics struct{}
 

@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/wire"
 )
@@ -96,22 +96,6 @@ func writeKubeconfig(t testing.TB, doc string) string {
 	return path
 }
 
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a fake clock standing at the wall clock's time, which
+// moves only when told.
+func newClock() *clockwork.FakeClock { return clockwork.NewFakeClockAt(time.Now()) }

@@ -18,7 +18,7 @@ import (
 func TestIntegrationGitHubJobEndsOnlyItsClusters(t *testing.T) {
 	clk := newClock()
 	res := newResults()
-	smek := smektest.Start(t, smektest.Options{Now: clk.Now, Configure: func(c *server.Config) {
+	smek := smektest.Start(t, smektest.Options{Clock: clk, Configure: func(c *server.Config) {
 		c.GitHubWebhookSecret = ghSecret
 		c.GitHubOnDone = res.done
 	}})

@@ -25,7 +25,7 @@ import (
 func TestTTLAcrossRestart(t *testing.T) {
 	clk := newClock()
 	dir := t.TempDir()
-	smek := smektest.Start(t, smektest.Options{PoolSize: 2, DataDir: dir, Now: clk.Now})
+	smek := smektest.Start(t, smektest.Options{PoolSize: 2, DataDir: dir, Clock: clk})
 	token := smek.Token("ttl", smektest.TokenOptions{})
 	smek.WaitReady(2, false)
 	gone := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"minutes-to-live": 1, "keep-cluster": false}`)
@@ -43,7 +43,7 @@ func TestTTLAcrossRestart(t *testing.T) {
 	smek.Stop()
 
 	clk.Advance(61 * time.Second) // the deadline passes while SMEK is down
-	smek2 := smektest.Start(t, smektest.Options{PoolSize: 2, DataDir: dir, Now: clk.Now})
+	smek2 := smektest.Start(t, smektest.Options{PoolSize: 2, DataDir: dir, Clock: clk})
 	// The sweeper job runs at start; Sweep here makes the test wait for a
 	// sweep deterministically (both take the cluster's lock).
 	if err := smek2.Life.Sweep(context.Background()); err != nil {
@@ -65,7 +65,7 @@ func TestTTLAcrossRestart(t *testing.T) {
 // TestExtend moves the deadline, bounded by the account's maximum.
 func TestExtend(t *testing.T) {
 	clk := newClock()
-	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Now: clk.Now})
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Clock: clk})
 	token := smek.Token("extender", smektest.TokenOptions{MaxMinutesToLive: 90})
 	smek.WaitReady(1, false)
 	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"minutes-to-live": 30}`)

@@ -100,7 +100,7 @@ func TestIntegrationSuspendedAccount(t *testing.T) {
 func TestIntegrationStoppedLifetimeMail(t *testing.T) {
 	g := startSMTPGate(t)
 	clk := newClock()
-	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Now: clk.Now, Configure: func(c *server.Config) {
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Clock: clk, Configure: func(c *server.Config) {
 		c.SMTPURL = "smtp://" + g.addr + "?starttls=off"
 		c.MailFrom = "smek@example.com"
 		c.PublicURL = "https://smek.example.com"

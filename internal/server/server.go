@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/api"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
@@ -32,6 +33,7 @@ import (
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/notify"
 	"github.com/smek/action/internal/pool"
@@ -70,9 +72,9 @@ type Config struct {
 	// terminated (default 168 h); it must not be negative.
 	MaxStoppedLifetime time.Duration
 	Logger             *slog.Logger
-	// Now is the clock of deadlines and timestamps (default time.Now);
-	// tests move it forward instead of sleeping.
-	Now func() time.Time
+	// Clock is the clock of deadlines, timestamps and scheduled jobs (nil:
+	// the wall clock); tests advance a fake one instead of sleeping.
+	Clock clockwork.Clock
 
 	// OpsAddr, when set, serves the status page and /metrics on an
 	// address of their own. They are never served on Addr, which CI
@@ -146,6 +148,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
@@ -172,10 +177,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "smek.db")); err != nil {
 		return nil, err
 	}
-	if cfg.Now != nil {
-		s.DB.Now = cfg.Now
-	}
-	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Now: cfg.Now})
+	s.DB.Clock = cfg.Clock
+	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Clock: cfg.Clock})
 	backend, err := s.backend()
 	if err != nil {
 		return nil, err
@@ -197,6 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Pool = pool.New(s.DB, backend, pool.Config{
 		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
+		Clock: cfg.Clock,
 	})
 	// `provisioner pool status` reads them back: the database, not its
 	// own flags, says what the running server works towards.
@@ -211,24 +215,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
-		Logger: cfg.Logger, Notifier: notifier, Metrics: s.Metrics,
+		Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {
-		now := cfg.Now
-		if now == nil {
-			now = time.Now
-		}
-		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient, Metrics: s.Metrics}, s.DB, cfg.Logger, now)
+		v, err := auth.NewOIDC(auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, HTTPClient: cfg.OIDCHTTPClient, Metrics: s.Metrics}, s.DB, cfg.Logger, cfg.Clock)
 		if err != nil {
 			return nil, err
 		}
 		authn.OIDC = v
-		s.log.Info("CI OIDC tokens accepted", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
+		s.log.Info("CI OIDC tokens accepted", logkey.Issuer, cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
 	}
 	ops := map[string]http.Handler{
 		"GET /metrics": s.Metrics.Handler(),
-		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Now: cfg.Now, Logger: cfg.Logger}),
+		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Clock: cfg.Clock, Logger: cfg.Logger}),
 	}
 	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
 	handler := api.New(apiCfg)
@@ -253,7 +253,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		handler.Handle("POST "+githubapp.WebhookPath, app)
 		s.wg.Go(func() { app.Run(runCtx) })
-		s.log.Info("GitHub App webhook on", "path", githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
+		s.log.Info("GitHub App webhook on", logkey.Path, githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
 	}
 
 	s.listener = cfg.Listener
@@ -271,7 +271,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		opsCfg := apiCfg
 		opsCfg.Mounts, opsCfg.OperatorToken = ops, cfg.OpsToken
 		if cfg.OpsToken == "" && !loopback(s.opsAddr) {
-			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", "ops_addr", s.opsAddr.String())
+			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", logkey.OpsAddr, s.opsAddr.String())
 		}
 		s.opsHTTP = httpserver.New(api.New(opsCfg), cfg.HTTPTimeouts, cfg.Logger)
 		s.wg.Go(func() {
@@ -284,7 +284,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("the status page and /metrics are off: no ops address")
 	}
 	s.wg.Go(func() { s.runPool(runCtx) })
-	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log})); err != nil {
+	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log}), gocron.WithClock(cfg.Clock)); err != nil {
 		return nil, err
 	}
 	if err := s.Life.Schedule(s.sched); err != nil {
@@ -302,7 +302,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.errc <- err
 		}
 	})
-	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), "ops_addr", s.OpsURL(), "backend", backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
+	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), logkey.OpsAddr, s.OpsURL(), logkey.Backend, backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
 	ok = true
 	return s, nil
 }
@@ -358,7 +358,7 @@ func loopback(a net.Addr) bool {
 // makes the server unready.
 func (s *Server) runPool(ctx context.Context) {
 	if err := s.Pool.Run(ctx); err != nil && ctx.Err() == nil {
-		s.log.Error("pool stopped", "err", err)
+		s.log.Error("pool stopped", logkey.Err, err)
 		s.poolErr.Store(&err)
 	}
 }
@@ -463,18 +463,14 @@ func (s *Server) schedulePruning() error {
 	if keep <= 0 {
 		keep = 30 * 24 * time.Hour
 	}
-	now := s.cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	_, err := s.sched.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(func(ctx context.Context) {
-		n, err := s.DB.PruneEvents(ctx, now().Add(-keep))
+		n, err := s.DB.PruneEvents(ctx, s.cfg.Clock.Now().Add(-keep))
 		if err != nil {
-			s.log.Warn("prune events", "err", err)
+			s.log.Warn("prune events", logkey.Err, err)
 			return
 		}
 		if n > 0 {
-			s.log.Info("pruned events", "count", n, "older_than", keep)
+			s.log.Info("pruned events", logkey.Count, n, "older_than", keep)
 		}
 	}), gocron.WithName("event-pruning"), gocron.WithSingletonMode(gocron.LimitModeReschedule))
 	return err

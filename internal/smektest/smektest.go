@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/local/localtest"
@@ -34,8 +35,8 @@ type Options struct {
 	// Configure, when set, may change the server configuration further.
 	Configure func(*server.Config)
 	Logger    *slog.Logger
-	// Now is the server's clock (default time.Now).
-	Now func() time.Time
+	// Clock is the server's clock (nil: the wall clock).
+	Clock clockwork.Clock
 }
 
 // SMEK is a running test server.
@@ -67,7 +68,7 @@ func Start(t testing.TB, opts Options) *SMEK {
 	cfg := server.Config{
 		Listener: l, DataDir: dir, Backend: "local", KubeBin: bin,
 		PoolSize: opts.PoolSize, PoolSizePrivileged: opts.PoolSizePrivileged,
-		DefaultWait: opts.DefaultWait, Logger: opts.Logger, Now: opts.Now,
+		DefaultWait: opts.DefaultWait, Logger: opts.Logger, Clock: opts.Clock,
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

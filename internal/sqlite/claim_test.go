@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 )
 
@@ -24,7 +25,7 @@ func openClaimDB(t testing.TB) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Now = func() time.Time { return claimT0 }
+	db.Clock = clockwork.NewFakeClockAt(claimT0)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -245,7 +246,7 @@ func TestClaimTakesOldestReady(t *testing.T) {
 	a := claimAccount(t, db, "ci", 100)
 	var ids []string
 	for i := range 3 {
-		db.Now = func() time.Time { return claimT0.Add(time.Duration(3-i) * time.Minute) } // the last is the oldest
+		db.Clock = clockwork.NewFakeClockAt(claimT0.Add(time.Duration(3-i) * time.Minute)) // the last is the oldest
 		ids = append(ids, readyServers(t, db, "local", claimFlavor, 1)[0])
 	}
 	for i, want := range []string{ids[2], ids[1], ids[0]} {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -25,9 +26,13 @@ var migrations embed.FS
 // DB is an open SMEK database.
 type DB struct {
 	db *sql.DB
-	// Now is the clock for timestamps; tests replace it.
-	Now func() time.Time
+	// Clock stamps the rows (Open sets the wall clock); tests replace it
+	// with a fake clock.
+	Clock clockwork.Clock
 }
+
+// Now returns the time on db.Clock.
+func (db *DB) Now() time.Time { return db.Clock.Now() }
 
 // Open opens (creating if needed) the database file at path and applies the
 // pending migrations.
@@ -45,7 +50,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// connections still serialises writes correctly while reads run in
 	// parallel under WAL.
 	sqldb.SetMaxOpenConns(8)
-	db := &DB{db: sqldb, Now: time.Now}
+	db := &DB{db: sqldb, Clock: clockwork.NewRealClock()}
 	if err := db.migrate(ctx); err != nil {
 		sqldb.Close()
 		return nil, err
@@ -91,7 +96,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 			return fmt.Errorf("migrate %s: %w", name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO migrations (name, applied_at) VALUES (?, ?)`, name, time.Now().UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO migrations (name, applied_at) VALUES (?, ?)`, name, db.Now().UnixMilli()); err != nil {
 			return fmt.Errorf("migrate %s: %w", name, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/webhook"
 )
@@ -58,10 +59,11 @@ func TestAcceptDeliveryPersistsAcrossReopen(t *testing.T) {
 func TestAcceptDeliveryForgetsOldFinishedOnes(t *testing.T) {
 	db := openGitHubTestDB(t, filepath.Join(t.TempDir(), "smek.db"))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
+	clock := clockwork.NewFakeClockAt(now)
+	db.Clock = clock
 	record(t, db, "old", nil, nil)
 	record(t, db, "pending", nil, []byte(`{}`))
-	now = now.Add(DeliveryRetention + time.Minute)
+	clock.Advance(DeliveryRetention + time.Minute)
 	if !record(t, db, "old", nil, nil) {
 		t.Fatal("a done delivery past the retention: seen, want new")
 	}
@@ -76,7 +78,8 @@ func TestAcceptDeliveryKnowsPayloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "smek.db")
 	db := openGitHubTestDB(t, path)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
+	clock := clockwork.NewFakeClockAt(now)
+	db.Clock = clock
 	payload := sha256.Sum256([]byte(`{"action":"completed"}`))
 	other := sha256.Sum256([]byte(`{"action":"closed"}`))
 	steps := []struct {
@@ -106,11 +109,11 @@ func TestAcceptDeliveryKnowsPayloads(t *testing.T) {
 	// The digest survives a restart and is forgotten with the id.
 	db.Close()
 	db = openGitHubTestDB(t, path)
-	db.Now = func() time.Time { return now }
+	db.Clock = clock
 	if record(t, db, "d-6", payload[:], nil) {
 		t.Fatal("the payload under a new id after reopening: new, want a duplicate")
 	}
-	now = now.Add(DeliveryRetention + time.Minute)
+	clock.Advance(DeliveryRetention + time.Minute)
 	if !record(t, db, "d-7", payload[:], nil) {
 		t.Fatal("the payload past the retention: a duplicate, want new")
 	}
@@ -126,7 +129,7 @@ func TestDeliveryWork(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "smek.db")
 	db := openGitHubTestDB(t, path)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
+	db.Clock = clockwork.NewFakeClockAt(now)
 	body := []byte(`{"action":"completed","workflow_run":{"id":1}}`)
 	digest := sha256.Sum256(body)
 
@@ -146,7 +149,7 @@ func TestDeliveryWork(t *testing.T) {
 	// A restart finds the work pending, with its payload.
 	db.Close()
 	db = openGitHubTestDB(t, path)
-	db.Now = func() time.Time { return now }
+	db.Clock = clockwork.NewFakeClockAt(now)
 	pending, err := db.PendingDeliveries(ctx)
 	want := webhook.Delivery{ID: "w-1", Event: "workflow_run", State: webhook.Accepted, Attempts: 2, NextAttemptAt: next, Reason: "list clusters: 503", ReceivedAt: now}
 	if err != nil || len(pending) != 1 || pending[0] != want {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 )
 
@@ -19,7 +20,7 @@ func openOpsDB(t *testing.T) *DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	db.Now = func() time.Time { return opsT0 }
+	db.Clock = clockwork.NewFakeClockAt(opsT0)
 	return db
 }
 

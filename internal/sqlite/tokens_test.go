@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 )
 
@@ -107,7 +108,7 @@ func TestTokenRevoke(t *testing.T) {
 	tokCreate(t, db, a.ID, kept, false, false)
 
 	revokedAt := claimT0.Add(time.Hour)
-	db.Now = func() time.Time { return revokedAt }
+	db.Clock = clockwork.NewFakeClockAt(revokedAt)
 	if err := db.RevokeToken(ctx, strconv.FormatInt(id, 10)); err != nil {
 		t.Fatalf("revoke by id: %v", err)
 	}

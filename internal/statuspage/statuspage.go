@@ -14,7 +14,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"
 )
@@ -34,8 +36,8 @@ type Options struct {
 	// Targets is the configured pool size per flavor; flavors listed here
 	// show even when they have no members yet.
 	Targets map[cluster.Flavor]int
-	// Now is the clock; nil means time.Now.
-	Now    func() time.Time
+	// Clock is the page's time; nil means the wall clock.
+	Clock  clockwork.Clock
 	Logger *slog.Logger
 	// Events is how many recent events to show (default 25).
 	Events int
@@ -45,7 +47,7 @@ type Options struct {
 type Page struct {
 	src     Source
 	targets map[cluster.Flavor]int
-	now     func() time.Time
+	clock   clockwork.Clock
 	logger  *slog.Logger
 	events  int
 }
@@ -60,9 +62,9 @@ var pageTemplate = template.Must(template.New("status.html.tmpl").Funcs(template
 
 // New returns the status page over src.
 func New(src Source, opts Options) *Page {
-	p := &Page{src: src, targets: opts.Targets, now: opts.Now, logger: opts.Logger, events: opts.Events}
-	if p.now == nil {
-		p.now = time.Now
+	p := &Page{src: src, targets: opts.Targets, clock: opts.Clock, logger: opts.Logger, events: opts.Events}
+	if p.clock == nil {
+		p.clock = clockwork.NewRealClock()
 	}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)
@@ -88,13 +90,13 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	data, err := p.load(r.Context())
 	if err != nil {
-		p.logger.Error("status page: read the database", "err", err)
+		p.logger.Error("status page: read the database", logkey.Err, err)
 		http.Error(w, "the status page cannot read the database right now", http.StatusServiceUnavailable)
 		return
 	}
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, data); err != nil {
-		p.logger.Error("status page: render", "err", err)
+		p.logger.Error("status page: render", logkey.Err, err)
 		http.Error(w, "the status page could not be rendered", http.StatusInternalServerError)
 		return
 	}
@@ -104,7 +106,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // load reads everything the page shows.
 func (p *Page) load(ctx context.Context) (pageData, error) {
-	now := p.now().UTC()
+	now := p.clock.Now().UTC()
 	d := pageData{Now: now}
 	health, err := p.src.PoolHealth(ctx)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/statuspage"
@@ -18,7 +19,7 @@ import (
 )
 
 func newPage(src statuspage.Source) *statuspage.Page {
-	return statuspage.New(src, statuspage.Options{Targets: targets, Now: func() time.Time { return now }})
+	return statuspage.New(src, statuspage.Options{Targets: targets, Clock: clockwork.NewFakeClockAt(now)})
 }
 
 func get(t *testing.T, h http.Handler) (int, http.Header, string) {
@@ -150,7 +151,7 @@ func TestStatusPageEmptyDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	code, _, html := get(t, statuspage.New(db, statuspage.Options{Now: func() time.Time { return now }}))
+	code, _, html := get(t, statuspage.New(db, statuspage.Options{Clock: clockwork.NewFakeClockAt(now)}))
 	if code != http.StatusOK {
 		t.Fatalf("got %d, want 200", code)
 	}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -42,8 +43,8 @@ type Server struct {
 	// receives a value each time a create starts waiting on it.
 	Hold chan struct{}
 	Held chan struct{}
-	// Now is the server's clock.
-	Now func() time.Time
+	// Clock is the server's clock (the wall clock from NewServer).
+	Clock clockwork.Clock
 
 	mu       sync.Mutex // guards the fields below
 	clusters map[string]*wire.Cluster
@@ -72,7 +73,7 @@ var (
 func NewServer(token string) *Server {
 	s := &Server{
 		Tokens:   []string{token},
-		Now:      time.Now,
+		Clock:    clockwork.NewRealClock(),
 		clusters: map[string]*wire.Cluster{},
 		events:   map[string][]wire.Event{},
 	}
@@ -263,7 +264,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	start := s.Now()
+	start := s.Clock.Now()
 	if s.Hold != nil {
 		if s.Held != nil {
 			s.Held <- struct{}{}
@@ -292,9 +293,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	c.ClusterStatus = "running"
 	c.Account = "test"
 	c.APIServer = "https://127.0.0.1:6443"
-	c.CreatedAt = s.Now().UTC().Truncate(time.Second)
+	c.CreatedAt = s.Clock.Now().UTC().Truncate(time.Second)
 	c.ExpiresAt = c.CreatedAt.Add(time.Duration(c.MinutesToLive) * time.Minute)
-	queued := s.Now().Sub(start).Milliseconds()
+	queued := s.Clock.Now().Sub(start).Milliseconds()
 	c.Timings = &wire.Timings{QueuedMS: queued, ClaimedMS: 3, ReadyMS: 40, TotalMS: queued + 43, Warm: s.Hold == nil}
 	stored := c
 	s.clusters[c.ClusterID] = &stored
@@ -307,7 +308,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 
 // record appends an event; s.mu must be held.
 func (s *Server) record(id, typ, from, to string) {
-	s.events[id] = append(s.events[id], wire.Event{Time: s.Now().UTC(), Subject: id, Type: typ, From: from, To: to, Cause: "api"})
+	s.events[id] = append(s.events[id], wire.Event{Time: s.Clock.Now().UTC(), Subject: id, Type: typ, From: from, To: to, Cause: "api"})
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -385,7 +386,7 @@ func (s *Server) eventList(w http.ResponseWriter, r *http.Request) {
 func (s *Server) transition(c *wire.Cluster, typ, to string) {
 	s.record(c.ClusterID, typ, c.ClusterStatus, to)
 	c.ClusterStatus = to
-	now := s.Now().UTC()
+	now := s.Clock.Now().UTC()
 	switch to {
 	case "stopped":
 		c.StoppedAt = &now

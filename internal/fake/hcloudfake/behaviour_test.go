@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -55,7 +56,7 @@ func rules(t *testing.T, rs ...schemaRule) []hcloud.FirewallRule {
 // their set_rules action has succeeded.
 func TestFirewallsAdmit(t *testing.T) {
 	ctx := context.Background()
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, c := start(t, Config{Clock: clock, Durations: map[string]time.Duration{"set_firewall_rules": 10 * time.Second}})
 	res := createServer(t, c, "fw", map[string]string{"role": "node"})
 	id := res.Server.ID
@@ -192,7 +193,7 @@ func (m *stubMachine) Ports() map[int]string     { return map[int]string{} }
 // in between overtakes it.
 func TestShutdownIsAsynchronous(t *testing.T) {
 	ctx := context.Background()
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var machine *stubMachine
 	s, c := start(t, Config{Clock: clock, DefaultDuration: time.Second, ShutdownDelay: 30 * time.Second,
 		Machines: func(MachineSpec) (Machine, error) { machine = &stubMachine{}; return machine, nil }})
@@ -423,7 +424,7 @@ func TestImageOfARunningServerIsInconsistent(t *testing.T) {
 // default, at most 50, meta.pagination), and sorts by the sort parameter.
 func TestImagesPaginateAndSort(t *testing.T) {
 	ctx := context.Background()
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	_, c := start(t, Config{Clock: clock})
 	res := createServer(t, c, "src", nil)
 	clock.Advance(time.Minute)

@@ -28,37 +28,19 @@ import (
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/smek/action/internal/logkey"
 )
-
-// Clock tells the fake what time it is; actions complete and the rate-limit
-// budget refills on it. A *ManualClock lets tests move time by hand.
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-// ManualClock is a Clock that only moves when told to.
-type ManualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewManualClock returns a clock standing at t.
-func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t} }
-
-// Now returns the clock's time.
-func (c *ManualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-// Advance moves the clock forward by d.
-func (c *ManualClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 // Config configures a Fake. The zero value is usable.
 type Config struct {
 	// Token, when set, is the only bearer token accepted.
 	Token string
-	// Clock defaults to the wall clock.
-	Clock Clock
+	// Clock tells the fake what time it is: actions complete and the
+	// rate-limit budget refills on it, so a clockwork.FakeClock lets tests
+	// move time by hand. Nil means the wall clock.
+	Clock clockwork.Clock
 	// Durations of actions by command (create_server, start_server,
 	// stop_server, shutdown_server, rebuild_server, create_image,
 	// delete_server, apply_firewall, ...). Missing commands take
@@ -141,7 +123,7 @@ type Fake struct {
 // images) in place and nothing else.
 func New(cfg Config) *Fake {
 	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 3600
@@ -160,7 +142,7 @@ func New(cfg Config) *Fake {
 	}
 	f := &Fake{
 		cfg:       cfg,
-		log:       cfg.Logger.With("component", "hcloudfake"),
+		log:       cfg.Logger.With(logkey.Component, "hcloudfake"),
 		rand:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
 		bucket:    newBucket(cfg.RateLimit, cfg.RateRefill, cfg.Clock.Now()),
 		nextID:    1000,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -193,7 +194,7 @@ func act(ctx context.Context, c *hcloud.Client, s *hcloud.Server, fn func(contex
 
 func TestActionsRunOnTheInjectedClock(t *testing.T) {
 	ctx := context.Background()
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	_, c := start(t, Config{Clock: clock, Durations: map[string]time.Duration{"create_server": 10 * time.Second}})
 	res := createServer(t, c, "slow", nil)
 
@@ -221,7 +222,7 @@ func TestActionsRunOnTheInjectedClock(t *testing.T) {
 
 func TestServerLockedWhileActionRuns(t *testing.T) {
 	ctx := context.Background()
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	_, c := start(t, Config{Clock: clock, DefaultDuration: time.Minute})
 	res := createServer(t, c, "locked", nil)
 	_, _, err := c.Server.Shutdown(ctx, res.Server)
@@ -320,7 +321,7 @@ func TestErrors(t *testing.T) {
 
 func TestRateLimitHeadersAnd429(t *testing.T) {
 	ctx := context.Background()
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, _ := start(t, Config{Clock: clock, RateLimit: 3, RateRefill: time.Second})
 	c := newClient(s, hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}))
 	for i := 2; i >= 0; i-- {

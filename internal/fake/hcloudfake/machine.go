@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // Machine is the simulated computer behind a fake server. The fake calls
@@ -80,7 +82,7 @@ func (f *Fake) machineOp(id int64, name string, op func(Machine) error) {
 			return
 		}
 		if err := op(m); err != nil {
-			f.log.Error("machine operation failed", "server", id, "op", name, "err", err)
+			f.log.Error("machine operation failed", logkey.Server, id, "op", name, logkey.Err, err)
 		}
 	})
 }

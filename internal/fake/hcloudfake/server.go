@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // Server is a running fake on a loopback port.
@@ -31,7 +33,7 @@ func (f *Fake) Close() {
 	defer f.effMu.Unlock()
 	for id, m := range f.machines {
 		if err := m.Destroy(); err != nil {
-			f.log.Error("destroy machine", "server", id, "err", err)
+			f.log.Error("destroy machine", logkey.Server, id, logkey.Err, err)
 		}
 		delete(f.machines, id)
 	}

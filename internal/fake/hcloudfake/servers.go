@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // server is a fake cloud server. The fake's mutex guards it.
@@ -238,7 +240,7 @@ func (f *Fake) createServer(r *http.Request, now time.Time) (int, any, *apiError
 		f.effects = append(f.effects, func() {
 			m, err := f.cfg.Machines(spec)
 			if err != nil {
-				f.log.Error("create machine", "server", spec.ServerID, "err", err)
+				f.log.Error("create machine", logkey.Server, spec.ServerID, logkey.Err, err)
 				return
 			}
 			f.machines[spec.ServerID] = m
@@ -313,7 +315,7 @@ func (f *Fake) deleteServer(r *http.Request, now time.Time) (int, any, *apiError
 		f.effects = append(f.effects, func() {
 			if m := f.machines[id]; m != nil {
 				if err := m.Destroy(); err != nil {
-					f.log.Error("destroy machine", "server", id, "err", err)
+					f.log.Error("destroy machine", logkey.Server, id, logkey.Err, err)
 				}
 				delete(f.machines, id)
 			}

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // RBAC without wildcards cannot name the resources of CRDs that do not
@@ -140,9 +142,9 @@ func GrantCustomResources(ctx context.Context, cfg *rest.Config, logger *slog.Lo
 			retry, g.synced = retryMin, false
 		}
 		if n, ok := warn.allow(err.Error()); ok {
-			logger.Warn("grant custom resources", "err", err, "suppressed", n, "retry_in", retry)
+			logger.Warn("grant custom resources", logkey.Err, err, logkey.Suppressed, n, logkey.RetryIn, retry)
 		} else {
-			logger.Debug("grant custom resources", "err", err, "retry_in", retry)
+			logger.Debug("grant custom resources", logkey.Err, err, logkey.RetryIn, retry)
 		}
 		select {
 		case <-ctx.Done():

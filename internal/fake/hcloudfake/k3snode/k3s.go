@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Paths k3s uses on a server node.
@@ -216,7 +217,7 @@ func (k *k3s) deploy(ctx context.Context, n *Node, admin *rest.Config, dns bool)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		n.log.Warn("deploy manifests", "err", err)
+		n.log.Warn("deploy manifests", logkey.Err, err)
 		select {
 		case <-ctx.Done():
 			return

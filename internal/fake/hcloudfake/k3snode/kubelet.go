@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/smek/action/internal/kube"
+	"github.com/smek/action/internal/logkey"
 )
 
 // The stand-in kubelet (and scheduler) of the simulated node. It runs no
@@ -87,7 +88,7 @@ func (kl *kubelet) run(ctx context.Context, nodeLabels []string) {
 	}
 	a, err := kube.NewAdmin(kl.admin)
 	if err != nil {
-		kl.n.log.Warn("kubelet", "err", err)
+		kl.n.log.Warn("kubelet", logkey.Err, err)
 		return
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -96,9 +97,9 @@ func (kl *kubelet) run(ctx context.Context, nodeLabels []string) {
 	for {
 		if !registered {
 			if err := a.RegisterNode(ctx, kl.node, labels); err != nil {
-				kl.n.log.Debug("register node", "err", err)
+				kl.n.log.Debug("register node", logkey.Err, err)
 			} else if err := kl.untaint(ctx); err != nil {
-				kl.n.log.Debug("untaint node", "err", err)
+				kl.n.log.Debug("untaint node", logkey.Err, err)
 			} else {
 				registered = true
 			}
@@ -162,7 +163,7 @@ func (kl *kubelet) sync(ctx context.Context) {
 			err = kl.start(ctx, p)
 		}
 		if err != nil && ctx.Err() == nil {
-			kl.n.log.Debug("kubelet", "pod", p.Namespace+"/"+p.Name, "err", err)
+			kl.n.log.Debug("kubelet", logkey.Pod, p.Namespace+"/"+p.Name, logkey.Err, err)
 		}
 	}
 	kl.mu.Lock()
@@ -332,7 +333,7 @@ func (kl *kubelet) start(ctx context.Context, p *corev1.Pod) error {
 		exit, done, err := kl.runContainer(ctx, p, r, c)
 		switch {
 		case err != nil:
-			kl.n.log.Warn("kubelet: container", "pod", p.Namespace+"/"+p.Name, "container", c.Name, "err", err)
+			kl.n.log.Warn("kubelet: container", logkey.Pod, p.Namespace+"/"+p.Name, "container", c.Name, logkey.Err, err)
 			st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
 			phase = corev1.PodPending
 		case done:
@@ -412,7 +413,7 @@ func (kl *kubelet) runContainer(ctx context.Context, p *corev1.Pod, r *podRuntim
 			return 127, true, nil
 		}
 		out := runScript(string(script), env, fs)
-		kl.n.log.Debug("kubelet: script", "pod", p.Namespace+"/"+p.Name, "exit", out.exit, "stderr", out.stderr)
+		kl.n.log.Debug("kubelet: script", logkey.Pod, p.Namespace+"/"+p.Name, "exit", out.exit, "stderr", out.stderr)
 		return out.exit, true, nil
 	case prog == "local-path-provisioner":
 		return 0, false, kl.runProvisioner(ctx, p, r, c, argv, env, fs)

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/smek/action/internal/fake/hcloudfake"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Config says where nodes keep their disks and where the Kubernetes
@@ -92,7 +93,7 @@ func NewNode(cfg Config, spec hcloudfake.MachineSpec) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, spec: spec, disk: filepath.Join(cfg.Dir, "servers", fmt.Sprint(spec.ServerID), "disk"),
-		log: cfg.Logger.With("component", "k3snode", "server", spec.ServerID),
+		log: cfg.Logger.With(logkey.Component, "k3snode", logkey.Server, spec.ServerID),
 	}
 	if err := n.Reimage(hcloudfake.Disk{ImageDir: spec.ImageDir, Inconsistent: spec.ImageInconsistent, UserData: spec.UserData}); err != nil {
 		return nil, err
@@ -167,7 +168,7 @@ func (n *Node) startEnabledUnits(boot int, done chan struct{}) {
 	defer cancel()
 	k, err := startK3s(ctx, n)
 	if err != nil {
-		n.log.Warn("k3s.service failed at boot", "err", err)
+		n.log.Warn("k3s.service failed at boot", logkey.Err, err)
 		return
 	}
 	n.k3s = k
@@ -219,7 +220,7 @@ func (n *Node) PowerOff() error {
 // the new system's first boot.
 func (n *Node) Reimage(d hcloudfake.Disk) error {
 	if err := n.PowerOff(); err != nil {
-		n.log.Warn("power off before reimage", "err", err)
+		n.log.Warn("power off before reimage", logkey.Err, err)
 	}
 	if err := os.RemoveAll(n.disk); err != nil {
 		return fmt.Errorf("wipe disk: %w", err)

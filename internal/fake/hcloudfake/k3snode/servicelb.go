@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/smek/action/internal/logkey"
 )
 
 // ServiceLB as k3s's embedded controller plays it (k3s
@@ -46,7 +48,7 @@ func runServiceLB(ctx context.Context, admin *rest.Config, log *slog.Logger) {
 	defer tick.Stop()
 	for {
 		if err := syncServiceLB(ctx, cs); err != nil && ctx.Err() == nil {
-			log.Debug("servicelb", "err", err)
+			log.Debug("servicelb", logkey.Err, err)
 		}
 		select {
 		case <-ctx.Done():
