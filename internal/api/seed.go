@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -108,13 +109,14 @@ func (s *Server) writeScriptError(w http.ResponseWriter, r *http.Request, err er
 		s.writeError(w, r, err)
 		return
 	}
-	p := problem(r, err)
+	p := problem.From(err, r.URL.Path)
+	p.RequestID = requestID(r.Context())
 	s.log.Info("request failed", "request_id", p.RequestID, "path", r.URL.Path, "status", p.Status, "code", p.Code, "err", err)
 	if r.Context().Err() != nil {
 		return
 	}
 	if p.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="smek"`)
+		w.Header().Set("WWW-Authenticate", problem.Challenge)
 	}
 	w.Header().Set("Content-Type", wire.MediaShell)
 	w.WriteHeader(p.Status)
