@@ -39,7 +39,7 @@ func negotiate(r *http.Request) format {
 		}
 		var f format
 		switch mt {
-		case "application/json", "application/problem+json":
+		case wire.MediaJSON, wire.MediaProblem:
 			f = formatJSON
 		case "application/yaml", "application/x-yaml", "text/yaml":
 			f = formatYAML

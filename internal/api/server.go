@@ -250,7 +250,7 @@ func (s *Server) onBehalf(ctx context.Context, p cluster.Principal, v string) (c
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, wire.MediaJSON, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -268,5 +268,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn("readyz: backend", "err", err)
 		}
 	}
-	writeJSON(w, status, "application/json", checks)
+	writeJSON(w, status, wire.MediaJSON, checks)
 }
