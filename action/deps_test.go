@@ -59,6 +59,8 @@ func TestDeps(t *testing.T) {
 	want := []string{
 		"github.com/sethvargo/go-githubactions",
 		"github.com/smek/action/internal/wire",
+		"github.com/smek/action/internal/problem",
+		"github.com/smek/action/internal/cluster",
 		"github.com/smek/action/internal/client",
 		"github.com/smek/action/internal/ghaction",
 		"github.com/smek/action/action",

@@ -157,9 +157,9 @@ func (a AppClusters) Note(ctx context.Context, as int64, id string, message stri
 	return err
 }
 
-// AuthorizeService admits service credentials only: the guard of the App's
-// delivery route.
-func (s *Server) AuthorizeService(r *http.Request) error {
+// authorizeService admits service credentials only: the guard of the App's
+// delivery routes.
+func (s *Server) authorizeService(r *http.Request) error {
 	p, err := s.cfg.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -198,7 +199,7 @@ func TestDecodeBodyLimit(t *testing.T) {
 	if !strings.Contains(e.Message, "64 KiB") {
 		t.Errorf("got message %q, want it to name the 64 KiB limit", e.Message)
 	}
-	if got := problem(postBody(""), err).Status; got != http.StatusRequestEntityTooLarge {
+	if got := problem.From(err, "/").Status; got != http.StatusRequestEntityTooLarge {
 		t.Errorf("got status %d, want 413", got)
 	}
 }
@@ -254,7 +255,7 @@ func TestServerRefusesBadBodies(t *testing.T) {
 			if p.Field != tt.field {
 				t.Errorf("got field %q, want %q", p.Field, tt.field)
 			}
-			if p.Instance != tt.path || p.RequestID == "" || !strings.HasPrefix(p.Type, "urn:smek:problem:") {
+			if p.Instance != tt.path || p.RequestID == "" || !strings.HasPrefix(p.Type, problem.TypeBase) {
 				t.Errorf("problem document lacks instance, request-id or type: %+v", p)
 			}
 		})

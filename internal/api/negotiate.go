@@ -39,7 +39,7 @@ func negotiate(r *http.Request) format {
 		}
 		var f format
 		switch mt {
-		case "application/json", "application/problem+json":
+		case wire.MediaJSON, wire.MediaProblem:
 			f = formatJSON
 		case "application/yaml", "application/x-yaml", "text/yaml":
 			f = formatYAML
@@ -63,13 +63,13 @@ func (s *Server) writeKubeconfig(w http.ResponseWriter, r *http.Request, status 
 	case formatYAML:
 		w.Header().Set("Content-Type", wire.MediaYAML)
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("SMEK-Cluster-Id", string(c.ID))
+		w.Header().Set(wire.HeaderClusterID, string(c.ID))
 		w.WriteHeader(status)
 		w.Write(kc.YAML)
 	default:
 		w.Header().Set("Content-Type", wire.MediaShell)
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("SMEK-Cluster-Id", string(c.ID))
+		w.Header().Set(wire.HeaderClusterID, string(c.ID))
 		w.WriteHeader(status)
 		w.Write(shellScript(c, kc))
 	}

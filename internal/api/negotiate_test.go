@@ -17,6 +17,7 @@ import (
 
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/webhook"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -305,7 +306,24 @@ func newTestServer(t *testing.T) *Server {
 		}
 		return cluster.Principal{Account: cluster.Account{ID: 1, Name: "me", MaxClusters: 5, MaxMinutesToLive: 120}, Actor: "token:smek_test"}, nil
 	})
-	return New(Config{Auth: &auth.Authenticator{Tokens: tokens}})
+	return New(Config{Auth: &auth.Authenticator{Tokens: tokens}, Deliveries: noDeliveries{}})
+}
+
+// noDeliveries is a githubapp.Deliveries that knows no delivery.
+type noDeliveries struct{}
+
+func (noDeliveries) AcceptDelivery(context.Context, webhook.Received) (webhook.Delivery, bool, error) {
+	return webhook.Delivery{}, false, cluster.Errorf(cluster.EUNAVAILABLE, "", "no deliveries here")
+}
+
+func (noDeliveries) UpdateDelivery(context.Context, string, webhook.Update) error {
+	return cluster.Errorf(cluster.ENOTFOUND, "id", "no such delivery")
+}
+
+func (noDeliveries) PendingDeliveries(context.Context) ([]webhook.Delivery, error) { return nil, nil }
+
+func (noDeliveries) DeliveryPayload(context.Context, string) ([]byte, error) {
+	return nil, cluster.Errorf(cluster.ENOTFOUND, "id", "no such delivery")
 }
 
 func decodeProblem(t *testing.T, w *httptest.ResponseRecorder) wire.Problem {

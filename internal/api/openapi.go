@@ -3,6 +3,8 @@ package api
 import (
 	_ "embed"
 	"net/http"
+
+	"github.com/smek/action/internal/wire"
 )
 
 // openAPIDoc describes every route of routes(); TestOpenAPICoversRoutes
@@ -12,6 +14,6 @@ import (
 var openAPIDoc []byte
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", wire.MediaJSON)
 	w.Write(openAPIDoc)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -209,6 +210,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"ExtendRequest": wire.ExtendRequest{}, "ListItem": wire.ListItem{}, "RunMetadata": wire.RunMetadata{},
 		"Timings": wire.Timings{}, "Cluster": wire.Cluster{}, "ClusterList": wire.ClusterList{}, "Event": wire.Event{},
 		"EventList": wire.EventList{}, "Versions": wire.Versions{}, "Problem": wire.Problem{},
+		"DeliveryRecord": githubapp.DeliveryRecord{}, "DeliveryState": githubapp.DeliveryState{}, "DeliveryList": githubapp.DeliveryList{},
 	}
 	for name, v := range types {
 		sc, ok := doc.Components.Schemas[name]
@@ -224,7 +226,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		slices.Sort(want)
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
-			t.Errorf("schema %s has properties %q, want the fields of wire.%s %q", name, got, reflect.TypeOf(v).Name(), want)
+			t.Errorf("schema %s has properties %q, want the fields of %s %q", name, got, reflect.TypeOf(v), want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -109,13 +110,14 @@ func (s *Server) writeScriptError(w http.ResponseWriter, r *http.Request, err er
 		s.writeError(w, r, err)
 		return
 	}
-	p := problem(r, err)
+	p := problem.From(err, r.URL.Path)
+	p.RequestID = requestID(r.Context())
 	s.log.Info("request failed", logkey.RequestID, p.RequestID, logkey.Path, r.URL.Path, logkey.Status, p.Status, logkey.Code, p.Code, logkey.Err, err)
 	if r.Context().Err() != nil {
 		return
 	}
 	if p.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="smek"`)
+		w.Header().Set("WWW-Authenticate", problem.Challenge)
 	}
 	w.Header().Set("Content-Type", wire.MediaShell)
 	w.WriteHeader(p.Status)

@@ -17,9 +17,12 @@ import (
 
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/logkey"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/sqlite"
+	"github.com/smek/action/internal/wire"
 )
 
 // Config wires the API to the rest of SMEK.
@@ -37,6 +40,9 @@ type Config struct {
 	// Mounts are extra routes (pattern → handler) for the operator:
 	// /metrics, the status page.
 	Mounts map[string]http.Handler
+	// Deliveries, when set, keeps the standalone GitHub App's deliveries
+	// behind /v1/github/deliveries, for service tokens only.
+	Deliveries githubapp.Deliveries
 	// OperatorToken, when set, is the bearer token the Mounts require;
 	// other requests to them are answered 401.
 	OperatorToken string
@@ -86,6 +92,17 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
 
+	// The standalone GitHub App's deliveries and their work.
+	if s.cfg.Deliveries != nil {
+		d := githubapp.NewDeliveriesAPI(s.cfg.Deliveries, s.cfg.Logger)
+		s.mux.HandleFunc("POST /v1/github/deliveries", s.service(d.Record))
+		s.mux.HandleFunc("GET /v1/github/deliveries", s.service(d.Pending))
+		s.mux.HandleFunc("GET /v1/github/deliveries/{id}", s.service(d.Get))
+		s.mux.HandleFunc("PATCH /v1/github/deliveries/{id}", s.service(d.Update))
+		s.mux.HandleFunc("/v1/github/deliveries", s.service(notAllowed("GET, POST")))
+		s.mux.HandleFunc("/v1/github/deliveries/{id}", s.service(notAllowed("GET, PATCH")))
+	}
+
 	for pattern, h := range s.cfg.Mounts {
 		s.mux.Handle(pattern, s.operatorOnly(h))
 	}
@@ -101,14 +118,14 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // ServeHTTP implements http.Handler: request id, panic guard, logging.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := r.Header.Get("X-Request-Id")
+	id := r.Header.Get(wire.HeaderRequestID)
 	if !validRequestID(id) {
 		var b [8]byte
 		rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	w.Header().Set("X-Request-Id", id)
+	w.Header().Set(wire.HeaderRequestID, id)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		if v := recover(); v != nil {
@@ -168,10 +185,6 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// onBehalfHeader lets a service credential (the GitHub App) act as the
-// account linked to a GitHub App installation.
-const onBehalfHeader = "SMEK-On-Behalf-Of-Installation"
-
 type principalHandler func(http.ResponseWriter, *http.Request, cluster.Principal)
 
 // authed authenticates the request and hands the principal to h.
@@ -190,7 +203,7 @@ func (s *Server) authWith(fail func(http.ResponseWriter, *http.Request, error), 
 			fail(w, r, err)
 			return
 		}
-		if v := r.Header.Get(onBehalfHeader); v != "" {
+		if v := r.Header.Get(wire.HeaderOnBehalfOf); v != "" {
 			if p, err = s.onBehalf(r.Context(), p, v); err != nil {
 				fail(w, r, err)
 				return
@@ -200,13 +213,32 @@ func (s *Server) authWith(fail func(http.ResponseWriter, *http.Request, error), 
 	}
 }
 
+// service admits service credentials only, for the App's delivery routes;
+// other requests get the authorizer's problem.
+func (s *Server) service(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.authorizeService(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// notAllowed answers a method a route does not take.
+func notAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		problem.NotAllowed(w, r, allow, cluster.Errorf(cluster.EINVALID, "", "use %s", allow))
+	}
+}
+
 func (s *Server) onBehalf(ctx context.Context, p cluster.Principal, v string) (cluster.Principal, error) {
 	if !p.Service {
-		return p, cluster.Errorf(cluster.EFORBIDDEN, onBehalfHeader, "only a service token may act on behalf of an installation")
+		return p, cluster.Errorf(cluster.EFORBIDDEN, wire.HeaderOnBehalfOf, "only a service token may act on behalf of an installation")
 	}
 	id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil || id <= 0 {
-		return p, cluster.Errorf(cluster.EINVALID, onBehalfHeader, "%s must be a GitHub App installation id", onBehalfHeader)
+		return p, cluster.Errorf(cluster.EINVALID, wire.HeaderOnBehalfOf, "%s must be a GitHub App installation id", wire.HeaderOnBehalfOf)
 	}
 	a, err := s.cfg.DB.AccountByInstallation(ctx, id)
 	if err != nil {
@@ -219,7 +251,7 @@ func (s *Server) onBehalf(ctx context.Context, p cluster.Principal, v string) (c
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, wire.MediaJSON, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -237,5 +269,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn("readyz: backend", logkey.Err, err)
 		}
 	}
-	writeJSON(w, status, "application/json", checks)
+	writeJSON(w, status, wire.MediaJSON, checks)
 }

@@ -128,13 +128,11 @@ func validOwner(s string) bool {
 	return true
 }
 
-// causeHeader lets a service credential (the standalone GitHub App) say that
-// it acts for a webhook, so that the event log tells the App's cleanup from
-// a user's call.
-const causeHeader = "SMEK-Cause"
-
+// causeOf is "webhook" when a service credential (the standalone GitHub
+// App) says it acts for one, so that the event log tells the App's cleanup
+// from a user's call.
 func causeOf(r *http.Request, p cluster.Principal) string {
-	if p.Service && r.Header.Get(causeHeader) == "webhook" {
+	if p.Service && r.Header.Get(wire.HeaderCause) == "webhook" {
 		return "webhook"
 	}
 	return "api"

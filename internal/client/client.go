@@ -1,8 +1,9 @@
 // Package client is the Go client of SMEK's /v1 HTTP API. The action, the
 // GitHub App and the CLI use it.
 //
-// It depends on the standard library and internal/wire only, so that the
-// action binary stays small: no SQLite, no cloud SDK, no client-go.
+// It depends on the standard library and on internal/wire, internal/problem
+// and internal/cluster, which are standard library only themselves, so that
+// the action binary stays small: no SQLite, no cloud SDK, no client-go.
 package client
 
 import (

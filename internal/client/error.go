@@ -1,29 +1,16 @@
 package client
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 	"unicode"
 
+	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/wire"
-)
-
-// Problem codes of the API (wire.Problem.Code), stable and machine-readable.
-const (
-	CodeInvalid      = "invalid"
-	CodeTooLarge     = "too-large"
-	CodeUnauthorized = "unauthorized"
-	CodeForbidden    = "forbidden"
-	CodeNotFound     = "not-found"
-	CodeConflict     = "conflict"
-	CodeLimit        = "limit"
-	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
 )
 
 // Error is an answer of the API outside 2xx. Problem is the server's
@@ -68,47 +55,20 @@ func (e *Error) Message() string {
 func newError(method, path string, resp *http.Response) *Error {
 	e := &Error{Method: method, Path: path, StatusCode: resp.StatusCode}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt == wire.MediaProblem || mt == wire.MediaJSON {
-		if err := json.Unmarshal(body, &e.Problem); err == nil && (e.Problem.Code != "" || e.Problem.Title != "") {
-			if e.Problem.Status == 0 {
-				e.Problem.Status = resp.StatusCode
-			}
-			return e
+	if p, ok := problem.Parse(resp.Header, body); ok {
+		e.Problem = p
+		if e.Problem.Status == 0 {
+			e.Problem.Status = resp.StatusCode
 		}
-		e.Problem = wire.Problem{}
+		return e
 	}
 	e.Problem = wire.Problem{
 		Title:  http.StatusText(resp.StatusCode),
 		Status: resp.StatusCode,
-		Code:   codeForStatus(resp.StatusCode),
+		Code:   string(cluster.CodeForStatus(resp.StatusCode)),
 		Detail: snippet(body),
 	}
 	return e
-}
-
-// codeForStatus guesses the problem code of an answer that carried none,
-// so that the Is* helpers work behind proxies too.
-func codeForStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return CodeInvalid
-	case http.StatusUnauthorized:
-		return CodeUnauthorized
-	case http.StatusForbidden:
-		return CodeForbidden
-	case http.StatusNotFound:
-		return CodeNotFound
-	case http.StatusConflict:
-		return CodeConflict
-	case http.StatusRequestEntityTooLarge:
-		return CodeTooLarge
-	case http.StatusTooManyRequests:
-		return CodeLimit
-	case http.StatusServiceUnavailable:
-		return CodeUnavailable
-	}
-	return ""
 }
 
 // snippet returns the start of a non-problem body as one printable line,

@@ -98,3 +98,15 @@ func HTTPStatus(c Code) int {
 	}
 	return http.StatusInternalServerError
 }
+
+// CodeForStatus guesses the code of an answer that carried none (a proxy's
+// page, say) from its HTTP status: the first code that maps to it. A 500 and
+// statuses no code maps to give "": they need not be ours.
+func CodeForStatus(status int) Code {
+	for _, c := range Codes() {
+		if c != EINTERNAL && httpStatus[c] == status {
+			return c
+		}
+	}
+	return ""
+}

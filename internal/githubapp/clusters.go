@@ -18,10 +18,6 @@ import (
 // service credential reaches every account's clusters. The cleanup acts so.
 const AsApp int64 = 0
 
-// OnBehalfHeader names the installation a service token acts for: the
-// server then acts as the account linked to it.
-const OnBehalfHeader = "SMEK-On-Behalf-Of-Installation"
-
 // Clusters is SMEK's cluster API as the App uses it. as is the GitHub App
 // installation the App acts for: the server acts as the account linked to
 // it, so another account's cluster is ENOTFOUND and creates count against
@@ -100,20 +96,17 @@ type onBehalf struct {
 
 func (o onBehalf) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set(OnBehalfHeader, o.installation)
+	r.Header.Set(wire.HeaderOnBehalfOf, o.installation)
 	return o.next.RoundTrip(r)
 }
 
-// CauseHeader tells the server that the App's own calls (cleanup) act for a
-// webhook, so that the event log says so; only service tokens may send it.
-const CauseHeader = "SMEK-Cause"
-
-// asApp marks the App's own calls as webhook work.
+// asApp marks the App's own calls (cleanup) as webhook work, so that the
+// event log says so; only service tokens may do so.
 type asApp struct{ next http.RoundTripper }
 
 func (a asApp) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set(CauseHeader, "webhook")
+	r.Header.Set(wire.HeaderCause, "webhook")
 	return a.next.RoundTrip(r)
 }
 

@@ -19,7 +19,7 @@ func TestAPIClusters(t *testing.T) {
 	var onBehalf []string
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		onBehalf = append(onBehalf, r.Header.Get(OnBehalfHeader))
+		onBehalf = append(onBehalf, r.Header.Get(wire.HeaderOnBehalfOf))
 		mu.Unlock()
 		fake.Config.Handler.ServeHTTP(w, r)
 	}))
@@ -66,7 +66,7 @@ func TestAPIClusters(t *testing.T) {
 	}
 	for i := range want {
 		if onBehalf[i] != want[i] {
-			t.Errorf("request %d: %s = %q, want %q", i, OnBehalfHeader, onBehalf[i], want[i])
+			t.Errorf("request %d: %s = %q, want %q", i, wire.HeaderOnBehalfOf, onBehalf[i], want[i])
 		}
 	}
 	if _, err := NewAPIClusters(front.URL, "", nil); err == nil {

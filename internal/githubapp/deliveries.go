@@ -17,6 +17,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/webhook"
 	"github.com/smek/action/internal/wire"
 )
@@ -241,60 +242,63 @@ func (c *DeliveryClient) do(ctx context.Context, method, u string, in, out any, 
 	return 0, fmt.Errorf("%s %s: %s", method, DeliveriesPath, resp.Status)
 }
 
-// DeliveriesHandler serves DeliveriesPath and DeliveriesPath/{id} for a
-// standalone App (mount it at both):
+// DeliveriesAPI serves DeliveriesPath and DeliveriesPath/{id} for a
+// standalone App; the provisioner's API lists its routes, behind a check
+// that admits service tokens only:
 //
-//   - POST records a delivery: 201 new, 200 seen with its work not done,
-//     409 seen and done (a duplicate); the answer is the DeliveryState;
-//   - GET lists the pending deliveries (?state=accepted, the default);
-//   - GET {id} returns a pending one with its payload;
-//   - PATCH {id} records a try's outcome (a DeliveryState's state,
-//     attempts, next-attempt-at and reason).
-//
-// authorize is called first; it should accept service tokens only (its
-// error, a *cluster.Error, becomes the answer).
-func DeliveriesHandler(store Deliveries, authorize func(*http.Request) error, logger *slog.Logger) http.Handler {
+//   - POST (Record) records a delivery: 201 new, 200 seen with its work
+//     not done, 409 seen and done (a duplicate); the answer is the
+//     DeliveryState;
+//   - GET (Pending) lists the pending deliveries (?state=accepted, the
+//     default);
+//   - GET {id} (Get) returns a pending one with its payload;
+//   - PATCH {id} (Update) records a try's outcome (a DeliveryState's
+//     state, attempts, next-attempt-at and reason).
+type DeliveriesAPI struct {
+	store Deliveries
+	log   *slog.Logger
+}
+
+// NewDeliveriesAPI returns the delivery routes' handlers over store.
+func NewDeliveriesAPI(store Deliveries, logger *slog.Logger) *DeliveriesAPI {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &deliveriesHandler{store: store, authorize: authorize, log: logger.With(logkey.Component, "githubapp")}
+	return &DeliveriesAPI{store: store, log: logger.With(logkey.Component, "githubapp")}
+}
+
+// DeliveriesHandler serves the DeliveriesAPI on its own, guarded by
+// authorize (its error, a *cluster.Error, becomes the answer): the
+// provisioner's routes for a test that runs no provisioner.
+func DeliveriesHandler(store Deliveries, authorize func(*http.Request) error, logger *slog.Logger) http.Handler {
+	h := NewDeliveriesAPI(store, logger)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+DeliveriesPath, h.record)
-	mux.HandleFunc("GET "+DeliveriesPath, h.pending)
-	mux.HandleFunc("GET "+DeliveriesPath+"/{id}", h.get)
-	mux.HandleFunc("PATCH "+DeliveriesPath+"/{id}", h.update)
-	mux.HandleFunc(DeliveriesPath, h.notAllowed("GET, POST"))
-	mux.HandleFunc(DeliveriesPath+"/{id}", h.notAllowed("GET, PATCH"))
+	mux.HandleFunc("POST "+DeliveriesPath, h.Record)
+	mux.HandleFunc("GET "+DeliveriesPath, h.Pending)
+	mux.HandleFunc("GET "+DeliveriesPath+"/{id}", h.Get)
+	mux.HandleFunc("PATCH "+DeliveriesPath+"/{id}", h.Update)
+	mux.HandleFunc(DeliveriesPath, notAllowed("GET, POST"))
+	mux.HandleFunc(DeliveriesPath+"/{id}", notAllowed("GET, PATCH"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.log, cluster.Errorf(cluster.ENOTFOUND, "", "no such endpoint"))
 	})
-	return h.authorized(mux)
-}
-
-type deliveriesHandler struct {
-	store     Deliveries
-	authorize func(*http.Request) error
-	log       *slog.Logger
-}
-
-func (h *deliveriesHandler) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.authorize(r); err != nil {
+		if err := authorize(r); err != nil {
 			writeError(w, r, h.log, err)
 			return
 		}
-		next.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 	})
 }
 
-func (h *deliveriesHandler) notAllowed(allow string) http.HandlerFunc {
+func notAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		writeProblem(w, r, http.StatusMethodNotAllowed, cluster.Errorf(cluster.EINVALID, "", "use %s", allow))
+		problem.NotAllowed(w, r, allow, cluster.Errorf(cluster.EINVALID, "", "use %s", allow))
 	}
 }
 
-func (h *deliveriesHandler) record(w http.ResponseWriter, r *http.Request) {
+// Record is POST DeliveriesPath.
+func (h *DeliveriesAPI) Record(w http.ResponseWriter, r *http.Request) {
 	var rec DeliveryRecord
 	if !h.decode(w, r, maxRecordBody, &rec, `{"id": ..., "event": ..., "payload-sha256": ..., "payload": ...}`) {
 		return
@@ -327,7 +331,8 @@ func (h *deliveriesHandler) record(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, toState(d))
 }
 
-func (h *deliveriesHandler) pending(w http.ResponseWriter, r *http.Request) {
+// Pending is GET DeliveriesPath.
+func (h *DeliveriesAPI) Pending(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("state"); s != "" && s != string(webhook.Accepted) {
 		writeError(w, r, h.log, cluster.Errorf(cluster.EINVALID, "state", "only the accepted deliveries are listed"))
 		return
@@ -344,7 +349,8 @@ func (h *deliveriesHandler) pending(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (h *deliveriesHandler) get(w http.ResponseWriter, r *http.Request) {
+// Get is GET DeliveriesPath/{id}.
+func (h *DeliveriesAPI) Get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	payload, err := h.store.DeliveryPayload(r.Context(), id)
 	if err != nil {
@@ -354,7 +360,8 @@ func (h *deliveriesHandler) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, DeliveryState{ID: id, State: string(webhook.Accepted), Payload: payload})
 }
 
-func (h *deliveriesHandler) update(w http.ResponseWriter, r *http.Request) {
+// Update is PATCH DeliveriesPath/{id}.
+func (h *DeliveriesAPI) Update(w http.ResponseWriter, r *http.Request) {
 	var in DeliveryState
 	if !h.decode(w, r, 16<<10, &in, `{"state": ..., "attempts": ..., "next-attempt-at": ..., "reason": ...}`) {
 		return
@@ -381,7 +388,7 @@ func (h *deliveriesHandler) update(w http.ResponseWriter, r *http.Request) {
 
 // decode reads a JSON body of at most limit bytes into v, answering a 400
 // (or 413) itself.
-func (h *deliveriesHandler) decode(w http.ResponseWriter, r *http.Request, limit int64, v any, shape string) bool {
+func (h *DeliveriesAPI) decode(w http.ResponseWriter, r *http.Request, limit int64, v any, shape string) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

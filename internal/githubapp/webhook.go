@@ -8,6 +8,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
+	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/webhook"
 )
 
@@ -60,8 +61,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { a.metrics.WebhookDelivery(event, result) }()
 	if r.Method != http.MethodPost {
 		closeUnread(w, r)
-		w.Header().Set("Allow", http.MethodPost)
-		writeProblem(w, r, http.StatusMethodNotAllowed, cluster.Errorf(cluster.EINVALID, "", "webhooks are POSTed"))
+		problem.NotAllowed(w, r, http.MethodPost, cluster.Errorf(cluster.EINVALID, "", "webhooks are POSTed"))
 		return
 	}
 	delivery := r.Header.Get(DeliveryHeader)

@@ -230,13 +230,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		"GET /metrics": s.Metrics.Handler(),
 		"GET /{$}":     statuspage.New(s.DB, statuspage.Options{Targets: targets, Clock: cfg.Clock, Logger: cfg.Logger}),
 	}
-	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
+	// The standalone App records its deliveries and their work here
+	// (Deliveries), with a service token.
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
 	handler := api.New(apiCfg)
-	// The standalone App records its deliveries and their work here, with
-	// a service token.
-	deliveries := githubapp.DeliveriesHandler(s.DB, handler.AuthorizeService, cfg.Logger)
-	handler.Handle(githubapp.DeliveriesPath, deliveries)
-	handler.Handle(githubapp.DeliveriesPath+"/", deliveries)
 	if cfg.GitHubWebhookSecret != "" {
 		public := s.publicURL()
 		var clusters githubapp.Clusters = handler.AppClusters()

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/smek/action/internal/cluster"
+	problemdoc "github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -142,18 +144,13 @@ func (s *Server) Live() []string {
 	return ids
 }
 
+// problem answers with the server's problem document. status is the one
+// the server's code maps to; it is kept here so that each answer reads as
+// what the API documents.
 func problem(w http.ResponseWriter, status int, code, field, detail string, supported ...string) {
-	w.Header().Set("Content-Type", wire.MediaProblem)
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(wire.Problem{
-		Type:      "https://smek.dev/problems/" + code,
-		Title:     http.StatusText(status),
-		Status:    status,
-		Detail:    detail,
-		Code:      code,
-		Field:     field,
-		Supported: supported,
-	})
+	p := problemdoc.From(&cluster.Error{Code: cluster.Code(code), Field: field, Message: detail, Supported: supported}, "")
+	p.Status, p.Title = status, http.StatusText(status)
+	problemdoc.Send(w, p)
 }
 
 func reply(w http.ResponseWriter, status int, v any) {

@@ -39,7 +39,7 @@ func newSMEKFront(t *testing.T) *smekFront {
 		if f.down.Load() {
 			w.Header().Set("Content-Type", wire.MediaProblem)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `{"type":"https://smek.dev/problems/unavailable","title":"Service Unavailable","status":503,"code":"unavailable","detail":"down for the test"}`)
+			fmt.Fprint(w, `{"type":"urn:smek:problem:unavailable","title":"Service Unavailable","status":503,"code":"unavailable","detail":"down for the test"}`)
 			return
 		}
 		f.Config.Handler.ServeHTTP(w, r)
