@@ -2,6 +2,8 @@ package githubapp
 
 import (
 	"context"
+
+	"github.com/smek/action/internal/cluster"
 )
 
 // The events that change who may do what in a repository make the App
@@ -77,7 +79,7 @@ func (a *App) planOrganization(delivery string, body []byte) (func(context.Conte
 	case e.installationID() == 0:
 		return nil, "no App installation in the payload", nil
 	case e.Action == "member_invited" || e.Action == "renamed":
-		return nil, "organization " + truncate(e.Action, 20) + " changes no access", nil
+		return nil, "organization " + cluster.Truncate(e.Action, 20) + " changes no access", nil
 	case e.Membership != nil && e.Membership.User != nil && e.Membership.User.Login != "":
 		return a.forgetAccess(delivery, "organization", e.installationID(), 0, e.Membership.User.Login), "", nil
 	}

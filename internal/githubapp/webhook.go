@@ -68,7 +68,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		closeUnread(w, r)
 		result = "bad-signature"
-		a.log.Warn("webhook refused", logDelivery, truncate(delivery, maxDeliveryID), logErr, err)
+		a.log.Warn("webhook refused", logDelivery, cluster.Truncate(delivery, maxDeliveryID), logErr, err)
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -86,7 +86,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	plan, handled := planners[event]
 	if !handled {
 		// Nothing is done for it, so there is nothing to verify.
-		reason := "the App does not handle " + truncate(event, 40) + " events"
+		reason := "the App does not handle " + cluster.Truncate(event, 40) + " events"
 		log.Debug("webhook ignored unread", "reason", reason)
 		closeUnread(w, r)
 		result = "ignored"
