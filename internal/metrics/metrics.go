@@ -35,9 +35,6 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	jwksFetches  *prometheus.CounterVec
-
-	// clock times HTTP requests; nil means time.Now.
-	clock func() time.Time
 }
 
 // Options configure New.
@@ -49,8 +46,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime adds the Go runtime and process collectors.
 	Runtime bool
-	// Now times HTTP requests; nil means time.Now.
-	Now func() time.Time
 }
 
 // claimBuckets span a warm claim (well under a second) to a cold start that
@@ -60,8 +55,7 @@ var claimBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300
 // New creates the metric families on a fresh registry.
 func New(opts Options) *Metrics {
 	m := &Metrics{
-		reg:   prometheus.NewRegistry(),
-		clock: opts.Now,
+		reg: prometheus.NewRegistry(),
 		claim: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "claim_duration_seconds",
 			Help:    "Time from a create request to a usable cluster, by whether a warm pool member was ready at once.",

@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now != nil {
 		s.DB.Now = cfg.Now
 	}
-	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Now: cfg.Now})
+	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true})
 	backend, err := s.backend()
 	if err != nil {
 		return nil, err
