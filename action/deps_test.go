@@ -21,7 +21,7 @@ func TestDeps(t *testing.T) {
 		"github.com/hetznercloud/hcloud-go/v2": "the Hetzner backend",
 		"k8s.io/client-go":                     "Kubernetes client: the action only writes a kubeconfig",
 		"k8s.io/apimachinery":                  "Kubernetes client: the action only writes a kubeconfig",
-		"github.com/google/go-github/v60":      "the GitHub App",
+		"github.com/google/go-github/v88":      "the GitHub App",
 		"github.com/coreos/go-oidc/v3":         "server-side token verification",
 		"github.com/prometheus/client_golang":  "server metrics",
 		"github.com/smek/action/internal/api":  "the server",

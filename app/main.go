@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/smek/action/internal/envflag"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/httpserver"
 )
@@ -87,17 +88,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 			"--smek-url as SMEK_URL, --smek-token as SMEK_TOKEN, any other --name as SMEK_NAME.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, args, getenv, envName); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
-		return c, fmt.Errorf("%w: %v", errUsage, err)
+		return c, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	if err := fromEnv(fs, getenv); err != nil {
-		return c, err
 	}
 	switch {
 	case c.smekURL == "":
@@ -122,27 +120,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 // envName is the environment variable of a flag: --smek-url is SMEK_URL,
 // --github-app-id is SMEK_GITHUB_APP_ID.
 func envName(flagName string) string {
-	return "SMEK_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flagName, "smek-"), "-", "_"))
-}
-
-// fromEnv fills the flags not given on the command line from the
-// environment.
-func fromEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		if v := getenv(envName(f.Name)); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				// The value may be a secret: name the variable only.
-				err = fmt.Errorf("%w: %s: %v", errUsage, envName(f.Name), errors.Unwrap(e))
-			}
-		}
-	})
-	return err
+	return envflag.Name("SMEK_", strings.TrimPrefix(flagName, "smek-"))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

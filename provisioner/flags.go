@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/smek/action/internal/envflag"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -27,26 +28,10 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 // parseFlags parses args, then fills every flag not given on the command
 // line from its SMEK_* environment variable.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	err := envflag.Parse(fs, args, getenv, func(name string) string { return envflag.Name("SMEK_", name) })
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		env := "SMEK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%w: %s=%q: %v", errUsage, env, v, e)
-			}
-		}
-	})
 	return err
 }
 

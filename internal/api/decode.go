@@ -170,9 +170,4 @@ func typeName(t reflect.Type) string {
 	return fmt.Sprintf("a %s", t.Kind())
 }
 
-func short(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+func short(s string) string { return cluster.Truncate(s, 64) }

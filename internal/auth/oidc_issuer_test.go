@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync"
 	"testing"
 
@@ -118,13 +117,6 @@ func (iss *testIssuer) fetches() (discovery, jwks int) {
 	iss.mu.Lock()
 	defer iss.mu.Unlock()
 	return iss.hits["/.well-known/openid-configuration"], iss.hits["/keys"]
-}
-
-// isPublished reports whether the issuer publishes kid.
-func (iss *testIssuer) isPublished(kid string) bool {
-	iss.mu.Lock()
-	defer iss.mu.Unlock()
-	return slices.ContainsFunc(iss.published, func(k signingKey) bool { return k.kid == kid })
 }
 
 // sign signs claims with k, published or not.

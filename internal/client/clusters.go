@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -99,24 +97,6 @@ func (c *Client) Get(ctx context.Context, id string) (*wire.Cluster, error) {
 // Kubeconfig returns the cluster with its kubeconfig.
 func (c *Client) Kubeconfig(ctx context.Context, id string) (*wire.Cluster, error) {
 	return c.clusterCall(ctx, http.MethodGet, id, "/kubeconfig", nil)
-}
-
-// KubeconfigYAML returns the cluster's kubeconfig itself.
-func (c *Client) KubeconfigYAML(ctx context.Context, id string) ([]byte, error) {
-	p, err := clusterPath(id, "/kubeconfig")
-	if err != nil {
-		return nil, err
-	}
-	body, err := c.send(ctx, http.MethodGet, p, nil, wire.MediaYAML, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer body.Close()
-	b, err := io.ReadAll(io.LimitReader(body, maxBody))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: read answer: %w", p, err)
-	}
-	return b, nil
 }
 
 // Stop stops a cluster, or terminates it where it was created without

@@ -40,11 +40,11 @@ func NewID() ID {
 // ParseID checks that s has the shape of a cluster id.
 func ParseID(s string) (ID, error) {
 	if len(s) != 8 || !strings.HasPrefix(s, "c-") {
-		return "", Errorf(EINVALID, "cluster-id", "cluster-id %q is not a SMEK cluster id (c- followed by 6 lower-case letters or digits)", truncate(s, 40))
+		return "", Errorf(EINVALID, "cluster-id", "cluster-id %q is not a SMEK cluster id (c- followed by 6 lower-case letters or digits)", Truncate(s, 40))
 	}
 	for _, c := range s[2:] {
 		if !strings.ContainsRune(idAlphabet, c) {
-			return "", Errorf(EINVALID, "cluster-id", "cluster-id %q is not a SMEK cluster id (c- followed by 6 lower-case letters or digits)", truncate(s, 40))
+			return "", Errorf(EINVALID, "cluster-id", "cluster-id %q is not a SMEK cluster id (c- followed by 6 lower-case letters or digits)", Truncate(s, 40))
 		}
 	}
 	return ID(s), nil
@@ -171,13 +171,6 @@ type Cluster struct {
 	// ServerPhases are how long the phases of making the cluster's server
 	// ready took (backend-specific names), where the backend records them.
 	ServerPhases map[string]time.Duration
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // Kubeconfig is a tenant's credential for a cluster.

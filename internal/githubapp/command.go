@@ -102,7 +102,7 @@ func parseFields(args []string) Command {
 		}
 		return Command{Name: CmdExtend, ClusterID: string(id), Minutes: m}
 	default:
-		return bad("unknown command %q", truncate(name, 20))
+		return bad("unknown command %q", cluster.Truncate(name, 20))
 	}
 }
 
@@ -121,7 +121,7 @@ func parseCreate(args []string) Command {
 		case strings.HasPrefix(lower, "version=") && c.Version == "":
 			v := lower[len("version="):]
 			if !validVersion(v) {
-				return bad("version %q is not a Kubernetes version like 1.36.3", truncate(v, 40))
+				return bad("version %q is not a Kubernetes version like 1.36.3", cluster.Truncate(v, 40))
 			}
 			c.Version = strings.TrimPrefix(v, "v")
 		case arg[0] >= '0' && arg[0] <= '9' && c.Minutes == 0:
@@ -131,7 +131,7 @@ func parseCreate(args []string) Command {
 			}
 			c.Minutes = m
 		default:
-			return bad("`create` does not understand %q (it takes [minutes] [privileged] [keep] [version=X], each once)", truncate(arg, 40))
+			return bad("`create` does not understand %q (it takes [minutes] [privileged] [keep] [version=X], each once)", cluster.Truncate(arg, 40))
 		}
 	}
 	return c
@@ -140,7 +140,7 @@ func parseCreate(args []string) Command {
 func parseMinutes(s string) (int, error) {
 	m, err := strconv.Atoi(s)
 	if err != nil || m < 1 || m > maxCommandMinutes {
-		return 0, fmt.Errorf("minutes must be a whole number from 1 to %d, got %q", maxCommandMinutes, truncate(s, 20))
+		return 0, fmt.Errorf("minutes must be a whole number from 1 to %d, got %q", maxCommandMinutes, cluster.Truncate(s, 20))
 	}
 	return m, nil
 }
@@ -157,19 +157,6 @@ func validVersion(v string) bool {
 		}
 	}
 	return true
-}
-
-// truncate shortens s to about n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for i := range s {
-		if i > n {
-			return strings.ToValidUTF8(s[:i], "") + "…"
-		}
-	}
-	return s
 }
 
 // helpText is the reply to "/smek help" and to commands not understood. No

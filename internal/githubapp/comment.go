@@ -56,7 +56,7 @@ func (a *App) planComment(delivery string, body []byte) (func(context.Context) e
 	switch {
 	case e.Action != "created":
 		// Edited or deleted comments never run a command again.
-		return nil, "comment " + truncate(e.Action, 20) + ", not created", nil
+		return nil, "comment " + cluster.Truncate(e.Action, 20) + ", not created", nil
 	case e.Issue == nil:
 		return nil, "", missing("issue")
 	case e.Comment == nil:

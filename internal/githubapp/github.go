@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
-	"github.com/google/go-github/v60/github"
+	"github.com/google/go-github/v88/github"
 )
 
 // GitHub is the part of GitHub's REST API the App calls, each time as one
@@ -37,7 +37,7 @@ const DefaultAPIURL = "https://api.github.com/"
 // transport per installation is kept, so tokens are cached.
 type AppClient struct {
 	apps    *ghinstallation.AppsTransport
-	baseURL *url.URL
+	baseURL string
 	rt      http.RoundTripper
 	calls   callBounds
 
@@ -64,17 +64,20 @@ func NewAppClient(appID int64, privateKeyPEM []byte, apiURL string, rt http.Roun
 	if err != nil {
 		return nil, fmt.Errorf("github app: private key: %w", err)
 	}
-	gh := github.NewClient(nil)
+	var urls []github.ClientOptionsFunc
 	if apiURL != "" && strings.TrimRight(apiURL, "/")+"/" != DefaultAPIURL {
-		if gh, err = gh.WithEnterpriseURLs(apiURL, apiURL); err != nil {
-			return nil, fmt.Errorf("github app: api url %q: %w", apiURL, err)
-		}
+		urls = append(urls, github.WithEnterpriseURLs(apiURL, apiURL))
 	}
-	if gh.BaseURL.Scheme != "http" && gh.BaseURL.Scheme != "https" || gh.BaseURL.Host == "" {
+	gh, err := github.NewClient(urls...)
+	if err != nil {
+		return nil, fmt.Errorf("github app: api url %q: %w", apiURL, err)
+	}
+	base, err := url.Parse(gh.BaseURL())
+	if err != nil || base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
 		return nil, fmt.Errorf("github app: api url %q is not an http(s) url", apiURL)
 	}
-	apps.BaseURL = strings.TrimRight(gh.BaseURL.String(), "/")
-	return &AppClient{apps: apps, baseURL: gh.BaseURL, rt: rt, calls: newCallBounds(opts), clients: map[int64]*github.Client{}}, nil
+	apps.BaseURL = strings.TrimRight(base.String(), "/")
+	return &AppClient{apps: apps, baseURL: base.String(), rt: rt, calls: newCallBounds(opts), clients: map[int64]*github.Client{}}, nil
 }
 
 // client returns the go-github client of an installation.
@@ -85,21 +88,21 @@ func (c *AppClient) client(installation int64) *github.Client {
 		return gh
 	}
 	tr := ghinstallation.NewFromAppsTransport(c.apps, installation)
-	gh := github.NewClient(&http.Client{Transport: tr})
-	base := *c.baseURL
-	gh.BaseURL = &base
+	// The base URL was checked by NewAppClient, so NewClient cannot fail.
+	gh, _ := github.NewClient(github.WithHTTPClient(&http.Client{Transport: tr}), github.WithURLs(&c.baseURL, &c.baseURL))
 	c.clients[installation] = gh
 	return gh
 }
 
-// Permission implements GitHub. go-github v60 does not decode role_name,
-// so the request is made through its client with a struct that does.
+// Permission implements GitHub. The request is made by hand through
+// go-github's client because its GetPermissionLevel puts owner, repo and
+// user into the path unescaped.
 func (c *AppClient) Permission(ctx context.Context, installation int64, owner, repo, user string) (Access, error) {
 	ctx, done := c.calls.bound(ctx, c.calls.timeout)
 	defer done()
 	gh := c.client(installation)
 	path := fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(user))
-	req, err := gh.NewRequest(http.MethodGet, path, nil)
+	req, err := gh.NewRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return Access{}, fmt.Errorf("permission of %s on %s/%s: %w", user, owner, repo, err)
 	}
@@ -107,7 +110,7 @@ func (c *AppClient) Permission(ctx context.Context, installation int64, owner, r
 		Permission string `json:"permission"`
 		RoleName   string `json:"role_name"`
 	}
-	resp, err := gh.Do(ctx, req, &out)
+	resp, err := gh.Do(req, &out)
 	if err != nil {
 		// GitHub answers 404 for a user who is not a collaborator of a
 		// private repository (and for a login that does not exist).
@@ -187,8 +190,7 @@ func githubError(err error, now time.Time) error {
 		return &rateLimitedError{at: at, err: err}
 	}
 	// GitHub's secondary limits answer 403 or 429 and say so in the
-	// message; go-github v60 only knows them by their documentation link
-	// on a 403.
+	// message; go-github only knows them by their documentation link.
 	if status == http.StatusTooManyRequests || status == http.StatusForbidden && strings.Contains(strings.ToLower(message), "rate limit") {
 		return &rateLimitedError{secondary: true, err: err}
 	}

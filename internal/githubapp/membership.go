@@ -3,6 +3,7 @@ package githubapp
 import (
 	"context"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
 )
 
@@ -79,7 +80,7 @@ func (a *App) planOrganization(delivery string, body []byte) (func(context.Conte
 	case e.installationID() == 0:
 		return nil, "no App installation in the payload", nil
 	case e.Action == "member_invited" || e.Action == "renamed":
-		return nil, "organization " + truncate(e.Action, 20) + " changes no access", nil
+		return nil, "organization " + cluster.Truncate(e.Action, 20) + " changes no access", nil
 	case e.Membership != nil && e.Membership.User != nil && e.Membership.User.Login != "":
 		return a.forgetAccess(delivery, "organization", e.installationID(), 0, e.Membership.User.Login), "", nil
 	}

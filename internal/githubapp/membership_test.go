@@ -26,7 +26,8 @@ func TestCommentAccessCachedUntilTTLOrEvent(t *testing.T) {
 	}
 	lookups := func() int { return h.github.Requests(githubfake.RoutePermission) }
 
-	if !list() || !list() || lookups() != 1 {
+	first, second := list(), list()
+	if !first || !second || lookups() != 1 {
 		t.Fatalf("two commands of a writer: %d lookups, want both run on 1", lookups())
 	}
 	h.clock.Advance(AccessTTL)

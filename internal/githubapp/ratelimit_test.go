@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
-	"github.com/google/go-github/v60/github"
+	"github.com/google/go-github/v88/github"
 
 	"github.com/smek/action/internal/fake/githubfake"
 )
@@ -25,7 +25,7 @@ func TestRateLimitedTryWaitsForGitHub(t *testing.T) {
 		// wait is how long after the failed try the next one is due.
 		wait time.Duration
 		// realClock marks a limit go-github itself remembers on the real
-		// clock (a 403's Retry-After): it refuses to call before then,
+		// clock (a 403's or 429's Retry-After): it refuses to call before then,
 		// however far the test moves its clock, so the retry is not
 		// followed here.
 		realClock bool
@@ -40,7 +40,8 @@ func TestRateLimitedTryWaitsForGitHub(t *testing.T) {
 		limit: func(h *harness) {
 			h.github.SecondaryRateLimit(githubfake.RouteReaction, http.StatusTooManyRequests, 90*time.Second)
 		},
-		wait: 90 * time.Second,
+		wait:      90 * time.Second,
+		realClock: true,
 	}, {
 		name: "secondary limit, 403 with Retry-After",
 		limit: func(h *harness) {
@@ -102,7 +103,7 @@ func TestRepeatedSecondaryLimitBacksOff(t *testing.T) {
 }
 
 // retryTime reads every form of GitHub's answer that the documentation
-// describes; go-github v60 knows only some of them.
+// describes; go-github knows only some of them.
 func TestRetryTime(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	answer := func(status int, header map[string]string, message string) error {

@@ -69,7 +69,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		closeUnread(w, r)
 		result = "bad-signature"
-		a.log.Warn("webhook refused", logkey.Delivery, truncate(delivery, maxDeliveryID), logkey.Err, err)
+		a.log.Warn("webhook refused", logkey.Delivery, cluster.Truncate(delivery, maxDeliveryID), logkey.Err, err)
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -87,7 +87,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	plan, handled := planners[event]
 	if !handled {
 		// Nothing is done for it, so there is nothing to verify.
-		reason := "the App does not handle " + truncate(event, 40) + " events"
+		reason := "the App does not handle " + cluster.Truncate(event, 40) + " events"
 		log.Debug("webhook ignored unread", logkey.Reason, reason)
 		closeUnread(w, r)
 		result = "ignored"

@@ -121,12 +121,7 @@ func (s *Service) resolveVersion(v string) (string, error) {
 	return "", e
 }
 
-func short(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+func short(s string) string { return cluster.Truncate(s, 64) }
 
 // waitFor returns the wait budget of a request.
 func (s *Service) waitFor(in CreateInput) (time.Duration, error) {

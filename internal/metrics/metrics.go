@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,9 +35,6 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	jwksFetches  *prometheus.CounterVec
-
-	// clock times HTTP requests; never nil.
-	clock clockwork.Clock
 }
 
 // Options configure New.
@@ -50,8 +46,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime adds the Go runtime and process collectors.
 	Runtime bool
-	// Clock times HTTP requests; nil means the wall clock.
-	Clock clockwork.Clock
 }
 
 // claimBuckets span a warm claim (well under a second) to a cold start that
@@ -60,12 +54,8 @@ var claimBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300
 
 // New creates the metric families on a fresh registry.
 func New(opts Options) *Metrics {
-	if opts.Clock == nil {
-		opts.Clock = clockwork.NewRealClock()
-	}
 	m := &Metrics{
-		reg:   prometheus.NewRegistry(),
-		clock: opts.Clock,
+		reg: prometheus.NewRegistry(),
 		claim: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "claim_duration_seconds",
 			Help:    "Time from a create request to a usable cluster, by whether a warm pool member was ready at once.",

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
@@ -264,58 +263,6 @@ smek_state_scrape_ok 0
 	}
 }
 
-func TestInstrumentLabelsByRoutePattern(t *testing.T) {
-	clock := clockwork.NewFakeClockAt(time.Unix(0, 0))
-	m := metrics.New(metrics.Options{Clock: clock})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/clusters/{id}", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("{}"))
-	})
-	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusConflict)
-	})
-	// Every request takes 250 ms on the clock.
-	h := m.Instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		clock.Advance(250 * time.Millisecond)
-		mux.ServeHTTP(w, r)
-	}))
-	for _, req := range []*http.Request{
-		httptest.NewRequest("GET", "/v1/clusters/c-aaaaaa", nil),
-		httptest.NewRequest("GET", "/v1/clusters/c-bbbbbb", nil),
-		httptest.NewRequest("POST", "/stop", nil),
-		httptest.NewRequest("GET", "/no/such/path", nil),
-	} {
-		h.ServeHTTP(httptest.NewRecorder(), req)
-	}
-	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
-# HELP smek_http_requests_total HTTP requests by route pattern and status code.
-# TYPE smek_http_requests_total counter
-smek_http_requests_total{code="200",route="GET /v1/clusters/{id}"} 2
-smek_http_requests_total{code="404",route="unmatched"} 1
-smek_http_requests_total{code="409",route="POST /stop"} 1
-`), "smek_http_requests_total"); err != nil {
-		t.Error(err)
-	}
-	families, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	var count uint64
-	for _, f := range families {
-		if f.GetName() != "smek_http_request_duration_seconds" {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			sum += s.GetHistogram().GetSampleSum()
-			count += s.GetHistogram().GetSampleCount()
-		}
-	}
-	if count != 4 || sum != 1 {
-		t.Errorf("durations: got %d samples summing to %vs, want 4 of 0.25s each", count, sum)
-	}
-}
-
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *metrics.Metrics
 	m.ObserveClaim(true, time.Second)
@@ -327,8 +274,4 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.RateLimitRemaining("hetzner", 1)
 	m.Mail("started", "sent")
 	m.HTTPRequest("GET /", 200, time.Millisecond)
-	h := http.NotFoundHandler()
-	if got := m.Instrument(h); got == nil {
-		t.Error("Instrument on nil Metrics returned nil, want the handler itself")
-	}
 }

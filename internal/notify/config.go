@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
 )
 
@@ -91,7 +92,7 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 	}
 	c.Host = u.Hostname()
 	if !validHost(c.Host) {
-		return SMTPConfig{}, fmt.Errorf("smtp url: host %q is not a host name or IP address", truncate(c.Host, 40))
+		return SMTPConfig{}, fmt.Errorf("smtp url: host %q is not a host name or IP address", cluster.Truncate(c.Host, 40))
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
@@ -114,10 +115,10 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 			case StartTLSRequired, StartTLSOpportunistic, StartTLSOff:
 				c.TLS = mode
 			default:
-				return SMTPConfig{}, fmt.Errorf("smtp url: starttls=%q is not one of required, opportunistic, off", truncate(string(mode), 20))
+				return SMTPConfig{}, fmt.Errorf("smtp url: starttls=%q is not one of required, opportunistic, off", cluster.Truncate(string(mode), 20))
 			}
 		default:
-			return SMTPConfig{}, fmt.Errorf("smtp url: unknown parameter %q (known: starttls)", truncate(key, 20))
+			return SMTPConfig{}, fmt.Errorf("smtp url: unknown parameter %q (known: starttls)", cluster.Truncate(key, 20))
 		}
 	}
 	if c.Password != "" && c.TLS != TLSImplicit && c.TLS != StartTLSRequired && !isLoopback(c.Host) {
@@ -173,11 +174,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -178,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.DB.Clock = cfg.Clock
-	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true, Clock: cfg.Clock})
+	s.Metrics = metrics.New(metrics.Options{Store: s.DB, Logger: cfg.Logger, Runtime: true})
 	backend, err := s.backend()
 	if err != nil {
 		return nil, err

@@ -84,24 +84,6 @@ func (db *DB) AccountByName(ctx context.Context, name string) (cluster.Account, 
 	return a, err
 }
 
-// Accounts lists all accounts by name.
-func (db *DB) Accounts(ctx context.Context) ([]cluster.Account, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
-	}
-	defer rows.Close()
-	var out []cluster.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
-}
-
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }

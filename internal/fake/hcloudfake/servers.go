@@ -51,7 +51,7 @@ func (f *Fake) serverSchema(s *server) schema.Server {
 		ServerType:      s.typ,
 		IncludedTraffic: 21990232555520,
 		Location:        s.loc,
-		Datacenter:      datacenter(s.loc),
+		Datacenter:      datacenter(s.loc), //lint:ignore SA1019 the fake serves the field while the API still documents it
 		Protection:      schema.ServerProtection{},
 		Labels:          cloneLabels(s.labels),
 		Volumes:         []int64{},
@@ -169,8 +169,10 @@ func (f *Fake) createServer(r *http.Request, now time.Time) (int, any, *apiError
 		return 0, nil, apiErr
 	}
 	locName := req.Location
+	//lint:ignore SA1019 the fake accepts the field while the API still documents it
 	if locName == "" && req.Datacenter != "" {
 		for l, dc := range datacenterNames {
+			//lint:ignore SA1019 as above
 			if dc == req.Datacenter {
 				locName = l
 			}

@@ -39,11 +39,11 @@ func TestAttacksThroughAPIKubeconfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := api.KubeconfigYAML(ctx, created.ClusterID)
+	withKubeconfig, err := api.Kubeconfig(ctx, created.ClusterID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(withKubeconfig.Kubeconfig))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,11 +93,6 @@ func seccompUnconfined(p *corev1.Pod) {
 	p.Spec.SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
 }
 
-func procMountUnmasked(p *corev1.Pod) {
-	u := corev1.UnmaskedProcMount
-	p.Spec.Containers[0].SecurityContext.ProcMount = &u
-}
-
 func mustQuantity(s string) resource.Quantity { return resource.MustParse(s) }
 
 func authenticationv1TokenRequest() authenticationv1.TokenRequest {
