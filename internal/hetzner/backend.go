@@ -24,7 +24,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -47,7 +46,7 @@ type Config struct {
 	// Endpoint (default hcloud.Endpoint) and Token of the API.
 	Endpoint, Token string
 	// Metrics counts the API calls (nil: not counted).
-	Metrics *metrics.Metrics
+	Metrics Metrics
 	// Installation ties servers to this SMEK installation (a label value).
 	Installation string
 	// Locations to create servers in, tried in order.
