@@ -360,12 +360,8 @@ func (db *DB) StoppedExpiringClusters(ctx context.Context, horizon time.Time) ([
 // of its stopped deadline. It reports false when the cluster is no longer
 // stopped or was already marked, so that the warning goes out once.
 func (db *DB) MarkStoppedWarned(ctx context.Context, id cluster.ID) (bool, error) {
-	res, err := db.db.ExecContext(ctx, `UPDATE clusters SET stopped_warned_at = ?
+	n, err := db.execCount(ctx, `UPDATE clusters SET stopped_warned_at = ?
 		WHERE id = ? AND status = 'stopped' AND stopped_warned_at IS NULL`, ms(db.Now()), id)
-	if err != nil {
-		return false, fmt.Errorf("mark %s warned: %w", id, err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("mark %s warned: %w", id, err)
 	}
@@ -376,12 +372,8 @@ func (db *DB) MarkStoppedWarned(ctx context.Context, id cluster.ID) (bool, error
 // stopped deadline (stopped before there was one) the deadline until, and
 // returns how many it changed.
 func (db *DB) SetMissingStoppedDeadlines(ctx context.Context, until time.Time) (int64, error) {
-	res, err := db.db.ExecContext(ctx, `UPDATE clusters SET stopped_expires_at = ?
+	n, err := db.execCount(ctx, `UPDATE clusters SET stopped_expires_at = ?
 		WHERE status = 'stopped' AND stopped_expires_at IS NULL`, ms(until))
-	if err != nil {
-		return 0, fmt.Errorf("set stopped deadlines: %w", err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("set stopped deadlines: %w", err)
 	}

@@ -81,3 +81,12 @@ func (db *DB) queryEvents(ctx context.Context, rest string, args ...any) ([]clus
 	}
 	return out, rows.Err()
 }
+
+// execCount runs a statement and returns how many rows it changed.
+func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := db.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -180,13 +180,9 @@ func (db *DB) ClaimSamples(ctx context.Context, since time.Time) ([]ClaimSample,
 // how many it deleted. The server calls it periodically to keep events for
 // the configured retention.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	res, err := db.db.ExecContext(ctx, `DELETE FROM events WHERE time < ?`, ms(before))
+	n, err := db.execCount(ctx, `DELETE FROM events WHERE time < ?`, ms(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune events before %s: %w", before.UTC().Format(time.RFC3339), err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("prune events: %w", err)
 	}
 	return n, nil
 }
