@@ -66,10 +66,14 @@ func (s *Server) v1List(w http.ResponseWriter, r *http.Request, p cluster.Princi
 	writeJSON(w, http.StatusOK, wire.MediaJSON, out)
 }
 
+// existing are the statuses a list shows when it names none: the clusters
+// that still exist.
+var existing = []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}
+
 // listFilter reads GET /v1/clusters' query. Without status, clusters that
 // still exist are listed; status=all lists every one.
 func listFilter(q url.Values) (cluster.Filter, error) {
-	f := cluster.Filter{Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}}
+	f := cluster.Filter{Statuses: existing}
 	if v := q.Get("status"); v != "" {
 		f.Statuses = nil
 		if v != "all" {
