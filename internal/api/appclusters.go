@@ -3,11 +3,9 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
-	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/wire"
@@ -36,29 +34,18 @@ func (a AppClusters) as(ctx context.Context, installation int64) (cluster.Princi
 	return a.s.onBehalf(ctx, appPrincipal, strconv.FormatInt(installation, 10))
 }
 
-// List implements githubapp.Clusters.
-func (a AppClusters) List(ctx context.Context, as int64, opts client.ListOptions) ([]wire.Cluster, error) {
+// List implements githubapp.Clusters with the rules of GET
+// /v1/clusters: without statuses it lists the clusters that still exist.
+func (a AppClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wire.Cluster, error) {
 	p, err := a.as(ctx, as)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	set := func(k, v string) {
-		if v != "" && v != "0" {
-			q.Set(k, v)
-		}
+	if len(f.Statuses) == 0 {
+		f.Statuses = existing
 	}
-	set("status", opts.Status)
-	set("repository-id", strconv.FormatInt(opts.RepositoryID, 10))
-	set("run-id", strconv.FormatInt(opts.RunID, 10))
-	set("run-attempt", strconv.FormatInt(opts.RunAttempt, 10))
-	set("runner-name", opts.RunnerName)
-	set("pull-request", strconv.FormatInt(opts.PullRequest, 10))
-	set("installation-id", strconv.FormatInt(opts.InstallationID, 10))
-	set("repository-owner", opts.RepositoryOwner)
-	f, err := listFilter(q)
-	if err != nil {
-		return nil, err
+	if f.RepositoryOwner != "" && !validOwner(f.RepositoryOwner) {
+		return nil, cluster.Errorf(cluster.EINVALID, "repository-owner", "repository-owner must be a GitHub user or organization name")
 	}
 	cs, err := a.s.life.List(ctx, p, f)
 	if err != nil {

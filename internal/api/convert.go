@@ -5,7 +5,6 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/lifecycle"
-	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -73,7 +72,7 @@ func createInput(req wire.CreateRequest, requireEmail bool) (lifecycle.CreateInp
 	return in, nil
 }
 
-func toWireEvents(evs []sqlite.Event) wire.EventList {
+func toWireEvents(evs []cluster.Event) wire.EventList {
 	out := wire.EventList{Events: make([]wire.Event, 0, len(evs))}
 	for _, e := range evs {
 		out.Events = append(out.Events, wire.Event{Time: e.Time, Subject: e.Subject, Type: e.Type, From: e.From, To: e.To,

@@ -81,9 +81,9 @@ func (s *Server) seedStart(w http.ResponseWriter, r *http.Request, p cluster.Pri
 }
 
 // seedList is GET /list: the account's clusters that still exist, and
-// those lost while running until their deadline (sqlite.ListedClusters).
+// those lost while running until their deadline (lifecycle.Listed).
 func (s *Server) seedList(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
-	cs, err := s.cfg.DB.ListedClusters(r.Context(), p.Account.ID)
+	cs, err := s.life.Listed(r.Context(), p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

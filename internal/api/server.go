@@ -21,15 +21,23 @@ import (
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/problem"
-	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"
 )
+
+// Store is what the API reads beside the lifecycle: the account linked to
+// a GitHub App installation, to resolve SMEK-On-Behalf-Of-Installation into
+// a principal before any route runs, and the database's health for
+// /readyz. Every cluster read and change goes through Config.Life.
+type Store interface {
+	AccountByInstallation(ctx context.Context, installationID int64) (cluster.Account, error)
+	Ping(ctx context.Context) error
+}
 
 // Config wires the API to the rest of SMEK.
 type Config struct {
 	Life *lifecycle.Service
 	Auth *auth.Authenticator
-	DB   *sqlite.DB
+	DB   Store
 	// Ready reports whether the backend can serve; /readyz uses it with
 	// the database's ping. Nil means always ready.
 	Ready  func(ctx context.Context) error

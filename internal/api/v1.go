@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -67,10 +66,14 @@ func (s *Server) v1List(w http.ResponseWriter, r *http.Request, p cluster.Princi
 	writeJSON(w, http.StatusOK, wire.MediaJSON, out)
 }
 
+// existing are the statuses a list shows when it names none: the clusters
+// that still exist.
+var existing = []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}
+
 // listFilter reads GET /v1/clusters' query. Without status, clusters that
 // still exist are listed; status=all lists every one.
-func listFilter(q url.Values) (sqlite.ClusterFilter, error) {
-	f := sqlite.ClusterFilter{Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}}
+func listFilter(q url.Values) (cluster.Filter, error) {
+	f := cluster.Filter{Statuses: existing}
 	if v := q.Get("status"); v != "" {
 		f.Statuses = nil
 		if v != "all" {
@@ -267,7 +270,7 @@ func (s *Server) v1Note(w http.ResponseWriter, r *http.Request, p cluster.Princi
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, wire.MediaJSON, toWireEvents([]sqlite.Event{e}).Events[0])
+	writeJSON(w, http.StatusCreated, wire.MediaJSON, toWireEvents([]cluster.Event{e}).Events[0])
 }
 
 func (s *Server) v1Events(w http.ResponseWriter, r *http.Request, p cluster.Principal) {

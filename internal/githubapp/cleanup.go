@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/wire"
@@ -27,12 +26,12 @@ type cleanup struct {
 // selection picks clusters: those the listing returns, when match (nil:
 // all) accepts them.
 type selection struct {
-	list  client.ListOptions
+	list  cluster.Filter
 	match func(wire.Cluster) bool
 }
 
 // all selects every cluster the listing returns.
-func all(opts client.ListOptions) selection { return selection{list: opts} }
+func all(opts cluster.Filter) selection { return selection{list: opts} }
 
 func (a *App) newCleanup(delivery, event string, why string, selections ...selection) func(context.Context) error {
 	return a.newCleanupOf(&cleanup{why: why, selections: selections}, delivery, event)
@@ -149,7 +148,7 @@ func (a *App) planWorkflowRun(delivery string, body []byte) (func(context.Contex
 		return nil, "", missing("workflow_run.run_attempt")
 	}
 	why := fmt.Sprintf("workflow run %d (attempt %d) of %s completed", e.WorkflowRun.ID, e.WorkflowRun.RunAttempt, e.Repository.FullName)
-	return a.newCleanup(delivery, "workflow_run", why, all(client.ListOptions{
+	return a.newCleanup(delivery, "workflow_run", why, all(cluster.Filter{
 		RepositoryID: e.Repository.ID, RunID: e.WorkflowRun.ID, RunAttempt: e.WorkflowRun.RunAttempt,
 	})), "", nil
 }
@@ -179,7 +178,7 @@ func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Contex
 	j := e.WorkflowJob
 	why := fmt.Sprintf("job %d on runner %q of workflow run %d (attempt %d) of %s completed", j.ID, *j.RunnerName, j.RunID, j.RunAttempt, e.Repository.FullName)
 	return a.newCleanup(delivery, "workflow_job", why, selection{
-		list:  client.ListOptions{RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt},
+		list:  cluster.Filter{RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt},
 		match: jobMatch(j.ID, *j.RunnerName, j.StartedAt, j.CompletedAt),
 	}), "", nil
 }
@@ -227,7 +226,7 @@ func (a *App) planPullRequest(delivery string, body []byte) (func(context.Contex
 		return nil, "", missing("number")
 	}
 	why := fmt.Sprintf("pull request %s#%d closed", e.Repository.FullName, e.Number)
-	return a.newCleanup(delivery, "pull_request", why, all(client.ListOptions{
+	return a.newCleanup(delivery, "pull_request", why, all(cluster.Filter{
 		RepositoryID: e.Repository.ID, PullRequest: e.Number,
 	})), "", nil
 }
@@ -247,14 +246,14 @@ func (a *App) planInstallation(delivery string, body []byte) (func(context.Conte
 	// those the Action made in its repositories, which carry the
 	// repository only. An installation on all of an account's
 	// repositories served every repository of that owner, listed or not.
-	selections := []selection{all(client.ListOptions{InstallationID: e.installationID()})}
+	selections := []selection{all(cluster.Filter{InstallationID: e.installationID()})}
 	for _, r := range e.Repositories {
 		if r.ID != 0 {
-			selections = append(selections, all(client.ListOptions{RepositoryID: r.ID}))
+			selections = append(selections, all(cluster.Filter{RepositoryID: r.ID}))
 		}
 	}
 	if in := e.Installation; in.RepositorySelection == "all" && in.Account != nil && in.Account.Login != "" {
-		selections = append(selections, all(client.ListOptions{RepositoryOwner: in.Account.Login}))
+		selections = append(selections, all(cluster.Filter{RepositoryOwner: in.Account.Login}))
 	}
 	why := fmt.Sprintf("the App was uninstalled (installation %d)", e.installationID())
 	return a.newCleanupOf(&cleanup{why: why, selections: selections, stopKept: true}, delivery, "installation"), "", nil
@@ -279,7 +278,7 @@ func (a *App) planInstallationRepositories(delivery string, body []byte) (func(c
 		if r.ID == 0 {
 			return nil, "", missing("repositories_removed[].id")
 		}
-		selections = append(selections, all(client.ListOptions{RepositoryID: r.ID}))
+		selections = append(selections, all(cluster.Filter{RepositoryID: r.ID}))
 	}
 	if len(selections) == 0 {
 		return nil, "no repositories removed", nil

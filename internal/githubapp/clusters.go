@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,10 @@ const AsApp int64 = 0
 // Errors carry a *cluster.Error where the server gave a reason
 // (cluster.ErrorCode tells ENOTFOUND, ECONFLICT, ELIMIT...).
 type Clusters interface {
-	List(ctx context.Context, as int64, opts client.ListOptions) ([]wire.Cluster, error)
+	// List returns the clusters that match f; without f.Statuses, those
+	// that still exist (pending, running, stopped, terminating), as GET
+	// /v1/clusters has it. f.AccountID and f.Limit are not used: as scopes.
+	List(ctx context.Context, as int64, f cluster.Filter) ([]wire.Cluster, error)
 	Get(ctx context.Context, as int64, id string) (*wire.Cluster, error)
 	Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error)
 	Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error)
@@ -111,18 +115,30 @@ func (a asApp) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // List implements Clusters.
-func (c *APIClusters) List(ctx context.Context, as int64, opts client.ListOptions) ([]wire.Cluster, error) {
+func (c *APIClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wire.Cluster, error) {
 	cl, err := c.client(as)
 	if err != nil {
 		return nil, err
 	}
 	ctx, done := c.calls.bound(ctx, c.calls.timeout)
 	defer done()
-	out, err := cl.List(ctx, opts)
+	out, err := cl.List(ctx, listOptions(f))
 	for i := range out {
 		out[i].Kubeconfig = ""
 	}
 	return out, apiError(c.calls.explain(ctx, err))
+}
+
+// listOptions is f as the query of GET /v1/clusters.
+func listOptions(f cluster.Filter) client.ListOptions {
+	statuses := make([]string, len(f.Statuses))
+	for i, s := range f.Statuses {
+		statuses[i] = string(s)
+	}
+	return client.ListOptions{
+		Status: strings.Join(statuses, ","), RepositoryID: f.RepositoryID, RunID: f.RunID, RunAttempt: f.RunAttempt,
+		RunnerName: f.Runner, PullRequest: f.PullRequest, InstallationID: f.InstallationID, RepositoryOwner: f.RepositoryOwner,
+	}
 }
 
 // Get implements Clusters.

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/client/clienttest"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/wire"
@@ -44,7 +43,7 @@ func TestAPIClusters(t *testing.T) {
 	if got, err := cs.Get(ctx, 7, cl.ClusterID); err != nil || got.ClusterID != cl.ClusterID || got.Kubeconfig != "" {
 		t.Fatalf("Get: got %+v, %v; want the cluster without a kubeconfig", got, err)
 	}
-	if _, err := cs.List(ctx, AsApp, client.ListOptions{}); err != nil {
+	if _, err := cs.List(ctx, AsApp, cluster.Filter{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.Terminate(ctx, AsApp, cl.ClusterID); err != nil {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/wire"
 )
@@ -104,7 +103,7 @@ func (m *memClusters) lookup(as int64, id string) (*wire.Cluster, error) {
 	return c, nil
 }
 
-func (m *memClusters) List(ctx context.Context, as int64, o client.ListOptions) ([]wire.Cluster, error) {
+func (m *memClusters) List(ctx context.Context, as int64, o cluster.Filter) ([]wire.Cluster, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter("List"); err != nil {
@@ -123,11 +122,11 @@ func (m *memClusters) List(ctx context.Context, as int64, o client.ListOptions) 
 		}
 		switch {
 		case acct != "" && c.Account != acct,
-			o.Status != "" && c.ClusterStatus != o.Status,
+			len(o.Statuses) > 0 && !slices.Contains(o.Statuses, cluster.Status(c.ClusterStatus)),
 			o.RepositoryID != 0 && r.RepositoryID != o.RepositoryID,
 			o.RunID != 0 && r.RunID != o.RunID,
 			o.RunAttempt != 0 && r.RunAttempt != o.RunAttempt,
-			o.RunnerName != "" && r.RunnerName != o.RunnerName,
+			o.Runner != "" && r.RunnerName != o.Runner,
 			o.PullRequest != 0 && r.PullRequest != o.PullRequest,
 			o.InstallationID != 0 && r.InstallationID != o.InstallationID,
 			o.RepositoryOwner != "" && !strings.HasPrefix(strings.ToLower(r.Repository), strings.ToLower(o.RepositoryOwner)+"/"):

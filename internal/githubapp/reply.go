@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/wire"
 )
@@ -80,7 +79,7 @@ func (j *commentJob) fetchHelp(cl *wire.Cluster) string {
 }
 
 func (j *commentJob) list(ctx context.Context) (string, bool) {
-	list, err := j.app.clusters.List(ctx, j.installation, client.ListOptions{RepositoryID: j.repoID, PullRequest: int64(j.number)})
+	list, err := j.app.clusters.List(ctx, j.installation, cluster.Filter{RepositoryID: j.repoID, PullRequest: int64(j.number)})
 	if err != nil {
 		return j.failed("list clusters", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/webhook"
 	"github.com/smek/action/internal/wire"
@@ -134,7 +134,7 @@ type hangingList struct {
 	arrived chan struct{}
 }
 
-func (c hangingList) List(ctx context.Context, _ int64, _ client.ListOptions) ([]wire.Cluster, error) {
+func (c hangingList) List(ctx context.Context, _ int64, _ cluster.Filter) ([]wire.Cluster, error) {
 	c.arrived <- struct{}{}
 	<-ctx.Done()
 	return nil, ctx.Err()

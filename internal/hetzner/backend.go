@@ -26,7 +26,6 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
-	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -49,7 +48,7 @@ type Config struct {
 	// Endpoint (default hcloud.Endpoint) and Token of the API.
 	Endpoint, Token string
 	// Metrics counts the API calls (nil: not counted).
-	Metrics *metrics.Metrics
+	Metrics Metrics
 	// Installation ties servers to this SMEK installation (a label value).
 	Installation string
 	// Locations to create servers in, tried in order.

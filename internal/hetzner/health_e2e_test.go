@@ -13,7 +13,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/lifecycle"
-	"github.com/smek/action/internal/sqlite"
 )
 
 // notifications records what the lifecycle tells owners.
@@ -123,7 +122,7 @@ func TestRebootedClusterComesBackOrIsReportedLost(t *testing.T) {
 	if err != nil || got.Status != cluster.Failed {
 		t.Fatalf("lost cluster: %s, %v, want failed", got.Status, err)
 	}
-	list, err := life.List(ctx, p, sqlite.ClusterFilter{})
+	list, err := life.List(ctx, p, cluster.Filter{})
 	if err != nil || len(list) != 1 || list[0].Status != cluster.Failed {
 		t.Errorf("list: %v, %v, want the cluster failed", list, err)
 	}

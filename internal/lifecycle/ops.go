@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/sqlite"
 )
 
 // scope returns the account whose clusters p may touch: 0 (all) for service
@@ -33,39 +32,23 @@ func (s *Service) withPhases(ctx context.Context, c *cluster.Cluster, m *cluster
 	c.ServerPhases = s.pool.PhaseTimings(ctx, *c, m)
 }
 
-// List returns p's clusters that match f.
-func (s *Service) List(ctx context.Context, p cluster.Principal, f sqlite.ClusterFilter) ([]cluster.Cluster, error) {
-	if !p.Service {
-		f.AccountID = p.Account.ID
-	}
-	return s.db.Clusters(ctx, f)
-}
-
-// Events returns the recorded changes of one of p's clusters.
-func (s *Service) Events(ctx context.Context, p cluster.Principal, id cluster.ID) ([]sqlite.Event, error) {
-	if _, err := s.Get(ctx, p, id); err != nil {
-		return nil, err
-	}
-	return s.db.Events(ctx, string(id))
-}
-
 // maxNote bounds the length of a note in the event log.
 const maxNote = 1000
 
 // Note records a message in a cluster's event log. Only service credentials
 // (the GitHub App) write notes.
-func (s *Service) Note(ctx context.Context, p cluster.Principal, id cluster.ID, cause, message string) (sqlite.Event, error) {
+func (s *Service) Note(ctx context.Context, p cluster.Principal, id cluster.ID, cause, message string) (cluster.Event, error) {
 	if !p.Service {
-		return sqlite.Event{}, cluster.Errorf(cluster.EFORBIDDEN, "", "only a service token may add to a cluster's event log")
+		return cluster.Event{}, cluster.Errorf(cluster.EFORBIDDEN, "", "only a service token may add to a cluster's event log")
 	}
 	message = strings.TrimSpace(message)
 	if message == "" || len(message) > maxNote {
-		return sqlite.Event{}, cluster.Errorf(cluster.EINVALID, "message", "message must be 1 to %d characters", maxNote)
+		return cluster.Event{}, cluster.Errorf(cluster.EINVALID, "message", "message must be 1 to %d characters", maxNote)
 	}
 	if _, err := s.Get(ctx, p, id); err != nil {
-		return sqlite.Event{}, err
+		return cluster.Event{}, err
 	}
-	e := sqlite.Event{Time: s.cfg.Clock.Now(), Subject: string(id), Type: "note", Cause: cause, Actor: p.Actor, Message: message}
+	e := cluster.Event{Time: s.cfg.Clock.Now(), Subject: string(id), Type: "note", Cause: cause, Actor: p.Actor, Message: message}
 	return e, s.db.RecordEvent(ctx, e.Subject, e.Type, e.Cause, e.Actor, e.Message)
 }
 

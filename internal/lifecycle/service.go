@@ -15,19 +15,19 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/pool"
-	"github.com/smek/action/internal/sqlite"
 )
 
 // Store is the part of SMEK's database the lifecycle reads and changes
 // clusters through. A change that touches a member goes through the Pool.
 type Store interface {
 	Cluster(ctx context.Context, accountID int64, id cluster.ID) (cluster.Cluster, error)
-	Clusters(ctx context.Context, f sqlite.ClusterFilter) ([]cluster.Cluster, error)
+	Clusters(ctx context.Context, f cluster.Filter) ([]cluster.Cluster, error)
+	// ListedClusters is what /list shows an account.
+	ListedClusters(ctx context.Context, accountID int64) ([]cluster.Summary, error)
 	// UpdateCluster applies a change that leaves the member as it is.
 	UpdateCluster(ctx context.Context, id cluster.ID, ch cluster.Change) (cluster.Cluster, error)
 	AccountByName(ctx context.Context, name string) (cluster.Account, error)
-	Events(ctx context.Context, subject string) ([]sqlite.Event, error)
+	Events(ctx context.Context, subject string) ([]cluster.Event, error)
 	RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error
 	DueClusters(ctx context.Context, now time.Time) ([]cluster.Cluster, error)
 	ExpiringClusters(ctx context.Context, horizon time.Time) ([]cluster.Cluster, error)
@@ -60,11 +60,6 @@ type Pool interface {
 	Revoke(ctx context.Context, memberID string) error
 	PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.Member) map[string]time.Duration
 }
-
-var (
-	_ Store = (*sqlite.DB)(nil)
-	_ Pool  = (*pool.Pool)(nil)
-)
 
 // Metrics is what the lifecycle reports to the metrics registry.
 type Metrics interface {

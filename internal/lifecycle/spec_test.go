@@ -343,7 +343,7 @@ func TestCreateWithBadSpecLeavesNothing(t *testing.T) {
 			t.Errorf("create %+v: got %v, want invalid or forbidden", in, err)
 		}
 	}
-	cs, err := s.db.Clusters(ctx, sqlite.ClusterFilter{})
+	cs, err := s.db.Clusters(ctx, cluster.Filter{})
 	if err != nil || len(cs) != 0 {
 		t.Errorf("got %d clusters (%v), want none", len(cs), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/wire"
 )
@@ -205,7 +206,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("status %d, body %s", status, b)
 		}
 	})
-	if cs, err := smek.DB.Clusters(context.Background(), sqliteAll()); err != nil || len(cs) != 0 {
+	if cs, err := smek.DB.Clusters(context.Background(), cluster.Filter{}); err != nil || len(cs) != 0 {
 		t.Errorf("rejected creates left clusters behind: %v %v", cs, err)
 	}
 	status, b := call(t, "GET", smek.URL+"/no/such/route", token, "", "")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/smektest"
@@ -170,7 +171,7 @@ func TestGitHubKillChild(t *testing.T) {
 // blockedList is Clusters whose List never answers.
 type blockedList struct{ githubapp.Clusters }
 
-func (blockedList) List(ctx context.Context, _ int64, _ client.ListOptions) ([]wire.Cluster, error) {
+func (blockedList) List(ctx context.Context, _ int64, _ cluster.Filter) ([]wire.Cluster, error) {
 	fmt.Println(childBlocked)
 	<-ctx.Done()
 	return nil, ctx.Err()

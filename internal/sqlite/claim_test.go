@@ -146,7 +146,7 @@ func TestClaimIsExclusive(t *testing.T) {
 			t.Errorf("cluster %s: server %q status %s, want server %s, pending", c.ID, c.MemberID, c.Status, id)
 		}
 	}
-	all, err := db.Clusters(ctx, ClusterFilter{})
+	all, err := db.Clusters(ctx, cluster.Filter{})
 	if err != nil || len(all) != 20 {
 		t.Errorf("got %d clusters recorded (%v), want 20: a failed claim must record nothing", len(all), err)
 	}
@@ -423,7 +423,7 @@ func TestClusterOfAnotherAccount(t *testing.T) {
 	if want := "no cluster " + string(c.ID); cluster.ErrorMessage(errOther) != want {
 		t.Errorf("got %q, want %q: the same answer as for a cluster that does not exist", cluster.ErrorMessage(errOther), want)
 	}
-	if cs, err := db.Clusters(ctx, ClusterFilter{AccountID: stranger.ID}); err != nil || len(cs) != 0 {
+	if cs, err := db.Clusters(ctx, cluster.Filter{AccountID: stranger.ID}); err != nil || len(cs) != 0 {
 		t.Errorf("stranger lists %d clusters (%v), want none", len(cs), err)
 	}
 }
@@ -460,7 +460,7 @@ func BenchmarkList10000(b *testing.B) {
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	f := ClusterFilter{AccountID: a.ID, Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped}}
+	f := cluster.Filter{AccountID: a.ID, Statuses: []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped}}
 	b.ReportAllocs()
 	for b.Loop() {
 		cs, err := db.Clusters(ctx, f)

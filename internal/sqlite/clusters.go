@@ -268,28 +268,11 @@ func (db *DB) Cluster(ctx context.Context, accountID int64, id cluster.ID) (clus
 	return c, err
 }
 
-// ClusterFilter selects clusters. Zero fields do not filter.
-type ClusterFilter struct {
-	AccountID      int64
-	Statuses       []cluster.Status
-	RepositoryID   int64
-	RunID          int64
-	RunAttempt     int64
-	Runner         string
-	PullRequest    int64
-	InstallationID int64
-	// RepositoryOwner selects the clusters whose run's repository is
-	// RepositoryOwner/..., without regard to case (ASCII).
-	RepositoryOwner string
-	// Limit bounds the answer (0: no bound).
-	Limit int
-}
-
 // likeEscaper escapes LIKE's wildcards and its escape character.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Clusters lists clusters, newest first.
-func (db *DB) Clusters(ctx context.Context, f ClusterFilter) ([]cluster.Cluster, error) {
+func (db *DB) Clusters(ctx context.Context, f cluster.Filter) ([]cluster.Cluster, error) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) { where, args = append(where, cond), append(args, v) }
@@ -372,12 +355,8 @@ func (db *DB) StoppedExpiringClusters(ctx context.Context, horizon time.Time) ([
 // of its stopped deadline. It reports false when the cluster is no longer
 // stopped or was already marked, so that the warning goes out once.
 func (db *DB) MarkStoppedWarned(ctx context.Context, id cluster.ID) (bool, error) {
-	res, err := db.db.ExecContext(ctx, `UPDATE clusters SET stopped_warned_at = ?
+	n, err := db.execCount(ctx, `UPDATE clusters SET stopped_warned_at = ?
 		WHERE id = ? AND status = 'stopped' AND stopped_warned_at IS NULL`, ms(db.Now()), id)
-	if err != nil {
-		return false, fmt.Errorf("mark %s warned: %w", id, err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("mark %s warned: %w", id, err)
 	}
@@ -388,12 +367,8 @@ func (db *DB) MarkStoppedWarned(ctx context.Context, id cluster.ID) (bool, error
 // stopped deadline (stopped before there was one) the deadline until, and
 // returns how many it changed.
 func (db *DB) SetMissingStoppedDeadlines(ctx context.Context, until time.Time) (int64, error) {
-	res, err := db.db.ExecContext(ctx, `UPDATE clusters SET stopped_expires_at = ?
+	n, err := db.execCount(ctx, `UPDATE clusters SET stopped_expires_at = ?
 		WHERE status = 'stopped' AND stopped_expires_at IS NULL`, ms(until))
-	if err != nil {
-		return 0, fmt.Errorf("set stopped deadlines: %w", err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("set stopped deadlines: %w", err)
 	}
@@ -422,18 +397,12 @@ func (db *DB) queryClusters(ctx context.Context, q string, args ...any) ([]clust
 	return out, rows.Err()
 }
 
-// ClusterStatus is a cluster id and its status: all that /list shows.
-type ClusterStatus struct {
-	ID     cluster.ID
-	Status cluster.Status
-}
-
 // ListedClusters returns what GET /list shows of an account, newest
 // first: its pending, running and stopped clusters, and the clusters lost
 // while running (failed after they ran: their API address is recorded)
 // until their deadline, so that the owner sees what became of them.
 // Clusters whose create failed never ran and are not listed.
-func (db *DB) ListedClusters(ctx context.Context, accountID int64) ([]ClusterStatus, error) {
+func (db *DB) ListedClusters(ctx context.Context, accountID int64) ([]cluster.Summary, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT id, status FROM clusters
 		WHERE account_id = ? AND (status IN (?, ?, ?) OR (status = ? AND api_server != '' AND expires_at > ?))
 		ORDER BY created_at DESC, id`,
@@ -442,9 +411,9 @@ func (db *DB) ListedClusters(ctx context.Context, accountID int64) ([]ClusterSta
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
 	defer rows.Close()
-	out := make([]ClusterStatus, 0, 64)
+	out := make([]cluster.Summary, 0, 64)
 	for rows.Next() {
-		var c ClusterStatus
+		var c cluster.Summary
 		if err := rows.Scan(&c.ID, &c.Status); err != nil {
 			return nil, err
 		}

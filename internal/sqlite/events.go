@@ -4,7 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
+
+	"github.com/smek/action/internal/cluster"
 )
 
 // event is a state change to record.
@@ -30,36 +31,47 @@ func (db *DB) recordEvent(ctx context.Context, x execer, e event) error {
 	return nil
 }
 
-// Event is a recorded state change.
-type Event struct {
-	Time    time.Time
-	Subject string
-	Type    string
-	From    string
-	To      string
-	Cause   string
-	Actor   string
-	Message string
-}
-
 // RecordEvent records an event that is not a state change made by this
 // package, such as "left alone because keep-cluster".
 func (db *DB) RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error {
 	return db.recordEvent(ctx, db.db, event{subject: subject, typ: typ, cause: cause, actor: actor, message: message})
 }
 
-// Events returns the events of a subject (cluster or server id), oldest
+// Events returns the events of a subject (cluster or member id), oldest
 // first.
-func (db *DB) Events(ctx context.Context, subject string) ([]Event, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT time, subject, type, from_state, to_state, cause, actor, message
-		FROM events WHERE subject = ? ORDER BY time, id`, subject)
+func (db *DB) Events(ctx context.Context, subject string) ([]cluster.Event, error) {
+	evs, err := db.queryEvents(ctx, `WHERE subject = ? ORDER BY time, id`, subject)
 	if err != nil {
 		return nil, fmt.Errorf("events of %s: %w", subject, err)
 	}
+	return evs, nil
+}
+
+// RecentEvents returns the newest events of all subjects, newest first, at
+// most limit of them.
+func (db *DB) RecentEvents(ctx context.Context, limit int) ([]cluster.Event, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	evs, err := db.queryEvents(ctx, `ORDER BY time DESC, id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list recent events: %w", err)
+	}
+	return evs, nil
+}
+
+// queryEvents reads the events that the rest of a query (WHERE, ORDER BY,
+// LIMIT) selects.
+func (db *DB) queryEvents(ctx context.Context, rest string, args ...any) ([]cluster.Event, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT time, subject, type, from_state, to_state, cause, actor, message
+		FROM events `+rest, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	var out []Event
+	var out []cluster.Event
 	for rows.Next() {
-		var e Event
+		var e cluster.Event
 		var t sql.NullInt64
 		if err := rows.Scan(&t, &e.Subject, &e.Type, &e.From, &e.To, &e.Cause, &e.Actor, &e.Message); err != nil {
 			return nil, err
@@ -68,4 +80,13 @@ func (db *DB) Events(ctx context.Context, subject string) ([]Event, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// execCount runs a statement and returns how many rows it changed.
+func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := db.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/wire"
 )
 
 // This file holds the read-only queries of the operator's view (status page,
@@ -121,95 +120,15 @@ func (db *DB) ClusterCounts(ctx context.Context) (map[cluster.Status]int, error)
 	return out, nil
 }
 
-const opsClusterColumns = `c.id, c.account_id, a.name, c.status, c.k8s_version, c.size, c.privileged,
-	c.keep_cluster, c.minutes_to_live, c.notification_email, c.server_id, c.api_server,
-	c.run_repository, c.run_id, c.run_attempt, c.run_pull_request, c.run_verified,
-	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm,
-	c.created_at, c.expires_at, c.stopped_at, c.terminated_at, c.stopped_expires_at`
-
 // AllClusters lists the clusters of every account, newest first. Without
 // includeEnded it lists only live clusters (pending, running, stopped,
 // terminating); with it, terminated and failed ones too.
 func (db *DB) AllClusters(ctx context.Context, includeEnded bool) ([]cluster.Cluster, error) {
-	q := `SELECT ` + opsClusterColumns + ` FROM clusters c JOIN accounts a ON a.id = c.account_id`
+	var f cluster.Filter
 	if !includeEnded {
-		q += ` WHERE c.status IN ('pending', 'running', 'stopped', 'terminating')`
+		f.Statuses = []cluster.Status{cluster.Pending, cluster.Running, cluster.Stopped, cluster.Terminating}
 	}
-	q += ` ORDER BY c.created_at DESC, c.id`
-	rows, err := db.db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("list all clusters: %w", err)
-	}
-	defer rows.Close()
-	var out []cluster.Cluster
-	for rows.Next() {
-		c, err := scanOpsCluster(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list all clusters: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list all clusters: %w", err)
-	}
-	return out, nil
-}
-
-func scanOpsCluster(s scanner) (cluster.Cluster, error) {
-	var c cluster.Cluster
-	var id, status string
-	var priv, keep, verified, warm int
-	var serverID sql.NullString
-	var queued, claimed, ready int64
-	var created, expires, stopped, terminated, stoppedExpires sql.NullInt64
-	err := s.Scan(&id, &c.AccountID, &c.Account, &status, &c.Spec.K8sVersion, &c.Spec.Size, &priv,
-		&keep, &c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &serverID, &c.APIServer,
-		&c.Run.Repository, &c.Run.RunID, &c.Run.RunAttempt, &c.Run.PullRequest, &verified,
-		&queued, &claimed, &ready, &warm,
-		&created, &expires, &stopped, &terminated, &stoppedExpires)
-	if err != nil {
-		return c, err
-	}
-	c.ID, c.Status, c.MemberID = cluster.ID(id), cluster.Status(status), serverID.String
-	c.Spec.Privileged, c.Spec.KeepCluster, c.Run.Verified = priv == 1, keep == 1, verified == 1
-	c.Timings = cluster.Timings{
-		Queued:  time.Duration(queued) * time.Millisecond,
-		Claimed: time.Duration(claimed) * time.Millisecond,
-		Ready:   time.Duration(ready) * time.Millisecond,
-		Warm:    warm == 1,
-	}
-	c.CreatedAt, c.ExpiresAt = fromMS(created), fromMS(expires)
-	c.StoppedAt, c.TerminatedAt = fromMS(stopped), fromMS(terminated)
-	c.StoppedExpiresAt = fromMS(stoppedExpires)
-	return c, nil
-}
-
-// RecentEvents returns the newest events of all subjects, newest first, at
-// most limit of them.
-func (db *DB) RecentEvents(ctx context.Context, limit int) ([]wire.Event, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := db.db.QueryContext(ctx, `SELECT time, subject, type, from_state, to_state, cause, actor, message
-		FROM events ORDER BY time DESC, id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list recent events: %w", err)
-	}
-	defer rows.Close()
-	var out []wire.Event
-	for rows.Next() {
-		var e wire.Event
-		var t sql.NullInt64
-		if err := rows.Scan(&t, &e.Subject, &e.Type, &e.From, &e.To, &e.Cause, &e.Actor, &e.Message); err != nil {
-			return nil, fmt.Errorf("list recent events: %w", err)
-		}
-		e.Time = fromMS(t)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list recent events: %w", err)
-	}
-	return out, nil
+	return db.Clusters(ctx, f)
 }
 
 // ClaimSample is the timing of one cluster creation that delivered a
@@ -261,13 +180,9 @@ func (db *DB) ClaimSamples(ctx context.Context, since time.Time) ([]ClaimSample,
 // how many it deleted. The server calls it periodically to keep events for
 // the configured retention.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	res, err := db.db.ExecContext(ctx, `DELETE FROM events WHERE time < ?`, ms(before))
+	n, err := db.execCount(ctx, `DELETE FROM events WHERE time < ?`, ms(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune events before %s: %w", before.UTC().Format(time.RFC3339), err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("prune events: %w", err)
 	}
 	return n, nil
 }

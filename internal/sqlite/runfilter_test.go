@@ -35,7 +35,7 @@ func TestClusterRunMetadataAndOwnerFilter(t *testing.T) {
 		"octo_cat": {"c-000003"},
 		"octo%":    nil,
 	} {
-		cs, err := db.Clusters(ctx, ClusterFilter{RepositoryOwner: owner})
+		cs, err := db.Clusters(ctx, cluster.Filter{RepositoryOwner: owner})
 		if err != nil {
 			t.Fatal(err)
 		}

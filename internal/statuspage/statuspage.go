@@ -18,14 +18,13 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/sqlite"
-	"github.com/smek/action/internal/wire"
 )
 
 // Source is what the page reads. *sqlite.DB implements it.
 type Source interface {
 	PoolHealth(ctx context.Context) ([]sqlite.PoolHealth, error)
 	AllClusters(ctx context.Context, includeEnded bool) ([]cluster.Cluster, error)
-	RecentEvents(ctx context.Context, limit int) ([]wire.Event, error)
+	RecentEvents(ctx context.Context, limit int) ([]cluster.Event, error)
 	ClaimSamples(ctx context.Context, since time.Time) ([]sqlite.ClaimSample, error)
 }
 
@@ -144,7 +143,7 @@ type pageData struct {
 	Ready    int
 	Pools    []poolRow
 	Clusters []clusterRow
-	Events   []wire.Event
+	Events   []cluster.Event
 	Claims   claimSummary
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/statuspage"
-	"github.com/smek/action/internal/wire"
 )
 
 func newPage(src statuspage.Source) *statuspage.Page {
@@ -170,8 +169,8 @@ func (s hostileSource) AllClusters(context.Context, bool) ([]cluster.Cluster, er
 	return []cluster.Cluster{{ID: "c-xss001", Account: `<script>alert(1)</script>`, Status: cluster.Running,
 		Run: cluster.RunMetadata{Repository: `"><img src=x onerror=alert(2)>`}}}, nil
 }
-func (s hostileSource) RecentEvents(context.Context, int) ([]wire.Event, error) {
-	return []wire.Event{{Subject: "c-xss001", Type: "created", Message: `<iframe src="//evil">`}}, nil
+func (s hostileSource) RecentEvents(context.Context, int) ([]cluster.Event, error) {
+	return []cluster.Event{{Subject: "c-xss001", Type: "created", Message: `<iframe src="//evil">`}}, nil
 }
 func (s hostileSource) ClaimSamples(context.Context, time.Time) ([]sqlite.ClaimSample, error) {
 	return nil, nil
