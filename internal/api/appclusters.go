@@ -8,6 +8,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
+	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -15,12 +16,18 @@ import (
 // cluster operations the standalone App reaches over HTTP with a service
 // token and SMEK-On-Behalf-Of-Installation: the same scoping rules, without
 // the round trip.
-type AppClusters struct{ s *Server }
+type AppClusters struct {
+	life  *lifecycle.Service
+	store Store
+}
 
 var _ githubapp.Clusters = AppClusters{}
 
-// AppClusters returns the in-process cluster operations for the App.
-func (s *Server) AppClusters() AppClusters { return AppClusters{s: s} }
+// NewAppClusters returns the in-process cluster operations for the App:
+// life does the work, store links installations to accounts.
+func NewAppClusters(life *lifecycle.Service, store Store) AppClusters {
+	return AppClusters{life: life, store: store}
+}
 
 // appPrincipal is the embedded App: a service credential.
 var appPrincipal = cluster.Principal{Service: true, Actor: "github-app"}
@@ -31,7 +38,7 @@ func (a AppClusters) as(ctx context.Context, installation int64) (cluster.Princi
 	if installation == githubapp.AsApp {
 		return appPrincipal, nil
 	}
-	return a.s.onBehalf(ctx, appPrincipal, strconv.FormatInt(installation, 10))
+	return onBehalf(ctx, a.store, appPrincipal, strconv.FormatInt(installation, 10))
 }
 
 // List implements githubapp.Clusters with the rules of GET
@@ -47,7 +54,7 @@ func (a AppClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wi
 	if f.RepositoryOwner != "" && !validOwner(f.RepositoryOwner) {
 		return nil, cluster.Errorf(cluster.EINVALID, "repository-owner", "repository-owner must be a GitHub user or organization name")
 	}
-	cs, err := a.s.life.List(ctx, p, f)
+	cs, err := a.life.List(ctx, p, f)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +68,7 @@ func (a AppClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wi
 // Get implements githubapp.Clusters.
 func (a AppClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
-		return a.s.life.Get(ctx, p, cid)
+		return a.life.Get(ctx, p, cid)
 	})
 }
 
@@ -75,7 +82,7 @@ func (a AppClusters) Create(ctx context.Context, as int64, req wire.CreateReques
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.s.life.Create(ctx, p, in)
+	res, err := a.life.Create(ctx, p, in)
 	if err != nil {
 		return nil, err
 	}
@@ -86,14 +93,14 @@ func (a AppClusters) Create(ctx context.Context, as int64, req wire.CreateReques
 // Stop implements githubapp.Clusters.
 func (a AppClusters) Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
-		return a.s.life.Stop(ctx, p, cid, false)
+		return a.life.Stop(ctx, p, cid, false)
 	})
 }
 
 // Start implements githubapp.Clusters; the answer carries no kubeconfig.
 func (a AppClusters) Start(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
-		res, err := a.s.life.Start(ctx, p, cid)
+		res, err := a.life.Start(ctx, p, cid)
 		return res.Cluster, err
 	})
 }
@@ -101,7 +108,7 @@ func (a AppClusters) Start(ctx context.Context, as int64, id string) (*wire.Clus
 // Extend implements githubapp.Clusters.
 func (a AppClusters) Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
-		return a.s.life.Extend(ctx, p, cid, minutes)
+		return a.life.Extend(ctx, p, cid, minutes)
 	})
 }
 
@@ -109,7 +116,7 @@ func (a AppClusters) Extend(ctx context.Context, as int64, id string, minutes in
 // webhook.
 func (a AppClusters) Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
-		return a.s.life.Terminate(ctx, p, cid, "webhook")
+		return a.life.Terminate(ctx, p, cid, "webhook")
 	})
 }
 
@@ -140,7 +147,7 @@ func (a AppClusters) Note(ctx context.Context, as int64, id string, message stri
 	if err != nil {
 		return err
 	}
-	_, err = a.s.life.Note(ctx, p, cid, "webhook", message)
+	_, err = a.life.Note(ctx, p, cid, "webhook", message)
 	return err
 }
 

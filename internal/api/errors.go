@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/problem"
 )
 
@@ -15,7 +16,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status >= 500 {
 		level = slog.LevelError
 	}
-	s.log.Log(r.Context(), level, "request failed", "request_id", p.RequestID, "path", r.URL.Path, "status", p.Status, "code", p.Code, "err", err)
+	s.log.Log(r.Context(), level, "request failed", logkey.RequestID, p.RequestID, logkey.Path, r.URL.Path, logkey.Status, p.Status, logkey.Code, p.Code, logkey.Err, err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, mediaType string, v any) {

@@ -51,6 +51,9 @@ type Config struct {
 	// Deliveries, when set, keeps the standalone GitHub App's deliveries
 	// behind /v1/github/deliveries, for service tokens only.
 	Deliveries githubapp.Deliveries
+	// GitHubWebhook, when set, is the embedded GitHub App, served at
+	// POST githubapp.WebhookPath.
+	GitHubWebhook http.Handler
 	// OperatorToken, when set, is the bearer token the Mounts require;
 	// other requests to them are answered 401.
 	OperatorToken string
@@ -111,6 +114,11 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("/v1/github/deliveries/{id}", s.service(notAllowed("GET, PATCH")))
 	}
 
+	// The embedded GitHub App's webhook.
+	if s.cfg.GitHubWebhook != nil {
+		s.mux.Handle("POST "+githubapp.WebhookPath, s.cfg.GitHubWebhook)
+	}
+
 	for pattern, h := range s.cfg.Mounts {
 		s.mux.Handle(pattern, s.operatorOnly(h))
 	}
@@ -120,8 +128,6 @@ func (s *Server) routes() {
 	})
 }
 
-// Handle mounts h at pattern; call it before serving.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // ServeHTTP implements http.Handler: request id, panic guard, logging.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +218,7 @@ func (s *Server) authWith(fail func(http.ResponseWriter, *http.Request, error), 
 			return
 		}
 		if v := r.Header.Get(wire.HeaderOnBehalfOf); v != "" {
-			if p, err = s.onBehalf(r.Context(), p, v); err != nil {
+			if p, err = onBehalf(r.Context(), s.cfg.DB, p, v); err != nil {
 				fail(w, r, err)
 				return
 			}
@@ -240,7 +246,7 @@ func notAllowed(allow string) http.HandlerFunc {
 	}
 }
 
-func (s *Server) onBehalf(ctx context.Context, p cluster.Principal, v string) (cluster.Principal, error) {
+func onBehalf(ctx context.Context, store Store, p cluster.Principal, v string) (cluster.Principal, error) {
 	if !p.Service {
 		return p, cluster.Errorf(cluster.EFORBIDDEN, wire.HeaderOnBehalfOf, "only a service token may act on behalf of an installation")
 	}
@@ -248,7 +254,7 @@ func (s *Server) onBehalf(ctx context.Context, p cluster.Principal, v string) (c
 	if err != nil || id <= 0 {
 		return p, cluster.Errorf(cluster.EINVALID, wire.HeaderOnBehalfOf, "%s must be a GitHub App installation id", wire.HeaderOnBehalfOf)
 	}
-	a, err := s.cfg.DB.AccountByInstallation(ctx, id)
+	a, err := store.AccountByInstallation(ctx, id)
 	if err != nil {
 		return p, err
 	}

@@ -28,9 +28,6 @@ import (
 	"github.com/smek/action/internal/webhook"
 )
 
-// logErr is problem.go's key for errors, until that file moves to logkey.
-const logErr = logkey.Err
-
 // Config is what an App needs. Secret, Clusters and Deliveries are
 // required.
 type Config struct {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/problem"
 	"github.com/smek/action/internal/wire"
 )
@@ -13,7 +14,7 @@ import (
 // logged and answered without detail.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	if p := problem.Write(w, r, err); p.Status == http.StatusInternalServerError {
-		log.Error("request failed", "path", r.URL.Path, logErr, err)
+		log.Error("request failed", logkey.Path, r.URL.Path, logkey.Err, err)
 	}
 }
 

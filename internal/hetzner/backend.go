@@ -131,8 +131,8 @@ type Backend struct {
 
 // nodeOps runs the steps on a server that need SSH and Kubernetes.
 type nodeOps struct {
-	bootstrap func(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error
-	restart   func(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error
+	bootstrap func(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error
+	restart   func(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error
 }
 
 var (
@@ -317,7 +317,7 @@ func (b *Backend) snapshotFor(ctx context.Context, version string) (*hcloud.Imag
 
 // serverName is derived from the member id so that a retried or resumed
 // create finds the server it made instead of making a second one.
-func (b *Backend) serverName(m pool.Member) string {
+func (b *Backend) serverName(m cluster.Member) string {
 	return sanitize("smek-" + b.cfg.Installation + "-" + m.ID)
 }
 
@@ -338,7 +338,7 @@ func flavorLabel(f cluster.Flavor) string {
 	return sanitize(strings.ReplaceAll(f.String(), "/", "_"))
 }
 
-func (b *Backend) labels(m pool.Member) map[string]string {
+func (b *Backend) labels(m cluster.Member) map[string]string {
 	return map[string]string{
 		LabelInstall: b.cfg.Installation, LabelMember: sanitize(m.ID), LabelFlavor: flavorLabel(m.Flavor), LabelRole: "node",
 	}

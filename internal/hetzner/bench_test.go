@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -41,7 +40,7 @@ func BenchmarkLifecycleRequests(b *testing.B) {
 	w.fake.ResetCounts()
 	b.ResetTimer()
 	for i := range b.N {
-		m := pool.Member{ID: fmt.Sprintf("s-bench%d", i), Flavor: flavor, State: cluster.MemberCreating}
+		m := cluster.Member{ID: fmt.Sprintf("s-bench%d", i), Flavor: flavor, State: cluster.MemberCreating}
 		data, err := be.Provision(ctx, m)
 		if err != nil {
 			b.Fatal(err)
@@ -86,7 +85,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer be.Destroy(context.Background(), pool.Member{ID: m.ID, Data: data})
+	defer be.Destroy(context.Background(), cluster.Member{ID: m.ID, Data: data})
 	if err := db.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
 		b.Fatal(err)
 	}
@@ -133,7 +132,7 @@ func BenchmarkReleaseToReady(b *testing.B) {
 	ctx := context.Background()
 	w := newWorld(b, worldOptions{machines: true})
 	be := w.backend(http.DefaultTransport)
-	m := pool.Member{ID: "s-release", Flavor: flavor, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "s-release", Flavor: flavor, State: cluster.MemberCreating}
 	data, err := be.Provision(ctx, m)
 	if err != nil {
 		b.Fatal(err)
@@ -190,11 +189,11 @@ func simulateHour(b *testing.B) (requests, servers int) {
 	w := newWorld(b, worldOptions{})
 	be, _ := benchBackend(b, w)
 	const target = 3
-	var ready []pool.Member
-	inUse := map[int]pool.Member{}
+	var ready []cluster.Member
+	inUse := map[int]cluster.Member{}
 	next := 0
 	provision := func() {
-		m := pool.Member{ID: fmt.Sprintf("s-sim%d", next), Flavor: flavor, State: cluster.MemberCreating}
+		m := cluster.Member{ID: fmt.Sprintf("s-sim%d", next), Flavor: flavor, State: cluster.MemberCreating}
 		next++
 		data, err := be.Provision(ctx, m)
 		if err != nil {

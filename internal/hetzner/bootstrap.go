@@ -13,13 +13,13 @@ import (
 	"golang.org/x/crypto/ssh"
 	"k8s.io/client-go/rest"
 
-	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/cluster"
 )
 
 // bootstrap runs on a freshly (re)built server: per-boot k3s config, start
 // k3s, fetch the admin credential, wait until the cluster is ready. It
 // fills d's credential fields and timings.
-func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
+func (b *Backend) bootstrap(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 	defer cancel()
 	t := b.cfg.Clock.Now()
@@ -55,7 +55,7 @@ func (b *Backend) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Serv
 // start (and starts it on a member bootstrapped before k3s was enabled).
 // Nothing is read back from the node: the admin client is made from the
 // credential sealed at bootstrap, with the CA pinned then.
-func (b *Backend) restartK3s(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
+func (b *Backend) restartK3s(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 	defer cancel()
 	conn, err := b.dial(ctx, srv, d)
@@ -81,7 +81,7 @@ func (b *Backend) restartK3s(ctx context.Context, m pool.Member, srv *hcloud.Ser
 // credential from k3s.yaml (the only time SMEK reads it: no tenant has had
 // the server yet), waits for readiness, seals the credential and pins the
 // CA, and enables k3s so that it comes back by itself after a reboot.
-func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member, srv *hcloud.Server, d *data) error {
+func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m cluster.Member, srv *hcloud.Server, d *data) error {
 	var stderr bytes.Buffer
 	if err := runSSH(ctx, conn, "systemctl start k3s", nil, &stderr); err != nil {
 		return fmt.Errorf("start k3s: %w: %s", err, strings.TrimSpace(stderr.String()))
@@ -112,7 +112,7 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m pool.Member,
 
 // ready waits until the cluster can be handed out and applies the tenant
 // policy.
-func (b *Backend) ready(ctx context.Context, m pool.Member, cfg *rest.Config, d *data) error {
+func (b *Backend) ready(ctx context.Context, m cluster.Member, cfg *rest.Config, d *data) error {
 	t := b.cfg.Clock.Now()
 	if err := waitReady(ctx, cfg); err != nil {
 		return err
@@ -170,7 +170,7 @@ func (b *Backend) apiServer(ctx context.Context, srv *hcloud.Server) (string, er
 // adminConfig opens the member's sealed admin credential, checks it as at
 // bootstrap and against the CA pinned then, and returns the admin client
 // for the API address recorded in d.
-func (b *Backend) adminConfig(m pool.Member, d data) (*rest.Config, error) {
+func (b *Backend) adminConfig(m cluster.Member, d data) (*rest.Config, error) {
 	if len(d.Admin) == 0 {
 		return nil, fmt.Errorf("member %s has no admin credential", m.ID)
 	}

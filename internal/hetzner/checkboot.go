@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/pool"
 )
 
 // boot creates a server from img the way the pool does, runs the
@@ -32,7 +31,7 @@ func (c *checker) boot(ctx context.Context, img *hcloud.Image) {
 	b := c.b
 	steps := []string{stepCreate, stepSSH, stepK3s, stepCoreDNS, stepPVC, stepLB}
 	done := 0
-	m := pool.Member{
+	m := cluster.Member{
 		ID:     "check-" + strings.ToLower(rand.Text()[:6]),
 		Flavor: cluster.Flavor{K8sVersion: img.Labels[LabelK8sVersion], Size: c.cc.Size},
 		State:  cluster.MemberCreating,
@@ -118,7 +117,7 @@ func (c *checker) boot(ctx context.Context, img *hcloud.Image) {
 
 // remove deletes the check's server (found by name when the create's
 // answer never came) and reports what it cost.
-func (c *checker) remove(ctx context.Context, m pool.Member, srv *hcloud.Server, t0 time.Time) {
+func (c *checker) remove(ctx context.Context, m cluster.Member, srv *hcloud.Server, t0 time.Time) {
 	b := c.b
 	if srv == nil {
 		found, err := b.getByName(ctx, b.serverName(m))

@@ -20,7 +20,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
-	"github.com/smek/action/internal/pool"
 )
 
 // The tests of the cloud side: the fake's firewalls, shutdowns, rebuilds,
@@ -81,7 +80,7 @@ func (e *machineEnv) backend(t *testing.T, change func(*Config)) *Backend {
 
 // dialOnly makes the backend's bootstrap an SSH login and nothing else.
 func dialOnly(b *Backend) {
-	b.node = nodeOps{bootstrap: func(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
+	b.node = nodeOps{bootstrap: func(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error {
 		ctx, cancel := context.WithTimeout(ctx, b.cfg.ReadyTimeout)
 		defer cancel()
 		c, err := b.dial(ctx, srv, d)
@@ -155,7 +154,7 @@ func TestNewRefusesAFirewallWithoutSSHSource(t *testing.T) {
 func TestSSHOnlyThroughTheFirewall(t *testing.T) {
 	e := newMachineEnv(t, hcloudfake.Config{})
 	buildImage(t, e.backend(t, nil))
-	m := pool.Member{ID: "s-fw", Flavor: flavor, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "s-fw", Flavor: flavor, State: cluster.MemberCreating}
 
 	locked := e.backend(t, func(c *Config) {
 		c.Firewall, c.SourceCIDRs, c.ReadyTimeout = "smek-locked", []string{"198.51.100.7/32"}, 2*time.Second
@@ -169,7 +168,7 @@ func TestSSHOnlyThroughTheFirewall(t *testing.T) {
 	if e.fake.Admits(d.ServerID, 22, netip.MustParseAddr("127.0.0.1")) {
 		t.Errorf("the fake admits SSH from loopback")
 	}
-	if err := locked.Destroy(context.Background(), pool.Member{ID: m.ID, Data: data}); err != nil {
+	if err := locked.Destroy(context.Background(), cluster.Member{ID: m.ID, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -245,7 +244,7 @@ func TestStopPowersOffAnOSThatIgnoresACPI(t *testing.T) {
 	installStub(b)
 	stop := func(id string, deaf bool) (int64, time.Duration) {
 		t.Helper()
-		m := pool.Member{ID: id, Flavor: flavor, State: cluster.MemberCreating}
+		m := cluster.Member{ID: id, Flavor: flavor, State: cluster.MemberCreating}
 		data, err := b.Provision(ctx, m)
 		if err != nil {
 			t.Fatal(err)
@@ -286,7 +285,7 @@ func TestReleasePowersOnAStoppedServer(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	b := w.backend(http.DefaultTransport)
 	stub := installStub(b)
-	m := pool.Member{ID: "s-stopped", Flavor: flavor, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "s-stopped", Flavor: flavor, State: cluster.MemberCreating}
 	data, err := b.Provision(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +376,7 @@ func TestSSHKeyRegisteredUnderAnotherName(t *testing.T) {
 	if err != nil || key.ID != theirs.ID {
 		t.Fatalf("ssh key: %v, %v; want the one registered as %q", key, err, theirs.Name)
 	}
-	if _, err := b.Provision(ctx, pool.Member{ID: "s-key", Flavor: flavor}); err != nil {
+	if _, err := b.Provision(ctx, cluster.Member{ID: "s-key", Flavor: flavor}); err != nil {
 		t.Errorf("provision with it: %v", err)
 	}
 
@@ -404,7 +403,7 @@ func TestPlacementErrorTriesTheNextLocation(t *testing.T) {
 	b.cfg.Locations = []string{"fsn1", "hel1", "nbg1"}
 	w.fake.FailPlacement("fsn1", "")
 	w.fake.FailPlacement("hel1", hcloudfake.CodeResourceUnavailable)
-	data, err := b.Provision(ctx, pool.Member{ID: "s-place", Flavor: flavor})
+	data, err := b.Provision(ctx, cluster.Member{ID: "s-place", Flavor: flavor})
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
@@ -414,7 +413,7 @@ func TestPlacementErrorTriesTheNextLocation(t *testing.T) {
 		t.Errorf("server: %v, %v; want it in nbg1", srv, err)
 	}
 	w.fake.FailPlacement("nbg1", "")
-	if _, err := b.Provision(ctx, pool.Member{ID: "s-place2", Flavor: flavor}); !hcloud.IsError(err, hcloud.ErrorCodePlacementError) {
+	if _, err := b.Provision(ctx, cluster.Member{ID: "s-place2", Flavor: flavor}); !hcloud.IsError(err, hcloud.ErrorCodePlacementError) {
 		t.Errorf("no location can place it: %v, want the placement_error", err)
 	}
 }
@@ -430,7 +429,7 @@ func TestHostKeyPinned(t *testing.T) {
 	b := e.backend(t, nil)
 	buildImage(t, b)
 	dialOnly(b)
-	m := pool.Member{ID: "s-pin", Flavor: flavor, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "s-pin", Flavor: flavor, State: cluster.MemberCreating}
 	// The create's answer is lost: the retry adopts the server.
 	e.fake.InjectFaults("POST /servers", hcloudfake.Fault{Status: 502, AfterEffect: true})
 	data, err := b.Provision(ctx, m)
@@ -533,7 +532,7 @@ func TestInconsistentImageFailsTheBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := e.backend(t, nil)
-	_, err = b.Provision(ctx, pool.Member{ID: "s-hot", Flavor: flavor})
+	_, err = b.Provision(ctx, cluster.Member{ID: "s-hot", Flavor: flavor})
 	if err == nil || !strings.Contains(err.Error(), "start k3s") || !strings.Contains(err.Error(), "taken while its server was running") {
 		t.Errorf("provision from an image of a running server: %v, want k3s failing to start on a damaged disk", err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/local/localtest"
-	"github.com/smek/action/internal/pool"
 )
 
 // kubeBin returns the folder of the Kubernetes binaries (skips without
@@ -100,7 +99,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	e.fake.ResetCounts()
-	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: flavor, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "s-1", Backend: "hetzner", Flavor: flavor, State: cluster.MemberCreating}
 	data, err := e.backend.Provision(ctx, m)
 	if err != nil {
 		t.Fatalf("provision: %v", err)

@@ -291,7 +291,7 @@ func installStub(b *Backend) *stubNode {
 	return s
 }
 
-func (s *stubNode) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
+func (s *stubNode) bootstrap(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error {
 	select {
 	case s.entered <- m.ID:
 	default:
@@ -313,7 +313,7 @@ func (s *stubNode) bootstrap(ctx context.Context, m pool.Member, srv *hcloud.Ser
 	return nil
 }
 
-func (s *stubNode) restart(ctx context.Context, m pool.Member, srv *hcloud.Server, d *data) error {
+func (s *stubNode) restart(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error {
 	return s.bootstrap(ctx, m, srv, d)
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/pool"
 )
 
@@ -14,7 +15,7 @@ var _ pool.HealthChecker = (*Backend)(nil)
 // Healthy implements pool.HealthChecker: the cluster's /readyz, asked
 // with the admin credential sealed at bootstrap (CA pinned) at the
 // server's API address. It makes no Hetzner API request.
-func (b *Backend) Healthy(ctx context.Context, m pool.Member) error {
+func (b *Backend) Healthy(ctx context.Context, m cluster.Member) error {
 	srv, d, err := b.ref(ctx, m)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ var _ pool.Revoker = (*Backend)(nil)
 // Revoke implements pool.Revoker: the tenant's bindings and
 // ServiceAccount are deleted with the sealed admin credential (see
 // kube.Admin.Revoke). It makes no Hetzner API request.
-func (b *Backend) Revoke(ctx context.Context, m pool.Member) error {
+func (b *Backend) Revoke(ctx context.Context, m cluster.Member) error {
 	a, err := b.admin(ctx, m)
 	if err != nil {
 		return err

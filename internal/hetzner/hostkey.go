@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/cluster"
 )
 
 // hostKey is the SSH host key SMEK gives a server through cloud-init at
@@ -54,7 +54,7 @@ func randomHostKey() (hostKey, error) {
 // from the credential key and the server's name, so that a create retried
 // after its answer was lost, or by the next run after a crash, adopts the
 // server the first attempt made knowing the key its user data holds.
-func (b *Backend) memberHostKey(m pool.Member) (hostKey, error) {
+func (b *Backend) memberHostKey(m cluster.Member) (hostKey, error) {
 	mac := hmac.New(sha256.New, b.cfg.CredentialKey)
 	fmt.Fprintf(mac, "smek hetzner host key v1\x00%s", b.serverName(m))
 	return newHostKey(mac.Sum(nil))

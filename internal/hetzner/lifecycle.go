@@ -11,13 +11,12 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/logkey"
-	"github.com/smek/action/internal/pool"
 )
 
 // Provision creates a server from the flavor's golden snapshot, boots and
 // bootstraps it, and returns once the cluster is ready. A retried
 // Provision for the same member adopts the server the first attempt made.
-func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, error) {
 	t0 := b.cfg.Clock.Now()
 	img, err := b.snapshotFor(ctx, m.Flavor.K8sVersion)
 	if err != nil {
@@ -55,7 +54,7 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 // create makes the server, its user data installing the member's host key
 // (memberHostKey), and waits until it runs. A location that cannot take it
 // (placement_error, resource_unavailable, a limit) passes on to the next.
-func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, stype string, key *hcloud.SSHKey) (*hcloud.Server, error) {
+func (b *Backend) create(ctx context.Context, m cluster.Member, img *hcloud.Image, stype string, key *hcloud.SSHKey) (*hcloud.Server, error) {
 	name := b.serverName(m)
 	hk, err := b.memberHostKey(m)
 	if err != nil {
@@ -96,7 +95,7 @@ func (b *Backend) create(ctx context.Context, m pool.Member, img *hcloud.Image, 
 	return nil, fmt.Errorf("create server %s in %v: %w", name, b.cfg.Locations, lastErr)
 }
 
-func (b *Backend) adopt(ctx context.Context, m pool.Member, name string) (*hcloud.Server, error) {
+func (b *Backend) adopt(ctx context.Context, m cluster.Member, name string) (*hcloud.Server, error) {
 	deadline := b.cfg.Clock.Now().Add(b.cfg.ReadyTimeout)
 	delay := b.cfg.PollMin
 	for {
@@ -161,7 +160,7 @@ func (b *Backend) getByID(ctx context.Context, id int64) (*hcloud.Server, error)
 
 // server finds a member's server: by the id in its data, or by its name
 // when the data was never written (a crash right after the create).
-func (b *Backend) server(ctx context.Context, m pool.Member) (*hcloud.Server, data, error) {
+func (b *Backend) server(ctx context.Context, m cluster.Member) (*hcloud.Server, data, error) {
 	d, err := parseData(m.Data)
 	if err != nil {
 		return nil, d, err
@@ -179,7 +178,7 @@ func (b *Backend) server(ctx context.Context, m pool.Member) (*hcloud.Server, da
 
 // ref returns the member's server without a request when its data holds
 // the id (the API only needs the id for actions and deletes).
-func (b *Backend) ref(ctx context.Context, m pool.Member) (*hcloud.Server, data, error) {
+func (b *Backend) ref(ctx context.Context, m cluster.Member) (*hcloud.Server, data, error) {
 	d, err := parseData(m.Data)
 	if err != nil {
 		return nil, d, err
@@ -205,7 +204,7 @@ func (b *Backend) power(ctx context.Context, srv *hcloud.Server, fn func(context
 
 // Claim labels the node, records ownership and mints the tenant's
 // credential: Kubernetes calls only, no cloud request.
-func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *Backend) Claim(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	a, err := b.admin(ctx, m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
@@ -214,7 +213,7 @@ func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (
 }
 
 // Credential mints a fresh tenant kubeconfig.
-func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *Backend) Credential(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	a, err := b.admin(ctx, m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
@@ -226,7 +225,7 @@ func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Clust
 // the address where the server's API listens now (ip:6443 on a real
 // server, so no request; the fake's machines get a new loopback port at
 // every boot).
-func (b *Backend) admin(ctx context.Context, m pool.Member) (*kube.Admin, error) {
+func (b *Backend) admin(ctx context.Context, m cluster.Member) (*kube.Admin, error) {
 	srv, d, err := b.ref(ctx, m)
 	if err != nil {
 		return nil, err
@@ -246,7 +245,7 @@ func (b *Backend) admin(ctx context.Context, m pool.Member) (*kube.Admin, error)
 
 // Stop shuts the server down gracefully; the disk and the cluster on it
 // stay. A server that does not go off in time is powered off.
-func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
+func (b *Backend) Stop(ctx context.Context, m cluster.Member) error {
 	srv, _, err := b.ref(ctx, m)
 	if err != nil {
 		return err
@@ -304,7 +303,7 @@ func (b *Backend) shutdown(ctx context.Context, srv *hcloud.Server) error {
 }
 
 // Start powers the server on, starts k3s again and waits for readiness.
-func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *Backend) Start(ctx context.Context, m cluster.Member) ([]byte, error) {
 	t0 := b.cfg.Clock.Now()
 	srv, d, err := b.ref(ctx, m)
 	if err != nil {
@@ -340,7 +339,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 // promise nothing about powering it on: a server that is not running
 // afterwards (it was stopped) is powered on. A server that is gone is not
 // reusable.
-func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
+func (b *Backend) Release(ctx context.Context, m cluster.Member) (bool, []byte, error) {
 	t0 := b.cfg.Clock.Now()
 	srv, old, err := b.ref(ctx, m)
 	if err != nil {
@@ -411,7 +410,7 @@ func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, err
 
 // Destroy deletes the member's server if there is one. It does not wait
 // for the delete action: the server is gone from the API at once.
-func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
+func (b *Backend) Destroy(ctx context.Context, m cluster.Member) error {
 	srv, _, err := b.ref(ctx, m)
 	if err != nil {
 		return err
@@ -441,7 +440,7 @@ func (b *Backend) delete(ctx context.Context, srv *hcloud.Server) error {
 // a ready ghost. A claimed member whose server is not running had a stop
 // interrupted by the restart (the cluster is still recorded running): the
 // stop is rolled back by starting the server again.
-func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *Backend) Resume(ctx context.Context, m cluster.Member) ([]byte, error) {
 	srv, _, err := b.server(ctx, m)
 	if err != nil {
 		return nil, err

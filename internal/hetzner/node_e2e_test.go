@@ -24,7 +24,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
-	"github.com/smek/action/internal/pool"
 )
 
 // within polls cond every 100 ms until it holds or d passes.
@@ -72,7 +71,7 @@ func TestTenantGetsStorageAndServiceLB(t *testing.T) {
 		f := flavor
 		f.Privileged = privileged
 		t.Run(map[bool]string{false: "baseline", true: "privileged"}[privileged], func(t *testing.T) {
-			m := pool.Member{ID: fmt.Sprintf("s-%d", i+1), Backend: "hetzner", Flavor: f, State: cluster.MemberCreating}
+			m := cluster.Member{ID: fmt.Sprintf("s-%d", i+1), Backend: "hetzner", Flavor: f, State: cluster.MemberCreating}
 			raw, err := e.backend.Provision(ctx, m)
 			if err != nil {
 				t.Fatalf("provision: %v", err)
@@ -235,7 +234,7 @@ func TestBootstrapWritesTheFlavorsPolicyManifest(t *testing.T) {
 	}
 	f := flavor
 	f.Privileged = true
-	m := pool.Member{ID: "p-1", Backend: "hetzner", Flavor: f, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "p-1", Backend: "hetzner", Flavor: f, State: cluster.MemberCreating}
 	raw, err := e.backend.Provision(ctx, m)
 	m.Data = raw
 	t.Cleanup(func() { _ = e.backend.Destroy(context.Background(), m) })

@@ -11,7 +11,6 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
-	"github.com/smek/action/internal/pool"
 )
 
 // Reconcile compares the servers labelled with this installation with the
@@ -21,12 +20,12 @@ import (
 // two hours. It returns the ghosts: live members (ready, claimed, stopped,
 // dirty) whose server is gone; the pool marks them failed and replaces
 // them. One list request (per 50 servers) plus one per delete.
-func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) (ghosts []string, err error) {
+func (b *Backend) Reconcile(ctx context.Context, known []cluster.Member) (ghosts []string, err error) {
 	servers, err := b.listServers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	live := map[string]pool.Member{}
+	live := map[string]cluster.Member{}
 	for _, m := range known {
 		if m.State != cluster.MemberDeleted {
 			live[sanitize(m.ID)] = m

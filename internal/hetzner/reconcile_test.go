@@ -11,7 +11,6 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
-	"github.com/smek/action/internal/pool"
 )
 
 // TestCreateAdoptsAfterLostResponse: the create succeeds at the API but
@@ -25,7 +24,7 @@ func TestCreateAdoptsAfterLostResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := pool.Member{ID: "s-7", Flavor: flavor}
+	m := cluster.Member{ID: "s-7", Flavor: flavor}
 	srv, err := e.backend.create(ctx, m, &hcloud.Image{ID: systemImage(t, e)}, "ccx33", key)
 	if err != nil {
 		t.Fatalf("create: %v", err)
@@ -65,7 +64,7 @@ func TestCreateConvergesUnderFaults(t *testing.T) {
 	img := systemImage(t, e)
 	e.fake.SetFaultRate(0.2)
 	for i := range 20 {
-		m := pool.Member{ID: "f-" + string(rune('a'+i)), Flavor: flavor}
+		m := cluster.Member{ID: "f-" + string(rune('a'+i)), Flavor: flavor}
 		if _, err := e.backend.create(ctx, m, &hcloud.Image{ID: img}, "ccx33", key); err != nil {
 			t.Fatalf("create %s: %v", m.ID, err)
 		}
@@ -86,22 +85,22 @@ func TestReconcileDeletesOrphansAndReportsGhosts(t *testing.T) {
 	e.backend.cfg.Clock = clock
 	key, _ := e.backend.ensureSSHKey(ctx)
 	img := systemImage(t, e)
-	known := pool.Member{ID: "k-1", Flavor: flavor, State: cluster.MemberReady}
+	known := cluster.Member{ID: "k-1", Flavor: flavor, State: cluster.MemberReady}
 	srv, err := e.backend.create(ctx, known, &hcloud.Image{ID: img}, "ccx33", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	known.Data = (&data{ServerID: srv.ID}).marshal()
-	if _, err := e.backend.create(ctx, pool.Member{ID: "orphan", Flavor: flavor}, &hcloud.Image{ID: img}, "ccx33", key); err != nil {
+	if _, err := e.backend.create(ctx, cluster.Member{ID: "orphan", Flavor: flavor}, &hcloud.Image{ID: img}, "ccx33", key); err != nil {
 		t.Fatal(err)
 	}
 	// Someone else's server is never touched.
 	if _, _, err := e.client.Server.Create(ctx, hcloud.ServerCreateOpts{Name: "foreign", ServerType: &hcloud.ServerType{Name: "cx22"}, Image: &hcloud.Image{ID: img}}); err != nil {
 		t.Fatal(err)
 	}
-	ghost := pool.Member{ID: "g-1", Flavor: flavor, State: cluster.MemberClaimed, Data: (&data{ServerID: 999999}).marshal()}
+	ghost := cluster.Member{ID: "g-1", Flavor: flavor, State: cluster.MemberClaimed, Data: (&data{ServerID: 999999}).marshal()}
 
-	ghosts, err := e.backend.Reconcile(ctx, []pool.Member{known, ghost})
+	ghosts, err := e.backend.Reconcile(ctx, []cluster.Member{known, ghost})
 	if err != nil || len(ghosts) != 1 || ghosts[0] != "g-1" {
 		t.Fatalf("reconcile: got %v, %v; want ghost g-1", ghosts, err)
 	}
@@ -109,7 +108,7 @@ func TestReconcileDeletesOrphansAndReportsGhosts(t *testing.T) {
 		t.Errorf("within the grace period: got %d servers, want 3", len(all))
 	}
 	clock.Advance(16 * time.Minute)
-	if _, err := e.backend.Reconcile(ctx, []pool.Member{known, ghost}); err != nil {
+	if _, err := e.backend.Reconcile(ctx, []cluster.Member{known, ghost}); err != nil {
 		t.Fatal(err)
 	}
 	all, _ := e.client.Server.All(ctx)

@@ -19,12 +19,12 @@ type heldRelease struct {
 	hold chan struct{}
 }
 
-func (b *heldRelease) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
+func (b *heldRelease) Release(ctx context.Context, m cluster.Member) (bool, []byte, error) {
 	<-b.hold
 	return b.Backend.Release(ctx, m)
 }
 
-func (b *heldRelease) Destroy(ctx context.Context, m pool.Member) error {
+func (b *heldRelease) Destroy(ctx context.Context, m cluster.Member) error {
 	<-b.hold
 	return b.Backend.Destroy(ctx, m)
 }

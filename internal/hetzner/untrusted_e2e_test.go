@@ -18,7 +18,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
-	"github.com/smek/action/internal/pool"
 )
 
 // tamperedNode is a simulated machine whose tenant, root on it (the
@@ -125,7 +124,7 @@ func TestNodeKubeconfigIsNeverTrusted(t *testing.T) {
 	if _, err := e.backend.BuildImage(ctx, ImageConfig{K3sVersion: "v1.36.3+k3s1"}); err != nil {
 		t.Fatalf("build image: %v", err)
 	}
-	m := pool.Member{ID: "s-1", Backend: "hetzner", Flavor: cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid, Privileged: true}, State: cluster.MemberCreating}
+	m := cluster.Member{ID: "s-1", Backend: "hetzner", Flavor: cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid, Privileged: true}, State: cluster.MemberCreating}
 	data, err := e.backend.Provision(ctx, m)
 	if err != nil {
 		t.Fatalf("provision: %v", err)

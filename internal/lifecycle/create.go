@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Created is the answer to a create: the cluster and its kubeconfig.
@@ -69,7 +70,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 			c.Timings.Warm = false
 			s.cfg.Metrics.PoolEmptyWait()
 			done = s.pool.Want(sp.Flavor())
-			s.log.Info("pool empty, waiting", "flavor", sp.Flavor().String(), "wait", wait)
+			s.log.Info("pool empty, waiting", logkey.Flavor, sp.Flavor().String(), "wait", wait)
 		}
 		select {
 		case <-ready:
@@ -92,7 +93,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	}
 	kc, err := s.pool.Prepare(ctx, m, c)
 	if err != nil {
-		s.log.Error("prepare claimed cluster", "cluster", c.ID, "server", m.ID, "err", err)
+		s.log.Error("prepare claimed cluster", logkey.Cluster, c.ID, logkey.Member, m.ID, logkey.Err, err)
 		s.fail(ctx, c.ID, "claim: "+err.Error())
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be prepared; nothing was left behind, please try again", Err: err}
 	}
@@ -107,8 +108,8 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInpu
 	}
 	s.withPhases(ctx, &c, &m)
 	s.cfg.Metrics.ObserveClaim(c.Timings.Warm, c.Timings.Total())
-	s.log.Info("cluster created", "cluster", c.ID, "account", p.Account.Name, "server", m.ID,
-		"warm", c.Timings.Warm, "took", c.Timings.Total().Round(time.Millisecond))
+	s.log.Info("cluster created", logkey.Cluster, c.ID, logkey.Account, p.Account.Name, logkey.Member, m.ID,
+		"warm", c.Timings.Warm, logkey.Took, c.Timings.Total().Round(time.Millisecond))
 	s.notify(ctx, cluster.NotifyStarted, c, "api", "")
 	return Created{Cluster: c, Kubeconfig: kc}, nil
 }
@@ -120,7 +121,7 @@ func (s *Service) fail(ctx context.Context, id cluster.ID, reason string) {
 	if _, err := s.pool.Release(ctx, id, cluster.Change{
 		To: cluster.Failed, ReleaseMember: true, MemberState: cluster.MemberDirty, Cause: "api", Message: reason,
 	}); err != nil {
-		s.log.Error("mark cluster failed", "cluster", id, "err", err)
+		s.log.Error("mark cluster failed", logkey.Cluster, id, logkey.Err, err)
 		s.pool.Nudge()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // memberLost is told by the pool that the cluster on a claimed member has
@@ -29,10 +30,10 @@ func (s *Service) memberLost(ctx context.Context, m cluster.Member, reason strin
 		ReleaseMember: true, MemberState: cluster.MemberDirty, Cause: "reconciler", Message: why,
 	})
 	if err != nil {
-		s.log.Warn("mark lost cluster failed", "cluster", m.ClusterID, "err", err)
+		s.log.Warn("mark lost cluster failed", logkey.Cluster, m.ClusterID, logkey.Err, err)
 		return
 	}
-	s.log.Warn("cluster lost", "cluster", c.ID, "server", m.ID, "reason", reason)
+	s.log.Warn("cluster lost", logkey.Cluster, c.ID, logkey.Member, m.ID, logkey.Reason, reason)
 	s.cfg.Metrics.ClusterOp("lost", "failed")
 	s.notify(ctx, cluster.NotifyFailed, c, "reconciler", "its Kubernetes API stopped answering ("+reason+")")
 }

@@ -57,26 +57,26 @@ func (b *fakeBackend) Name() string { return "fake" }
 func (b *fakeBackend) Versions(context.Context) ([]string, error) {
 	return []string{testFlavor.K8sVersion}, nil
 }
-func (b *fakeBackend) Provision(context.Context, pool.Member) ([]byte, error) {
+func (b *fakeBackend) Provision(context.Context, cluster.Member) ([]byte, error) {
 	return []byte(`{}`), nil
 }
 
-func (b *fakeBackend) Claim(_ context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *fakeBackend) Claim(_ context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	return cluster.Kubeconfig{YAML: []byte("kubeconfig of " + string(c.ID)), APIServer: "https://" + m.ID, ExpiresAt: c.ExpiresAt}, nil
 }
 
-func (b *fakeBackend) Credential(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *fakeBackend) Credential(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	return b.Claim(ctx, m, c)
 }
 
-func (b *fakeBackend) Stop(_ context.Context, m pool.Member) error {
+func (b *fakeBackend) Stop(_ context.Context, m cluster.Member) error {
 	b.record("stop", m.ID)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.failStop
 }
 
-func (b *fakeBackend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *fakeBackend) Start(ctx context.Context, m cluster.Member) ([]byte, error) {
 	b.record("start", m.ID)
 	b.mu.Lock()
 	release := b.release
@@ -100,11 +100,11 @@ func (b *fakeBackend) Start(ctx context.Context, m pool.Member) ([]byte, error) 
 	return m.Data, nil
 }
 
-func (b *fakeBackend) Release(context.Context, pool.Member) (bool, []byte, error) {
+func (b *fakeBackend) Release(context.Context, cluster.Member) (bool, []byte, error) {
 	return false, nil, nil
 }
 
-func (b *fakeBackend) Destroy(context.Context, pool.Member) error { return nil }
+func (b *fakeBackend) Destroy(context.Context, cluster.Member) error { return nil }
 
 // notes records the notifications the service sends.
 type notes struct {

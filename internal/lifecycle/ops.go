@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // scope returns the account whose clusters p may touch: 0 (all) for service
@@ -98,7 +99,7 @@ func (s *Service) stop(ctx context.Context, c cluster.Cluster, cause, actor stri
 	if err != nil {
 		return c, err
 	}
-	s.log.Info("cluster stopped", "cluster", stopped.ID, "cause", cause)
+	s.log.Info("cluster stopped", logkey.Cluster, stopped.ID, logkey.Cause, cause)
 	s.notify(ctx, cluster.NotifyStopped, stopped, cause, "")
 	return stopped, nil
 }
@@ -124,7 +125,7 @@ func (s *Service) terminate(ctx context.Context, c cluster.Cluster, cause, actor
 	if was.Status == cluster.Running && was.MemberID != "" {
 		s.revoke(ctx, c, was.MemberID, cause, actor)
 	}
-	s.log.Info("cluster terminated", "cluster", c.ID, "cause", cause, "reason", reason)
+	s.log.Info("cluster terminated", logkey.Cluster, c.ID, logkey.Cause, cause, logkey.Reason, reason)
 	s.notify(ctx, cluster.NotifyTerminated, c, cause, reason)
 	return c, nil
 }
@@ -162,7 +163,7 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if err != nil {
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster started but its kubeconfig could not be minted; ask for it again", Err: err}
 	}
-	s.log.Info("cluster started", "cluster", c.ID)
+	s.log.Info("cluster started", logkey.Cluster, c.ID)
 	s.notify(ctx, cluster.NotifyStarted, c, "api", "")
 	return Created{Cluster: c, Kubeconfig: kc}, nil
 }
@@ -249,9 +250,9 @@ func (s *Service) revoke(ctx context.Context, c cluster.Cluster, memberID, cause
 	if err == nil {
 		return
 	}
-	s.log.Warn("revoke the tenant's access of a terminated cluster", "cluster", c.ID, "server", memberID, "err", err)
+	s.log.Warn("revoke the tenant's access of a terminated cluster", logkey.Cluster, c.ID, logkey.Member, memberID, logkey.Err, err)
 	msg := "the tenant's access could not be revoked at once (" + err.Error() + "); it ends when SMEK wipes the server, which happens before the server serves anyone else"
 	if err := s.db.RecordEvent(ctx, string(c.ID), "note", cause, actor, msg); err != nil {
-		s.log.Warn("record a failed revoke", "cluster", c.ID, "err", err)
+		s.log.Warn("record a failed revoke", logkey.Cluster, c.ID, logkey.Err, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Store is the part of SMEK's database the lifecycle reads and changes
@@ -144,7 +145,7 @@ func New(db Store, p Pool, versions []string, cfg Config) *Service {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
-	s := &Service{cfg: cfg, db: db, pool: p, versions: versions, log: cfg.Logger.With("component", "lifecycle")}
+	s := &Service{cfg: cfg, db: db, pool: p, versions: versions, log: cfg.Logger.With(logkey.Component, "lifecycle")}
 	p.OnLost(s.memberLost)
 	return s
 }

@@ -25,17 +25,19 @@ func (specBackend) Name() string { return "spec-test" }
 func (specBackend) Versions(context.Context) ([]string, error) {
 	return specVersions, nil
 }
-func (specBackend) Provision(context.Context, pool.Member) ([]byte, error) { return nil, errNotForSpec }
-func (specBackend) Claim(context.Context, pool.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
+func (specBackend) Provision(context.Context, cluster.Member) ([]byte, error) {
+	return nil, errNotForSpec
+}
+func (specBackend) Claim(context.Context, cluster.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
 	return cluster.Kubeconfig{}, errNotForSpec
 }
-func (specBackend) Credential(context.Context, pool.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
+func (specBackend) Credential(context.Context, cluster.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
 	return cluster.Kubeconfig{}, errNotForSpec
 }
-func (specBackend) Stop(context.Context, pool.Member) error            { return errNotForSpec }
-func (specBackend) Start(context.Context, pool.Member) ([]byte, error) { return nil, errNotForSpec }
-func (specBackend) Destroy(context.Context, pool.Member) error         { return errNotForSpec }
-func (specBackend) Release(context.Context, pool.Member) (bool, []byte, error) {
+func (specBackend) Stop(context.Context, cluster.Member) error            { return errNotForSpec }
+func (specBackend) Start(context.Context, cluster.Member) ([]byte, error) { return nil, errNotForSpec }
+func (specBackend) Destroy(context.Context, cluster.Member) error         { return errNotForSpec }
+func (specBackend) Release(context.Context, cluster.Member) (bool, []byte, error) {
 	return false, nil, errNotForSpec
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // SweepInterval is how often the sweeper looks for clusters past their
@@ -20,7 +21,7 @@ func (s *Service) Schedule(sch gocron.Scheduler) error {
 	_, err := sch.NewJob(gocron.DurationJob(SweepInterval),
 		gocron.NewTask(func(ctx context.Context) {
 			if err := s.Sweep(ctx); err != nil {
-				s.log.Warn("sweep", "err", err)
+				s.log.Warn("sweep", logkey.Err, err)
 			}
 		}),
 		gocron.WithName("ttl-sweeper"),
@@ -116,7 +117,7 @@ func (s *Service) expire(ctx context.Context, c cluster.Cluster) {
 		_, err = s.terminate(ctx, c, "ttl", "", "")
 	}
 	if err != nil {
-		s.log.Warn("expire cluster", "cluster", c.ID, "action", action, "err", err)
+		s.log.Warn("expire cluster", logkey.Cluster, c.ID, "action", action, logkey.Err, err)
 		return
 	}
 	s.cfg.Metrics.TTLExpiry(action)
@@ -132,7 +133,7 @@ func (s *Service) expireStopped(ctx context.Context, c cluster.Cluster) {
 	}
 	reason := "it was stopped for longer than the maximum stopped lifetime (" + shortDuration(s.cfg.MaxStoppedLifetime) + ")"
 	if _, err := s.terminate(ctx, c, "ttl", "", reason); err != nil {
-		s.log.Warn("end stopped cluster", "cluster", c.ID, "err", err)
+		s.log.Warn("end stopped cluster", logkey.Cluster, c.ID, logkey.Err, err)
 		return
 	}
 	s.cfg.Metrics.TTLExpiry("terminate-stopped")

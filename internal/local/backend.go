@@ -144,11 +144,11 @@ func withAPIServer(old []byte, dir, apiServer string) ([]byte, error) {
 	return json.Marshal(d)
 }
 
-func (b *Backend) dir(m pool.Member) string { return filepath.Join(b.cfg.Dir, m.ID) }
+func (b *Backend) dir(m cluster.Member) string { return filepath.Join(b.cfg.Dir, m.ID) }
 
 // Provision implements pool.Backend: start a control plane with the tenant
 // policy in force, register the node and wait for the controllers.
-func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, error) {
 	if m.Flavor.K8sVersion != Version {
 		return nil, fmt.Errorf("local backend runs Kubernetes %s, not %s", Version, m.Flavor.K8sVersion)
 	}
@@ -182,7 +182,7 @@ func (b *Backend) Provision(ctx context.Context, m pool.Member) ([]byte, error) 
 	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL(), TimingsMS: timings})
 }
 
-func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, error) {
+func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, error) {
 	opts := policy.Options{Privileged: m.Flavor.Privileged, LocalPathStorageClass: true}
 	cp, err := StartControlPlane(ctx, ControlPlaneConfig{
 		Dir:                 b.dir(m),
@@ -218,7 +218,7 @@ func (b *Backend) startMember(ctx context.Context, m pool.Member) (*member, erro
 	return mem, nil
 }
 
-func (b *Backend) member(m pool.Member) (*member, error) {
+func (b *Backend) member(m cluster.Member) (*member, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	mem := b.running[m.ID]
@@ -229,7 +229,7 @@ func (b *Backend) member(m pool.Member) (*member, error) {
 }
 
 // Claim implements pool.Backend.
-func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *Backend) Claim(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	mem, err := b.member(m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
@@ -238,7 +238,7 @@ func (b *Backend) Claim(ctx context.Context, m pool.Member, c cluster.Cluster) (
 }
 
 // Credential implements pool.Backend.
-func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *Backend) Credential(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	mem, err := b.member(m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
@@ -247,7 +247,7 @@ func (b *Backend) Credential(ctx context.Context, m pool.Member, c cluster.Clust
 }
 
 // Stop implements pool.Backend: the processes end, the data stays.
-func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
+func (b *Backend) Stop(ctx context.Context, m cluster.Member) error {
 	b.mu.Lock()
 	mem := b.running[m.ID]
 	delete(b.running, m.ID)
@@ -260,7 +260,7 @@ func (b *Backend) Stop(ctx context.Context, m pool.Member) error {
 }
 
 // Start implements pool.Backend.
-func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *Backend) Start(ctx context.Context, m cluster.Member) ([]byte, error) {
 	mem, err := b.startMember(ctx, m)
 	if err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ func (b *Backend) Start(ctx context.Context, m pool.Member) ([]byte, error) {
 
 // Resume implements pool.Resumer: after a restart of the provisioner, bring
 // back the control planes that should run.
-func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
+func (b *Backend) Resume(ctx context.Context, m cluster.Member) ([]byte, error) {
 	if _, err := b.member(m); err == nil {
 		return m.Data, nil
 	}
@@ -280,13 +280,13 @@ func (b *Backend) Resume(ctx context.Context, m pool.Member) ([]byte, error) {
 
 // Release implements pool.Backend. A local control plane that served a
 // tenant is never reused: it is destroyed and the pool starts a fresh one.
-func (b *Backend) Release(ctx context.Context, m pool.Member) (bool, []byte, error) {
+func (b *Backend) Release(ctx context.Context, m cluster.Member) (bool, []byte, error) {
 	return false, nil, b.Destroy(ctx, m)
 }
 
 // Destroy implements pool.Backend: kill the processes (their data is about
 // to go, so there is nothing to shut down gracefully) and remove the folder.
-func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
+func (b *Backend) Destroy(ctx context.Context, m cluster.Member) error {
 	b.mu.Lock()
 	mem := b.running[m.ID]
 	delete(b.running, m.ID)
@@ -309,7 +309,7 @@ func (b *Backend) Destroy(ctx context.Context, m pool.Member) error {
 // planes the database does not know, or knows as deleted, are orphans of a
 // crash and are removed. A missing folder is no ghost here: Resume starts
 // such a member again, so Reconcile reports none.
-func (b *Backend) Reconcile(ctx context.Context, known []pool.Member) ([]string, error) {
+func (b *Backend) Reconcile(ctx context.Context, known []cluster.Member) ([]string, error) {
 	keep := map[string]bool{}
 	for _, m := range known {
 		if m.State != cluster.MemberDeleted {
@@ -352,7 +352,7 @@ var _ pool.HealthChecker = (*Backend)(nil)
 
 // Healthy implements pool.HealthChecker: the member's control plane runs
 // in this process and its kube-apiserver answers /readyz.
-func (b *Backend) Healthy(ctx context.Context, m pool.Member) error {
+func (b *Backend) Healthy(ctx context.Context, m cluster.Member) error {
 	mem, err := b.member(m)
 	if err != nil {
 		return err
@@ -366,7 +366,7 @@ func (b *Backend) Healthy(ctx context.Context, m pool.Member) error {
 var _ pool.Revoker = (*Backend)(nil)
 
 // Revoke implements pool.Revoker (see kube.Admin.Revoke).
-func (b *Backend) Revoke(ctx context.Context, m pool.Member) error {
+func (b *Backend) Revoke(ctx context.Context, m cluster.Member) error {
 	mem, err := b.member(m)
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/pool"
 )
 
 // TestHealthyIsTheControlPlanesReadyz: a provisioned member is healthy;
@@ -18,7 +17,7 @@ func TestHealthyIsTheControlPlanesReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
-	m := pool.Member{ID: "s-health", Flavor: cluster.Flavor{K8sVersion: Version, Size: cluster.SizeMid}}
+	m := cluster.Member{ID: "s-health", Flavor: cluster.Flavor{K8sVersion: Version, Size: cluster.SizeMid}}
 	if m.Data, err = b.Provision(ctx, m); err != nil {
 		t.Fatalf("provision: %v", err)
 	}

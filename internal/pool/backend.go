@@ -13,9 +13,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 )
 
-// Member is a pool member as the backend sees it.
-type Member = cluster.Member
-
 // Backend runs pool members.
 type Backend interface {
 	// Name is stored with every member ("local", "hetzner").
@@ -26,29 +23,29 @@ type Backend interface {
 	// bootstrap, apply the tenant policy, check readiness. It returns the
 	// backend's data to store with the member. On error the pool calls
 	// Destroy.
-	Provision(ctx context.Context, m Member) (data []byte, err error)
+	Provision(ctx context.Context, m cluster.Member) (data []byte, err error)
 	// Claim hands a ready member to a cluster: label the node, record
 	// ownership, mint the tenant credential.
-	Claim(ctx context.Context, m Member, c cluster.Cluster) (cluster.Kubeconfig, error)
+	Claim(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error)
 	// Credential mints a fresh tenant kubeconfig for a claimed, running
 	// member.
-	Credential(ctx context.Context, m Member, c cluster.Cluster) (cluster.Kubeconfig, error)
+	Credential(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error)
 	// Stop stops a claimed member, keeping its data.
-	Stop(ctx context.Context, m Member) error
+	Stop(ctx context.Context, m cluster.Member) error
 	// Start brings a stopped member back.
-	Start(ctx context.Context, m Member) (data []byte, err error)
+	Start(ctx context.Context, m cluster.Member) (data []byte, err error)
 	// Release makes a member that served a cluster clean again. reusable
 	// says it is ready for the next cluster (rebuilt); otherwise it is gone.
-	Release(ctx context.Context, m Member) (reusable bool, data []byte, err error)
+	Release(ctx context.Context, m cluster.Member) (reusable bool, data []byte, err error)
 	// Destroy removes a member and everything it holds.
-	Destroy(ctx context.Context, m Member) error
+	Destroy(ctx context.Context, m cluster.Member) error
 }
 
 // Resumer is implemented by backends whose members do not survive a restart
 // of the provisioner (the local backend's child processes). The pool calls
 // Resume at start for members that should be running.
 type Resumer interface {
-	Resume(ctx context.Context, m Member) (data []byte, err error)
+	Resume(ctx context.Context, m cluster.Member) (data []byte, err error)
 }
 
 // PhaseTimer is implemented by backends that record how long each phase of
@@ -67,7 +64,7 @@ type PhaseTimer interface {
 // and replaced. err reports what could not be checked or removed; ghosts
 // are valid with it.
 type Reconciler interface {
-	Reconcile(ctx context.Context, known []Member) (ghosts []string, err error)
+	Reconcile(ctx context.Context, known []cluster.Member) (ghosts []string, err error)
 }
 
 // HealthChecker is implemented by backends that can tell whether a
@@ -75,12 +72,12 @@ type Reconciler interface {
 // admin credential). The pool asks every Config.HealthEvery; a member
 // that fails Config.LostAfter checks in a row is reported lost (OnLost).
 type HealthChecker interface {
-	Healthy(ctx context.Context, m Member) error
+	Healthy(ctx context.Context, m cluster.Member) error
 }
 
 // Revoker is implemented by backends that can take a tenant's access
 // away from a member's cluster at once, before the member is released:
 // the kubeconfigs handed out for it stop working.
 type Revoker interface {
-	Revoke(ctx context.Context, m Member) error
+	Revoke(ctx context.Context, m cluster.Member) error
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // CheckHealth asks a HealthChecker backend about every claimed member at
@@ -27,7 +28,7 @@ func (p *Pool) checkHealth(ctx context.Context) (lost []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var claimed []Member
+	var claimed []cluster.Member
 	for _, m := range members {
 		if m.State == cluster.MemberClaimed {
 			claimed = append(claimed, m)
@@ -52,7 +53,7 @@ func (p *Pool) checkHealth(ctx context.Context) (lost []string, err error) {
 
 	p.mu.Lock()
 	seen := map[string]bool{}
-	var report []Member
+	var report []cluster.Member
 	var reasons []string
 	for i, m := range claimed {
 		seen[m.ID] = true
@@ -62,7 +63,7 @@ func (p *Pool) checkHealth(ctx context.Context) (lost []string, err error) {
 		}
 		p.failedChecks[m.ID]++
 		n := p.failedChecks[m.ID]
-		p.log.Warn("claimed member unhealthy", "server", m.ID, "cluster", m.ClusterID, "failed_checks", n, "err", results[i])
+		p.log.Warn("claimed member unhealthy", logkey.Member, m.ID, logkey.Cluster, m.ClusterID, "failed_checks", n, logkey.Err, results[i])
 		if n == p.cfg.LostAfter {
 			report = append(report, m)
 			reasons = append(reasons, results[i].Error())

@@ -19,7 +19,7 @@ type sickBackend struct {
 	checked []string
 }
 
-func (b *sickBackend) Healthy(_ context.Context, m pool.Member) error {
+func (b *sickBackend) Healthy(_ context.Context, m cluster.Member) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.checked = append(b.checked, m.ID)
@@ -47,7 +47,7 @@ func TestLostAfterConsecutiveFailedChecks(t *testing.T) {
 	p := pool.New(db, b, pool.Config{LostAfter: 2})
 	var mu sync.Mutex
 	var lost []string
-	p.OnLost(func(_ context.Context, m pool.Member, reason string) {
+	p.OnLost(func(_ context.Context, m cluster.Member, reason string) {
 		mu.Lock()
 		defer mu.Unlock()
 		lost = append(lost, m.ID+": "+reason)

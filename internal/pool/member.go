@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // ClusterStore is the part of SMEK's database through which the pool
@@ -53,7 +54,7 @@ func (p *Pool) Stop(ctx context.Context, c cluster.Cluster, ch cluster.Change) (
 			From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed, Undo: true,
 			Cause: ch.Cause, Actor: ch.Actor, Message: "the backend could not stop it; it keeps running",
 		}); uerr != nil {
-			p.log.Error("take back a failed stop", "cluster", c.ID, "err", uerr)
+			p.log.Error("take back a failed stop", logkey.Cluster, c.ID, logkey.Err, uerr)
 		}
 		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be stopped; try again", Err: err}
 	}
@@ -85,7 +86,7 @@ func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) 
 			m.Data = data
 		}
 		if serr := p.backend.Stop(context.WithoutCancel(ctx), m); serr != nil {
-			p.log.Error("stop the member of a refused start", "cluster", c.ID, "server", m.ID, "err", serr)
+			p.log.Error("stop the member of a refused start", logkey.Cluster, c.ID, logkey.Member, m.ID, logkey.Err, serr)
 		}
 		return c, err
 	}

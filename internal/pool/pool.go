@@ -11,6 +11,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/logkey"
 )
 
 // Store is the part of SMEK's database the pool uses: its members, and the
@@ -86,7 +87,7 @@ type Pool struct {
 	// failed.
 	failedChecks map[string]int
 	// onLost is told about members lost while claimed.
-	onLost   func(ctx context.Context, m Member, reason string)
+	onLost   func(ctx context.Context, m cluster.Member, reason string)
 	checking sync.Mutex // held by the one health round at a time
 	wg       sync.WaitGroup
 }
@@ -122,7 +123,7 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 	}
 	return &Pool{
 		cfg: cfg, store: store, clusters: store, backend: backend, clock: cfg.Clock,
-		log:          cfg.Logger.With("component", "pool", "backend", backend.Name()),
+		log:          cfg.Logger.With(logkey.Component, "pool", logkey.Backend, backend.Name()),
 		sem:          make(chan struct{}, cfg.Parallel),
 		wake:         make(chan struct{}, 1),
 		waiting:      map[cluster.Flavor]int{},
@@ -137,7 +138,7 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 // OnLost sets the function told about a claimed member whose cluster
 // failed LostAfter health checks in a row (the lifecycle marks the
 // cluster failed and tells its owner). Set it before Run.
-func (p *Pool) OnLost(fn func(ctx context.Context, m Member, reason string)) {
+func (p *Pool) OnLost(fn func(ctx context.Context, m cluster.Member, reason string)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.onLost = fn
@@ -208,7 +209,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer health.Stop()
 	for {
 		if err := p.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("reconcile", "err", err)
+			p.log.Warn("reconcile", logkey.Err, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -217,7 +218,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-tick.Chan():
 		case <-inventory.Chan():
 			if _, err := p.ReconcileBackend(ctx); err != nil && ctx.Err() == nil {
-				p.log.Warn("backend reconcile", "err", err)
+				p.log.Warn("backend reconcile", logkey.Err, err)
 			}
 		case <-health.Chan():
 			// A slow round must not hold up the pool's other work; the
@@ -226,7 +227,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				p.wg.Go(func() {
 					defer p.checking.Unlock()
 					if _, err := p.checkHealth(ctx); err != nil && ctx.Err() == nil {
-						p.log.Warn("health check", "err", err)
+						p.log.Warn("health check", logkey.Err, err)
 					}
 				})
 			}
@@ -264,10 +265,10 @@ func (p *Pool) markGhosts(ctx context.Context, ids []string) []string {
 	defer p.mu.Unlock()
 	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
-		p.log.Warn("read members to mark ghosts", "err", err)
+		p.log.Warn("read members to mark ghosts", logkey.Err, err)
 		return nil
 	}
-	byID := map[string]Member{}
+	byID := map[string]cluster.Member{}
 	for _, m := range members {
 		byID[m.ID] = m
 	}
@@ -282,9 +283,9 @@ func (p *Pool) markGhosts(ctx context.Context, ids []string) []string {
 		default:
 			continue
 		}
-		p.log.Warn("ghost member: its resources are gone at the backend; replacing it", "server", m.ID, "state", m.State, "cluster", m.ClusterID)
+		p.log.Warn("ghost member: its resources are gone at the backend; replacing it", logkey.Member, m.ID, logkey.State, m.State, logkey.Cluster, m.ClusterID)
 		if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberFailed, nil, "ghost: gone at the backend while "+string(m.State)); err != nil {
-			p.log.Warn("mark ghost failed", "server", m.ID, "err", err)
+			p.log.Warn("mark ghost failed", logkey.Member, m.ID, logkey.Err, err)
 			continue
 		}
 		marked = append(marked, m.ID)
@@ -299,7 +300,7 @@ func (p *Pool) markGhosts(ctx context.Context, ids []string) []string {
 func (p *Pool) recover(ctx context.Context) error {
 	ghosts, err := p.ReconcileBackend(ctx)
 	if err != nil && ctx.Err() == nil {
-		p.log.Warn("backend reconcile", "err", err)
+		p.log.Warn("backend reconcile", logkey.Err, err)
 	}
 	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
@@ -313,7 +314,7 @@ func (p *Pool) recover(ctx context.Context) error {
 		}
 		switch m.State {
 		case cluster.MemberCreating, cluster.MemberBootstrapping:
-			p.log.Info("destroying member interrupted while starting", "server", m.ID, "state", m.State)
+			p.log.Info("destroying member interrupted while starting", logkey.Member, m.ID, logkey.State, m.State)
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
 			}
@@ -326,16 +327,16 @@ func (p *Pool) recover(ctx context.Context) error {
 				defer func() { <-p.sem }()
 				data, err := resumer.Resume(ctx, m)
 				if err != nil {
-					p.log.Warn("resume member", "server", m.ID, "err", err)
+					p.log.Warn("resume member", logkey.Member, m.ID, logkey.Err, err)
 					if m.State == cluster.MemberReady {
 						if err := p.destroy(ctx, m, "resume: "+err.Error()); err != nil {
-							p.log.Warn("destroy member that did not resume", "server", m.ID, "err", err)
+							p.log.Warn("destroy member that did not resume", logkey.Member, m.ID, logkey.Err, err)
 						}
 					}
 					return
 				}
 				if err := p.store.SetMemberState(ctx, m.ID, m.State, data, ""); err != nil {
-					p.log.Warn("record resumed member", "server", m.ID, "err", err)
+					p.log.Warn("record resumed member", logkey.Member, m.ID, logkey.Err, err)
 				}
 			})
 		}
@@ -379,9 +380,9 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			}
 			p.goWork(ctx, m, p.release)
 		case cluster.MemberFailed:
-			p.goWork(ctx, m, func(ctx context.Context, m Member) {
+			p.goWork(ctx, m, func(ctx context.Context, m cluster.Member) {
 				if err := p.destroy(ctx, m, m.Failure); err != nil {
-					p.log.Warn("destroy failed member", "server", m.ID, "err", err)
+					p.log.Warn("destroy failed member", logkey.Member, m.ID, logkey.Err, err)
 				}
 			})
 		}
@@ -411,7 +412,7 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 
 // goWork runs fn on m in a goroutine unless one already works on m. p.mu
 // must be held.
-func (p *Pool) goWork(ctx context.Context, m Member, fn func(context.Context, Member)) {
+func (p *Pool) goWork(ctx context.Context, m cluster.Member, fn func(context.Context, cluster.Member)) {
 	if p.busy[m.ID] {
 		return
 	}
@@ -441,29 +442,29 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 	}
 	m, err := p.store.CreateMember(ctx, p.backend.Name(), f)
 	if err != nil {
-		p.log.Warn("record new member", "flavor", f.String(), "err", err)
+		p.log.Warn("record new member", logkey.Flavor, f.String(), logkey.Err, err)
 		return
 	}
 	start := p.clock.Now()
 	data, err := p.backend.Provision(ctx, m)
 	if err != nil {
-		p.log.Warn("provision member", "server", m.ID, "flavor", f.String(), "err", err)
+		p.log.Warn("provision member", logkey.Member, m.ID, logkey.Flavor, f.String(), logkey.Err, err)
 		p.destroyLogged(context.WithoutCancel(ctx), m, "provision: "+err.Error())
 		return
 	}
 	if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
-		p.log.Warn("mark member ready", "server", m.ID, "err", err)
+		p.log.Warn("mark member ready", logkey.Member, m.ID, logkey.Err, err)
 		p.destroyLogged(context.WithoutCancel(ctx), m, "record ready: "+err.Error())
 		return
 	}
-	p.log.Info("member ready", "server", m.ID, "flavor", f.String(), "took", p.clock.Since(start).Round(time.Millisecond))
+	p.log.Info("member ready", logkey.Member, m.ID, logkey.Flavor, f.String(), logkey.Took, p.clock.Since(start).Round(time.Millisecond))
 	p.signalReady()
 }
 
 // release rebuilds a member that served a cluster (or lets the backend
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
-func (p *Pool) release(ctx context.Context, m Member) {
+func (p *Pool) release(ctx context.Context, m cluster.Member) {
 	if m.State != cluster.MemberRebuilding && p.surplus(ctx, m.Flavor) {
 		// The flavor has enough members without this one: a rebuild would
 		// only grow the pool past its target.
@@ -473,7 +474,7 @@ func (p *Pool) release(ctx context.Context, m Member) {
 	}
 	if m.State != cluster.MemberRebuilding {
 		if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberRebuilding, nil, ""); err != nil {
-			p.log.Warn("mark member rebuilding", "server", m.ID, "err", err)
+			p.log.Warn("mark member rebuilding", logkey.Member, m.ID, logkey.Err, err)
 			return
 		}
 		m.State = cluster.MemberRebuilding
@@ -481,7 +482,7 @@ func (p *Pool) release(ctx context.Context, m Member) {
 	reusable, data, err := p.backend.Release(ctx, m)
 	switch {
 	case err != nil:
-		p.log.Warn("release member", "server", m.ID, "err", err)
+		p.log.Warn("release member", logkey.Member, m.ID, logkey.Err, err)
 		p.setState(ctx, m, cluster.MemberFailed, nil, "release: "+err.Error())
 	case reusable:
 		if p.setState(ctx, m, cluster.MemberReady, data, "") {
@@ -517,7 +518,7 @@ func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
 
 // destroy removes a member at the backend and records it deleted; when the
 // backend cannot, the member is recorded failed, to be destroyed again.
-func (p *Pool) destroy(ctx context.Context, m Member, reason string) error {
+func (p *Pool) destroy(ctx context.Context, m cluster.Member, reason string) error {
 	if err := p.backend.Destroy(ctx, m); err != nil {
 		p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)
@@ -527,18 +528,18 @@ func (p *Pool) destroy(ctx context.Context, m Member, reason string) error {
 
 // destroyLogged is destroy for callers that go on whatever happens: the
 // error is logged.
-func (p *Pool) destroyLogged(ctx context.Context, m Member, reason string) {
+func (p *Pool) destroyLogged(ctx context.Context, m cluster.Member, reason string) {
 	if err := p.destroy(ctx, m, reason); err != nil {
-		p.log.Warn("destroy member", "server", m.ID, "err", err)
+		p.log.Warn("destroy member", logkey.Member, m.ID, logkey.Err, err)
 	}
 }
 
 // setState records a member's new state and reports whether it could; an
 // error (a refused transition, a database that fails) is logged, and the
 // next Reconcile works from what the database holds.
-func (p *Pool) setState(ctx context.Context, m Member, state cluster.MemberState, data []byte, failure string) bool {
+func (p *Pool) setState(ctx context.Context, m cluster.Member, state cluster.MemberState, data []byte, failure string) bool {
 	if err := p.store.SetMemberState(ctx, m.ID, state, data, failure); err != nil {
-		p.log.Warn("record member state", "server", m.ID, "from", m.State, "to", state, "err", err)
+		p.log.Warn("record member state", logkey.Member, m.ID, "from", m.State, "to", state, logkey.Err, err)
 		return false
 	}
 	return true

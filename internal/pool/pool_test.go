@@ -44,7 +44,7 @@ func (b *memBackend) Calls() []string {
 func (b *memBackend) Name() string                               { return "mem" }
 func (b *memBackend) Versions(context.Context) ([]string, error) { return []string{"1.36.3"}, nil }
 
-func (b *memBackend) Provision(_ context.Context, m pool.Member) ([]byte, error) {
+func (b *memBackend) Provision(_ context.Context, m cluster.Member) ([]byte, error) {
 	b.record("provision %s", m.ID)
 	b.mu.Lock()
 	b.live[m.ID] = true
@@ -52,24 +52,24 @@ func (b *memBackend) Provision(_ context.Context, m pool.Member) ([]byte, error)
 	return []byte(`{"member":"` + m.ID + `"}`), nil
 }
 
-func (b *memBackend) Claim(context.Context, pool.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *memBackend) Claim(context.Context, cluster.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
 	return cluster.Kubeconfig{}, nil
 }
 
-func (b *memBackend) Credential(context.Context, pool.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
+func (b *memBackend) Credential(context.Context, cluster.Member, cluster.Cluster) (cluster.Kubeconfig, error) {
 	return cluster.Kubeconfig{}, nil
 }
 
-func (b *memBackend) Stop(context.Context, pool.Member) error { return nil }
+func (b *memBackend) Stop(context.Context, cluster.Member) error { return nil }
 
-func (b *memBackend) Start(_ context.Context, m pool.Member) ([]byte, error) { return m.Data, nil }
+func (b *memBackend) Start(_ context.Context, m cluster.Member) ([]byte, error) { return m.Data, nil }
 
-func (b *memBackend) Release(_ context.Context, m pool.Member) (bool, []byte, error) {
+func (b *memBackend) Release(_ context.Context, m cluster.Member) (bool, []byte, error) {
 	b.record("release %s %s", m.ID, m.State)
 	return true, []byte(`{"member":"` + m.ID + `","rebuilt":true}`), nil
 }
 
-func (b *memBackend) Destroy(_ context.Context, m pool.Member) error {
+func (b *memBackend) Destroy(_ context.Context, m cluster.Member) error {
 	b.record("destroy %s", m.ID)
 	b.mu.Lock()
 	delete(b.live, m.ID)
@@ -78,7 +78,7 @@ func (b *memBackend) Destroy(_ context.Context, m pool.Member) error {
 }
 
 // Reconcile reports as ghosts the live members whose resources are gone.
-func (b *memBackend) Reconcile(_ context.Context, known []pool.Member) ([]string, error) {
+func (b *memBackend) Reconcile(_ context.Context, known []cluster.Member) ([]string, error) {
 	b.mu.Lock()
 	var ghosts []string
 	for _, m := range known {

@@ -233,10 +233,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// The standalone App records its deliveries and their work here
 	// (Deliveries), with a service token.
 	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
-	handler := api.New(apiCfg)
 	if cfg.GitHubWebhookSecret != "" {
 		public := s.publicURL()
-		var clusters githubapp.Clusters = handler.AppClusters()
+		var clusters githubapp.Clusters = api.NewAppClusters(s.Life, s.DB)
 		if cfg.GitHubClusters != nil {
 			clusters = cfg.GitHubClusters(clusters)
 		}
@@ -248,10 +247,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		handler.Handle("POST "+githubapp.WebhookPath, app)
+		apiCfg.GitHubWebhook = app
 		s.wg.Go(func() { app.Run(runCtx) })
 		s.log.Info("GitHub App webhook on", logkey.Path, githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
 	}
+	handler := api.New(apiCfg)
 
 	s.listener = cfg.Listener
 	if s.listener == nil {
@@ -265,8 +265,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("ops address: %w", err)
 		}
 		s.opsAddr = l.Addr()
+		// The ops listener serves the API and the operator's pages; GitHub
+		// and the standalone App talk to the public one.
 		opsCfg := apiCfg
 		opsCfg.Mounts, opsCfg.OperatorToken = ops, cfg.OpsToken
+		opsCfg.GitHubWebhook, opsCfg.Deliveries = nil, nil
 		if cfg.OpsToken == "" && !loopback(s.opsAddr) {
 			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", logkey.OpsAddr, s.opsAddr.String())
 		}
