@@ -128,7 +128,6 @@ func (s *Server) routes() {
 	})
 }
 
-
 // ServeHTTP implements http.Handler: request id, panic guard, logging.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -74,7 +74,7 @@ type claimResult struct {
 	err error
 }
 
-// claimAll runs one ClaimServer per cluster, all released at once.
+// claimAll runs one ClaimMember per cluster, all released at once.
 func claimAll(t *testing.T, db *DB, cs []cluster.Cluster) []claimResult {
 	t.Helper()
 	out := make([]claimResult, len(cs))
