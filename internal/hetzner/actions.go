@@ -15,7 +15,7 @@ import (
 // with a backoff that starts at the action's expected duration.
 type watcher struct {
 	client *hcloud.Client
-	api    *api
+	budget *budget
 	sleep  func(context.Context, time.Duration) error
 	min    time.Duration
 	max    time.Duration
@@ -25,8 +25,8 @@ type watcher struct {
 	running bool
 }
 
-func newWatcher(c *hcloud.Client, a *api, sleep func(context.Context, time.Duration) error, min, max time.Duration) *watcher {
-	return &watcher{client: c, api: a, sleep: sleep, min: min, max: max, waiting: map[int64][]chan *hcloud.Action{}}
+func newWatcher(c *hcloud.Client, a *budget, sleep func(context.Context, time.Duration) error, min, max time.Duration) *watcher {
+	return &watcher{client: c, budget: a, sleep: sleep, min: min, max: max, waiting: map[int64][]chan *hcloud.Action{}}
 }
 
 // wait blocks until every action is finished, first waiting expect (the
@@ -101,7 +101,7 @@ func (w *watcher) loop(ctx context.Context, first time.Duration) {
 		progressed := false
 		for chunk := range slices.Chunk(ids, 25) {
 			var got []*hcloud.Action
-			err := w.api.do(ctx, func() (*hcloud.Response, error) {
+			err := w.budget.do(ctx, func() (*hcloud.Response, error) {
 				var resp *hcloud.Response
 				var err error
 				got, resp, err = w.client.Action.List(ctx, hcloud.ActionListOpts{ID: chunk, ListOpts: hcloud.ListOpts{PerPage: 25}})

@@ -111,12 +111,12 @@ type Config struct {
 type Backend struct {
 	cfg     Config
 	log     *slog.Logger
-	api     *api
+	budget  *budget
 	watch   *watcher
 	seal    *sealer
 	keyMu   sync.Mutex // guards sshKey
 	sshKey  *hcloud.SSHKey
-	fwOnce  sync.Mutex
+	fwMu    sync.Mutex // guards fwReady
 	fwReady bool
 
 	// node is what runs on a server over SSH: the bootstrap after a
@@ -218,9 +218,9 @@ func New(cfg Config) (*Backend, error) {
 			return net.JoinHostPort(s.PublicNet.IPv4.IP.String(), "6443"), nil
 		}
 	}
-	a := newAPI(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)
+	a := newBudget(cfg.Sleep, cfg.RetryBase, cfg.Retries, cfg.LowWater)
 	b := &Backend{
-		cfg: cfg, log: cfg.Logger.With(logkey.Component, "hetzner"), api: a, seal: s,
+		cfg: cfg, log: cfg.Logger.With(logkey.Component, "hetzner"), budget: a, seal: s,
 		watch:  newWatcher(cfg.Client, a, cfg.Sleep, cfg.PollMin, cfg.PollMax),
 		images: map[string]*hcloud.Image{},
 	}
@@ -232,7 +232,7 @@ func New(cfg Config) (*Backend, error) {
 func (b *Backend) Name() string { return "hetzner" }
 
 // RateLimitRemaining is the last RateLimit-Remaining the API sent.
-func (b *Backend) RateLimitRemaining() int { return b.api.Remaining() }
+func (b *Backend) RateLimitRemaining() int { return b.budget.Remaining() }
 
 // Versions lists the Kubernetes versions that have a golden snapshot,
 // newest first.
@@ -288,7 +288,7 @@ func (b *Backend) listImages(ctx context.Context, selector string, status ...hcl
 	for {
 		var page []*hcloud.Image
 		var resp *hcloud.Response
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var err error
 			page, resp, err = b.cfg.Client.Image.List(ctx, opts)
 			return resp, err

@@ -174,7 +174,7 @@ func (c *checker) failed() bool { return c.res.Failed() > 0 }
 // it again. A read-only token is refused with token_readonly.
 func (c *checker) token(ctx context.Context) bool {
 	b := c.b
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		c.locs, resp, err = b.cfg.Client.Location.List(ctx, hcloud.LocationListOpts{ListOpts: hcloud.ListOpts{PerPage: 50}})
@@ -194,7 +194,7 @@ func (c *checker) token(ctx context.Context) bool {
 	spub, _ := ssh.NewPublicKey(pub)
 	name := "smek-check-" + strings.ToLower(rand.Text()[:8])
 	var key *hcloud.SSHKey
-	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+	err = b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		key, resp, err = b.cfg.Client.SSHKey.Create(ctx, hcloud.SSHKeyCreateOpts{
@@ -213,7 +213,7 @@ func (c *checker) token(ctx context.Context) bool {
 	}
 	// The key goes also when ctx ended meanwhile.
 	dctx := context.WithoutCancel(ctx)
-	err = b.api.do(dctx, func() (*hcloud.Response, error) { return b.cfg.Client.SSHKey.Delete(dctx, key) })
+	err = b.budget.do(dctx, func() (*hcloud.Response, error) { return b.cfg.Client.SSHKey.Delete(dctx, key) })
 	if err != nil && !hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
 		c.report("token", CheckFail, "registered the throwaway ssh key %s (id %d) but could not delete it: %v; delete it by hand", name, key.ID, err)
 		return true
@@ -268,7 +268,7 @@ func (c *checker) serverTypes(ctx context.Context) {
 		name := b.cfg.ServerTypes[size]
 		step := fmt.Sprintf("server type %s (%s)", name, size)
 		var st *hcloud.ServerType
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			st, resp, err = b.cfg.Client.ServerType.GetByName(ctx, name)
@@ -451,7 +451,7 @@ func (c *checker) unavailable(ctx context.Context, v string) string {
 		sel += "," + LabelK8sVersion + "=" + v
 	}
 	var imgs []*hcloud.Image
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		imgs, resp, err = b.cfg.Client.Image.List(ctx, hcloud.ImageListOpts{Type: []hcloud.ImageType{hcloud.ImageTypeSnapshot}, ListOpts: hcloud.ListOpts{PerPage: 50, LabelSelector: sel}})

@@ -72,7 +72,7 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 	labelVersion := strings.ReplaceAll(ic.K3sVersion, "+", "-")
 	name := sanitize("smek-builder-" + labelVersion + "-" + strings.ToLower(rand.Text()[:6]))
 	var res hcloud.ServerCreateResult
-	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+	err = b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		res, resp, err = b.cfg.Client.Server.Create(ctx, hcloud.ServerCreateOpts{
@@ -114,7 +114,7 @@ func (b *Backend) BuildImage(ctx context.Context, ic ImageConfig) (img *hcloud.I
 		return nil, fmt.Errorf("shut down builder: %w", err)
 	}
 	var ir hcloud.ServerCreateImageResult
-	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+	err = b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		ir, resp, err = b.cfg.Client.Server.CreateImage(ctx, srv, &hcloud.ServerCreateImageOpts{

@@ -92,7 +92,7 @@ func (b *Backend) PruneImages(ctx context.Context, keep int, inUse map[int64][]s
 		if !p.Delete {
 			continue
 		}
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			return b.cfg.Client.Image.Delete(ctx, &hcloud.Image{ID: p.ID})
 		})
 		if err != nil && !hcloud.IsError(err, hcloud.ErrorCodeNotFound) {

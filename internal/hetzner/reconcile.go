@@ -76,7 +76,7 @@ func (b *Backend) listServers(ctx context.Context) ([]*hcloud.Server, error) {
 	for {
 		var page []*hcloud.Server
 		var resp *hcloud.Response
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var err error
 			page, resp, err = b.cfg.Client.Server.List(ctx, opts)
 			return resp, err

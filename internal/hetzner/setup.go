@@ -29,7 +29,7 @@ func (b *Backend) ensureSSHKey(ctx context.Context) (*hcloud.SSHKey, error) {
 	fingerprint := ssh.FingerprintLegacyMD5(b.cfg.Signer.PublicKey())
 	get := func(what string, fn func() (*hcloud.SSHKey, *hcloud.Response, error)) (*hcloud.SSHKey, error) {
 		var key *hcloud.SSHKey
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			key, resp, err = fn()
@@ -56,7 +56,7 @@ func (b *Backend) ensureSSHKey(ctx context.Context) (*hcloud.SSHKey, error) {
 	}
 	if key == nil {
 		pub := string(ssh.MarshalAuthorizedKey(b.cfg.Signer.PublicKey()))
-		err = b.api.do(ctx, func() (*hcloud.Response, error) {
+		err = b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			key, resp, err = b.cfg.Client.SSHKey.Create(ctx, hcloud.SSHKeyCreateOpts{
@@ -98,8 +98,8 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 	if b.cfg.Firewall == "" {
 		return nil
 	}
-	b.fwOnce.Lock()
-	defer b.fwOnce.Unlock()
+	b.fwMu.Lock()
+	defer b.fwMu.Unlock()
 	if b.fwReady {
 		return nil
 	}
@@ -116,7 +116,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 		return err
 	}
 	if fw == nil {
-		err = b.api.do(ctx, func() (*hcloud.Response, error) {
+		err = b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			_, resp, err = b.cfg.Client.Firewall.Create(ctx, hcloud.FirewallCreateOpts{
@@ -147,7 +147,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 		b.log.Info("bringing the firewall's rules in line with the configuration", logkey.Firewall, fw.Name, logkey.ID, fw.ID,
 			"had", describeRules(fw.Rules), "want", describeRules(rules))
 		var actions []*hcloud.Action
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			actions, resp, err = b.cfg.Client.Firewall.SetRules(ctx, fw, hcloud.FirewallSetRulesOpts{Rules: rules})
@@ -166,7 +166,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 	if !applied {
 		b.log.Info("applying the firewall to SMEK's nodes", logkey.Firewall, fw.Name, "selector", selector.LabelSelector.Selector)
 		var actions []*hcloud.Action
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			actions, resp, err = b.cfg.Client.Firewall.ApplyResources(ctx, fw, []hcloud.FirewallResource{selector})
@@ -187,7 +187,7 @@ func (b *Backend) ensureFirewall(ctx context.Context) error {
 // does not exist.
 func (b *Backend) getFirewall(ctx context.Context) (*hcloud.Firewall, error) {
 	var fw *hcloud.Firewall
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		fw, resp, err = b.cfg.Client.Firewall.GetByName(ctx, b.cfg.Firewall)

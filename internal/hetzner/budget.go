@@ -11,11 +11,11 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-// api wraps hcloud calls with what the project's budget of 3600 requests
+// budget wraps hcloud calls with what the project's budget of 3600 requests
 // per hour needs: retries of 429, 5xx and network errors with exponential
 // backoff, and a slow-down when RateLimit-Remaining runs low, before the
 // API answers 429.
-type api struct {
+type budget struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// LowWater: below this many remaining requests, calls are spaced out.
 	lowWater int
@@ -28,12 +28,12 @@ type api struct {
 	requests  int
 }
 
-func newAPI(sleep func(context.Context, time.Duration) error, base time.Duration, retries, lowWater int) *api {
-	return &api{sleep: sleep, base: base, retries: retries, lowWater: lowWater, remaining: -1}
+func newBudget(sleep func(context.Context, time.Duration) error, base time.Duration, retries, lowWater int) *budget {
+	return &budget{sleep: sleep, base: base, retries: retries, lowWater: lowWater, remaining: -1}
 }
 
 // do runs call with retries. call returns the hcloud response (may be nil).
-func (a *api) do(ctx context.Context, call func() (*hcloud.Response, error)) error {
+func (a *budget) do(ctx context.Context, call func() (*hcloud.Response, error)) error {
 	for attempt := 0; ; attempt++ {
 		if err := a.pace(ctx); err != nil {
 			return err
@@ -55,7 +55,7 @@ func (a *api) do(ctx context.Context, call func() (*hcloud.Response, error)) err
 // pace waits a little before a request when the budget is nearly spent:
 // the fewer requests remain, the longer (one refill step, 1 s, per
 // request under the low-water mark).
-func (a *api) pace(ctx context.Context) error {
+func (a *budget) pace(ctx context.Context) error {
 	a.mu.Lock()
 	rem := a.remaining
 	a.requests++
@@ -66,7 +66,7 @@ func (a *api) pace(ctx context.Context) error {
 	return a.sleep(ctx, time.Duration(a.lowWater-rem)*a.base)
 }
 
-func (a *api) observe(resp *hcloud.Response) {
+func (a *budget) observe(resp *hcloud.Response) {
 	if resp == nil || resp.Response == nil || resp.Header.Get("RateLimit-Remaining") == "" {
 		return
 	}
@@ -77,7 +77,7 @@ func (a *api) observe(resp *hcloud.Response) {
 }
 
 // Remaining is the last RateLimit-Remaining seen (-1 before any).
-func (a *api) Remaining() int { a.mu.Lock(); defer a.mu.Unlock(); return a.remaining }
+func (a *budget) Remaining() int { a.mu.Lock(); defer a.mu.Unlock(); return a.remaining }
 
 func retryable(resp *hcloud.Response, err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -63,7 +63,7 @@ func (b *Backend) create(ctx context.Context, m cluster.Member, img *hcloud.Imag
 	var lastErr error
 	for _, loc := range b.cfg.Locations {
 		var res hcloud.ServerCreateResult
-		err := b.api.do(ctx, func() (*hcloud.Response, error) {
+		err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 			var resp *hcloud.Response
 			var err error
 			res, resp, err = b.cfg.Client.Server.Create(ctx, hcloud.ServerCreateOpts{
@@ -132,7 +132,7 @@ func (b *Backend) adopt(ctx context.Context, m cluster.Member, name string) (*hc
 
 func (b *Backend) getByName(ctx context.Context, name string) (*hcloud.Server, error) {
 	var srv *hcloud.Server
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		srv, resp, err = b.cfg.Client.Server.GetByName(ctx, name)
@@ -146,7 +146,7 @@ func (b *Backend) getByName(ctx context.Context, name string) (*hcloud.Server, e
 
 func (b *Backend) getByID(ctx context.Context, id int64) (*hcloud.Server, error) {
 	var srv *hcloud.Server
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		srv, resp, err = b.cfg.Client.Server.GetByID(ctx, id)
@@ -193,7 +193,7 @@ func (b *Backend) ref(ctx context.Context, m cluster.Member) (*hcloud.Server, da
 
 func (b *Backend) power(ctx context.Context, srv *hcloud.Server, fn func(context.Context, *hcloud.Server) (*hcloud.Action, *hcloud.Response, error)) (*hcloud.Action, error) {
 	var a *hcloud.Action
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		a, resp, err = fn(ctx, srv)
@@ -360,7 +360,7 @@ func (b *Backend) Release(ctx context.Context, m cluster.Member) (bool, []byte, 
 		return false, nil, err
 	}
 	var res hcloud.ServerRebuildResult
-	err = b.api.do(ctx, func() (*hcloud.Response, error) {
+	err = b.budget.do(ctx, func() (*hcloud.Response, error) {
 		var resp *hcloud.Response
 		var err error
 		res, resp, err = b.cfg.Client.Server.RebuildWithResult(ctx, srv, hcloud.ServerRebuildOpts{Image: img, UserData: &hk.userData})
@@ -422,7 +422,7 @@ func (b *Backend) Destroy(ctx context.Context, m cluster.Member) error {
 }
 
 func (b *Backend) delete(ctx context.Context, srv *hcloud.Server) error {
-	err := b.api.do(ctx, func() (*hcloud.Response, error) {
+	err := b.budget.do(ctx, func() (*hcloud.Response, error) {
 		_, resp, err := b.cfg.Client.Server.DeleteWithResult(ctx, srv)
 		return resp, err
 	})
