@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"text/tabwriter"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/sqlite"
 )
 
 // cmdAccount manages accounts' GitHub App installations: clusters made from
@@ -81,36 +81,19 @@ type accountJSON struct {
 }
 
 func accountList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("account list", "List accounts with their limits and GitHub App installations.", stderr)
-	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	as, err := db.AccountsWithInstallations(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]accountJSON, 0, len(as))
-		for _, a := range as {
-			out = append(out, accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, a.GitHubInstallationID})
-		}
-		return printJSON(stdout, out)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tMAX CLUSTERS\tMAX MINUTES TO LIVE\tMAX STOPPED CLUSTERS\tGITHUB INSTALLATION")
-	for _, a := range as {
-		inst := "-"
-		if a.GitHubInstallationID != 0 {
-			inst = strconv.FormatInt(a.GitHubInstallationID, 10)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, inst)
-	}
-	return tw.Flush()
+	return listing[cluster.Account]{
+		name: "account list", usage: "List accounts with their limits and GitHub App installations.",
+		read: (*sqlite.DB).AccountsWithInstallations,
+		asJSON: func(a cluster.Account) any {
+			return accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, a.GitHubInstallationID}
+		},
+		header: "ACCOUNT	MAX CLUSTERS	MAX MINUTES TO LIVE	MAX STOPPED CLUSTERS	GITHUB INSTALLATION",
+		cells: func(a cluster.Account) []any {
+			inst := "-"
+			if a.GitHubInstallationID != 0 {
+				inst = strconv.FormatInt(a.GitHubInstallationID, 10)
+			}
+			return []any{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, inst}
+		},
+	}.run(ctx, args, getenv, stdout, stderr)
 }

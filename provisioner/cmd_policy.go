@@ -7,11 +7,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/sqlite"
 )
 
 func cmdPolicy(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -106,49 +106,32 @@ type policyJSON struct {
 }
 
 func policyList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("policy list", "List the OIDC policies.", stderr)
-	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ps, err := db.Policies(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]policyJSON, 0, len(ps))
-		for _, p := range ps {
-			out = append(out, policyJSON{
-				ID: p.ID, Account: p.Account.Name, Issuer: p.Issuer, RepositoryOwnerID: p.RepositoryOwnerID,
-				RepositoryID: p.RepositoryID, Ref: p.Ref, Environment: p.Environment, Event: p.Event,
-				AllowPrivileged: p.AllowPrivileged, CreatedAt: p.CreatedAt,
-			})
-		}
-		return printJSON(stdout, out)
-	}
 	orAny := func(s string) string {
 		if s == "" {
 			return "*"
 		}
 		return s
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tACCOUNT\tOWNER-ID\tREPOSITORY-ID\tREF\tENVIRONMENT\tEVENT\tPRIVILEGED\tISSUER\tCREATED")
-	for _, p := range ps {
-		repo := "*"
-		if p.RepositoryID != 0 {
-			repo = strconv.FormatInt(p.RepositoryID, 10)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%t\t%s\t%s\n", p.ID, p.Account.Name, p.RepositoryOwnerID, repo,
-			orAny(p.Ref), orAny(p.Environment), orAny(p.Event), p.AllowPrivileged, p.Issuer, p.CreatedAt.Format(time.RFC3339))
-	}
-	return tw.Flush()
+	return listing[auth.Policy]{
+		name: "policy list", usage: "List the OIDC policies.",
+		read: (*sqlite.DB).Policies,
+		asJSON: func(p auth.Policy) any {
+			return policyJSON{
+				ID: p.ID, Account: p.Account.Name, Issuer: p.Issuer, RepositoryOwnerID: p.RepositoryOwnerID,
+				RepositoryID: p.RepositoryID, Ref: p.Ref, Environment: p.Environment, Event: p.Event,
+				AllowPrivileged: p.AllowPrivileged, CreatedAt: p.CreatedAt,
+			}
+		},
+		header: "ID	ACCOUNT	OWNER-ID	REPOSITORY-ID	REF	ENVIRONMENT	EVENT	PRIVILEGED	ISSUER	CREATED",
+		cells: func(p auth.Policy) []any {
+			repo := "*"
+			if p.RepositoryID != 0 {
+				repo = strconv.FormatInt(p.RepositoryID, 10)
+			}
+			return []any{p.ID, p.Account.Name, p.RepositoryOwnerID, repo, orAny(p.Ref), orAny(p.Environment), orAny(p.Event),
+				p.AllowPrivileged, p.Issuer, p.CreatedAt.Format(time.RFC3339)}
+		},
+	}.run(ctx, args, getenv, stdout, stderr)
 }
 
 func policyRemove(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/smek/action/internal/auth"
@@ -129,34 +128,18 @@ func (l *limitFlag) Set(s string) error {
 }
 
 func tokenList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("token list", "List tokens (never their secrets).", stderr)
-	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ts, err := db.Tokens(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, ts)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tACCOUNT\tPRIVILEGED\tSERVICE\tCREATED\tREVOKED\tDESCRIPTION")
-	for _, t := range ts {
-		revoked := "-"
-		if !t.RevokedAt.IsZero() {
-			revoked = t.RevokedAt.Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%t\t%t\t%s\t%s\t%s\n", t.ID, t.Prefix, t.Account, t.AllowPrivileged, t.Service, t.CreatedAt.Format(time.RFC3339), revoked, t.Description)
-	}
-	return tw.Flush()
+	return listing[sqlite.Token]{
+		name: "token list", usage: "List tokens (never their secrets).",
+		read:   (*sqlite.DB).Tokens,
+		header: "ID	PREFIX	ACCOUNT	PRIVILEGED	SERVICE	CREATED	REVOKED	DESCRIPTION",
+		cells: func(t sqlite.Token) []any {
+			revoked := "-"
+			if !t.RevokedAt.IsZero() {
+				revoked = t.RevokedAt.Format(time.RFC3339)
+			}
+			return []any{t.ID, t.Prefix, t.Account, t.AllowPrivileged, t.Service, t.CreatedAt.Format(time.RFC3339), revoked, t.Description}
+		},
+	}.run(ctx, args, getenv, stdout, stderr)
 }
 
 func tokenRevoke(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
