@@ -234,22 +234,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// (Deliveries), with a service token.
 	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
 	if cfg.GitHubWebhookSecret != "" {
-		public := s.publicURL()
-		var clusters githubapp.Clusters = api.NewAppClusters(s.Life, s.DB)
-		if cfg.GitHubClusters != nil {
-			clusters = cfg.GitHubClusters(clusters)
-		}
-		app, err := githubapp.New(githubapp.Config{
-			Secret: []byte(cfg.GitHubWebhookSecret), Clusters: clusters, Deliveries: s.DB,
-			GitHub: cfg.GitHub, PublicURL: public, Logger: cfg.Logger,
-			OnDone: s.deliveryDone, Metrics: s.Metrics,
-		})
-		if err != nil {
+		if apiCfg.GitHubWebhook, err = s.githubApp(runCtx); err != nil {
 			return nil, err
 		}
-		apiCfg.GitHubWebhook = app
-		s.wg.Go(func() { app.Run(runCtx) })
-		s.log.Info("GitHub App webhook on", logkey.Path, githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
 	}
 	handler := api.New(apiCfg)
 
@@ -259,29 +246,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	if cfg.OpsAddr != "" {
-		l, err := net.Listen("tcp", cfg.OpsAddr)
-		if err != nil {
-			return nil, fmt.Errorf("ops address: %w", err)
-		}
-		s.opsAddr = l.Addr()
-		// The ops listener serves the API and the operator's pages; GitHub
-		// and the standalone App talk to the public one.
-		opsCfg := apiCfg
-		opsCfg.Mounts, opsCfg.OperatorToken = ops, cfg.OpsToken
-		opsCfg.GitHubWebhook, opsCfg.Deliveries = nil, nil
-		if cfg.OpsToken == "" && !loopback(s.opsAddr) {
-			s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", logkey.OpsAddr, s.opsAddr.String())
-		}
-		s.opsHTTP = httpserver.New(api.New(opsCfg), cfg.HTTPTimeouts, cfg.Logger)
-		s.wg.Go(func() {
-			if err := s.opsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.errc <- err
-			}
-		})
-	}
-	if cfg.OpsAddr == "" {
-		s.log.Info("the status page and /metrics are off: no ops address")
+	if err := s.listenOps(apiCfg, ops); err != nil {
+		return nil, err
 	}
 	s.wg.Go(func() { s.runPool(runCtx) })
 	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log}), gocron.WithClock(cfg.Clock)); err != nil {
@@ -305,6 +271,57 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.log.Info("SMEK listening", "addr", s.listener.Addr().String(), logkey.OpsAddr, s.OpsURL(), logkey.Backend, backend.Name(), "versions", versions, "pool_targets", len(targets), "data_dir", cfg.DataDir)
 	ok = true
 	return s, nil
+}
+
+// githubApp starts the GitHub App embedded in the provisioner: it reaches
+// clusters in-process, with the rules of the /v1 API, and runs its
+// deliveries' work until ctx ends. The answer is its webhook handler.
+func (s *Server) githubApp(ctx context.Context) (http.Handler, error) {
+	cfg := s.cfg
+	var clusters githubapp.Clusters = api.NewAppClusters(s.Life, s.DB)
+	if cfg.GitHubClusters != nil {
+		clusters = cfg.GitHubClusters(clusters)
+	}
+	app, err := githubapp.New(githubapp.Config{
+		Secret: []byte(cfg.GitHubWebhookSecret), Clusters: clusters, Deliveries: s.DB,
+		GitHub: cfg.GitHub, PublicURL: s.publicURL(), Logger: cfg.Logger,
+		OnDone: s.deliveryDone, Metrics: s.Metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.wg.Go(func() { app.Run(ctx) })
+	s.log.Info("GitHub App webhook on", logkey.Path, githubapp.WebhookPath, "comment_commands", cfg.GitHub != nil)
+	return app, nil
+}
+
+// listenOps serves the API with the operator's pages (ops) on the ops
+// address, when one is set. GitHub and the standalone App talk to the
+// public listener only.
+func (s *Server) listenOps(apiCfg api.Config, ops map[string]http.Handler) error {
+	cfg := s.cfg
+	if cfg.OpsAddr == "" {
+		s.log.Info("the status page and /metrics are off: no ops address")
+		return nil
+	}
+	l, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		return fmt.Errorf("ops address: %w", err)
+	}
+	s.opsAddr = l.Addr()
+	opsCfg := apiCfg
+	opsCfg.Mounts, opsCfg.OperatorToken = ops, cfg.OpsToken
+	opsCfg.GitHubWebhook, opsCfg.Deliveries = nil, nil
+	if cfg.OpsToken == "" && !loopback(s.opsAddr) {
+		s.log.Warn("the status page and /metrics are open to anyone who reaches the ops address: set an ops token, or keep it on loopback", logkey.OpsAddr, s.opsAddr.String())
+	}
+	s.opsHTTP = httpserver.New(api.New(opsCfg), cfg.HTTPTimeouts, cfg.Logger)
+	s.wg.Go(func() {
+		if err := s.opsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	})
+	return nil
 }
 
 func (s *Server) backend() (pool.Backend, error) {
