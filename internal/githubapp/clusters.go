@@ -156,10 +156,10 @@ func (c *APIClusters) Get(ctx context.Context, as int64, id string) (cluster.Clu
 // names none.
 const defaultCreateWait = 5 * time.Minute
 
-// Create implements Clusters. The kubeconfig of the answer is dropped, as
-// in every answer: the App never shows one. The server may hold a create for its wait (the
-// request's, else five minutes), so the call has that on top of its
-// timeout.
+// Create implements Clusters. The answer's kubeconfig does not reach the
+// App: the domain's cluster has none, and the App never shows one. The
+// server may hold a create for its wait (the request's, else five
+// minutes), so the call has that on top of its timeout.
 func (c *APIClusters) Create(ctx context.Context, as int64, in cluster.CreateInput) (cluster.Cluster, error) {
 	wait := defaultCreateWait
 	if in.Wait != nil && *in.Wait > 0 {
