@@ -9,7 +9,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/lifecycle"
-	"github.com/smek/action/internal/wire"
 )
 
 // AppClusters gives the GitHub App embedded in the provisioner the same
@@ -43,7 +42,7 @@ func (a AppClusters) as(ctx context.Context, installation int64) (cluster.Princi
 
 // List implements githubapp.Clusters with the rules of GET
 // /v1/clusters: without statuses it lists the clusters that still exist.
-func (a AppClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wire.Cluster, error) {
+func (a AppClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]cluster.Cluster, error) {
 	p, err := a.as(ctx, as)
 	if err != nil {
 		return nil, err
@@ -54,51 +53,35 @@ func (a AppClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wi
 	if f.RepositoryOwner != "" && !validOwner(f.RepositoryOwner) {
 		return nil, cluster.Errorf(cluster.EINVALID, "repository-owner", "repository-owner must be a GitHub user or organization name")
 	}
-	cs, err := a.life.List(ctx, p, f)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]wire.Cluster, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, toWire(c))
-	}
-	return out, nil
+	return a.life.List(ctx, p, f)
 }
 
 // Get implements githubapp.Clusters.
-func (a AppClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (a AppClusters) Get(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
 		return a.life.Get(ctx, p, cid)
 	})
 }
 
 // Create implements githubapp.Clusters; the answer carries no kubeconfig.
-func (a AppClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
+func (a AppClusters) Create(ctx context.Context, as int64, in cluster.CreateInput) (cluster.Cluster, error) {
 	p, err := a.as(ctx, as)
 	if err != nil {
-		return nil, err
-	}
-	in, err := createInput(req, false)
-	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	res, err := a.life.Create(ctx, p, in)
-	if err != nil {
-		return nil, err
-	}
-	w := toWire(res.Cluster)
-	return &w, nil
+	return res.Cluster, err
 }
 
 // Stop implements githubapp.Clusters.
-func (a AppClusters) Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (a AppClusters) Stop(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
 		return a.life.Stop(ctx, p, cid, false)
 	})
 }
 
 // Start implements githubapp.Clusters; the answer carries no kubeconfig.
-func (a AppClusters) Start(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (a AppClusters) Start(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
 		res, err := a.life.Start(ctx, p, cid)
 		return res.Cluster, err
@@ -106,7 +89,7 @@ func (a AppClusters) Start(ctx context.Context, as int64, id string) (*wire.Clus
 }
 
 // Extend implements githubapp.Clusters.
-func (a AppClusters) Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error) {
+func (a AppClusters) Extend(ctx context.Context, as int64, id string, minutes int) (cluster.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
 		return a.life.Extend(ctx, p, cid, minutes)
 	})
@@ -114,27 +97,22 @@ func (a AppClusters) Extend(ctx context.Context, as int64, id string, minutes in
 
 // Terminate implements githubapp.Clusters; the cause recorded is the
 // webhook.
-func (a AppClusters) Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (a AppClusters) Terminate(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return a.do(ctx, as, id, func(p cluster.Principal, cid cluster.ID) (cluster.Cluster, error) {
 		return a.life.Terminate(ctx, p, cid, "webhook")
 	})
 }
 
-func (a AppClusters) do(ctx context.Context, as int64, id string, op func(cluster.Principal, cluster.ID) (cluster.Cluster, error)) (*wire.Cluster, error) {
+func (a AppClusters) do(ctx context.Context, as int64, id string, op func(cluster.Principal, cluster.ID) (cluster.Cluster, error)) (cluster.Cluster, error) {
 	p, err := a.as(ctx, as)
 	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	cid, err := cluster.ParseID(strings.TrimSpace(id))
 	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
-	c, err := op(p, cid)
-	if err != nil {
-		return nil, err
-	}
-	w := toWire(c)
-	return &w, nil
+	return op(p, cid)
 }
 
 // Note implements githubapp.Clusters.

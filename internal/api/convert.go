@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -15,13 +14,7 @@ func toWire(c cluster.Cluster) wire.Cluster {
 		KeepCluster: c.Spec.KeepCluster, EnablePrivileged: c.Spec.Privileged, NotificationEmail: c.Spec.NotificationEmail,
 		APIServer: c.APIServer, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
 		StoppedAt: timePtr(c.StoppedAt), StoppedExpiresAt: timePtr(c.StoppedExpiresAt), TerminatedAt: timePtr(c.TerminatedAt),
-	}
-	if r := c.Run; r != (cluster.RunMetadata{}) {
-		w.Run = &wire.RunMetadata{
-			Repository: r.Repository, RepositoryID: r.RepositoryID, RunID: r.RunID, RunAttempt: r.RunAttempt,
-			Job: r.Job, JobID: r.JobID, RunnerName: r.Runner, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
-			Actor: r.Actor, PullRequest: r.PullRequest, InstallationID: r.InstallationID, Verified: r.Verified,
-		}
+		Run: wire.RunOf(c.Run),
 	}
 	t := c.Timings
 	if t.Total() > 0 || t.Warm || len(c.ServerPhases) > 0 {
@@ -44,23 +37,16 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func fromWireRun(r *wire.RunMetadata) *cluster.RunMetadata {
-	if r == nil {
-		return nil
-	}
-	return &cluster.RunMetadata{
-		Repository: r.Repository, RepositoryID: r.RepositoryID, RunID: r.RunID, RunAttempt: r.RunAttempt,
-		Job: r.Job, JobID: r.JobID, Runner: r.RunnerName, Ref: r.Ref, SHA: r.SHA, Event: r.Event, WorkflowRef: r.WorkflowRef,
-		Actor: r.Actor, PullRequest: r.PullRequest, InstallationID: r.InstallationID,
-	}
-}
-
 // createInput turns a decoded create request into the lifecycle's input.
-func createInput(req wire.CreateRequest, requireEmail bool) (lifecycle.CreateInput, error) {
-	in := lifecycle.CreateInput{
+func createInput(req wire.CreateRequest, requireEmail bool) (cluster.CreateInput, error) {
+	in := cluster.CreateInput{
 		K8sVersion: req.K8sVersion, MinutesToLive: req.MinutesToLive, KeepCluster: req.KeepCluster,
 		NotificationEmail: req.NotificationEmail, Privileged: req.EnablePrivileged, Size: req.ClusterSize,
-		Run: fromWireRun(req.Run), RequireEmail: requireEmail,
+		RequireEmail: requireEmail,
+	}
+	if req.Run != nil {
+		r := req.Run.Domain() // lifecycle marks it unverified
+		in.Run = &r
 	}
 	if req.Wait != nil {
 		d, err := time.ParseDuration(*req.Wait)

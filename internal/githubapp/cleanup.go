@@ -9,7 +9,6 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
-	"github.com/smek/action/internal/wire"
 )
 
 // cleanup is the work of an event that ends clusters: terminate every live
@@ -27,7 +26,7 @@ type cleanup struct {
 // all) accepts them.
 type selection struct {
 	list  cluster.Filter
-	match func(wire.Cluster) bool
+	match func(cluster.Cluster) bool
 }
 
 // all selects every cluster the listing returns.
@@ -47,43 +46,43 @@ func (a *App) newCleanupOf(c *cleanup, delivery, event string) func(context.Cont
 // from terminate means someone else ended the cluster first.
 func (c *cleanup) run(ctx context.Context) error {
 	var errs []error
-	seen := map[string]bool{}
+	seen := map[cluster.ID]bool{}
 	for _, s := range c.selections {
 		list, err := c.app.clusters.List(ctx, AsApp, s.list)
 		if err != nil {
 			return fmt.Errorf("list clusters of %s: %w", c.why, err)
 		}
 		for _, cl := range list {
-			if seen[cl.ClusterID] || s.match != nil && !s.match(cl) {
+			if seen[cl.ID] || s.match != nil && !s.match(cl) {
 				continue
 			}
-			seen[cl.ClusterID] = true
-			log := c.log.With(logkey.Cluster, cl.ClusterID)
-			if !cluster.Status(cl.ClusterStatus).Live() || cluster.Status(cl.ClusterStatus) == cluster.Terminating {
+			seen[cl.ID] = true
+			log := c.log.With(logkey.Cluster, cl.ID)
+			if !cl.Status.Live() || cl.Status == cluster.Terminating {
 				continue
 			}
-			if cl.KeepCluster && c.stopKept {
+			if cl.Spec.KeepCluster && c.stopKept {
 				if err := c.stop(ctx, log, cl); err != nil {
 					errs = append(errs, err)
 				}
 				continue
 			}
-			if cl.KeepCluster {
+			if cl.Spec.KeepCluster {
 				log.Info("cluster left alone: created with keep-cluster", logkey.Reason, c.why)
 				// The owner should find why it still runs in its event log.
-				if err := c.app.clusters.Note(ctx, AsApp, cl.ClusterID, "left alone though "+c.why+": created with keep-cluster"); err != nil {
+				if err := c.app.clusters.Note(ctx, AsApp, string(cl.ID), "left alone though "+c.why+": created with keep-cluster"); err != nil {
 					log.Warn("note in the event log", logkey.Err, err)
 				}
 				continue
 			}
-			_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)
+			_, err := c.app.clusters.Terminate(ctx, AsApp, string(cl.ID))
 			switch cluster.ErrorCode(err) {
 			case "":
 				log.Info("cluster terminated", logkey.Reason, c.why)
 			case cluster.ENOTFOUND, cluster.ECONFLICT:
 				log.Info("cluster already ending", logkey.Reason, c.why, logkey.Err, err)
 			default:
-				errs = append(errs, fmt.Errorf("terminate %s: %w", cl.ClusterID, err))
+				errs = append(errs, fmt.Errorf("terminate %s: %w", cl.ID, err))
 			}
 		}
 	}
@@ -93,33 +92,33 @@ func (c *cleanup) run(ctx context.Context) error {
 // stop stops a keep-cluster cluster, as its own expiry would: its owner
 // may start it again until the server's stopped lifetime ends it. One the
 // account cannot keep stopped (its max-stopped-clusters) is terminated.
-func (c *cleanup) stop(ctx context.Context, log *slog.Logger, cl wire.Cluster) error {
-	switch cluster.Status(cl.ClusterStatus) {
+func (c *cleanup) stop(ctx context.Context, log *slog.Logger, cl cluster.Cluster) error {
+	switch cl.Status {
 	case cluster.Stopped:
 		return nil
 	case cluster.Pending:
 		// Stopped once it runs: the next try finds it so.
-		return fmt.Errorf("stop %s: it is still being created", cl.ClusterID)
+		return fmt.Errorf("stop %s: it is still being created", cl.ID)
 	}
-	_, err := c.app.clusters.Stop(ctx, AsApp, cl.ClusterID)
+	_, err := c.app.clusters.Stop(ctx, AsApp, string(cl.ID))
 	switch cluster.ErrorCode(err) {
 	case "":
 		log.Info("cluster stopped: created with keep-cluster", logkey.Reason, c.why)
-		c.note(ctx, log, cl.ClusterID, "stopped, not terminated, though "+c.why+": created with keep-cluster")
+		c.note(ctx, log, string(cl.ID), "stopped, not terminated, though "+c.why+": created with keep-cluster")
 		return nil
 	case cluster.ENOTFOUND, cluster.ECONFLICT:
 		log.Info("cluster already changing", logkey.Reason, c.why, logkey.Err, err)
 		return nil
 	case cluster.ELIMIT:
 		log.Info("cluster terminated: its account keeps no more stopped clusters", logkey.Reason, c.why)
-		c.note(ctx, log, cl.ClusterID, "terminated though created with keep-cluster: "+c.why+" and its account keeps no more stopped clusters")
-		_, err := c.app.clusters.Terminate(ctx, AsApp, cl.ClusterID)
+		c.note(ctx, log, string(cl.ID), "terminated though created with keep-cluster: "+c.why+" and its account keeps no more stopped clusters")
+		_, err := c.app.clusters.Terminate(ctx, AsApp, string(cl.ID))
 		if code := cluster.ErrorCode(err); err != nil && code != cluster.ENOTFOUND && code != cluster.ECONFLICT {
-			return fmt.Errorf("terminate %s: %w", cl.ClusterID, err)
+			return fmt.Errorf("terminate %s: %w", cl.ID, err)
 		}
 		return nil
 	default:
-		return fmt.Errorf("stop %s: %w", cl.ClusterID, err)
+		return fmt.Errorf("stop %s: %w", cl.ID, err)
 	}
 }
 
@@ -193,15 +192,15 @@ func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Contex
 // own completion and the TTL remain. Both times are GitHub's, to the
 // second, and the cluster's creation time is SMEK's: the clocks are
 // assumed to agree within the time a runner takes to start its next job.
-func jobMatch(jobID int64, runner string, started, completed *time.Time) func(wire.Cluster) bool {
-	return func(c wire.Cluster) bool {
+func jobMatch(jobID int64, runner string, started, completed *time.Time) func(cluster.Cluster) bool {
+	return func(c cluster.Cluster) bool {
 		r := c.Run
 		switch {
-		case r == nil:
+		case r == (cluster.RunMetadata{}):
 			return false
 		case r.JobID != 0:
 			return r.JobID == jobID
-		case r.RunnerName != runner || completed == nil:
+		case r.Runner != runner || completed == nil:
 			return false
 		case started != nil && c.CreatedAt.Before(*started):
 			return false

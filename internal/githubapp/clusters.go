@@ -30,13 +30,13 @@ type Clusters interface {
 	// List returns the clusters that match f; without f.Statuses, those
 	// that still exist (pending, running, stopped, terminating), as GET
 	// /v1/clusters has it. f.AccountID and f.Limit are not used: as scopes.
-	List(ctx context.Context, as int64, f cluster.Filter) ([]wire.Cluster, error)
-	Get(ctx context.Context, as int64, id string) (*wire.Cluster, error)
-	Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error)
-	Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error)
-	Start(ctx context.Context, as int64, id string) (*wire.Cluster, error)
-	Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error)
-	Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error)
+	List(ctx context.Context, as int64, f cluster.Filter) ([]cluster.Cluster, error)
+	Get(ctx context.Context, as int64, id string) (cluster.Cluster, error)
+	Create(ctx context.Context, as int64, in cluster.CreateInput) (cluster.Cluster, error)
+	Stop(ctx context.Context, as int64, id string) (cluster.Cluster, error)
+	Start(ctx context.Context, as int64, id string) (cluster.Cluster, error)
+	Extend(ctx context.Context, as int64, id string, minutes int) (cluster.Cluster, error)
+	Terminate(ctx context.Context, as int64, id string) (cluster.Cluster, error)
 	// Note records a message in the cluster's event log.
 	Note(ctx context.Context, as int64, id string, message string) error
 }
@@ -115,18 +115,22 @@ func (a asApp) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // List implements Clusters.
-func (c *APIClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]wire.Cluster, error) {
+func (c *APIClusters) List(ctx context.Context, as int64, f cluster.Filter) ([]cluster.Cluster, error) {
 	cl, err := c.client(as)
 	if err != nil {
 		return nil, err
 	}
 	ctx, done := c.calls.bound(ctx, c.calls.timeout)
 	defer done()
-	out, err := cl.List(ctx, listOptions(f))
-	for i := range out {
-		out[i].Kubeconfig = ""
+	list, err := cl.List(ctx, listOptions(f))
+	if err != nil {
+		return nil, apiError(c.calls.explain(ctx, err))
 	}
-	return out, apiError(c.calls.explain(ctx, err))
+	out := make([]cluster.Cluster, len(list))
+	for i, w := range list {
+		out[i] = w.Domain()
+	}
+	return out, nil
 }
 
 // listOptions is f as the query of GET /v1/clusters.
@@ -142,7 +146,7 @@ func listOptions(f cluster.Filter) client.ListOptions {
 }
 
 // Get implements Clusters.
-func (c *APIClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (c *APIClusters) Get(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
 		return cl.Get(ctx, id)
 	})
@@ -152,64 +156,77 @@ func (c *APIClusters) Get(ctx context.Context, as int64, id string) (*wire.Clust
 // names none.
 const defaultCreateWait = 5 * time.Minute
 
-// Create implements Clusters. The kubeconfig of the answer is dropped: the
-// App never shows one. The server may hold a create for its wait (the
-// request's, else five minutes), so the call has that on top of its
-// timeout.
-func (c *APIClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
+// Create implements Clusters. The answer's kubeconfig does not reach the
+// App: the domain's cluster has none, and the App never shows one. The
+// server may hold a create for its wait (the request's, else five
+// minutes), so the call has that on top of its timeout.
+func (c *APIClusters) Create(ctx context.Context, as int64, in cluster.CreateInput) (cluster.Cluster, error) {
 	wait := defaultCreateWait
-	if req.Wait != nil {
-		if d, err := time.ParseDuration(*req.Wait); err == nil && d > 0 {
-			wait = d
-		}
+	if in.Wait != nil && *in.Wait > 0 {
+		wait = *in.Wait
 	}
 	return c.call(ctx, as, c.calls.timeout+wait, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
-		return cl.Create(ctx, req)
+		return cl.Create(ctx, createRequest(in))
 	})
 }
 
+// createRequest is in as the body of POST /v1/clusters.
+func createRequest(in cluster.CreateInput) wire.CreateRequest {
+	req := wire.CreateRequest{
+		K8sVersion: in.K8sVersion, MinutesToLive: in.MinutesToLive, KeepCluster: in.KeepCluster,
+		NotificationEmail: in.NotificationEmail, EnablePrivileged: in.Privileged, ClusterSize: in.Size,
+	}
+	if in.Run != nil {
+		req.Run = wire.RunOf(*in.Run)
+	}
+	if in.Wait != nil {
+		w := in.Wait.String()
+		req.Wait = &w
+	}
+	return req
+}
+
 // Stop implements Clusters.
-func (c *APIClusters) Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (c *APIClusters) Stop(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
 		return cl.Stop(ctx, id, false)
 	})
 }
 
 // Start implements Clusters.
-func (c *APIClusters) Start(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (c *APIClusters) Start(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
 		return cl.Start(ctx, id)
 	})
 }
 
 // Extend implements Clusters.
-func (c *APIClusters) Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error) {
+func (c *APIClusters) Extend(ctx context.Context, as int64, id string, minutes int) (cluster.Cluster, error) {
 	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
 		return cl.Extend(ctx, id, minutes)
 	})
 }
 
 // Terminate implements Clusters.
-func (c *APIClusters) Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (c *APIClusters) Terminate(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return c.call(ctx, as, c.calls.timeout, func(ctx context.Context, cl *client.Client) (*wire.Cluster, error) {
 		return cl.Terminate(ctx, id)
 	})
 }
 
 // call makes one call as installation as, bounded by timeout.
-func (c *APIClusters) call(ctx context.Context, as int64, timeout time.Duration, fn func(context.Context, *client.Client) (*wire.Cluster, error)) (*wire.Cluster, error) {
+func (c *APIClusters) call(ctx context.Context, as int64, timeout time.Duration, fn func(context.Context, *client.Client) (*wire.Cluster, error)) (cluster.Cluster, error) {
 	cl, err := c.client(as)
 	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	ctx, done := c.calls.bound(ctx, timeout)
 	defer done()
 	out, err := fn(ctx, cl)
 	if err != nil {
-		return nil, apiError(c.calls.explain(ctx, err))
+		return cluster.Cluster{}, apiError(c.calls.explain(ctx, err))
 	}
-	out.Kubeconfig = ""
-	return out, nil
+	return out.Domain(), nil
 }
 
 // apiError turns an API answer outside 2xx into a *cluster.Error with the

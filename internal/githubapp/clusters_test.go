@@ -30,26 +30,23 @@ func TestAPIClusters(t *testing.T) {
 	}
 	ctx := t.Context()
 	email := "dev@example.com"
-	cl, err := cs.Create(ctx, 7, wire.CreateRequest{NotificationEmail: &email})
+	cl, err := cs.Create(ctx, 7, cluster.CreateInput{NotificationEmail: &email})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cl.Kubeconfig != "" {
-		t.Fatal("Create kept the kubeconfig")
-	}
-	if _, err := cs.Extend(ctx, 7, cl.ClusterID, 10); err != nil {
+	if _, err := cs.Extend(ctx, 7, string(cl.ID), 10); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := cs.Get(ctx, 7, cl.ClusterID); err != nil || got.ClusterID != cl.ClusterID || got.Kubeconfig != "" {
-		t.Fatalf("Get: got %+v, %v; want the cluster without a kubeconfig", got, err)
+	if got, err := cs.Get(ctx, 7, string(cl.ID)); err != nil || got.ID != cl.ID || got.Spec.NotificationEmail != email {
+		t.Fatalf("Get: got %+v, %v; want the cluster made", got, err)
 	}
 	if _, err := cs.List(ctx, AsApp, cluster.Filter{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.Terminate(ctx, AsApp, cl.ClusterID); err != nil {
+	if _, err := cs.Terminate(ctx, AsApp, string(cl.ID)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = cs.Terminate(ctx, AsApp, cl.ClusterID)
+	_, err = cs.Terminate(ctx, AsApp, string(cl.ID))
 	if cluster.ErrorCode(err) != cluster.ECONFLICT {
 		t.Fatalf("second terminate: got %v, want ECONFLICT", err)
 	}

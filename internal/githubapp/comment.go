@@ -221,7 +221,7 @@ func (j *commentJob) ofThisRepository(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if cl.Run == nil || cl.Run.RepositoryID != j.repoID {
+	if cl.Run == (cluster.RunMetadata{}) || cl.Run.RepositoryID != j.repoID {
 		return cluster.Errorf(cluster.ENOTFOUND, "cluster-id", "cluster %s was not made for repository %d", id, j.repoID)
 	}
 	return nil

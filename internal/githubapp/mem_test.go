@@ -103,7 +103,7 @@ func (m *memClusters) lookup(as int64, id string) (*wire.Cluster, error) {
 	return c, nil
 }
 
-func (m *memClusters) List(ctx context.Context, as int64, o cluster.Filter) ([]wire.Cluster, error) {
+func (m *memClusters) List(ctx context.Context, as int64, o cluster.Filter) ([]cluster.Cluster, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter("List"); err != nil {
@@ -113,7 +113,7 @@ func (m *memClusters) List(ctx context.Context, as int64, o cluster.Filter) ([]w
 	if err != nil {
 		return nil, err
 	}
-	var out []wire.Cluster
+	var out []cluster.Cluster
 	for _, id := range slices.Sorted(maps.Keys(m.clusters)) {
 		c := m.clusters[id]
 		r := c.Run
@@ -132,34 +132,33 @@ func (m *memClusters) List(ctx context.Context, as int64, o cluster.Filter) ([]w
 			o.RepositoryOwner != "" && !strings.HasPrefix(strings.ToLower(r.Repository), strings.ToLower(o.RepositoryOwner)+"/"):
 			continue
 		}
-		out = append(out, *c)
+		out = append(out, c.Domain())
 	}
 	return out, nil
 }
 
-func (m *memClusters) Get(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (m *memClusters) Get(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter("Get"); err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	c, err := m.lookup(as, id)
 	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
-	out := *c
-	return &out, nil
+	return c.Domain(), nil
 }
 
-func (m *memClusters) Create(ctx context.Context, as int64, req wire.CreateRequest) (*wire.Cluster, error) {
+func (m *memClusters) Create(ctx context.Context, as int64, in cluster.CreateInput) (cluster.Cluster, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter("Create"); err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	acct, err := m.account(as)
 	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	live := 0
 	for _, c := range m.clusters {
@@ -168,48 +167,47 @@ func (m *memClusters) Create(ctx context.Context, as int64, req wire.CreateReque
 		}
 	}
 	if live >= m.limit {
-		return nil, cluster.Errorf(cluster.ELIMIT, "", "account %q has %d clusters, its limit", acct, live)
+		return cluster.Cluster{}, cluster.Errorf(cluster.ELIMIT, "", "account %q has %d clusters, its limit", acct, live)
 	}
 	m.seq++
 	minutes := 60
-	if req.MinutesToLive != nil {
-		minutes = *req.MinutesToLive
+	if in.MinutesToLive != nil {
+		minutes = *in.MinutesToLive
 	}
 	c := wire.Cluster{
 		ClusterID: fmt.Sprintf("c-mem%03d", m.seq), ClusterStatus: "running", Account: acct,
 		K8sVersion: "1.36.3", ClusterSize: "1-mid", MinutesToLive: minutes,
-		KeepCluster: req.KeepCluster != nil && *req.KeepCluster, Run: req.Run,
-		EnablePrivileged: req.EnablePrivileged != nil && *req.EnablePrivileged,
+		KeepCluster:      in.KeepCluster != nil && *in.KeepCluster,
+		EnablePrivileged: in.Privileged != nil && *in.Privileged,
 		CreatedAt:        m.now(), ExpiresAt: m.now().Add(time.Duration(minutes) * time.Minute),
-		Kubeconfig: "apiVersion: v1\nkind: Config\nusers:\n- user:\n    token: secret-tenant-token\n",
 	}
-	if req.K8sVersion != nil {
-		c.K8sVersion = *req.K8sVersion
+	if in.Run != nil {
+		c.Run = wire.RunOf(*in.Run)
 	}
-	stored := c
-	stored.Kubeconfig = ""
-	m.clusters[c.ClusterID] = &stored
-	return &c, nil
+	if in.K8sVersion != nil {
+		c.K8sVersion = *in.K8sVersion
+	}
+	m.clusters[c.ClusterID] = &c
+	return c.Domain(), nil
 }
 
-func (m *memClusters) transition(as int64, method, id string, fn func(c *wire.Cluster) error) (*wire.Cluster, error) {
+func (m *memClusters) transition(as int64, method, id string, fn func(c *wire.Cluster) error) (cluster.Cluster, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter(method); err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	c, err := m.lookup(as, id)
 	if err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
 	if err := fn(c); err != nil {
-		return nil, err
+		return cluster.Cluster{}, err
 	}
-	out := *c
-	return &out, nil
+	return c.Domain(), nil
 }
 
-func (m *memClusters) Stop(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (m *memClusters) Stop(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return m.transition(as, "Stop", id, func(c *wire.Cluster) error {
 		switch {
 		case c.ClusterStatus != "running":
@@ -223,7 +221,7 @@ func (m *memClusters) Stop(ctx context.Context, as int64, id string) (*wire.Clus
 	})
 }
 
-func (m *memClusters) Start(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (m *memClusters) Start(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return m.transition(as, "Start", id, func(c *wire.Cluster) error {
 		if c.ClusterStatus != "stopped" {
 			return cluster.Errorf(cluster.ECONFLICT, "", "cluster %s is %s", id, c.ClusterStatus)
@@ -233,7 +231,7 @@ func (m *memClusters) Start(ctx context.Context, as int64, id string) (*wire.Clu
 	})
 }
 
-func (m *memClusters) Extend(ctx context.Context, as int64, id string, minutes int) (*wire.Cluster, error) {
+func (m *memClusters) Extend(ctx context.Context, as int64, id string, minutes int) (cluster.Cluster, error) {
 	return m.transition(as, "Extend", id, func(c *wire.Cluster) error {
 		if !cluster.Status(c.ClusterStatus).Live() {
 			return cluster.Errorf(cluster.ECONFLICT, "", "cluster %s is %s", id, c.ClusterStatus)
@@ -243,7 +241,7 @@ func (m *memClusters) Extend(ctx context.Context, as int64, id string, minutes i
 	})
 }
 
-func (m *memClusters) Terminate(ctx context.Context, as int64, id string) (*wire.Cluster, error) {
+func (m *memClusters) Terminate(ctx context.Context, as int64, id string) (cluster.Cluster, error) {
 	return m.transition(as, "Terminate", id, func(c *wire.Cluster) error {
 		if c.ClusterStatus == "terminated" {
 			return cluster.Errorf(cluster.ECONFLICT, "", "cluster %s is terminated", id)

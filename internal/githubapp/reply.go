@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/wire"
 )
 
 // Replies are public comments: they show cluster ids, states and deadlines,
@@ -22,9 +21,9 @@ func (j *commentJob) create(ctx context.Context) (string, bool) {
 	}
 	c := j.cmd
 	keep := c.Keep
-	req := wire.CreateRequest{
+	in := cluster.CreateInput{
 		KeepCluster: &keep,
-		Run: &wire.RunMetadata{
+		Run: &cluster.RunMetadata{
 			Repository:     j.repoFullName,
 			RepositoryID:   j.repoID,
 			PullRequest:    int64(j.number),
@@ -34,25 +33,25 @@ func (j *commentJob) create(ctx context.Context) (string, bool) {
 		},
 	}
 	if c.Minutes > 0 {
-		req.MinutesToLive = &c.Minutes
+		in.MinutesToLive = &c.Minutes
 	}
 	if c.Privileged {
-		req.EnablePrivileged = &c.Privileged
+		in.Privileged = &c.Privileged
 	}
 	if c.Version != "" {
-		req.K8sVersion = &c.Version
+		in.K8sVersion = &c.Version
 	}
-	cl, err := j.app.clusters.Create(ctx, j.installation, req)
+	cl, err := j.app.clusters.Create(ctx, j.installation, in)
 	if err != nil {
 		return j.failed("create a cluster", err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "@%s cluster `%s` is %s: Kubernetes %s", j.user, cl.ClusterID, cl.ClusterStatus, cl.K8sVersion)
-	if cl.EnablePrivileged {
+	fmt.Fprintf(&b, "@%s cluster `%s` is %s: Kubernetes %s", j.user, cl.ID, cl.Status, cl.Spec.K8sVersion)
+	if cl.Spec.Privileged {
 		b.WriteString(", privileged")
 	}
 	fmt.Fprintf(&b, ", expires %s.", formatTime(cl.ExpiresAt))
-	if cl.KeepCluster {
+	if cl.Spec.KeepCluster {
 		b.WriteString(" It is kept when this pull request closes.")
 	} else {
 		b.WriteString(" It is terminated when this pull request closes.")
@@ -63,7 +62,7 @@ func (j *commentJob) create(ctx context.Context) (string, bool) {
 }
 
 // fetchHelp tells how to get the kubeconfig with one's own token.
-func (j *commentJob) fetchHelp(cl *wire.Cluster) string {
+func (j *commentJob) fetchHelp(cl cluster.Cluster) string {
 	account := "linked to this App installation"
 	if cl.Account != "" {
 		account = "`" + cl.Account + "`"
@@ -75,7 +74,7 @@ func (j *commentJob) fetchHelp(cl *wire.Cluster) string {
 	return fmt.Sprintf("Fetch its kubeconfig with a token of the SMEK account %s (it is never posted here):\n\n"+
 		"```sh\ncurl -fsS -H \"Authorization: Bearer $SMEK_TOKEN\" -H 'Accept: application/yaml' \\\n"+
 		"  %s/v1/clusters/%s/kubeconfig > smek-%s.yaml && chmod 600 smek-%s.yaml\n```\n",
-		account, base, cl.ClusterID, cl.ClusterID, cl.ClusterID)
+		account, base, cl.ID, cl.ID, cl.ID)
 }
 
 func (j *commentJob) list(ctx context.Context) (string, bool) {
@@ -86,15 +85,15 @@ func (j *commentJob) list(ctx context.Context) (string, bool) {
 	var b strings.Builder
 	n := 0
 	for _, cl := range list {
-		if cluster.Status(cl.ClusterStatus) == cluster.Terminated {
+		if cl.Status == cluster.Terminated {
 			continue
 		}
 		if n == 0 {
 			b.WriteString("| cluster | status | Kubernetes | expires | kept |\n|---|---|---|---|---|\n")
 		}
 		n++
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", cl.ClusterID, cl.ClusterStatus, cl.K8sVersion,
-			formatTime(cl.ExpiresAt), yesNo(cl.KeepCluster))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", cl.ID, cl.Status, cl.Spec.K8sVersion,
+			formatTime(cl.ExpiresAt), yesNo(cl.Spec.KeepCluster))
 	}
 	if n == 0 {
 		return fmt.Sprintf("@%s this pull request has no clusters. Make one with `/smek create`.", j.user), true
@@ -103,14 +102,14 @@ func (j *commentJob) list(ctx context.Context) (string, bool) {
 }
 
 // changed is the reply to stop, start and extend.
-func (j *commentJob) changed(cl *wire.Cluster, err error, what string) (string, bool) {
+func (j *commentJob) changed(cl cluster.Cluster, err error, what string) (string, bool) {
 	if err != nil {
 		return j.failed(what+" "+j.cmd.ClusterID, err)
 	}
-	reply := fmt.Sprintf("@%s cluster `%s` is %s", j.user, cl.ClusterID, cl.ClusterStatus)
-	switch cluster.Status(cl.ClusterStatus) {
+	reply := fmt.Sprintf("@%s cluster `%s` is %s", j.user, cl.ID, cl.Status)
+	switch cl.Status {
 	case cluster.Terminated, cluster.Terminating:
-		if what == "stop" && !cl.KeepCluster {
+		if what == "stop" && !cl.Spec.KeepCluster {
 			reply += " (it was made without `keep`, so stop ends it)"
 		}
 		return reply + ".", true
@@ -119,7 +118,7 @@ func (j *commentJob) changed(cl *wire.Cluster, err error, what string) (string, 
 	switch {
 	case what == "start":
 		reply += "\n\n" + j.fetchHelp(cl)
-	case what == "extend" && cluster.Status(cl.ClusterStatus) == cluster.Running:
+	case what == "extend" && cl.Status == cluster.Running:
 		reply += " " + j.extendedKubeconfigs(cl)
 	}
 	return reply, true
@@ -135,7 +134,7 @@ const kubeconfigLifetime = 7 * 24 * time.Hour
 // is valid for kubeconfigLifetime after it was fetched, and until the
 // cluster ends, so those fetched since the new deadline minus that
 // lifetime keep working until the new deadline.
-func (j *commentJob) extendedKubeconfigs(cl *wire.Cluster) string {
+func (j *commentJob) extendedKubeconfigs(cl cluster.Cluster) string {
 	cutoff := cl.ExpiresAt.Add(-kubeconfigLifetime)
 	if cl.CreatedAt.IsZero() || !cl.CreatedAt.Before(cutoff) {
 		return "Kubeconfigs already handed out for it keep working until then."

@@ -11,7 +11,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/githubfake"
 	"github.com/smek/action/internal/webhook"
-	"github.com/smek/action/internal/wire"
 )
 
 // A GitHub call that never gets an answer is given up at its deadline:
@@ -96,10 +95,10 @@ func TestSMEKCreateHasItsWaitOnTop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait := "90s"
+	wait := 90 * time.Second
 	errc := make(chan error, 1)
 	go func() {
-		_, err := clusters.Create(context.Background(), 7, wire.CreateRequest{Wait: &wait})
+		_, err := clusters.Create(context.Background(), 7, cluster.CreateInput{Wait: &wait})
 		errc <- err
 	}()
 	<-arrived
@@ -134,7 +133,7 @@ type hangingList struct {
 	arrived chan struct{}
 }
 
-func (c hangingList) List(ctx context.Context, _ int64, _ cluster.Filter) ([]wire.Cluster, error) {
+func (c hangingList) List(ctx context.Context, _ int64, _ cluster.Filter) ([]cluster.Cluster, error) {
 	c.arrived <- struct{}{}
 	<-ctx.Done()
 	return nil, ctx.Err()

@@ -53,7 +53,7 @@ func TestRebootedClusterComesBackOrIsReportedLost(t *testing.T) {
 	life := lifecycle.New(r.db, r.pool, []string{"1.36.3"}, lifecycle.Config{Notifier: mail})
 	p := cluster.Principal{Account: r.account(), Actor: "token:e2e"}
 	email := "owner@example.com"
-	created, err := life.Create(ctx, p, lifecycle.CreateInput{NotificationEmail: &email})
+	created, err := life.Create(ctx, p, cluster.CreateInput{NotificationEmail: &email})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}

@@ -68,7 +68,7 @@ func TestPoolEndToEnd(t *testing.T) {
 	life := lifecycle.New(r.db, r.pool, []string{"1.36.3"}, lifecycle.Config{})
 	p := cluster.Principal{Account: r.account(), Actor: "token:e2e"}
 
-	created, err := life.Create(ctx, p, lifecycle.CreateInput{})
+	created, err := life.Create(ctx, p, cluster.CreateInput{})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -133,7 +133,7 @@ func TestPoolEndToEnd(t *testing.T) {
 	checkOldTokenRefused(t, kc2, after)
 
 	// The next tenant gets the rebuilt server and nothing of the first.
-	next, err := life.Create(ctx, p, lifecycle.CreateInput{})
+	next, err := life.Create(ctx, p, cluster.CreateInput{})
 	if err != nil {
 		t.Fatalf("second create: %v", err)
 	}

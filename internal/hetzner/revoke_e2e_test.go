@@ -42,7 +42,7 @@ func TestTerminateRevokesBeforeAnswering(t *testing.T) {
 	r.await("the pool filled", settled(1))
 	life := lifecycle.New(r.db, r.pool, []string{"1.36.3"}, lifecycle.Config{})
 	p := cluster.Principal{Account: r.account(), Actor: "token:e2e"}
-	created, err := life.Create(ctx, p, lifecycle.CreateInput{})
+	created, err := life.Create(ctx, p, cluster.CreateInput{})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}

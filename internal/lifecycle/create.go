@@ -18,13 +18,13 @@ type Created struct {
 // Create claims a ready cluster of the requested flavor for p, waiting up to
 // the request's wait budget when the pool is empty. A create that fails
 // leaves nothing behind: the claimed member is released.
-func (s *Service) Create(ctx context.Context, p cluster.Principal, in CreateInput) (Created, error) {
+func (s *Service) Create(ctx context.Context, p cluster.Principal, in cluster.CreateInput) (Created, error) {
 	res, err := s.create(ctx, p, in)
 	s.cfg.Metrics.ClusterOp("create", outcome(err))
 	return res, err
 }
 
-func (s *Service) create(ctx context.Context, p cluster.Principal, in CreateInput) (Created, error) {
+func (s *Service) create(ctx context.Context, p cluster.Principal, in cluster.CreateInput) (Created, error) {
 	start := s.cfg.Clock.Now()
 	// A suspended account is told so whatever it asks for.
 	if p.Account.MaxClusters == 0 {

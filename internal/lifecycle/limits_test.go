@@ -175,7 +175,7 @@ func (e *env) principal(t *testing.T, name string, limits sqlite.AccountLimits) 
 func (e *env) create(t *testing.T, p cluster.Principal, keep bool) cluster.Cluster {
 	t.Helper()
 	mail := "owner@example.com"
-	res, err := e.svc.Create(context.Background(), p, lifecycle.CreateInput{KeepCluster: &keep, NotificationEmail: &mail})
+	res, err := e.svc.Create(context.Background(), p, cluster.CreateInput{KeepCluster: &keep, NotificationEmail: &mail})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestSuspendedAccountMayNotCreateOrStart(t *testing.T) {
 			t.Errorf("%s: message %q does not name the account and its max-clusters", what, msg)
 		}
 	}
-	_, err := e.svc.Create(context.Background(), p, lifecycle.CreateInput{})
+	_, err := e.svc.Create(context.Background(), p, cluster.CreateInput{})
 	check("create", err)
 	_, err = e.svc.Start(context.Background(), p, stopped.ID)
 	check("start", err)

@@ -70,7 +70,7 @@ func TestTerminateRevokesBeforeAnswering(t *testing.T) {
 	}
 	pr := cluster.Principal{Account: a, Actor: "token:acme"}
 	wait := 3 * time.Minute
-	res, err := svc.Create(ctx, pr, lifecycle.CreateInput{Wait: &wait})
+	res, err := svc.Create(ctx, pr, cluster.CreateInput{Wait: &wait})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}

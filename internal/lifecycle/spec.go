@@ -9,24 +9,6 @@ import (
 	"github.com/smek/action/internal/cluster"
 )
 
-// CreateInput is a create request as the API decoded it; nil fields take
-// their defaults.
-type CreateInput struct {
-	K8sVersion        *string
-	MinutesToLive     *int
-	KeepCluster       *bool
-	NotificationEmail *string
-	Privileged        *bool
-	Size              *string
-	// Wait bounds the wait for a ready cluster (nil: the default).
-	Wait *time.Duration
-	// Run is the run metadata the client sent; it is kept but marked
-	// unverified. A principal with verified metadata (OIDC) overrides it.
-	Run *cluster.RunMetadata
-	// RequireEmail makes notification-email mandatory, as on the seed API.
-	RequireEmail bool
-}
-
 // defaultMinutesToLive is the seed API's default.
 const defaultMinutesToLive = 60
 
@@ -34,7 +16,7 @@ const defaultMinutesToLive = 60
 const maxEmail = 254
 
 // spec validates in against the principal's rights and fills the defaults.
-func (s *Service) spec(p cluster.Principal, in CreateInput) (cluster.Spec, error) {
+func (s *Service) spec(p cluster.Principal, in cluster.CreateInput) (cluster.Spec, error) {
 	sp := cluster.Spec{K8sVersion: s.cfg.DefaultK8sVersion, MinutesToLive: defaultMinutesToLive, KeepCluster: true, Size: cluster.SizeMid}
 	if p.Account.MaxMinutesToLive < sp.MinutesToLive {
 		sp.MinutesToLive = p.Account.MaxMinutesToLive
@@ -124,7 +106,7 @@ func (s *Service) resolveVersion(v string) (string, error) {
 func short(s string) string { return cluster.Truncate(s, 64) }
 
 // waitFor returns the wait budget of a request.
-func (s *Service) waitFor(in CreateInput) (time.Duration, error) {
+func (s *Service) waitFor(in cluster.CreateInput) (time.Duration, error) {
 	if in.Wait == nil {
 		return s.cfg.DefaultWait, nil
 	}

@@ -78,7 +78,7 @@ func wantCode(t *testing.T, err error, code cluster.Code, field string) *cluster
 
 func TestSpecDefaults(t *testing.T) {
 	s := newSpecService(t, Config{})
-	got, err := s.spec(principal(cluster.DefaultMaxMinutesToLive, false), CreateInput{})
+	got, err := s.spec(principal(cluster.DefaultMaxMinutesToLive, false), cluster.CreateInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestSpecDefaults(t *testing.T) {
 // its maximum, rather than a create that fails without any field set.
 func TestSpecDefaultMinutesClampedToAccount(t *testing.T) {
 	s := newSpecService(t, Config{})
-	got, err := s.spec(principal(30, false), CreateInput{})
+	got, err := s.spec(principal(30, false), cluster.CreateInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestSpecDefaultMinutesClampedToAccount(t *testing.T) {
 
 func TestSpecConfiguredDefaultVersion(t *testing.T) {
 	s := newSpecService(t, Config{DefaultK8sVersion: "1.35.7"})
-	got, err := s.spec(principal(60, false), CreateInput{})
+	got, err := s.spec(principal(60, false), cluster.CreateInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestSpecVersions(t *testing.T) {
 		"v1.35.7 \n": "1.35.7",
 	}
 	for in, want := range valid {
-		got, err := s.spec(principal(60, false), CreateInput{K8sVersion: ptr(in)})
+		got, err := s.spec(principal(60, false), cluster.CreateInput{K8sVersion: ptr(in)})
 		if err != nil {
 			t.Errorf("k8s-version %q: %v", in, err)
 			continue
@@ -141,7 +141,7 @@ func TestSpecVersions(t *testing.T) {
 		strings.Repeat("1.", 500),
 	}
 	for _, in := range invalid {
-		_, err := s.spec(principal(60, false), CreateInput{K8sVersion: ptr(in)})
+		_, err := s.spec(principal(60, false), cluster.CreateInput{K8sVersion: ptr(in)})
 		e := wantCode(t, err, cluster.EINVALID, "k8s-version")
 		if strings.Join(e.Supported, ",") != strings.Join(specVersions, ",") {
 			t.Errorf("k8s-version %q: got supported %q, want %q", in, e.Supported, specVersions)
@@ -159,7 +159,7 @@ func TestSpecMinutesToLive(t *testing.T) {
 	s := newSpecService(t, Config{})
 	p := principal(120, false)
 	for _, m := range []int{1, 2, 60, 119, 120} {
-		got, err := s.spec(p, CreateInput{MinutesToLive: ptr(m)})
+		got, err := s.spec(p, cluster.CreateInput{MinutesToLive: ptr(m)})
 		if err != nil {
 			t.Errorf("minutes-to-live %d: %v", m, err)
 		} else if got.MinutesToLive != m {
@@ -167,7 +167,7 @@ func TestSpecMinutesToLive(t *testing.T) {
 		}
 	}
 	for _, m := range []int{0, -1, 121, 1440, -1 << 62, 1 << 62} {
-		_, err := s.spec(p, CreateInput{MinutesToLive: ptr(m)})
+		_, err := s.spec(p, cluster.CreateInput{MinutesToLive: ptr(m)})
 		e := wantCode(t, err, cluster.EINVALID, "minutes-to-live")
 		if !strings.Contains(e.Message, "120") {
 			t.Errorf("minutes-to-live %d: message %q does not name the account's maximum", m, e.Message)
@@ -177,12 +177,12 @@ func TestSpecMinutesToLive(t *testing.T) {
 
 func TestSpecSizes(t *testing.T) {
 	s := newSpecService(t, Config{})
-	got, err := s.spec(principal(60, false), CreateInput{Size: ptr("1-mid")})
+	got, err := s.spec(principal(60, false), cluster.CreateInput{Size: ptr("1-mid")})
 	if err != nil || got.Size != "1-mid" {
 		t.Fatalf("cluster-size 1-mid: got %q, %v", got.Size, err)
 	}
 	for _, in := range []string{"", "1-MID", "2-mid", "1-large", " 1-mid", "1-mid\n"} {
-		_, err := s.spec(principal(60, false), CreateInput{Size: ptr(in)})
+		_, err := s.spec(principal(60, false), cluster.CreateInput{Size: ptr(in)})
 		e := wantCode(t, err, cluster.EINVALID, "cluster-size")
 		if len(e.Supported) != 1 || e.Supported[0] != "1-mid" {
 			t.Errorf("cluster-size %q: got supported %q, want [1-mid]", in, e.Supported)
@@ -193,7 +193,7 @@ func TestSpecSizes(t *testing.T) {
 func TestSpecKeepCluster(t *testing.T) {
 	s := newSpecService(t, Config{})
 	for in, want := range map[*bool]bool{nil: true, ptr(true): true, ptr(false): false} {
-		got, err := s.spec(principal(60, false), CreateInput{KeepCluster: in})
+		got, err := s.spec(principal(60, false), cluster.CreateInput{KeepCluster: in})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestSpecEmails(t *testing.T) {
 		"a@b.co":                    "a@b.co",
 	}
 	for in, want := range valid {
-		got, err := s.spec(principal(60, false), CreateInput{NotificationEmail: ptr(in), RequireEmail: true})
+		got, err := s.spec(principal(60, false), cluster.CreateInput{NotificationEmail: ptr(in), RequireEmail: true})
 		if err != nil {
 			t.Errorf("notification-email %q: %v", in, err)
 		} else if got.NotificationEmail != want {
@@ -229,7 +229,7 @@ func TestSpecEmails(t *testing.T) {
 		strings.Repeat("a", 250) + "@example.com", // longer than SMTP allows
 	}
 	for _, in := range invalid {
-		_, err := s.spec(principal(60, false), CreateInput{NotificationEmail: ptr(in)})
+		_, err := s.spec(principal(60, false), cluster.CreateInput{NotificationEmail: ptr(in)})
 		e := wantCode(t, err, cluster.EINVALID, "notification-email")
 		if len(e.Message) > 300 {
 			t.Errorf("notification-email of %d bytes: message of %d bytes, want the value shortened", len(in), len(e.Message))
@@ -239,13 +239,13 @@ func TestSpecEmails(t *testing.T) {
 
 func TestSpecEmailRequiredOnSeedAPI(t *testing.T) {
 	s := newSpecService(t, Config{})
-	_, err := s.spec(principal(60, false), CreateInput{RequireEmail: true})
+	_, err := s.spec(principal(60, false), cluster.CreateInput{RequireEmail: true})
 	e := wantCode(t, err, cluster.EINVALID, "notification-email")
 	if !strings.Contains(e.Message, "required") {
 		t.Errorf("got %q, want it to say the field is required", e.Message)
 	}
 	// /v1 does not require it.
-	got, err := s.spec(principal(60, false), CreateInput{})
+	got, err := s.spec(principal(60, false), cluster.CreateInput{})
 	if err != nil || got.NotificationEmail != "" {
 		t.Errorf("without RequireEmail: got %q, %v; want no address and no error", got.NotificationEmail, err)
 	}
@@ -253,16 +253,16 @@ func TestSpecEmailRequiredOnSeedAPI(t *testing.T) {
 
 func TestSpecPrivileged(t *testing.T) {
 	s := newSpecService(t, Config{})
-	_, err := s.spec(principal(60, false), CreateInput{Privileged: ptr(true)})
+	_, err := s.spec(principal(60, false), cluster.CreateInput{Privileged: ptr(true)})
 	wantCode(t, err, cluster.EFORBIDDEN, "enable-privileged")
 
-	got, err := s.spec(principal(60, true), CreateInput{Privileged: ptr(true)})
+	got, err := s.spec(principal(60, true), cluster.CreateInput{Privileged: ptr(true)})
 	if err != nil || !got.Privileged {
 		t.Errorf("with the right: got privileged %t, %v; want true", got.Privileged, err)
 	}
 	// Asking for less than one may is always fine.
 	for _, p := range []cluster.Principal{principal(60, false), principal(60, true)} {
-		got, err := s.spec(p, CreateInput{Privileged: ptr(false)})
+		got, err := s.spec(p, cluster.CreateInput{Privileged: ptr(false)})
 		if err != nil || got.Privileged {
 			t.Errorf("enable-privileged false (right %t): got %t, %v", p.AllowPrivileged, got.Privileged, err)
 		}
@@ -277,7 +277,7 @@ func TestSpecPrivileged(t *testing.T) {
 func TestSpecSeedRequest(t *testing.T) {
 	s := newSpecService(t, Config{})
 	// The seed's own example, with its mangled address and its version.
-	in := CreateInput{
+	in := cluster.CreateInput{
 		K8sVersion: ptr("1.27.4"), MinutesToLive: ptr(120), KeepCluster: ptr(false),
 		NotificationEmail: ptr("[email\u00a0protected]"), Privileged: ptr(true), Size: ptr("1-mid"), RequireEmail: true,
 	}
@@ -301,16 +301,16 @@ func TestSpecSeedRequest(t *testing.T) {
 
 func TestWaitBounds(t *testing.T) {
 	s := newSpecService(t, Config{})
-	if got, err := s.waitFor(CreateInput{}); err != nil || got != 5*time.Minute {
+	if got, err := s.waitFor(cluster.CreateInput{}); err != nil || got != 5*time.Minute {
 		t.Errorf("no wait: got %v, %v; want the default 5m", got, err)
 	}
 	for _, w := range []time.Duration{0, time.Second, 90 * time.Second, 30 * time.Minute} {
-		if got, err := s.waitFor(CreateInput{Wait: ptr(w)}); err != nil || got != w {
+		if got, err := s.waitFor(cluster.CreateInput{Wait: ptr(w)}); err != nil || got != w {
 			t.Errorf("wait %v: got %v, %v", w, got, err)
 		}
 	}
 	for _, w := range []time.Duration{-time.Nanosecond, -time.Minute, 30*time.Minute + time.Nanosecond, 24 * time.Hour} {
-		_, err := s.waitFor(CreateInput{Wait: ptr(w)})
+		_, err := s.waitFor(cluster.CreateInput{Wait: ptr(w)})
 		e := wantCode(t, err, cluster.EINVALID, "wait")
 		if !strings.Contains(e.Message, "30m0s") {
 			t.Errorf("wait %v: message %q does not name the maximum", w, e.Message)
@@ -318,10 +318,10 @@ func TestWaitBounds(t *testing.T) {
 	}
 
 	custom := newSpecService(t, Config{DefaultWait: 10 * time.Second, MaxWait: time.Minute})
-	if got, _ := custom.waitFor(CreateInput{}); got != 10*time.Second {
+	if got, _ := custom.waitFor(cluster.CreateInput{}); got != 10*time.Second {
 		t.Errorf("configured default: got %v, want 10s", got)
 	}
-	_, err := custom.waitFor(CreateInput{Wait: ptr(61 * time.Second)})
+	_, err := custom.waitFor(cluster.CreateInput{Wait: ptr(61 * time.Second)})
 	wantCode(t, err, cluster.EINVALID, "wait")
 }
 
@@ -335,7 +335,7 @@ func TestCreateWithBadSpecLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := cluster.Principal{Account: a}
-	for _, in := range []CreateInput{
+	for _, in := range []cluster.CreateInput{
 		{K8sVersion: ptr("1.27.4")},
 		{MinutesToLive: ptr(0)},
 		{Privileged: ptr(true)},

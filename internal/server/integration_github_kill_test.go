@@ -171,7 +171,7 @@ func TestGitHubKillChild(t *testing.T) {
 // blockedList is Clusters whose List never answers.
 type blockedList struct{ githubapp.Clusters }
 
-func (blockedList) List(ctx context.Context, _ int64, _ cluster.Filter) ([]wire.Cluster, error) {
+func (blockedList) List(ctx context.Context, _ int64, _ cluster.Filter) ([]cluster.Cluster, error) {
 	fmt.Println(childBlocked)
 	<-ctx.Done()
 	return nil, ctx.Err()
