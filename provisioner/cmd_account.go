@@ -87,7 +87,7 @@ func accountList(ctx context.Context, args []string, getenv func(string) string,
 		asJSON: func(a cluster.Account) any {
 			return accountJSON{a.Name, a.MaxClusters, a.MaxMinutesToLive, a.MaxStoppedClusters, a.GitHubInstallationID}
 		},
-		header: "ACCOUNT	MAX CLUSTERS	MAX MINUTES TO LIVE	MAX STOPPED CLUSTERS	GITHUB INSTALLATION",
+		header: "ACCOUNT\tMAX CLUSTERS\tMAX MINUTES TO LIVE\tMAX STOPPED CLUSTERS\tGITHUB INSTALLATION",
 		cells: func(a cluster.Account) []any {
 			inst := "-"
 			if a.GitHubInstallationID != 0 {

@@ -122,7 +122,7 @@ func policyList(ctx context.Context, args []string, getenv func(string) string, 
 				AllowPrivileged: p.AllowPrivileged, CreatedAt: p.CreatedAt,
 			}
 		},
-		header: "ID	ACCOUNT	OWNER-ID	REPOSITORY-ID	REF	ENVIRONMENT	EVENT	PRIVILEGED	ISSUER	CREATED",
+		header: "ID\tACCOUNT\tOWNER-ID\tREPOSITORY-ID\tREF\tENVIRONMENT\tEVENT\tPRIVILEGED\tISSUER\tCREATED",
 		cells: func(p auth.Policy) []any {
 			repo := "*"
 			if p.RepositoryID != 0 {

@@ -131,7 +131,7 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 	return listing[sqlite.Token]{
 		name: "token list", usage: "List tokens (never their secrets).",
 		read:   (*sqlite.DB).Tokens,
-		header: "ID	PREFIX	ACCOUNT	PRIVILEGED	SERVICE	CREATED	REVOKED	DESCRIPTION",
+		header: "ID\tPREFIX\tACCOUNT\tPRIVILEGED\tSERVICE\tCREATED\tREVOKED\tDESCRIPTION",
 		cells: func(t sqlite.Token) []any {
 			revoked := "-"
 			if !t.RevokedAt.IsZero() {
