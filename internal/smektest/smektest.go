@@ -138,7 +138,11 @@ func CreateToken(t testing.TB, db *sqlite.DB, account string, o TokenOptions) st
 // ready, woken by the pool's ready signal rather than by polling.
 func (s *SMEK) WaitReady(n int, privileged bool) {
 	s.t.Helper()
-	timeout := time.After(5 * time.Minute)
+	// A guard against a pool that never fills, not a speed check: the
+	// pool boots Parallel (2) members at a time, and on 2 busy cores a
+	// local control plane can take half a minute.
+	bound := max(5*time.Minute, time.Duration(n)*30*time.Second)
+	timeout := time.After(bound)
 	for {
 		ready := s.Pool.Ready()
 		servers, err := s.DB.Members(context.Background(), "local")
@@ -157,7 +161,7 @@ func (s *SMEK) WaitReady(n int, privileged bool) {
 		select {
 		case <-ready:
 		case <-timeout:
-			s.t.Fatalf("pool: %d of %d members ready after 5 minutes", have, n)
+			s.t.Fatalf("pool: %d of %d members ready after %s", have, n, bound)
 		}
 	}
 }
