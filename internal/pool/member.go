@@ -26,7 +26,7 @@ type ClusterStore interface {
 // transaction that checks the account's limit first. It returns
 // cluster.ErrPoolEmpty when no member of c's flavor is ready.
 func (p *Pool) Claim(ctx context.Context, c cluster.Cluster) (cluster.Member, error) {
-	return p.clusters.ClaimMember(ctx, c, p.backend.Name())
+	return p.store.ClaimMember(ctx, c, p.backend.Name())
 }
 
 // Prepare hands a claimed member to its cluster at the backend (label the
@@ -41,16 +41,16 @@ func (p *Pool) Prepare(ctx context.Context, m cluster.Member, c cluster.Cluster)
 // back: the database never says running for a member that may be stopped
 // already.
 func (p *Pool) Stop(ctx context.Context, c cluster.Cluster, ch cluster.Change) (cluster.Cluster, error) {
-	m, err := p.clusters.Member(ctx, c.MemberID)
+	m, err := p.store.Member(ctx, c.MemberID)
 	if err != nil {
 		return c, err
 	}
-	stopped, err := p.clusters.UpdateCluster(ctx, c.ID, ch)
+	stopped, err := p.store.UpdateCluster(ctx, c.ID, ch)
 	if err != nil {
 		return c, err
 	}
 	if err := p.backend.Stop(ctx, m); err != nil {
-		if _, uerr := p.clusters.UpdateCluster(context.WithoutCancel(ctx), c.ID, cluster.Change{
+		if _, uerr := p.store.UpdateCluster(context.WithoutCancel(ctx), c.ID, cluster.Change{
 			From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed, Undo: true,
 			Cause: ch.Cause, Actor: ch.Actor, Message: "the backend could not stop it; it keeps running",
 		}); uerr != nil {
@@ -68,10 +68,10 @@ func (p *Pool) Stop(ctx context.Context, c cluster.Cluster, ch cluster.Change) (
 // The database never says running for a member that is not started. A
 // quick look at the limit first spares a doomed start the backend's work.
 func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) (cluster.Cluster, error) {
-	if err := p.clusters.CheckRunLimit(ctx, c.AccountID); err != nil {
+	if err := p.store.CheckRunLimit(ctx, c.AccountID); err != nil {
 		return c, err
 	}
-	m, err := p.clusters.Member(ctx, c.MemberID)
+	m, err := p.store.Member(ctx, c.MemberID)
 	if err != nil {
 		return c, err
 	}
@@ -80,7 +80,7 @@ func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) 
 		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be started; try again", Err: err}
 	}
 	ch.MemberData = data
-	started, err := p.clusters.UpdateCluster(ctx, c.ID, ch)
+	started, err := p.store.UpdateCluster(ctx, c.ID, ch)
 	if err != nil {
 		if data != nil {
 			m.Data = data
@@ -95,7 +95,7 @@ func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) 
 
 // Credential mints a fresh tenant kubeconfig for running cluster c.
 func (p *Pool) Credential(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
-	m, err := p.clusters.Member(ctx, c.MemberID)
+	m, err := p.store.Member(ctx, c.MemberID)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
 	}
@@ -106,7 +106,7 @@ func (p *Pool) Credential(ctx context.Context, c cluster.Cluster) (cluster.Kubec
 // (ReleaseMember, the member dirty), and has the pool clean the member at
 // once.
 func (p *Pool) Release(ctx context.Context, id cluster.ID, ch cluster.Change) (cluster.Cluster, error) {
-	c, err := p.clusters.UpdateCluster(ctx, id, ch)
+	c, err := p.store.UpdateCluster(ctx, id, ch)
 	if err == nil {
 		p.Nudge()
 	}
@@ -127,7 +127,7 @@ func (p *Pool) Revoke(ctx context.Context, id string) error {
 	if !ok {
 		return nil
 	}
-	m, err := p.clusters.Member(ctx, id)
+	m, err := p.store.Member(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (p *Pool) PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.M
 		return nil
 	}
 	if m == nil {
-		got, err := p.clusters.Member(ctx, c.MemberID)
+		got, err := p.store.Member(ctx, c.MemberID)
 		if err != nil {
 			return nil
 		}

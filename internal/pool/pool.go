@@ -60,14 +60,13 @@ type Config struct {
 // Pool keeps ready members per flavor and tells waiting creates when one
 // becomes ready.
 type Pool struct {
-	cfg      Config
-	store    Store
-	clusters ClusterStore
-	backend  Backend
-	clock    clockwork.Clock
-	log      *slog.Logger
-	sem      chan struct{}
-	wake     chan struct{}
+	cfg     Config
+	store   Store
+	backend Backend
+	clock   clockwork.Clock
+	log     *slog.Logger
+	sem     chan struct{}
+	wake    chan struct{}
 
 	mu sync.Mutex
 	// waiting counts the creates waiting per flavor: the pool provisions
@@ -122,7 +121,7 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 		cfg.Clock = clockwork.NewRealClock()
 	}
 	return &Pool{
-		cfg: cfg, store: store, clusters: store, backend: backend, clock: cfg.Clock,
+		cfg: cfg, store: store, backend: backend, clock: cfg.Clock,
 		log:          cfg.Logger.With(logkey.Component, "pool", logkey.Backend, backend.Name()),
 		sem:          make(chan struct{}, cfg.Parallel),
 		wake:         make(chan struct{}, 1),
