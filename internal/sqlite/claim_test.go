@@ -436,7 +436,7 @@ func BenchmarkList10000(b *testing.B) {
 	ctx := context.Background()
 	a := claimAccount(b, db, "big", 100000)
 	other := claimAccount(b, db, "other", 100000)
-	tx, err := db.db.BeginTx(ctx, nil)
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

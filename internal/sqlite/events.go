@@ -34,7 +34,7 @@ func (db *DB) recordEvent(ctx context.Context, x execer, e event) error {
 // RecordEvent records an event that is not a state change made by this
 // package, such as "left alone because keep-cluster".
 func (db *DB) RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error {
-	return db.recordEvent(ctx, db.db, event{subject: subject, typ: typ, cause: cause, actor: actor, message: message})
+	return db.recordEvent(ctx, db.w, event{subject: subject, typ: typ, cause: cause, actor: actor, message: message})
 }
 
 // Events returns the events of a subject (cluster or member id), oldest
@@ -84,7 +84,7 @@ func (db *DB) queryEvents(ctx context.Context, rest string, args ...any) ([]clus
 
 // execCount runs a statement and returns how many rows it changed.
 func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := db.db.ExecContext(ctx, q, args...)
+	res, err := db.w.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}

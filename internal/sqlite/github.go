@@ -206,7 +206,7 @@ func (db *DB) LinkInstallation(ctx context.Context, account string, installation
 
 // UnlinkInstallation removes the GitHub App installation of an account.
 func (db *DB) UnlinkInstallation(ctx context.Context, account string) (cluster.Account, error) {
-	res, err := db.db.ExecContext(ctx, `UPDATE accounts SET github_installation_id = 0 WHERE name = ?`, account)
+	res, err := db.w.ExecContext(ctx, `UPDATE accounts SET github_installation_id = 0 WHERE name = ?`, account)
 	if err != nil {
 		return cluster.Account{}, fmt.Errorf("unlink account %q: %w", account, err)
 	}

@@ -26,7 +26,7 @@ func openOpsDB(t *testing.T) *DB {
 
 func opsExec(t *testing.T, db *DB, q string, args ...any) {
 	t.Helper()
-	if _, err := db.db.Exec(q, args...); err != nil {
+	if _, err := db.w.Exec(q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 }

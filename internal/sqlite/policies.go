@@ -70,7 +70,7 @@ func (db *DB) PoliciesForOwner(ctx context.Context, issuer string, ownerID int64
 // RemovePolicy deletes the policy with this id. Tokens it admitted stop
 // working at once; clusters they created stay.
 func (db *DB) RemovePolicy(ctx context.Context, id int64) error {
-	res, err := db.db.ExecContext(ctx, `DELETE FROM oidc_policies WHERE id = ?`, id)
+	res, err := db.w.ExecContext(ctx, `DELETE FROM oidc_policies WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("remove policy %d: %w", id, err)
 	}

@@ -36,7 +36,7 @@ func TestStoppedDeadline(t *testing.T) {
 	}
 
 	// newClaim has no notification-email; give the first one an address.
-	if _, err := db.db.ExecContext(ctx, `UPDATE clusters SET notification_email = 'o@example.com' WHERE id = ?`, ids[0]); err != nil {
+	if _, err := db.w.ExecContext(ctx, `UPDATE clusters SET notification_email = 'o@example.com' WHERE id = ?`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := db.StoppedExpiringClusters(ctx, until.Add(-time.Minute)); err != nil || len(got) != 0 {

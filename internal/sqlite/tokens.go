@@ -33,7 +33,7 @@ type NewToken struct {
 
 // CreateToken stores a token and returns its id.
 func (db *DB) CreateToken(ctx context.Context, t NewToken) (int64, error) {
-	res, err := db.db.ExecContext(ctx, `INSERT INTO tokens (account_id, prefix, hash, allow_privileged, service, description, created_at)
+	res, err := db.w.ExecContext(ctx, `INSERT INTO tokens (account_id, prefix, hash, allow_privileged, service, description, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.AccountID, t.Prefix, t.Hash, b2i(t.AllowPrivileged), b2i(t.Service), t.Description, ms(db.Now()))
 	if err != nil {
 		return 0, fmt.Errorf("create token: %w", err)
@@ -93,7 +93,7 @@ func (db *DB) Tokens(ctx context.Context) ([]Token, error) {
 
 // RevokeToken revokes the token with this id or prefix.
 func (db *DB) RevokeToken(ctx context.Context, idOrPrefix string) error {
-	res, err := db.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE (CAST(id AS TEXT) = ? OR prefix = ?) AND revoked_at IS NULL`,
+	res, err := db.w.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE (CAST(id AS TEXT) = ? OR prefix = ?) AND revoked_at IS NULL`,
 		ms(db.Now()), idOrPrefix, idOrPrefix)
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
