@@ -97,6 +97,13 @@ type Member struct {
 	Flavor    Flavor
 	State     MemberState
 	ClusterID ID
+	// ReservedID is the id the next cluster to claim the member gets,
+	// drawn when the member is created or rebuilt, so that the backend
+	// labels the node with it while it makes the member ready, not while a
+	// create waits. It is never shown before the claim, and a member
+	// destroyed unclaimed takes it along: ids are never reused. Empty for
+	// members made before ids were reserved.
+	ReservedID ID
 	// Data is the backend's own record of the member (JSON): addresses,
 	// ports, cloud ids. SMEK's core does not look inside.
 	Data      []byte

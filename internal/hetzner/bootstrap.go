@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/kube"
 )
 
 // bootstrap runs on a freshly (re)built server: per-boot k3s config, start
@@ -101,6 +102,9 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m cluster.Memb
 	if err := b.ready(ctx, m, cfg, d); err != nil {
 		return err
 	}
+	if err := labelReserved(ctx, cfg, m); err != nil {
+		return err
+	}
 	d.APIServer, d.CA = cfg.Host, cfg.TLSClientConfig.CAData
 	d.Admin = b.seal.seal(sealed, m.ID)
 	stderr.Reset()
@@ -127,6 +131,20 @@ func (b *Backend) ready(ctx context.Context, m cluster.Member, cfg *rest.Config,
 	}
 	d.Timings["ready"] = b.cfg.Clock.Now().Sub(t).Milliseconds()
 	return nil
+}
+
+// labelReserved labels the node of a freshly (re)built member with the id
+// reserved for the cluster that will claim it, so the claim does not wait
+// for it. A restart keeps the label: k3s stores it with the cluster.
+func labelReserved(ctx context.Context, cfg *rest.Config, m cluster.Member) error {
+	if m.ReservedID == "" {
+		return nil
+	}
+	a, err := kube.NewAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	return a.LabelNodes(ctx, m.ReservedID)
 }
 
 // publicKubeconfig checks k3s's admin kubeconfig (parseAdminKubeconfig:

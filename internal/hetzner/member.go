@@ -202,14 +202,15 @@ func (b *Backend) power(ctx context.Context, srv *hcloud.Server, fn func(context
 	return a, err
 }
 
-// Claim labels the node, records ownership and mints the tenant's
-// credential: Kubernetes calls only, no cloud request.
+// Claim records ownership and mints the tenant's credential (and labels
+// the node when the bootstrap could not: see kube.Admin.Claim): Kubernetes
+// calls only, no cloud request.
 func (b *Backend) Claim(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	a, err := b.admin(ctx, m)
 	if err != nil {
 		return cluster.Kubeconfig{}, err
 	}
-	return a.Claim(ctx, c)
+	return a.Claim(ctx, c, m.ReservedID == c.ID)
 }
 
 // Credential mints a fresh tenant kubeconfig.

@@ -7,7 +7,9 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -131,20 +133,54 @@ func (a *Admin) WaitServiceAccount(ctx context.Context) error {
 	}
 }
 
-// Claim hands the cluster to a tenant: every node gets the cluster id label,
-// the ownership record is written, and a tenant token is minted (see
-// Credential). It returns the tenant's kubeconfig.
-func (a *Admin) Claim(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfig, error) {
+// LabelNodes gives every node the cluster id label. The pool does it
+// while it makes a member ready, with the id the member reserved for the
+// cluster that will claim it (cluster.Member.ReservedID), so that a claim
+// does not wait for it.
+func (a *Admin) LabelNodes(ctx context.Context, id cluster.ID) error {
 	nodes, err := a.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return cluster.Kubeconfig{}, fmt.Errorf("list nodes: %w", err)
+		return fmt.Errorf("list nodes: %w", err)
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{NodeLabel: string(c.ID)}}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{NodeLabel: string(id)}}})
 	for _, n := range nodes.Items {
 		if _, err := a.cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return cluster.Kubeconfig{}, fmt.Errorf("label node %s: %w", n.Name, err)
+			return fmt.Errorf("label node %s: %w", n.Name, err)
 		}
 	}
+	return nil
+}
+
+// Claim hands the cluster to a tenant: it records who holds the cluster
+// (the ownership ConfigMap) and mints a tenant token (see Credential), and
+// returns the tenant's kubeconfig. The two writes are independent, so
+// they go out together: on a kept-alive connection a claim costs one
+// round trip to the cluster. labelled says the nodes carry c's id already
+// (LabelNodes, at ready time); when they do not (a member made ready
+// before ids were reserved, or a cluster that brought its own id), the
+// labels go out with the other two.
+func (a *Admin) Claim(ctx context.Context, c cluster.Cluster, labelled bool) (cluster.Kubeconfig, error) {
+	var (
+		wg                 sync.WaitGroup
+		kc                 cluster.Kubeconfig
+		labelErr, ownerErr error
+		credErr            error
+	)
+	if !labelled {
+		wg.Go(func() { labelErr = a.LabelNodes(ctx, c.ID) })
+	}
+	wg.Go(func() { ownerErr = a.recordOwner(ctx, c) })
+	wg.Go(func() { kc, credErr = a.Credential(ctx, c) })
+	wg.Wait()
+	if err := errors.Join(labelErr, ownerErr, credErr); err != nil {
+		return cluster.Kubeconfig{}, err
+	}
+	return kc, nil
+}
+
+// recordOwner writes the ownership ConfigMap: the cluster's id, its
+// account and when it was created.
+func (a *Admin) recordOwner(ctx context.Context, c cluster.Cluster) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: OwnershipConfigMap, Namespace: SystemNamespace},
 		Data: map[string]string{
@@ -153,15 +189,14 @@ func (a *Admin) Claim(ctx context.Context, c cluster.Cluster) (cluster.Kubeconfi
 			"created-at": c.CreatedAt.UTC().Format(time.RFC3339),
 		},
 	}
-	if _, err := a.cs.CoreV1().ConfigMaps(SystemNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		if !apierrors.IsAlreadyExists(err) {
-			return cluster.Kubeconfig{}, fmt.Errorf("record ownership: %w", err)
-		}
-		if _, err := a.cs.CoreV1().ConfigMaps(SystemNamespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
-			return cluster.Kubeconfig{}, fmt.Errorf("record ownership: %w", err)
-		}
+	_, err := a.cs.CoreV1().ConfigMaps(SystemNamespace).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = a.cs.CoreV1().ConfigMaps(SystemNamespace).Update(ctx, cm, metav1.UpdateOptions{})
 	}
-	return a.Credential(ctx, c)
+	if err != nil {
+		return fmt.Errorf("record ownership: %w", err)
+	}
+	return nil
 }
 
 // Credential mints a fresh tenant token for c, valid for

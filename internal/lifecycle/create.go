@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/smek/action/internal/cluster"
@@ -38,8 +39,10 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in cluster.Cr
 	if err != nil {
 		return Created{}, err
 	}
+	// The cluster takes the id its member reserved (ClaimMember): the
+	// node carries it already.
 	c := cluster.Cluster{
-		ID: cluster.NewID(), AccountID: p.Account.ID, Account: p.Account.Name, Spec: sp, Status: cluster.Pending,
+		AccountID: p.Account.ID, Account: p.Account.Name, Spec: sp, Status: cluster.Pending,
 		Run: runOf(p, in.Run), CreatedBy: p.Actor, Timings: cluster.Timings{Warm: true},
 	}
 
@@ -84,6 +87,7 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in cluster.Cr
 		done()
 		done = nil
 	}
+	c.ID, c.MemberID = m.ClusterID, m.ID
 	claimed := s.cfg.Clock.Now()
 	c.Timings.Claimed = claimed.Sub(start) - c.Timings.Queued
 
@@ -154,4 +158,34 @@ func runOf(p cluster.Principal, sent *cluster.RunMetadata) cluster.RunMetadata {
 	r := *sent
 	r.Verified = false
 	return r
+}
+
+// EndInterruptedCreates fails the clusters a previous run of the
+// provisioner left pending: it stopped between a create's claim
+// transaction and the cluster's writes (ownership record, credential) or
+// the record that it runs, so no one holds a kubeconfig for them. Their
+// members go back to the pool to be cleaned (a rebuild wipes the label
+// and whatever was written). The claim transaction is the one truth a
+// create has: nothing else tells a half-made cluster apart. Call it once
+// at start, before the API serves, when no create of this run is pending.
+func (s *Service) EndInterruptedCreates(ctx context.Context) (int, error) {
+	pending, err := s.db.Clusters(ctx, cluster.Filter{Statuses: []cluster.Status{cluster.Pending}})
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	n := 0
+	for _, c := range pending {
+		_, err := s.pool.Release(ctx, c.ID, cluster.Change{
+			From: []cluster.Status{cluster.Pending}, To: cluster.Failed, ReleaseMember: true, MemberState: cluster.MemberDirty,
+			Cause: "reconciler", Message: "the provisioner stopped while the cluster was being created; create another",
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("end interrupted create of %s: %w", c.ID, err))
+			continue
+		}
+		s.log.Warn("ended a create the last run left unfinished", logkey.Cluster, c.ID, logkey.Account, c.Account, logkey.Member, c.MemberID)
+		n++
+	}
+	return n, errors.Join(errs...)
 }

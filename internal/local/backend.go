@@ -167,10 +167,16 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	}
 	phase("policy", start)
 	start = time.Now()
-	if err := mem.admin.RegisterNode(ctx, nodeName, map[string]string{
+	labels := map[string]string{
 		"kubernetes.io/hostname": nodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 		"node.kubernetes.io/instance-type": m.Flavor.Size,
-	}); err != nil {
+	}
+	if m.ReservedID != "" {
+		// The id of the cluster that will claim the member: the claim
+		// does not wait for the label.
+		labels[kube.NodeLabel] = string(m.ReservedID)
+	}
+	if err := mem.admin.RegisterNode(ctx, nodeName, labels); err != nil {
 		return nil, err
 	}
 	phase("node", start)
@@ -234,7 +240,7 @@ func (b *Backend) Claim(ctx context.Context, m cluster.Member, c cluster.Cluster
 	if err != nil {
 		return cluster.Kubeconfig{}, err
 	}
-	return mem.admin.Claim(ctx, c)
+	return mem.admin.Claim(ctx, c, m.ReservedID == c.ID)
 }
 
 // Credential implements pool.Backend.

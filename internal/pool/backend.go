@@ -20,12 +20,13 @@ type Backend interface {
 	// Versions lists the Kubernetes versions the backend runs, newest first.
 	Versions(ctx context.Context) ([]string, error)
 	// Provision makes a new member ready to be claimed: create, boot,
-	// bootstrap, apply the tenant policy, check readiness. It returns the
-	// backend's data to store with the member. On error the pool calls
-	// Destroy.
+	// bootstrap, apply the tenant policy, label the node with
+	// m.ReservedID, check readiness. It returns the backend's data to
+	// store with the member. On error the pool calls Destroy.
 	Provision(ctx context.Context, m cluster.Member) (data []byte, err error)
-	// Claim hands a ready member to a cluster: label the node, record
-	// ownership, mint the tenant credential.
+	// Claim hands a ready member to a cluster: record ownership, mint the
+	// tenant credential, in as few round trips as it can; label the node
+	// too when it does not carry c's id (m.ReservedID is another).
 	Claim(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error)
 	// Credential mints a fresh tenant kubeconfig for a claimed, running
 	// member.
@@ -34,8 +35,9 @@ type Backend interface {
 	Stop(ctx context.Context, m cluster.Member) error
 	// Start brings a stopped member back.
 	Start(ctx context.Context, m cluster.Member) (data []byte, err error)
-	// Release makes a member that served a cluster clean again. reusable
-	// says it is ready for the next cluster (rebuilt); otherwise it is gone.
+	// Release makes a member that served a cluster clean again, its node
+	// labelled with m.ReservedID (the next cluster's). reusable says it
+	// is ready for the next cluster (rebuilt); otherwise it is gone.
 	Release(ctx context.Context, m cluster.Member) (reusable bool, data []byte, err error)
 	// Destroy removes a member and everything it holds.
 	Destroy(ctx context.Context, m cluster.Member) error

@@ -13,7 +13,8 @@ import (
 // transaction that checks the member's transition and the account's limits.
 type ClusterStore interface {
 	// ClaimMember takes the oldest ready member of c's flavor for c
-	// (cluster.ErrPoolEmpty when there is none).
+	// (cluster.ErrPoolEmpty when there is none). A c without an id gets
+	// the member's reserved one; the member's ClusterID says which.
 	ClaimMember(ctx context.Context, c cluster.Cluster, backend string) (cluster.Member, error)
 	UpdateCluster(ctx context.Context, id cluster.ID, ch cluster.Change) (cluster.Cluster, error)
 	// CheckRunLimit refuses one more pending or running cluster for an
@@ -24,13 +25,16 @@ type ClusterStore interface {
 
 // Claim takes a ready member for c and records c pending on it, in one
 // transaction that checks the account's limit first. It returns
-// cluster.ErrPoolEmpty when no member of c's flavor is ready.
+// cluster.ErrPoolEmpty when no member of c's flavor is ready. A c without
+// an id takes the one the member reserved (its node is labelled with it
+// already); the returned member's ClusterID is c's id.
 func (p *Pool) Claim(ctx context.Context, c cluster.Cluster) (cluster.Member, error) {
 	return p.store.ClaimMember(ctx, c, p.backend.Name())
 }
 
-// Prepare hands a claimed member to its cluster at the backend (label the
-// node, record ownership) and mints the tenant's kubeconfig.
+// Prepare hands a claimed member to its cluster at the backend (record
+// ownership, and label the node unless it carries c's id already) and
+// mints the tenant's kubeconfig.
 func (p *Pool) Prepare(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error) {
 	return p.backend.Claim(ctx, m, c)
 }

@@ -77,8 +77,6 @@ type Pool struct {
 	busy map[string]bool
 	// provisioning counts in-flight provisions per flavor.
 	provisioning map[cluster.Flavor]int
-	// readyCh is closed (and replaced) whenever a member becomes ready.
-	readyCh chan struct{}
 	// recovered is closed once what a previous run left has been dealt
 	// with: members that serve clusters run again.
 	recovered chan struct{}
@@ -89,6 +87,13 @@ type Pool struct {
 	onLost   func(ctx context.Context, m cluster.Member, reason string)
 	checking sync.Mutex // held by the one health round at a time
 	wg       sync.WaitGroup
+
+	// readyMu guards readyCh alone: every create takes it (Ready), and
+	// it must never wait for p.mu, which the pool's own work holds
+	// across database reads.
+	readyMu sync.Mutex
+	// readyCh is closed (and replaced) whenever a member becomes ready.
+	readyCh chan struct{}
 }
 
 // New returns a pool; Run makes it work.
@@ -156,8 +161,8 @@ func (p *Pool) Targets() map[cluster.Flavor]int { return p.cfg.Targets }
 
 // Ready returns a channel that is closed when the next member becomes ready.
 func (p *Pool) Ready() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.readyMu.Lock()
+	defer p.readyMu.Unlock()
 	return p.readyCh
 }
 
@@ -476,7 +481,14 @@ func (p *Pool) release(ctx context.Context, m cluster.Member) {
 			p.log.Warn("mark member rebuilding", logkey.Member, m.ID, logkey.Err, err)
 			return
 		}
-		m.State = cluster.MemberRebuilding
+		// Read back: the move reserved the next cluster's id, which
+		// the rebuild labels the node with.
+		got, err := p.store.Member(ctx, m.ID)
+		if err != nil {
+			p.log.Warn("read member marked rebuilding", logkey.Member, m.ID, logkey.Err, err)
+			return
+		}
+		m = got
 	}
 	reusable, data, err := p.backend.Release(ctx, m)
 	switch {
@@ -545,8 +557,8 @@ func (p *Pool) setState(ctx context.Context, m cluster.Member, state cluster.Mem
 }
 
 func (p *Pool) signalReady() {
-	p.mu.Lock()
+	p.readyMu.Lock()
 	close(p.readyCh)
 	p.readyCh = make(chan struct{})
-	p.mu.Unlock()
+	p.readyMu.Unlock()
 }

@@ -249,6 +249,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.listenOps(apiCfg, ops); err != nil {
 		return nil, err
 	}
+	// Before the pool resumes members and before the API serves: a
+	// create cut by the last run's end is failed and its member cleaned.
+	if _, err := s.Life.EndInterruptedCreates(ctx); err != nil {
+		return nil, err
+	}
 	s.wg.Go(func() { s.runPool(runCtx) })
 	if s.sched, err = gocron.NewScheduler(gocron.WithLogger(gocronLogger{s.log}), gocron.WithClock(cfg.Clock)); err != nil {
 		return nil, err

@@ -45,6 +45,11 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 // member claimed (ready → claimed, the one way a member is claimed).
 // SQLite's single writer makes the claim exclusive: two creates can never
 // get the same member. cluster.ErrPoolEmpty means there was none.
+//
+// A cluster without an id (the create's usual case) gets the one its
+// member reserved (cluster.Member.ReservedID), so the node is labelled
+// already; a member without a reservation gives it a fresh one. The
+// returned member's ClusterID is the cluster's id.
 func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string) (cluster.Member, error) {
 	var s cluster.Member
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -61,6 +66,12 @@ func (db *DB) ClaimMember(ctx context.Context, c cluster.Cluster, backend string
 		}
 		if err != nil {
 			return fmt.Errorf("find ready member: %w", err)
+		}
+		if c.ID == "" {
+			c.ID = s.ReservedID
+		}
+		if c.ID == "" {
+			c.ID = cluster.NewID()
 		}
 		now := ms(db.Now())
 		res, err := tx.ExecContext(ctx, `UPDATE servers SET state = 'claimed', cluster_id = ?, updated_at = ? WHERE id = ? AND state = 'ready'`, c.ID, now, s.ID)
@@ -332,7 +343,7 @@ func (db *DB) ExpiringClusters(ctx context.Context, horizon time.Time) ([]cluste
 
 // MarkWarned records that the owner of a cluster was warned of its deadline.
 func (db *DB) MarkWarned(ctx context.Context, id cluster.ID) error {
-	_, err := db.db.ExecContext(ctx, `UPDATE clusters SET warned_at = ? WHERE id = ?`, ms(db.Now()), id)
+	_, err := db.w.ExecContext(ctx, `UPDATE clusters SET warned_at = ? WHERE id = ?`, ms(db.Now()), id)
 	return err
 }
 

@@ -10,17 +10,17 @@ import (
 	"github.com/smek/action/internal/cluster"
 )
 
-const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, data, failure, created_at, updated_at, ready_at`
+const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, reserved_cluster_id, data, failure, created_at, updated_at, ready_at`
 
 func scanMember(s scanner) (cluster.Member, error) {
 	var v cluster.Member
 	var priv int
-	var clusterID sql.NullString
+	var clusterID, reserved sql.NullString
 	var created, updated, ready sql.NullInt64
 	var data string
-	err := s.Scan(&v.ID, &v.Backend, &v.Flavor.K8sVersion, &v.Flavor.Size, &priv, &v.State, &clusterID, &data, &v.Failure, &created, &updated, &ready)
+	err := s.Scan(&v.ID, &v.Backend, &v.Flavor.K8sVersion, &v.Flavor.Size, &priv, &v.State, &clusterID, &reserved, &data, &v.Failure, &created, &updated, &ready)
 	v.Flavor.Privileged = priv == 1
-	v.ClusterID = cluster.ID(clusterID.String)
+	v.ClusterID, v.ReservedID = cluster.ID(clusterID.String), cluster.ID(reserved.String)
 	v.Data = []byte(data)
 	v.CreatedAt, v.UpdatedAt, v.ReadyAt = fromMS(created), fromMS(updated), fromMS(ready)
 	return v, err
@@ -33,23 +33,29 @@ func NewMemberID() string {
 	return "s-" + hex.EncodeToString(b[:])
 }
 
-// CreateMember records a new pool member in state creating.
+// CreateMember records a new pool member in state creating, with the id
+// reserved for the cluster that will claim it (cluster.Member.ReservedID).
 func (db *DB) CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error) {
 	now := db.Now()
-	s := cluster.Member{ID: NewMemberID(), Backend: backend, Flavor: f, State: cluster.MemberCreating, Data: []byte("{}"), CreatedAt: now, UpdatedAt: now}
-	_, err := db.db.ExecContext(ctx, `INSERT INTO servers (id, backend, k8s_version, size, privileged, state, data, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?)`, s.ID, backend, f.K8sVersion, f.Size, b2i(f.Privileged), s.State, ms(now), ms(now))
-	if err != nil {
-		return s, fmt.Errorf("create member: %w", err)
-	}
-	return s, db.recordEvent(ctx, db.db, event{subject: s.ID, typ: "created", to: string(s.State), cause: "pool", message: f.String()})
+	s := cluster.Member{ID: NewMemberID(), Backend: backend, Flavor: f, State: cluster.MemberCreating, ReservedID: cluster.NewID(),
+		Data: []byte("{}"), CreatedAt: now, UpdatedAt: now}
+	return s, db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO servers (id, backend, k8s_version, size, privileged, state, reserved_cluster_id, data, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)`, s.ID, backend, f.K8sVersion, f.Size, b2i(f.Privileged), s.State, s.ReservedID, ms(now), ms(now))
+		if err != nil {
+			return fmt.Errorf("create member: %w", err)
+		}
+		return db.recordEvent(ctx, tx, event{subject: s.ID, typ: "created", to: string(s.State), cause: "pool", message: f.String()})
+	})
 }
 
 // SetMemberState moves a member to state, storing data when not nil and a
 // failure reason when not empty. The move must be one of the member's
 // transitions (cluster.MemberState.CanBecome); any other is ECONFLICT and
 // changes nothing. Moving to ready stamps ready_at; moving to ready, failed
-// or deleted ends the member's link to a cluster. A member that fails while
+// or deleted ends the member's link to a cluster. Moving to rebuilding
+// reserves a fresh id for the next cluster (the last one's is never used
+// again); moving to failed or deleted drops the reservation. A member that fails while
 // it serves a cluster fails the cluster too, in the same transaction
 // (failMemberCluster): a cluster is never left running on nothing.
 func (db *DB) SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error {
@@ -79,6 +85,13 @@ func (db *DB) SetMemberState(ctx context.Context, id string, state cluster.Membe
 		}
 		if state == cluster.MemberReady || state == cluster.MemberDeleted || state == cluster.MemberFailed {
 			q += `, cluster_id = NULL`
+		}
+		switch {
+		case state == cluster.MemberRebuilding && from != cluster.MemberRebuilding:
+			q += `, reserved_cluster_id = ?`
+			args = append(args, cluster.NewID())
+		case state == cluster.MemberDeleted || state == cluster.MemberFailed:
+			q += `, reserved_cluster_id = NULL`
 		}
 		q += ` WHERE id = ?`
 		args = append(args, id)
