@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -37,9 +38,10 @@ func (b *sickBackend) setSick(id string, sick bool) {
 
 var _ pool.HealthChecker = (*sickBackend)(nil)
 
-// TestLostAfterConsecutiveFailedChecks: only claimed members are checked;
-// one is reported lost after LostAfter failed checks in a row, once; a
-// success in between starts the count again.
+// TestLostAfterConsecutiveFailedChecks: a claimed member is reported lost
+// after LostAfter failed checks in a row, once; a success in between
+// starts the count again. A ready member that fails as often is marked
+// failed, to be replaced, and is not reported lost: no cluster is on it.
 func TestLostAfterConsecutiveFailedChecks(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, t.TempDir())
@@ -98,7 +100,10 @@ func TestLostAfterConsecutiveFailedChecks(t *testing.T) {
 	if len(lost) != 1 || lost[0] != ids["dead"]+": readyz: connection refused" {
 		t.Errorf("OnLost calls: got %q, want one for %s with the check's error", lost, ids["dead"])
 	}
-	if slices.Contains(b.checked, ids["ready"]) {
-		t.Errorf("a ready member was health-checked; only claimed ones are")
+	if !slices.Contains(b.checked, ids["ready"]) {
+		t.Errorf("the ready member was not health-checked")
+	}
+	if m, err := db.Member(ctx, ids["ready"]); err != nil || m.State != cluster.MemberFailed || !strings.Contains(m.Failure, "unhealthy while ready") {
+		t.Errorf("ready member after failed checks: %+v, %v; want failed, unhealthy while ready", m, err)
 	}
 }
