@@ -134,7 +134,7 @@ func (s Spec) Flavor() Flavor {
 type Timings struct {
 	Queued  time.Duration // waiting for a ready pool member
 	Claimed time.Duration // the claim transaction
-	Ready   time.Duration // labelling the node and minting the tenant credential
+	Ready   time.Duration // the cluster writes: ownership record and tenant credential, at once
 	// Warm is true when a ready pool member was there at once.
 	Warm bool
 }

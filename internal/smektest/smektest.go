@@ -5,6 +5,7 @@ package smektest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -134,34 +135,69 @@ func CreateToken(t testing.TB, db *sqlite.DB, account string, o TokenOptions) st
 	return secret
 }
 
-// WaitReady waits until n members of the baseline (or privileged) pool are
-// ready, woken by the pool's ready signal rather than by polling.
+// WaitReady waits until at least n members of the given flavor kind are
+// ready.
 func (s *SMEK) WaitReady(n int, privileged bool) {
+	s.t.Helper()
+	s.WaitPool(fmt.Sprintf("%d ready", n), n, func(p PoolCounts) bool {
+		if privileged {
+			return p.ReadyPrivileged >= n
+		}
+		return p.Ready >= n
+	})
+}
+
+// PoolCounts counts the live members of the test server's pool.
+type PoolCounts struct {
+	// Ready and ReadyPrivileged are the ready members of each kind.
+	Ready, ReadyPrivileged int
+	// Booting members are being made ready: created or rebuilt.
+	Booting int
+	// Cleaning members served a cluster and wait to be rebuilt or
+	// destroyed.
+	Cleaning int
+}
+
+// WaitPool waits, on the pool's signals, until ok holds for the pool's
+// counts; size (the members the wait is for) bounds how long.
+func (s *SMEK) WaitPool(what string, size int, ok func(PoolCounts) bool) {
 	s.t.Helper()
 	// A guard against a pool that never fills, not a speed check: the
 	// pool boots Parallel (2) members at a time, and on 2 busy cores a
 	// local control plane can take half a minute.
-	bound := max(5*time.Minute, time.Duration(n)*30*time.Second)
+	bound := max(5*time.Minute, time.Duration(size)*30*time.Second)
 	timeout := time.After(bound)
+	tick := time.NewTicker(time.Second) // a member destroyed signals nothing
+	defer tick.Stop()
 	for {
 		ready := s.Pool.Ready()
-		servers, err := s.DB.Members(context.Background(), "local")
+		members, err := s.DB.Members(context.Background(), "local")
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		have := 0
-		for _, m := range servers {
-			if m.State == cluster.MemberReady && m.Flavor.Privileged == privileged {
-				have++
+		var c PoolCounts
+		for _, m := range members {
+			switch m.State {
+			case cluster.MemberReady:
+				if m.Flavor.Privileged {
+					c.ReadyPrivileged++
+				} else {
+					c.Ready++
+				}
+			case cluster.MemberCreating, cluster.MemberBootstrapping, cluster.MemberRebuilding:
+				c.Booting++
+			case cluster.MemberDirty, cluster.MemberFailed:
+				c.Cleaning++
 			}
 		}
-		if have >= n {
+		if ok(c) {
 			return
 		}
 		select {
 		case <-ready:
+		case <-tick.C:
 		case <-timeout:
-			s.t.Fatalf("pool: %d of %d members ready after %s", have, n, bound)
+			s.t.Fatalf("pool: not %s after %s: %+v", what, bound, c)
 		}
 	}
 }
