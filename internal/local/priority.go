@@ -4,7 +4,9 @@ package local
 // claims, and a boot is the heaviest work on the machine: kube-apiserver's
 // start takes a core for seconds. So a control plane's processes start at a
 // lower CPU priority (10 nice levels below the provisioner) and the lowest
-// best-effort I/O level.
+// best-effort I/O level, and a member that is ready is raised back to the
+// provisioner's nice and the default I/O level (Prioritize), so that a
+// claimed cluster is not slowed by the boots that follow it.
 //
 // Linux keeps both values per thread (sched(7), ioprio_set(2)), and a new
 // thread or process copies them from the thread that creates it: lowering
@@ -12,6 +14,7 @@ package local
 // makes, with no window in which it runs at full priority.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,9 +31,10 @@ const (
 	bootNiceIncrement = 10
 	// maxNice is the lowest CPU priority Linux has.
 	maxNice = 19
-	// bootIOLevel is a best-effort I/O level: 0 is the highest, 7 the
-	// lowest.
-	bootIOLevel = 7
+	// bootIOLevel and readyIOLevel are best-effort I/O levels (0 is the
+	// highest, 7 the lowest); 4 is what a thread at nice 0 gets by default.
+	bootIOLevel  = 7
+	readyIOLevel = 4
 )
 
 // ioprio_set(2) and ioprio_get(2) constants, from linux/ioprio.h;
@@ -40,6 +44,14 @@ const (
 	ioprioClassBE    = 2
 	ioprioClassShift = 13
 )
+
+// ErrNiceDenied means the processes of a ready control plane could not be
+// raised back to the provisioner's nice: that needs CAP_SYS_NICE (or a
+// RLIMIT_NICE that allows it), which a provisioner run as an ordinary user
+// lacks. Their I/O priority is raised all the same; they keep the boot nice,
+// at which ready members still share the CPU fairly among themselves but
+// yield it to the provisioner and anything else at its nice.
+var ErrNiceDenied = errors.New("raising the nice of a ready control plane needs CAP_SYS_NICE")
 
 // startAtBootPriority starts cmd from an OS thread of its own, lowered to
 // boot priority, so that the child inherits it, and returns Start's error.
@@ -95,6 +107,88 @@ func lowerThread() error {
 		return fmt.Errorf("lower i/o priority: %w", err)
 	}
 	return nil
+}
+
+// Prioritize raises every thread of the control plane's processes to the
+// provisioner's nice and the default best-effort I/O level, for a member
+// that is ready. When only the nice could not be raised, the error wraps
+// ErrNiceDenied.
+func (cp *ControlPlane) Prioritize() error {
+	nice, err := threadNice(os.Getpid())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range cp.procs {
+		if err := raiseProcess(p.cmd.Process.Pid, nice); err != nil {
+			errs = append(errs, fmt.Errorf("prioritize %s: %w", p.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// raiseProcess raises every thread of process pid to nice and the default
+// I/O level. When only the nice could not be raised, the error wraps
+// ErrNiceDenied.
+func raiseProcess(pid, nice int) error {
+	if err := raiseThreads(pid, raiseIOPriority); err != nil {
+		return err
+	}
+	err := raiseThreads(pid, func(tid int) (bool, error) { return raiseNice(tid, nice) })
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w: %w", ErrNiceDenied, err)
+	}
+	return err
+}
+
+// raiseThreads calls raise, which reports whether it changed anything, on
+// every thread of process pid. A thread that appears during a pass over the
+// task list copies the thread that made it, which the pass may not have
+// raised yet; so passes repeat until one changes nothing. Every thread alive
+// at the start of that pass was raised, and every later one copies a raised
+// thread.
+func raiseThreads(pid int, raise func(tid int) (bool, error)) error {
+	for {
+		tids, err := threads(pid)
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, tid := range tids {
+			c, err := raise(tid)
+			if errors.Is(err, unix.ESRCH) {
+				continue // the thread has ended
+			}
+			if err != nil {
+				return fmt.Errorf("thread %d: %w", tid, err)
+			}
+			changed = changed || c
+		}
+		if !changed {
+			return nil
+		}
+	}
+}
+
+// raiseIOPriority sets thread tid to the default best-effort level and
+// reports whether it was at another. Raising it within the best-effort
+// class needs no privilege (ioprio_set(2)).
+func raiseIOPriority(tid int) (bool, error) {
+	prio, err := ioPriority(tid)
+	if err != nil || prio == bestEffort(readyIOLevel) {
+		return false, err
+	}
+	return true, setIOPriority(tid, bestEffort(readyIOLevel))
+}
+
+// raiseNice sets thread tid's nice to nice and reports whether it had
+// another.
+func raiseNice(tid, nice int) (bool, error) {
+	cur, err := threadNice(tid)
+	if err != nil || cur == nice {
+		return false, err
+	}
+	return true, unix.Setpriority(unix.PRIO_PROCESS, tid, nice)
 }
 
 // threads lists the thread ids of process pid.

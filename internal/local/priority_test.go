@@ -3,6 +3,7 @@ package local
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -130,6 +131,11 @@ func (h *helper) newThread(t *testing.T) int {
 	return tid
 }
 
+// controlPlane is a ControlPlane whose one process is the helper.
+func (h *helper) controlPlane() *ControlPlane {
+	return &ControlPlane{procs: []*process{{name: "helper", cmd: h.cmd}}}
+}
+
 // statNice reads thread tid's nice from field 19 of its stat file (proc(5)),
 // not through getpriority as the code under test does.
 func statNice(t *testing.T, pid, tid int) int {
@@ -178,11 +184,12 @@ func checkThreads(t *testing.T, name string, pid int, want priority) {
 }
 
 // priorities returns the provisioner's priority (this process's main
-// thread's) and that at which a control plane boots.
-func priorities(t *testing.T) (self, boot priority) {
+// thread's), and those at which a control plane boots and runs once ready.
+func priorities(t *testing.T) (self, boot, ready priority) {
 	self = threadPriority(t, os.Getpid(), os.Getpid())
 	boot = priority{nice: min(self.nice+bootNiceIncrement, maxNice), io: bestEffort(bootIOLevel)}
-	return self, boot
+	ready = priority{nice: self.nice, io: bestEffort(readyIOLevel)}
+	return self, boot, ready
 }
 
 // checkSelf checks that the provisioner's main thread and the test's own
@@ -201,7 +208,7 @@ func checkSelf(t *testing.T, want priority) {
 // TestChildBootsAtLowPriority: the child, every thread it makes, runs at
 // boot priority from the start; the provisioner does not.
 func TestChildBootsAtLowPriority(t *testing.T) {
-	self, boot := priorities(t)
+	self, boot, _ := priorities(t)
 	h := startHelper(t, startAtBootPriority)
 	pid := h.cmd.Process.Pid
 	tids, err := threads(pid)
@@ -221,7 +228,7 @@ func TestChildBootsAtLowPriority(t *testing.T) {
 // TestStartFromTheMainThread: a start that happens to run on the main
 // thread, which the runtime never ends, leaves it at its priority.
 func TestStartFromTheMainThread(t *testing.T) {
-	self, boot := priorities(t)
+	self, boot, _ := priorities(t)
 	h := startHelper(t, func(cmd *exec.Cmd, exited func(error)) error {
 		started := make(chan error, 1)
 		mainThread <- func() { runAtBootPriority(cmd, started, exited) }
@@ -231,11 +238,67 @@ func TestStartFromTheMainThread(t *testing.T) {
 	checkSelf(t, self)
 }
 
+// TestPrioritizeRaisesEveryThread: after Prioritize every thread of the
+// child, and every thread it makes later, runs at the provisioner's
+// priority.
+func TestPrioritizeRaisesEveryThread(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("raising a nice needs CAP_SYS_NICE: run as root to test it (TestPrioritizeWithoutCapSysNice covers the rest)")
+	}
+	self, _, ready := priorities(t)
+	h := startHelper(t, startAtBootPriority)
+	if err := h.controlPlane().Prioritize(); err != nil {
+		t.Fatal(err)
+	}
+	pid := h.cmd.Process.Pid
+	checkThreads(t, "helper", pid, ready)
+	if got := threadPriority(t, pid, h.newThread(t)); got != ready {
+		t.Errorf("thread made after Prioritize: %v, want %v", got, ready)
+	}
+	checkSelf(t, self)
+}
+
+// TestPrioritizeWithoutCapSysNice: without the capability Prioritize says
+// so with ErrNiceDenied, and still raises the I/O priority.
+func TestPrioritizeWithoutCapSysNice(t *testing.T) {
+	_, boot, ready := priorities(t)
+	h := startHelper(t, startAtBootPriority)
+	errc := make(chan error)
+	go func() {
+		// Capabilities are per thread too (capabilities(7)): this one
+		// drops CAP_SYS_NICE and is ended by the runtime when the
+		// goroutine returns locked.
+		runtime.LockOSThread()
+		if err := dropCapability(unix.CAP_SYS_NICE); err != nil {
+			errc <- err
+			return
+		}
+		errc <- h.controlPlane().Prioritize()
+	}()
+	err := <-errc
+	if !errors.Is(err, ErrNiceDenied) {
+		t.Fatalf("Prioritize: %v, want ErrNiceDenied", err)
+	}
+	checkThreads(t, "helper", h.cmd.Process.Pid, priority{nice: boot.nice, io: ready.io})
+}
+
+// dropCapability removes capability c from the calling thread's effective
+// set.
+func dropCapability(c int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[c/32].Effective &^= 1 << (c % 32)
+	return unix.Capset(&hdr, &data[0])
+}
+
 // TestControlPlaneBootsAtLowPriority: every thread of a real control plane
-// boots at low priority.
+// boots at low priority, and Prioritize raises them all.
 func TestControlPlaneBootsAtLowPriority(t *testing.T) {
 	bin := kubeBin(t)
-	self, boot := priorities(t)
+	self, boot, ready := priorities(t)
 	cp, err := StartControlPlane(context.Background(), ControlPlaneConfig{Dir: filepath.Join(t.TempDir(), "cp"), BinDir: bin})
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +306,18 @@ func TestControlPlaneBootsAtLowPriority(t *testing.T) {
 	t.Cleanup(func() { cp.Stop(context.Background()) })
 	for _, p := range cp.procs {
 		checkThreads(t, p.name, p.cmd.Process.Pid, boot)
+	}
+	err = cp.Prioritize()
+	if os.Geteuid() != 0 {
+		if !errors.Is(err, ErrNiceDenied) {
+			t.Fatalf("Prioritize as an ordinary user: %v, want ErrNiceDenied", err)
+		}
+		ready.nice = boot.nice
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range cp.procs {
+		checkThreads(t, p.name, p.cmd.Process.Pid, ready)
 	}
 	checkSelf(t, self)
 }
