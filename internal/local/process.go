@@ -22,6 +22,8 @@ type process struct {
 	err     error         // the exit error; valid once done is closed
 }
 
+// startProcess starts bin at boot priority (see startAtBootPriority), its
+// output appended to logPath.
 func startProcess(bin string, args []string, logPath string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -36,16 +38,16 @@ func startProcess(bin string, args []string, logPath string) (*process, error) {
 		// kernel kills them: a crash leaks no control plane.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
-	}
 	p := &process{name: filepath.Base(bin), cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
+	err = startAtBootPriority(cmd, func(err error) {
+		p.err = err
 		logf.Close()
 		close(p.done)
-	}()
+	})
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", p.name, err)
+	}
 	return p, nil
 }
 
