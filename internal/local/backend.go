@@ -51,6 +51,8 @@ type Backend struct {
 	mu sync.Mutex
 	// running holds the control planes this process started, by member id.
 	running map[string]*member
+	// niceDenied says once that ready members keep their boot priority.
+	niceDenied sync.Once
 }
 
 type member struct {
@@ -185,7 +187,23 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 		return nil, err
 	}
 	phase("controllers", start)
+	b.prioritize(m, mem)
 	return json.Marshal(data{Dir: b.dir(m), APIServer: mem.cp.URL(), TimingsMS: timings})
+}
+
+// prioritize raises a member that is ready from the boot priority its
+// processes started at to the provisioner's: a claim, and then the
+// tenant, are not slowed by the pool's boots.
+func (b *Backend) prioritize(m cluster.Member, mem *member) {
+	err := mem.cp.Prioritize()
+	switch {
+	case errors.Is(err, ErrNiceDenied):
+		b.niceDenied.Do(func() {
+			b.log.Info("ready members keep the boot priority (nice +10): the provisioner may not raise it", logkey.Err, err)
+		})
+	case err != nil:
+		b.log.Warn("raise a ready member to the provisioner's priority", logkey.Member, m.ID, logkey.Err, err)
+	}
 }
 
 func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, error) {
@@ -271,6 +289,7 @@ func (b *Backend) Start(ctx context.Context, m cluster.Member) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.prioritize(m, mem)
 	return withAPIServer(m.Data, b.dir(m), mem.cp.URL())
 }
 
