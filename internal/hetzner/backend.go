@@ -124,6 +124,9 @@ type Backend struct {
 	// alone replace it.
 	node nodeOps
 
+	// admins keeps each member's admin client and its open connection.
+	admins admins
+
 	mu     sync.Mutex
 	images map[string]*hcloud.Image // k8s version → snapshot, cached
 	imgAt  time.Time

@@ -124,6 +124,13 @@ func checkCertificates(b []byte) error {
 
 // restConfig is the admin client for the API at server: the credential's
 // inline certificates and nothing else.
+//
+// It sets no QPS or Burst. client-go then gives each API group's client
+// a rate limiter of its own (5 a second, bursts of 10), and a member's
+// client is kept for its life (see admins): the claim's few core requests
+// and the health checks' one /readyz each 30 s (the discovery client's
+// limiter) stay far inside the burst, and a revocation's many RBAC
+// deletes wait on the RBAC limiter only.
 func (c adminCredential) restConfig(server string) *rest.Config {
 	return &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: c.CA, CertData: c.Cert, KeyData: c.Key}}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/pool"
 )
@@ -13,29 +11,17 @@ import (
 var _ pool.HealthChecker = (*Backend)(nil)
 
 // Healthy implements pool.HealthChecker: the cluster's /readyz, asked
-// with the admin credential sealed at bootstrap (CA pinned) at the
-// server's API address. It makes no Hetzner API request.
+// with the member's admin client (the credential sealed at bootstrap, CA
+// pinned; see admin) at the server's API address. It makes no Hetzner API
+// request, and its request every 30 s is what keeps the client's
+// connection open for the member's claim (see admins).
 func (b *Backend) Healthy(ctx context.Context, m cluster.Member) error {
-	srv, d, err := b.ref(ctx, m)
+	a, err := b.admin(ctx, m)
 	if err != nil {
 		return err
 	}
-	if srv == nil {
-		return fmt.Errorf("member %s: %w", m.ID, errServerGone)
-	}
-	if d.APIServer, err = b.apiServer(ctx, srv); err != nil {
-		return err
-	}
-	cfg, err := b.adminConfig(m, d)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
-		return fmt.Errorf("readyz of %s: %w", d.APIServer, err)
+	if _, err := a.Clientset().Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fmt.Errorf("readyz of member %s: %w", m.ID, err)
 	}
 	return nil
 }

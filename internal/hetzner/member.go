@@ -225,7 +225,8 @@ func (b *Backend) Credential(ctx context.Context, m cluster.Member, c cluster.Cl
 // admin acts on the member's cluster with the sealed admin credential, at
 // the address where the server's API listens now (ip:6443 on a real
 // server, so no request; the fake's machines get a new loopback port at
-// every boot).
+// every boot). The client is kept for the member (see admins), so its
+// connection is open when the next call comes.
 func (b *Backend) admin(ctx context.Context, m cluster.Member) (*kube.Admin, error) {
 	srv, d, err := b.ref(ctx, m)
 	if err != nil {
@@ -237,16 +238,25 @@ func (b *Backend) admin(ctx context.Context, m cluster.Member) (*kube.Admin, err
 	if d.APIServer, err = b.apiServer(ctx, srv); err != nil {
 		return nil, err
 	}
+	key := keyOf(d)
+	if a := b.admins.get(m.ID, key); a != nil {
+		return a, nil
+	}
 	cfg, err := b.adminConfig(m, d)
 	if err != nil {
 		return nil, err
 	}
-	return kube.NewAdmin(cfg)
+	a, err := kube.NewAdmin(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return b.admins.put(m.ID, key, a), nil
 }
 
 // Stop shuts the server down gracefully; the disk and the cluster on it
 // stay. A server that does not go off in time is powered off.
 func (b *Backend) Stop(ctx context.Context, m cluster.Member) error {
+	b.admins.drop(m.ID)
 	srv, _, err := b.ref(ctx, m)
 	if err != nil {
 		return err
@@ -341,6 +351,7 @@ func (b *Backend) Start(ctx context.Context, m cluster.Member) ([]byte, error) {
 // afterwards (it was stopped) is powered on. A server that is gone is not
 // reusable.
 func (b *Backend) Release(ctx context.Context, m cluster.Member) (bool, []byte, error) {
+	b.admins.drop(m.ID)
 	t0 := b.cfg.Clock.Now()
 	srv, old, err := b.ref(ctx, m)
 	if err != nil {
@@ -412,6 +423,7 @@ func (b *Backend) Release(ctx context.Context, m cluster.Member) (bool, []byte, 
 // Destroy deletes the member's server if there is one. It does not wait
 // for the delete action: the server is gone from the API at once.
 func (b *Backend) Destroy(ctx context.Context, m cluster.Member) error {
+	b.admins.drop(m.ID)
 	srv, _, err := b.ref(ctx, m)
 	if err != nil {
 		return err
