@@ -21,6 +21,7 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/fake/hcloudfake"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
+	"github.com/smek/action/internal/fake/latency"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
@@ -76,6 +77,16 @@ type world struct {
 	key      []byte
 	machines bool
 	image    *hcloud.Image
+
+	proxyMu sync.Mutex // guards proxies
+	// proxies are the latency proxies in front of the machines' APIs, by
+	// target address and delay (see backendWith).
+	proxies map[proxyKey]*latency.Proxy
+}
+
+type proxyKey struct {
+	target string
+	delay  time.Duration
 }
 
 type worldOptions struct {
@@ -100,6 +111,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	}
 	w.fake = hcloudfake.New(fcfg).Start()
 	t.Cleanup(w.fake.Close)
+	t.Cleanup(w.closeProxies)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, err := ssh.NewSignerFromKey(priv)
 	if err != nil {
@@ -149,13 +161,34 @@ func (w *world) snapshot(t testing.TB) *hcloud.Image {
 // going through rt.
 func (w *world) backend(rt http.RoundTripper) *Backend {
 	w.t.Helper()
+	return w.backendWith(rt, 0)
+}
+
+// backendWith is backend with the machines' Kubernetes APIs apiDelay away
+// in each direction, as a real server's are (apiDelay 0: on loopback).
+// Its APIAddr hook answers a latency proxy in front of the API that
+// FakeAPIAddr names. SSH (FakeSSHAddr) and the Hetzner API are not
+// delayed.
+func (w *world) backendWith(rt http.RoundTripper, apiDelay time.Duration) *Backend {
+	w.t.Helper()
 	hc := &http.Client{Transport: rt}
+	apiAddr := FakeAPIAddr(w.fake.URL, hc)
+	if apiDelay > 0 {
+		at := apiAddr
+		apiAddr = func(ctx context.Context, s *hcloud.Server) (string, error) {
+			addr, err := at(ctx, s)
+			if err != nil || addr == "" {
+				return addr, err
+			}
+			return w.proxy(addr, apiDelay)
+		}
+	}
 	client := hcloud.NewClient(hcloud.WithEndpoint(w.fake.URL), hcloud.WithToken("t"),
 		hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 0}), hcloud.WithHTTPClient(hc))
 	b, err := New(Config{
 		Client: client, Installation: "test", SSHKeyName: "smek", Signer: w.signer, CredentialKey: w.key,
 		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"},
-		SSHAddr: FakeSSHAddr(w.fake.URL, hc), APIAddr: FakeAPIAddr(w.fake.URL, hc),
+		SSHAddr: FakeSSHAddr(w.fake.URL, hc), APIAddr: apiAddr,
 		ExpectCreate: simDurations["create_server"], ExpectRebuild: simDurations["rebuild_server"], ExpectPower: simDurations["start_server"],
 		ExpectShutdown: simDurations["shutdown_server"] + simShutdownDelay,
 		PollMin:        time.Second, PollMax: 10 * time.Second, RetryBase: time.Second,
@@ -169,6 +202,34 @@ func (w *world) backend(rt http.RoundTripper) *Backend {
 		w.t.Fatal(err)
 	}
 	return b
+}
+
+// proxy returns the address of the latency proxy in front of target, one
+// per target and delay, started at its first use.
+func (w *world) proxy(target string, delay time.Duration) (string, error) {
+	w.proxyMu.Lock()
+	defer w.proxyMu.Unlock()
+	k := proxyKey{target, delay}
+	if p, ok := w.proxies[k]; ok {
+		return p.Addr(), nil
+	}
+	p, err := latency.Listen(target, delay)
+	if err != nil {
+		return "", err
+	}
+	if w.proxies == nil {
+		w.proxies = map[proxyKey]*latency.Proxy{}
+	}
+	w.proxies[k] = p
+	return p.Addr(), nil
+}
+
+func (w *world) closeProxies() {
+	w.proxyMu.Lock()
+	defer w.proxyMu.Unlock()
+	for _, p := range w.proxies {
+		p.Close()
+	}
 }
 
 var errKilled = errors.New("the provisioner was killed")
