@@ -2,7 +2,10 @@
 // between a client and a server on loopback: every byte arrives a fixed
 // delay after it was sent, in each direction. It models latency, not
 // bandwidth: what is read at time t is written at t+delay, in order, so a
-// stream of chunks takes the delay once, not once per chunk.
+// stream of chunks takes the delay once, not once per chunk. A new
+// connection costs the round trip of TCP's handshake too: the client's
+// connect returns at once on loopback, so its first bytes are held until
+// they would have arrived after it.
 package latency
 
 import (
@@ -62,7 +65,7 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.wg.Add(1)
-		go p.serve(c)
+		go p.serve(c, time.Now())
 	}
 }
 
@@ -86,7 +89,7 @@ func (p *Proxy) untrack(c net.Conn) {
 
 // serve connects c to the target and forwards both ways until both
 // directions have ended.
-func (p *Proxy) serve(c net.Conn) {
+func (p *Proxy) serve(c net.Conn, accepted time.Time) {
 	defer p.wg.Done()
 	if !p.track(c) {
 		c.Close()
@@ -102,9 +105,12 @@ func (p *Proxy) serve(c net.Conn) {
 		return
 	}
 	defer p.untrack(t)
+	// Over a real link, connect returns after a round trip (SYN, SYN-ACK),
+	// and what the client sends then arrives a delay later.
+	handshake := accepted.Add(3 * p.delay)
 	var both sync.WaitGroup
-	both.Go(func() { p.forward(t, c) })
-	both.Go(func() { p.forward(c, t) })
+	both.Go(func() { p.forward(t, c, handshake) })
+	both.Go(func() { p.forward(c, t, time.Time{}) })
 	both.Wait()
 }
 
@@ -114,11 +120,11 @@ type chunk struct {
 	due time.Time
 }
 
-// forward copies src to dst, every chunk written delay after it was read:
-// one goroutine reads and stamps, this one writes when due. The end of
-// src is passed on as a half close of dst, after the delay too. A failed
-// write cuts both connections.
-func (p *Proxy) forward(dst, src net.Conn) {
+// forward copies src to dst, every chunk written delay after it was read
+// and not before notBefore: one goroutine reads and stamps, this one
+// writes when due. The end of src is passed on as a half close of dst,
+// after the delay too. A failed write cuts both connections.
+func (p *Proxy) forward(dst, src net.Conn, notBefore time.Time) {
 	q := make(chan chunk, 256)
 	go func() {
 		defer close(q)
@@ -136,6 +142,9 @@ func (p *Proxy) forward(dst, src net.Conn) {
 		}
 	}()
 	for c := range q {
+		if c.due.Before(notBefore) {
+			c.due = notBefore
+		}
 		time.Sleep(time.Until(c.due))
 		if c.b == nil {
 			closeWrite(dst)

@@ -72,6 +72,24 @@ func TestRoundTripTakesTwoDelays(t *testing.T) {
 	}
 }
 
+// TestNewConnectionCostsAHandshake: the first request on a connection
+// waits for TCP's handshake, a round trip, before its own.
+func TestNewConnectionCostsAHandshake(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	target := echo(t)
+	start := time.Now()
+	c := dialThrough(t, target, delay)
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Since(start); got < 4*delay {
+		t.Errorf("connect and a round trip took %v, want at least %v (two round trips)", got, 4*delay)
+	}
+}
+
 func TestBytesArriveIntactAndInOrder(t *testing.T) {
 	c := dialThrough(t, echo(t), 5*time.Millisecond)
 	want := make([]byte, 1<<20)
