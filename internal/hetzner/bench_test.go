@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/kube"
 	"github.com/smek/action/internal/sqlite"
 )
 
@@ -64,14 +67,20 @@ func BenchmarkLifecycleRequests(b *testing.B) {
 	b.ReportMetric(float64(w.fake.TotalRequests())/float64(b.N), "hetzner-requests/op")
 }
 
-// BenchmarkWarmClaim measures a create against a ready member: the claim
-// transaction in SQLite and the backend's claim (node label, ownership
-// ConfigMap, TokenRequest) on a simulated node with a real control plane.
+// BenchmarkWarmClaim measures a create against a ready member as the user
+// waits for it at the backend: the claim transaction in SQLite and the
+// backend's claim (ownership ConfigMap and TokenRequest together, the node
+// labelled at ready time) on a simulated node with a real control plane.
 // It makes no Hetzner request.
+//
+// rtt=0 has the node's API on loopback; rtt=40ms puts it 20 ms away each
+// way (a latency proxy), as a real server's is. The member's connection is
+// warm, as the pool's health round keeps it (one Healthy before the
+// first claim); cold-connection drops the member's client before each
+// claim, so the claim pays the TCP and TLS handshakes first.
 func BenchmarkWarmClaim(b *testing.B) {
 	ctx := context.Background()
 	w := newWorld(b, worldOptions{machines: true})
-	be := w.backend(http.DefaultTransport)
 	db, err := sqlite.Open(ctx, w.dbPath)
 	if err != nil {
 		b.Fatal(err)
@@ -81,45 +90,114 @@ func BenchmarkWarmClaim(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data, err := be.Provision(ctx, m)
+	data, err := w.backend(http.DefaultTransport).Provision(ctx, m)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer be.Destroy(context.Background(), cluster.Member{ID: m.ID, Data: data})
+	defer w.backend(http.DefaultTransport).Destroy(context.Background(), cluster.Member{ID: m.ID, Data: data})
 	if err := db.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
 		b.Fatal(err)
 	}
+	m.Data = data
 	n := 1 << 30
 	acct, err := db.EnsureAccount(ctx, "bench", sqlite.AccountLimits{MaxClusters: &n})
 	if err != nil {
 		b.Fatal(err)
 	}
-	w.fake.ResetCounts()
-	b.ResetTimer()
-	for range b.N {
-		now := time.Now()
-		c := cluster.Cluster{ID: cluster.NewID(), AccountID: acct.ID, Account: acct.Name,
-			Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		srv, err := db.ClaimMember(ctx, c, "hetzner")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := be.Claim(ctx, srv, c); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		// Give the member back without a rebuild: only the claim is measured.
-		if _, err := db.UpdateCluster(ctx, c.ID, cluster.Change{To: cluster.Terminated, ReleaseMember: true, MemberState: cluster.MemberDirty}); err != nil {
-			b.Fatal(err)
-		}
-		for _, st := range []cluster.MemberState{cluster.MemberRebuilding, cluster.MemberReady} {
-			if err := db.SetMemberState(ctx, srv.ID, st, nil, ""); err != nil {
+	for _, v := range []struct {
+		name  string
+		delay time.Duration
+		cold  bool
+	}{
+		{"rtt=0", 0, false},
+		{"rtt=40ms", 20 * time.Millisecond, false},
+		{"rtt=40ms/cold-connection", 20 * time.Millisecond, true},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			be := w.backendWith(http.DefaultTransport, v.delay)
+			if err := be.Healthy(ctx, m); err != nil {
 				b.Fatal(err)
 			}
-		}
-		b.StartTimer()
+			w.fake.ResetCounts()
+			var ds []time.Duration
+			b.ResetTimer()
+			for range b.N {
+				if v.cold {
+					b.StopTimer()
+					be.admins.drop(m.ID)
+					b.StartTimer()
+				}
+				start := time.Now()
+				claimed, c := benchClaim(b, db, be, acct)
+				ds = append(ds, time.Since(start))
+				b.StopTimer()
+				giveBack(b, db, be, claimed, c)
+				b.StartTimer()
+			}
+			b.StopTimer()
+			reportLatencies(b, ds)
+			b.ReportMetric(float64(w.fake.TotalRequests())/float64(b.N), "hetzner-requests/op")
+		})
 	}
-	b.ReportMetric(float64(w.fake.TotalRequests())/float64(b.N), "hetzner-requests/op")
+}
+
+// benchClaim claims the ready member for a new cluster of acct, as a
+// create does: the transaction (the cluster takes the id the member
+// reserved, its node labelled with it already), then the backend's claim.
+func benchClaim(b *testing.B, db *sqlite.DB, be *Backend, acct cluster.Account) (cluster.Member, cluster.Cluster) {
+	ctx := context.Background()
+	now := time.Now()
+	c := cluster.Cluster{AccountID: acct.ID, Account: acct.Name,
+		Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	m, err := db.ClaimMember(ctx, c, "hetzner")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.ID = m.ClusterID
+	if _, err := be.Claim(ctx, m, c); err != nil {
+		b.Fatal(err)
+	}
+	return m, c
+}
+
+// giveBack makes the claimed member ready again without a rebuild (only
+// the claim is measured), and does to its cluster what the rebuild's
+// bootstrap would: the ownership record goes, and the node is labelled
+// with the id reserved for the next claim.
+func giveBack(b *testing.B, db *sqlite.DB, be *Backend, m cluster.Member, c cluster.Cluster) {
+	ctx := context.Background()
+	if _, err := db.UpdateCluster(ctx, c.ID, cluster.Change{To: cluster.Terminated, ReleaseMember: true, MemberState: cluster.MemberDirty}); err != nil {
+		b.Fatal(err)
+	}
+	for _, st := range []cluster.MemberState{cluster.MemberRebuilding, cluster.MemberReady} {
+		if err := db.SetMemberState(ctx, m.ID, st, nil, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m, err := db.Member(ctx, m.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := be.admin(ctx, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Clientset().CoreV1().ConfigMaps(kube.SystemNamespace).Delete(ctx, kube.OwnershipConfigMap, metav1.DeleteOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := a.LabelNodes(ctx, m.ReservedID); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// reportLatencies reports the median and the 99th percentile of ds.
+func reportLatencies(b *testing.B, ds []time.Duration) {
+	slices.Sort(ds)
+	pct := func(p float64) float64 {
+		return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
 }
 
 // BenchmarkReleaseToReady measures a release: rebuild from the snapshot,
