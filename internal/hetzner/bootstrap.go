@@ -102,11 +102,20 @@ func (b *Backend) startK3s(ctx context.Context, conn *ssh.Client, m cluster.Memb
 	if err := b.ready(ctx, m, cfg, d); err != nil {
 		return err
 	}
-	if err := labelReserved(ctx, cfg, m); err != nil {
-		return err
-	}
 	d.APIServer, d.CA = cfg.Host, cfg.TLSClientConfig.CAData
 	d.Admin = b.seal.seal(sealed, m.ID)
+	// The member's admin client from now on (admins): the label's
+	// request opens the connection its claim will find open.
+	a, err := kube.NewAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	a = b.admins.put(m.ID, keyOf(*d), a)
+	if m.ReservedID != "" {
+		if err := a.LabelNodes(ctx, m.ReservedID); err != nil {
+			return err
+		}
+	}
 	stderr.Reset()
 	if err := runSSH(ctx, conn, "systemctl enable k3s", nil, &stderr); err != nil {
 		return fmt.Errorf("enable k3s: %w: %s", err, strings.TrimSpace(stderr.String()))
@@ -131,20 +140,6 @@ func (b *Backend) ready(ctx context.Context, m cluster.Member, cfg *rest.Config,
 	}
 	d.Timings["ready"] = b.cfg.Clock.Now().Sub(t).Milliseconds()
 	return nil
-}
-
-// labelReserved labels the node of a freshly (re)built member with the id
-// reserved for the cluster that will claim it, so the claim does not wait
-// for it. A restart keeps the label: k3s stores it with the cluster.
-func labelReserved(ctx context.Context, cfg *rest.Config, m cluster.Member) error {
-	if m.ReservedID == "" {
-		return nil
-	}
-	a, err := kube.NewAdmin(cfg)
-	if err != nil {
-		return err
-	}
-	return a.LabelNodes(ctx, m.ReservedID)
 }
 
 // publicKubeconfig checks k3s's admin kubeconfig (parseAdminKubeconfig:
