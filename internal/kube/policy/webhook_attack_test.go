@@ -118,14 +118,17 @@ func runWebhookAttacks(t *testing.T, privileged bool) {
 			}
 			return strings.Contains(err.Error(), evilDenial), nil
 		})
-		// What SMEK does on a claim and on a start, as its admin.
+		// What SMEK does on a claim and on a start, as its admin; the
+		// claim labels the node too, as for a member made ready before
+		// ids were reserved, so that every write passes the tenant's
+		// webhooks.
 		admin, err := kube.NewAdmin(c.admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now()
 		claimed := smekcluster.Cluster{ID: testClusterID, Account: "attack", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if _, err := admin.Claim(ctx, claimed); err != nil {
+		if _, err := admin.Claim(ctx, claimed, false); err != nil {
 			t.Errorf("SMEK's claim through the tenant's webhook: %v", err)
 		}
 		if _, err := admin.Credential(ctx, claimed); err != nil {
