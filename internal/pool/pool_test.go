@@ -25,9 +25,26 @@ type memBackend struct {
 	live      map[string]bool // member id → its resources exist
 	calls     []string        // "provision s-1", "release s-1 rebuilding", ...
 	reconcile chan struct{}   // receives at each Reconcile when not nil
+	// labelled is the cluster id each member's node was labelled with
+	// when it was last made ready (Provision, Release).
+	labelled map[string]cluster.ID
 }
 
-func newMem() *memBackend { return &memBackend{live: map[string]bool{}} }
+func newMem() *memBackend {
+	return &memBackend{live: map[string]bool{}, labelled: map[string]cluster.ID{}}
+}
+
+func (b *memBackend) label(m cluster.Member) {
+	b.mu.Lock()
+	b.labelled[m.ID] = m.ReservedID
+	b.mu.Unlock()
+}
+
+func (b *memBackend) labelOf(id string) cluster.ID {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.labelled[id]
+}
 
 func (b *memBackend) record(format string, a ...any) {
 	b.mu.Lock()
@@ -46,6 +63,7 @@ func (b *memBackend) Versions(context.Context) ([]string, error) { return []stri
 
 func (b *memBackend) Provision(_ context.Context, m cluster.Member) ([]byte, error) {
 	b.record("provision %s", m.ID)
+	b.label(m)
 	b.mu.Lock()
 	b.live[m.ID] = true
 	b.mu.Unlock()
@@ -66,6 +84,7 @@ func (b *memBackend) Start(_ context.Context, m cluster.Member) ([]byte, error) 
 
 func (b *memBackend) Release(_ context.Context, m cluster.Member) (bool, []byte, error) {
 	b.record("release %s %s", m.ID, m.State)
+	b.label(m)
 	return true, []byte(`{"member":"` + m.ID + `","rebuilt":true}`), nil
 }
 
@@ -221,6 +240,17 @@ func TestReleaseRebuildsBeforeReady(t *testing.T) {
 		}
 		return false
 	})
+	// The node was labelled with the id reserved at the create, and at
+	// the rebuild with a fresh one: the one the next claim takes.
+	first := ms[0].ReservedID
+	rebuilt, err := db.Member(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == "" || rebuilt.ReservedID == first || b.labelOf(id) != rebuilt.ReservedID {
+		t.Errorf("reserved ids: %q at the create, %q after the rebuild, node labelled %q; want two different ids, the node with the second",
+			first, rebuilt.ReservedID, b.labelOf(id))
+	}
 	got := transitions(t, db, id)
 	want := []string{"→creating", "creating→ready", "ready→claimed", "claimed→dirty", "dirty→rebuilding", "rebuilding→ready"}
 	if !slices.Equal(got, want) {
@@ -374,5 +404,74 @@ func TestReleaseAboveTargetDeletes(t *testing.T) {
 	got := transitions(t, db, id)
 	if last := got[len(got)-1]; last != "dirty→deleted" {
 		t.Errorf("released member's transitions %v, want it deleted from dirty", got)
+	}
+}
+
+// blockingStore holds Members, when armed, until it is released: the
+// pool's Reconcile reads the members holding the pool's lock.
+type blockingStore struct {
+	pool.Store
+	armed   chan struct{} // closed: the next Members blocks
+	entered chan struct{} // closed when a Members blocks
+	release chan struct{} // closed: blocked Members go on
+	once    sync.Once
+}
+
+func (s *blockingStore) Members(ctx context.Context, backend string) ([]cluster.Member, error) {
+	select {
+	case <-s.armed:
+		s.once.Do(func() { close(s.entered) })
+		<-s.release
+	default:
+	}
+	return s.Store.Members(ctx, backend)
+}
+
+// TestClaimDoesNotWaitForTheRefill: while the pool's Reconcile holds its
+// lock across a database read, a create still gets the ready signal and
+// claims a member: it never waits on a lock the refill holds.
+func TestClaimDoesNotWaitForTheRefill(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, t.TempDir())
+	acct, err := db.EnsureAccount(ctx, "acme", sqlite.AccountLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := db.CreateMember(ctx, "mem", flavor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetMemberState(ctx, m.ID, cluster.MemberReady, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	store := &blockingStore{Store: db, armed: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{})}
+	p := pool.New(store, newMem(), pool.Config{Targets: map[cluster.Flavor]int{flavor: 1}})
+	close(store.armed)
+	reconciled := make(chan error, 1)
+	go func() { reconciled <- p.Reconcile(ctx) }()
+	<-store.entered // Reconcile holds the pool's lock now
+
+	claimed := make(chan error, 1)
+	go func() {
+		p.Ready()
+		now := time.Now()
+		_, err := p.Claim(ctx, cluster.Cluster{AccountID: acct.ID, Account: acct.Name, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			Spec: cluster.Spec{K8sVersion: flavor.K8sVersion, Size: flavor.Size, MinutesToLive: 60}})
+		claimed <- err
+	}()
+	// A bound on a hang, not a speed check: a claim that waited for the
+	// lock would wait here until the release below, which never comes
+	// first.
+	select {
+	case err := <-claimed:
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the claim waited for the lock the refill holds")
+	}
+	close(store.release)
+	if err := <-reconciled; err != nil {
+		t.Fatal(err)
 	}
 }
