@@ -156,6 +156,8 @@ type PoolCounts struct {
 	// Cleaning members served a cluster and wait to be rebuilt or
 	// destroyed.
 	Cleaning int
+	// LastReady is when the member that became ready last did.
+	LastReady time.Time
 }
 
 // WaitPool waits, on the pool's signals, until ok holds for the pool's
@@ -179,6 +181,9 @@ func (s *SMEK) WaitPool(what string, size int, ok func(PoolCounts) bool) {
 		for _, m := range members {
 			switch m.State {
 			case cluster.MemberReady:
+				if m.ReadyAt.After(c.LastReady) {
+					c.LastReady = m.ReadyAt
+				}
 				if m.Flavor.Privileged {
 					c.ReadyPrivileged++
 				} else {
