@@ -32,17 +32,29 @@ type poolStatus struct {
 }
 
 func cmdPool(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprintln(stderr, "Usage: provisioner pool status [--json] [--data-dir DIR]")
-		if len(args) == 0 {
-			return fmt.Errorf("%w: pool needs a subcommand (status)", errUsage)
-		}
-		return fmt.Errorf("%w: unknown pool subcommand %q (status)", errUsage, args[0])
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, poolUsage)
+		return fmt.Errorf("%w: pool needs a subcommand (status, simulate)", errUsage)
 	}
+	switch args[0] {
+	case "status":
+		return cmdPoolStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "simulate":
+		return cmdPoolSimulate(ctx, args[1:], getenv, stdout, stderr)
+	}
+	fmt.Fprintln(stderr, poolUsage)
+	return fmt.Errorf("%w: unknown pool subcommand %q (status, simulate)", errUsage, args[0])
+}
+
+const poolUsage = `Usage:
+  provisioner pool status [--json] [--data-dir DIR]
+  provisioner pool simulate --trace FILE [--policy fixed:N|auto]... [--json]`
+
+func cmdPoolStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pool status", "Show the warm pool per flavor: the targets the server was started with, ready, booting, rebuilding, in use and failed members.", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := parseFlags(fs, args[1:], getenv); err != nil {
+	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
 	db, err := openExistingDB(ctx, *dataDir)

@@ -17,10 +17,15 @@ const (
 	MemberReady         MemberState = "ready"
 	MemberClaimed       MemberState = "claimed"
 	MemberStopped       MemberState = "stopped"
-	MemberDirty         MemberState = "dirty"
-	MemberRebuilding    MemberState = "rebuilding"
-	MemberFailed        MemberState = "failed"
-	MemberDeleted       MemberState = "deleted"
+	// MemberHibernating: a stopped member's disk is being snapshotted and
+	// its server deleted; MemberHibernated: only the snapshot is left
+	// (no server is billed), and a start restores a server from it.
+	MemberHibernating MemberState = "hibernating"
+	MemberHibernated  MemberState = "hibernated"
+	MemberDirty       MemberState = "dirty"
+	MemberRebuilding  MemberState = "rebuilding"
+	MemberFailed      MemberState = "failed"
+	MemberDeleted     MemberState = "deleted"
 )
 
 // memberTransitions is the member's state machine: the states each state
@@ -34,8 +39,15 @@ const (
 //	claimed → claimed           a resume after a restart records new data
 //	claimed → stopped           a stop
 //	stopped → claimed           a start, or a stop taken back
-//	claimed, stopped → dirty    the cluster ends (terminate, failed create,
-//	                            lost): the member goes back to the pool
+//	stopped → hibernating       a member stopped for long: snapshot, then
+//	  → hibernated              the server is deleted
+//	hibernating → stopped       a hibernation that could not finish (the
+//	                            server is kept)
+//	hibernated → claimed        a start restored a server from the snapshot
+//	claimed, stopped,           the cluster ends (terminate, failed create,
+//	hibernated → dirty          lost): the member goes back to the pool (a
+//	                            hibernated one has no server: its release
+//	                            deletes the snapshot and ends it)
 //	dirty → rebuilding → ready  the pool's release (reusable member)
 //	rebuilding → rebuilding     a rebuild interrupted by a restart, again
 //	→ failed                    from every live state: a ghost (gone at the
@@ -54,7 +66,9 @@ var memberTransitions = map[MemberState][]MemberState{
 	MemberBootstrapping: {MemberReady, MemberFailed, MemberDeleted},
 	MemberReady:         {MemberReady, MemberClaimed, MemberFailed, MemberDeleted},
 	MemberClaimed:       {MemberClaimed, MemberStopped, MemberDirty, MemberFailed},
-	MemberStopped:       {MemberClaimed, MemberDirty, MemberFailed},
+	MemberStopped:       {MemberClaimed, MemberDirty, MemberFailed, MemberHibernating},
+	MemberHibernating:   {MemberHibernated, MemberStopped, MemberFailed},
+	MemberHibernated:    {MemberClaimed, MemberDirty, MemberFailed},
 	MemberDirty:         {MemberRebuilding, MemberFailed, MemberDeleted},
 	MemberRebuilding:    {MemberRebuilding, MemberBootstrapping, MemberReady, MemberFailed, MemberDeleted},
 	MemberFailed:        {MemberFailed, MemberDeleted},
@@ -64,7 +78,7 @@ var memberTransitions = map[MemberState][]MemberState{
 // MemberStates lists every member state, in the order of a member's life.
 func MemberStates() []MemberState {
 	return []MemberState{MemberCreating, MemberBootstrapping, MemberReady, MemberClaimed, MemberStopped,
-		MemberDirty, MemberRebuilding, MemberFailed, MemberDeleted}
+		MemberHibernating, MemberHibernated, MemberDirty, MemberRebuilding, MemberFailed, MemberDeleted}
 }
 
 // CanBecome reports whether a member in state s may move to state t.

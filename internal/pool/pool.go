@@ -362,26 +362,11 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type count struct{ ready, rebuilding, live int }
-	counts := map[cluster.Flavor]*count{}
-	get := func(f cluster.Flavor) *count {
-		if counts[f] == nil {
-			counts[f] = &count{}
-		}
-		return counts[f]
-	}
 	for _, m := range members {
-		c := get(m.Flavor)
-		c.live++
 		switch m.State {
-		case cluster.MemberReady:
-			c.ready++
 		case cluster.MemberDirty, cluster.MemberRebuilding:
 			// Rebuilding without a goroutine on it: a rebuild interrupted
 			// by a restart, done again.
-			if m.State == cluster.MemberRebuilding {
-				c.rebuilding++ // on its way back: no new member for it
-			}
 			p.goWork(ctx, m, p.release)
 		case cluster.MemberFailed:
 			p.goWork(ctx, m, func(ctx context.Context, m cluster.Member) {
@@ -391,22 +376,12 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			})
 		}
 	}
-	flavors := map[cluster.Flavor]int{}
-	for f, n := range p.cfg.Targets {
-		flavors[f] += n
-	}
-	for f, n := range p.waiting {
-		flavors[f] += n
-	}
-	for f, want := range flavors {
-		c := get(f)
-		// Members in creating state are already in c.live; in-flight
-		// provisions that have not written their row yet are not.
-		have := c.ready + c.rebuilding + p.provisioning[f]
-		for ; have < want; have++ {
-			if p.cfg.MaxPerFlavor > 0 && c.live+p.provisioning[f] >= p.cfg.MaxPerFlavor {
-				break
-			}
+	plan := Plan(PlanInput{
+		Now: p.clock.Now(), Members: members, Provisioning: p.provisioning, Waiting: p.waiting,
+		Targets: p.cfg.Targets, MaxPerFlavor: p.cfg.MaxPerFlavor,
+	})
+	for f, n := range plan.Provision {
+		for range n {
 			p.provisioning[f]++
 			p.wg.Go(func() { p.provision(ctx, f) })
 		}
