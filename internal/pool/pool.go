@@ -159,8 +159,7 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 		cfg.Policy = policy.Fixed(cfg.Targets)
 	}
 	return &Pool{
-		policy: cfg.Policy,
-		cfg:    cfg, store: store, backend: backend, clock: cfg.Clock,
+		cfg: cfg, store: store, backend: backend, clock: cfg.Clock, policy: cfg.Policy,
 		log:          cfg.Logger.With(logkey.Component, "pool", logkey.Backend, backend.Name()),
 		sem:          make(chan struct{}, cfg.Parallel),
 		wake:         make(chan struct{}, 1),
