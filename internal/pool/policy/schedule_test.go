@@ -62,8 +62,8 @@ func TestScheduleActive(t *testing.T) {
 		{time.Date(2026, 12, 3, 7, 59, 59, 0, berlin), false}, // Thursday before 8
 		{time.Date(2026, 12, 3, 8, 0, 0, 0, berlin), true},    // the activation itself
 		{time.Date(2026, 12, 3, 17, 59, 59, 0, berlin), true},
-		{time.Date(2026, 12, 3, 18, 0, 0, 0, berlin), false}, // (t-for, t] is open at t-for
-		{time.Date(2026, 12, 5, 9, 0, 0, 0, berlin), false},  // Saturday
+		{time.Date(2026, 12, 3, 18, 0, 0, 0, berlin), false},  // (t-for, t] is open at t-for
+		{time.Date(2026, 12, 5, 9, 0, 0, 0, berlin), false},   // Saturday
 		{time.Date(2026, 12, 3, 7, 30, 0, 0, time.UTC), true}, // 08:30 in Berlin
 	} {
 		if got := sc.Active(tc.at); got != tc.want {
