@@ -128,8 +128,11 @@ type Result struct {
 	PaidServerHours float64 `json:"paid-server-hours"`
 	ServersCreated  int     `json:"servers-created"`
 	Rebuilds        int     `json:"rebuilds"`
-	PrewarmHits     int     `json:"prewarm-hits"`
-	PrewarmMisses   int     `json:"prewarm-misses"`
+	// Retired are the surplus ready members deleted near the end of their
+	// paid hour (a ScaleDown policy).
+	Retired       int `json:"retired"`
+	PrewarmHits   int `json:"prewarm-hits"`
+	PrewarmMisses int `json:"prewarm-misses"`
 	// PeakRequestsPerHour is the most Hetzner API requests in any hour
 	// (sliding), against a budget of 3,600.
 	PeakRequestsPerHour int `json:"peak-hetzner-requests-per-hour"`
@@ -213,6 +216,7 @@ type run struct {
 	work         []job
 	running      int
 	busy         map[string]bool // members with a release queued or under way
+	lastTargets  map[cluster.Flavor]int
 	prewarms     policy.Prewarms
 	prewarmed    map[int]bool // rows whose queued job started a pre-warm
 	learned      map[string]bool
@@ -223,7 +227,7 @@ type run struct {
 	eur                     float64
 	waits                   []time.Duration
 	warm, created, rebuilds int
-	hits, misses            int
+	hits, misses, retired   int
 	requests                []reqAt
 	lastImageList           time.Time
 }
@@ -342,7 +346,7 @@ func Run(rows []Row, cfg Config) (Result, error) {
 	}
 	res.PaidServerHours = r.paid.Hours()
 	res.CostEUR = math.Round(r.eur*100) / 100
-	res.ServersCreated, res.Rebuilds = r.created, r.rebuilds
+	res.ServersCreated, res.Rebuilds, res.Retired = r.created, r.rebuilds, r.retired
 	res.PrewarmHits, res.PrewarmMisses = r.hits, r.misses
 	res.PeakRequestsPerHour = r.peakRequests(res.Start, res.End)
 	return res, nil
@@ -542,7 +546,7 @@ func (r *run) destroy(m *member) {
 
 // reconcile is Pool.Reconcile on simulated time: released members are
 // queued for release, the policy's targets (and the pre-warms) are
-// planned with pool.Plan, surplus members retired.
+// planned with pool.Plan, surplus members retired as Plan says.
 func (r *run) reconcile() {
 	var live []cluster.Member
 	for _, id := range r.memberIDs() {
@@ -554,31 +558,17 @@ func (r *run) reconcile() {
 		}
 	}
 	targets := r.targets()
-	waiting := map[cluster.Flavor]int{}
-	for f, ws := range r.waiting {
-		if len(ws) > 0 {
-			waiting[f] = len(ws)
-		}
-	}
-	plan := pool.Plan(pool.PlanInput{
-		Now: r.now, Members: live, Provisioning: r.provisioning, Waiting: waiting,
-		Targets: targets, MaxPerFlavor: r.cfg.MaxPerFlavor, ScaleDown: r.cfg.Policy.ScaleDown(),
-		PaidUntil: func(m cluster.Member, now time.Time) (time.Time, bool) {
-			if _, billed := r.cfg.Model.HourlyPrice(m.Flavor); !billed {
-				return time.Time{}, false
-			}
-			return cost.PaidHourEnd(m.CreatedAt, now), true
-		},
-		RetireWithin: r.cfg.RetireWithin,
-	})
+	r.lastTargets = targets
+	plan := pool.Plan(r.planInput(live))
 	for _, f := range sortedFlavors(plan.Provision) {
 		for range plan.Provision[f] {
 			r.provisioning[f]++
 			r.work = append(r.work, job{flavor: f})
 		}
 	}
-	for _, m := range plan.Retire {
-		if sm, ok := r.members[m.ID]; ok && sm.State == cluster.MemberReady {
+	for _, ret := range plan.Retire {
+		if sm, ok := r.members[ret.Member.ID]; ok && sm.State == cluster.MemberReady {
+			r.retired++
 			r.destroy(sm)
 		}
 	}
@@ -618,10 +608,37 @@ func (r *run) provision(f cluster.Flavor) {
 	r.push(event{at: r.now.Add(r.cfg.CreateTime.Sample(r.rng)), kind: evReady, id: m.ID})
 }
 
-// release is Pool.release: a member whose flavor has enough without it
-// is destroyed, the others rebuilt.
+// planInput is what pool.Plan and pool.ReleaseAction decide from, as
+// Pool.planInput gives it: the live members, the provisions under way, the
+// creates waiting and the last targets.
+func (r *run) planInput(live []cluster.Member) pool.PlanInput {
+	waiting := map[cluster.Flavor]int{}
+	for f, ws := range r.waiting {
+		if len(ws) > 0 {
+			waiting[f] = len(ws)
+		}
+	}
+	return pool.PlanInput{
+		Now: r.now, Members: live, Provisioning: r.provisioning, Waiting: waiting,
+		Targets: r.lastTargets, MaxPerFlavor: r.cfg.MaxPerFlavor, ScaleDown: r.cfg.Policy.ScaleDown(),
+		PaidUntil: func(m cluster.Member, now time.Time) (time.Time, bool) {
+			if _, billed := r.cfg.Model.HourlyPrice(m.Flavor); !billed {
+				return time.Time{}, false
+			}
+			return cost.PaidHourEnd(m.CreatedAt, now), true
+		},
+		RetireWithin: r.cfg.RetireWithin,
+	}
+}
+
+// release is Pool.release: pool.ReleaseAction decides whether the member
+// is rebuilt or destroyed, from the targets of the last reconcile.
 func (r *run) release(m *member) {
-	if r.surplus(m.Flavor) {
+	var live []cluster.Member
+	for _, id := range r.memberIDs() {
+		live = append(live, r.members[id].Member)
+	}
+	if !pool.ReleaseAction(r.planInput(live), m.Member) {
 		delete(r.busy, m.ID)
 		r.destroy(m)
 		return
@@ -632,21 +649,6 @@ func (r *run) release(m *member) {
 	r.setState(m, cluster.MemberRebuilding)
 	r.serverWork(r.cfg.Requests.Rebuild)
 	r.push(event{at: r.now.Add(r.cfg.RebuildTime.Sample(r.rng)), kind: evReady, id: m.ID})
-}
-
-// surplus is Pool.surplus: flavor f has as many ready or coming members
-// as its target and its waiting creates want.
-func (r *run) surplus(f cluster.Flavor) bool {
-	have := 0
-	for _, m := range r.members {
-		switch m.State {
-		case cluster.MemberReady, cluster.MemberCreating, cluster.MemberBootstrapping, cluster.MemberRebuilding:
-			if m.Flavor == f {
-				have++
-			}
-		}
-	}
-	return have >= r.targets()[f]+len(r.waiting[f])
 }
 
 // targets are the policy's ready targets at now, raised by the pre-warms
