@@ -238,4 +238,3 @@ func maxT(a, b time.Time) time.Time {
 	}
 	return a
 }
-
