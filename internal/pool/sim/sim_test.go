@@ -206,3 +206,43 @@ func TestRunRefuses(t *testing.T) {
 		t.Error("no rows: no error")
 	}
 }
+
+func TestRunAutoScalesDownLazily(t *testing.T) {
+	var rows []Row
+	for i := range 3 {
+		rows = append(rows, Row{Line: 2 + i, CreatedAt: t0, Lifetime: 5 * time.Minute})
+	}
+	rows = append(rows, Row{Line: 5, CreatedAt: t0.Add(5 * time.Hour), Lifetime: 5 * time.Minute})
+	auto, err := policy.NewAuto(policy.AutoConfig{Flavors: map[cluster.Flavor]policy.Bounds{testFlavor: {Min: 0, Max: 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(rows, testConfig(auto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The burst finds the pool empty: its 3 cold creates make the target
+	// 3, and pool.Plan provisions target + waiting = 6 servers, two at a
+	// time (t0, t0+1m, t0+2m). Released after 5 min the 3 claimed ones
+	// are surplus, but their paid hour has 50 min to run: they are
+	// rebuilt and kept ready, not deleted. 5 min before that hour ends 5
+	// of the 6 are retired (1 h each); the rate of the last 3 h keeps a
+	// target of 1 until t0+3h, when the last one (created at t0+2m) is 2
+	// min from the end of its 3rd hour and goes (3 h). The create at
+	// t0+5h is cold: its target 1 + waiting 1 make 2 servers (1 h each).
+	if res.ServersCreated != 8 || res.Rebuilds != 4 || res.Retired != 6 || res.PaidServerHours != 10 {
+		t.Errorf("servers %d rebuilds %d retired %d paid %v h; want 8, 4, 6, 10", res.ServersCreated, res.Rebuilds, res.Retired, res.PaidServerHours)
+	}
+	if res.WarmRatio != 0 {
+		t.Errorf("warm ratio %v, want 0: every create came to an empty pool", res.WarmRatio)
+	}
+	// The same trace on a fixed pool of 0 deletes every released server
+	// at once: 4 servers, 4 paid hours, no idle time.
+	fixed, err := Run(rows, testConfig(fixedPolicy(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fixed.ServersCreated != 4 || fixed.Rebuilds != 0 || fixed.PaidServerHours != 4 || fixed.IdleServerHours != 0 {
+		t.Errorf("fixed:0: servers %d rebuilds %d paid %v idle %v; want 4, 0, 4, 0", fixed.ServersCreated, fixed.Rebuilds, fixed.PaidServerHours, fixed.IdleServerHours)
+	}
+}
