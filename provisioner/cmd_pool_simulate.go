@@ -96,6 +96,29 @@ func (f distFlag) Set(s string) error {
 	return nil
 }
 
+// scheduleFlags is the repeatable --pool-schedule flag.
+type scheduleFlags []policy.Schedule
+
+func (s *scheduleFlags) String() string {
+	names := make([]string, len(*s))
+	for i, sc := range *s {
+		names[i] = sc.Name
+	}
+	return strings.Join(names, ";")
+}
+
+func (s *scheduleFlags) Set(v string) error {
+	sc, err := policy.ParseSchedule(v)
+	if err != nil {
+		return fmt.Errorf("--pool-schedule: %w", err)
+	}
+	if len(*s) >= maxSimPolicies {
+		return fmt.Errorf("--pool-schedule: at most %d schedules", maxSimPolicies)
+	}
+	*s = append(*s, sc)
+	return nil
+}
+
 // cmdPoolSimulate replays a demand trace against the pool's policies.
 func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pool simulate", "Replay a demand trace (CSV: created_at, minutes[, flavor, repository, workflow, job, queued_at]) against the pool's policies on simulated time, and print per policy the warm ratio, the waits, busy and idle server-hours and the cost (docs/pool.md).", stderr)
@@ -109,6 +132,8 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	fs.Var(distFlag{&rebuildTime}, "rebuild-time", "distribution of a released server's rebuild to ready")
 	poolMin := fs.Int("pool-min", 0, "auto: least ready clusters kept per flavor")
 	poolMax := fs.Int("pool-max", 10, "auto: most ready clusters kept per flavor")
+	var schedules scheduleFlags
+	fs.Var(&schedules, "pool-schedule", "auto: raise the minimum while a cron schedule is active, repeatable: min=N,cron=EXPR,for=DURATION[,flavor=F][,name=NAME]")
 	parallel := fs.Int("provision-parallel", 2, "how many clusters are booted or cleaned at once, as serve's")
 	maxMembers := fs.Int("max-pool-members", 0, "bound on the clusters of one flavor, claimed ones included (0: none), as serve's")
 	prewarmFor := fs.Duration("prewarm-for", 10*time.Minute, "how long a pre-warm for a queued job lasts unless its create comes")
@@ -182,7 +207,7 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 			for fl := range flavors {
 				bounds[fl] = policy.Bounds{Min: *poolMin, Max: *poolMax}
 			}
-			a, err := policy.NewAuto(policy.AutoConfig{Flavors: bounds})
+			a, err := policy.NewAuto(policy.AutoConfig{Flavors: bounds, Schedules: schedules})
 			if err != nil {
 				return usage("--policy %s: %v", p.name, err)
 			}

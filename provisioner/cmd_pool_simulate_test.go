@@ -25,7 +25,8 @@ func simTrace(t *testing.T) string {
 
 func TestPoolSimulateJSON(t *testing.T) {
 	trace := simTrace(t)
-	stdout, stderr, err := mainRun(t, nil, "pool", "simulate", "--trace", trace, "--policy", "fixed:0", "--policy", "fixed:1+prewarm,auto", "--json", "--create-time", "const:1m")
+	stdout, stderr, err := mainRun(t, nil, "pool", "simulate", "--trace", trace, "--policy", "fixed:0", "--policy", "fixed:1+prewarm,auto", "--json", "--create-time", "const:1m",
+		"--pool-schedule", "min=1,cron=0 8 * * 1-5,for=10h")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -59,6 +60,11 @@ func TestPoolSimulateJSON(t *testing.T) {
 	}
 	if p := out.Policies[1]; p["warm-ratio"] != 1.0 {
 		t.Errorf("fixed:1+prewarm: warm ratio %v, want 1", p["warm-ratio"])
+	}
+	// The weekday schedule keeps one ready from 08:00: the first create
+	// of the day is warm.
+	if p := out.Policies[2]; p["warm-ratio"] != 1.0 {
+		t.Errorf("auto with a schedule: warm ratio %v, want 1", p["warm-ratio"])
 	}
 }
 
@@ -94,6 +100,7 @@ func TestPoolSimulateRefuses(t *testing.T) {
 		{[]string{"--trace", trace, "--price", "ccx33=abc"}, "--price"},
 		{[]string{"--trace", trace, "--flavor", "1.36.3"}, "--flavor"},
 		{[]string{"--trace", trace, "--prewarm-for", "0s"}, "--prewarm-for"},
+		{[]string{"--trace", trace, "--pool-schedule", "min=2"}, "--pool-schedule"},
 		{[]string{"--trace", filepath.Join(t.TempDir(), "missing.csv")}, "--trace"},
 		{[]string{"--trace", bad}, "line 2, column minutes"},
 	} {
