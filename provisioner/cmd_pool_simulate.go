@@ -136,7 +136,7 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	fs.Var(&schedules, "pool-schedule", "auto: raise the minimum while a cron schedule is active, repeatable: min=N,cron=EXPR,for=DURATION[,flavor=F][,name=NAME]")
 	parallel := fs.Int("provision-parallel", 2, "how many clusters are booted or cleaned at once, as serve's")
 	maxMembers := fs.Int("max-pool-members", 0, "bound on the clusters of one flavor, claimed ones included (0: none), as serve's")
-	prewarmFor := fs.Duration("prewarm-for", 10*time.Minute, "how long a pre-warm for a queued job lasts unless its create comes")
+	prewarmFor := fs.Duration("prewarm-for", 15*time.Minute, "how long a pre-warm for a queued job lasts unless its create comes (the GitHub App's)")
 	prices := fs.String("price", "", "server prices overriding the built-in list, TYPE=EUR_PER_HOUR, comma-separated (ccx33=0.0769)")
 	flavorFlag := fs.String("flavor", cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}.String(), "flavor of trace rows that name none")
 	if err := parseFlags(fs, args, getenv); err != nil {

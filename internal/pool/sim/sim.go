@@ -72,10 +72,13 @@ type Config struct {
 	// keeps state: give every run a fresh one.
 	Policy policy.Policy
 	// Prewarm: a queued job that asked for a cluster before raises its
-	// flavor's target (policy.Prewarms) for PrewarmFor (default 10 min) or
+	// flavor's target (policy.Prewarms) for PrewarmFor (default 15 min, the GitHub App's pre-warm TTL) or
 	// until its create arrives.
 	Prewarm    bool
 	PrewarmFor time.Duration
+	// PrewarmCap bounds the pre-warms under way at once (default 10, the
+	// GitHub App's cap per installation; a trace is one installation).
+	PrewarmCap int
 	// Flavor is the flavor of rows that name none.
 	Flavor cluster.Flavor
 	// CreateTime and RebuildTime are the durations of a provision (server
@@ -133,6 +136,8 @@ type Result struct {
 	Retired       int `json:"retired"`
 	PrewarmHits   int `json:"prewarm-hits"`
 	PrewarmMisses int `json:"prewarm-misses"`
+	// PrewarmCapped are queued jobs not pre-warmed for PrewarmCap.
+	PrewarmCapped int `json:"prewarm-capped"`
 	// PeakRequestsPerHour is the most Hetzner API requests in any hour
 	// (sliding), against a budget of 3,600.
 	PeakRequestsPerHour int `json:"peak-hetzner-requests-per-hour"`
@@ -222,14 +227,14 @@ type run struct {
 	learned      map[string]bool
 	pending      int // non-tick events in the queue
 
-	hours                   map[cost.Category]time.Duration
-	paid                    time.Duration
-	eur                     float64
-	waits                   []time.Duration
-	warm, created, rebuilds int
-	hits, misses, retired   int
-	requests                []reqAt
-	lastImageList           time.Time
+	hours                         map[cost.Category]time.Duration
+	paid                          time.Duration
+	eur                           float64
+	waits                         []time.Duration
+	warm, created, rebuilds       int
+	hits, misses, retired, capped int
+	requests                      []reqAt
+	lastImageList                 time.Time
 }
 
 type reqAt struct {
@@ -249,7 +254,10 @@ func Run(rows []Row, cfg Config) (Result, error) {
 		cfg.Name = cfg.Policy.Name()
 	}
 	if cfg.PrewarmFor <= 0 {
-		cfg.PrewarmFor = 10 * time.Minute
+		cfg.PrewarmFor = 15 * time.Minute
+	}
+	if cfg.PrewarmCap <= 0 {
+		cfg.PrewarmCap = 10
 	}
 	if cfg.CreateTime.IsZero() {
 		cfg.CreateTime = DefaultCreateTime
@@ -347,7 +355,7 @@ func Run(rows []Row, cfg Config) (Result, error) {
 	res.PaidServerHours = r.paid.Hours()
 	res.CostEUR = math.Round(r.eur*100) / 100
 	res.ServersCreated, res.Rebuilds, res.Retired = r.created, r.rebuilds, r.retired
-	res.PrewarmHits, res.PrewarmMisses = r.hits, r.misses
+	res.PrewarmHits, res.PrewarmMisses, res.PrewarmCapped = r.hits, r.misses, r.capped
 	res.PeakRequestsPerHour = r.peakRequests(res.Start, res.End)
 	return res, nil
 }
@@ -474,6 +482,16 @@ func prewarmKey(row int) string { return "row:" + strconv.Itoa(row) }
 func (r *run) queued(i int) {
 	key := r.rows[i].JobKey()
 	if !r.cfg.Prewarm || key == "" || !r.learned[key] {
+		return
+	}
+	extra, expired := r.prewarms.Extra(r.now)
+	r.misses += len(expired)
+	under := 0
+	for _, n := range extra {
+		under += n
+	}
+	if under >= r.cfg.PrewarmCap {
+		r.capped++
 		return
 	}
 	if r.prewarms.Add(prewarmKey(i), r.flavor(i), r.now.Add(r.cfg.PrewarmFor)) {

@@ -144,7 +144,7 @@ func TestRunPrewarm(t *testing.T) {
 		{Line: 5, CreatedAt: t0.Add(120 * time.Minute), QueuedAt: t0.Add(119 * time.Minute), Lifetime: time.Minute, Repository: "acme/shop", Workflow: "ci", Job: "lint"}, // never seen: not pre-warmed
 	}
 	cfg := testConfig(fixedPolicy(0))
-	cfg.Prewarm = true
+	cfg.Prewarm, cfg.PrewarmFor = true, 10*time.Minute
 	res, err := Run(rows, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -244,5 +244,23 @@ func TestRunAutoScalesDownLazily(t *testing.T) {
 	}
 	if fixed.ServersCreated != 4 || fixed.Rebuilds != 0 || fixed.PaidServerHours != 4 || fixed.IdleServerHours != 0 {
 		t.Errorf("fixed:0: servers %d rebuilds %d paid %v idle %v; want 4, 0, 4, 0", fixed.ServersCreated, fixed.Rebuilds, fixed.PaidServerHours, fixed.IdleServerHours)
+	}
+}
+
+func TestRunCapsPrewarms(t *testing.T) {
+	// A job learned at t0, then queued 12 times at once.
+	rows := []Row{{Line: 2, CreatedAt: t0, Lifetime: time.Minute, Repository: "acme/shop", Workflow: "ci", Job: "e2e"}}
+	for i := range 12 {
+		q := t0.Add(time.Hour)
+		rows = append(rows, Row{Line: 3 + i, QueuedAt: q, CreatedAt: q.Add(2 * time.Minute), Lifetime: time.Minute, Repository: "acme/shop", Workflow: "ci", Job: "e2e"})
+	}
+	cfg := testConfig(fixedPolicy(0))
+	cfg.Prewarm, cfg.PrewarmCap = true, 10
+	res, err := Run(rows, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PrewarmHits != 10 || res.PrewarmCapped != 2 || res.PrewarmMisses != 0 {
+		t.Errorf("hits %d capped %d misses %d, want 10, 2, 0", res.PrewarmHits, res.PrewarmCapped, res.PrewarmMisses)
 	}
 }
