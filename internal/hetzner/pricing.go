@@ -17,6 +17,9 @@ type Prices struct {
 	Hourly map[string]float64
 	// SnapshotGBMonth is the price of one GB of snapshot (image) a month.
 	SnapshotGBMonth float64
+	// ServerTypes is the server type the backend creates for each cluster
+	// size: what a member of that size is billed as.
+	ServerTypes map[string]string
 }
 
 // LivePrices reads the project's prices (GET /pricing, one request): the
@@ -39,7 +42,10 @@ func (b *Backend) LivePrices(ctx context.Context) (Prices, error) {
 		return Prices{}, fmt.Errorf("get prices: the project is billed in %q, not EUR: set the prices with --price and --snapshot-price", p.Currency)
 	}
 	loc := b.cfg.Locations[0]
-	out := Prices{Location: loc, Hourly: map[string]float64{}}
+	out := Prices{Location: loc, Hourly: map[string]float64{}, ServerTypes: map[string]string{}}
+	for size, t := range b.cfg.ServerTypes {
+		out.ServerTypes[size] = t
+	}
 	if out.SnapshotGBMonth, err = parseNet(p.Image.PerGBMonth.Net); err != nil {
 		return Prices{}, fmt.Errorf("get prices: image price per GB-month: %w", err)
 	}
