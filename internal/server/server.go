@@ -106,6 +106,13 @@ type Config struct {
 	// Hetzner configures the hetzner backend.
 	Hetzner hetzner.Config
 
+	// Prices are the operator's prices of a server hour per server type
+	// (--price), SnapshotPrice of a GB of snapshot a month
+	// (--snapshot-price; nil: not set), in euros without VAT. They win
+	// over the hetzner backend's live prices and the built-in list.
+	Prices        map[string]float64
+	SnapshotPrice *float64
+
 	// GitHubWebhookSecret turns on the GitHub App's webhook at
 	// /github/webhook. GitHub, when set, answers PR comment commands
 	// (App credentials); without it only the cleanup runs.
@@ -207,6 +214,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.DB.RecordPoolTargets(ctx, backend.Name(), targets); err != nil {
 		return nil, err
 	}
+	// The same for the prices the metrics count the pool's euros with.
+	model, priceSource := s.costModel(ctx, backend)
+	if err := s.DB.RecordCostModel(ctx, model, priceSource); err != nil {
+		return nil, err
+	}
+	s.Metrics.RegisterPoolCost(s.DB, model, cfg.Clock.Now, cfg.Logger)
+	s.log.Info("pool cost priced", "prices", priceSource)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	notifier, err := s.mailer(runCtx)

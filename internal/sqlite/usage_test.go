@@ -137,3 +137,27 @@ func TestPoolUsageEmptyWindow(t *testing.T) {
 		t.Errorf("an empty window: got %v, %v", got, err)
 	}
 }
+
+func TestRecordCostModel(t *testing.T) {
+	ctx := context.Background()
+	db := openClaimDB(t)
+	if _, ok, err := db.RecordedCostModel(ctx); ok || err != nil {
+		t.Fatalf("a fresh database: got ok=%v, %v", ok, err)
+	}
+	m := cost.Default().With(map[string]float64{"ccx33": 0.09}, 0.02)
+	for _, src := range []string{"built-in list prices", "Hetzner /pricing at fsn1 + --price"} {
+		if err := db.RecordCostModel(ctx, m, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok, err := db.RecordedCostModel(ctx)
+	if err != nil || !ok {
+		t.Fatalf("got ok=%v, %v", ok, err)
+	}
+	if got.Source != "Hetzner /pricing at fsn1 + --price" || !got.RecordedAt.Equal(claimT0) {
+		t.Errorf("got %q at %s, want the last record at %s", got.Source, got.RecordedAt, claimT0)
+	}
+	if got.Model.Hourly["ccx33"] != 0.09 || got.Model.Hourly["cx22"] != 0.006 || got.Model.SnapshotGBMonth != 0.02 || got.Model.ServerTypes["1-mid"] != "ccx33" {
+		t.Errorf("the model did not survive the round trip: %+v", got.Model)
+	}
+}

@@ -4,7 +4,7 @@
 // at it with hcloud.WithEndpoint: servers and their power, rebuild and
 // create_image actions, actions that run and then succeed or fail on an
 // injected clock, snapshots found by label_selector, SSH keys, firewalls,
-// server types and locations, the documented error envelope and statuses,
+// server types, locations and prices, the documented error envelope and statuses,
 // the RateLimit-* headers with a 429 when the budget is spent, and scripted
 // or random faults. Every request is counted per route.
 //
@@ -78,7 +78,10 @@ type Config struct {
 	Machines MachineFactory
 	// DataDir holds snapshot contents when Machines is set.
 	DataDir string
-	Logger  *slog.Logger
+	// Currency is the project owner's currency GET /pricing answers in
+	// (default EUR; Hetzner also bills in USD).
+	Currency string
+	Logger   *slog.Logger
 }
 
 // Fake is the fake API. Its handler is Handler; Start serves it.
@@ -201,6 +204,7 @@ func (f *Fake) Handler() http.Handler {
 	route("GET /server_types/{id}", f.getServerType)
 	route("GET /locations", f.listLocations)
 	route("GET /locations/{id}", f.getLocation)
+	route("GET /pricing", f.getPricing)
 	mux.HandleFunc("GET /_hcloudfake/servers/{id}", f.hookServer)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
