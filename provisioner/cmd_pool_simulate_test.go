@@ -110,3 +110,22 @@ func TestPoolSimulateRefuses(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSimPolicy(f *testing.F) {
+	for _, s := range []string{"fixed:2", "fixed:0+prewarm", "auto", "auto+prewarm", "fixed:", "auto+prewarm+prewarm"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseSimPolicy(s)
+		if err != nil {
+			return
+		}
+		if p.name != s || p.size < 0 || p.size > maxFixedPool || p.auto && p.size != 0 {
+			t.Fatalf("parseSimPolicy(%q) = %+v", s, p)
+		}
+		again, err := parseSimPolicy(s)
+		if err != nil || again != p {
+			t.Fatalf("not stable: %+v, %v", again, err)
+		}
+	})
+}
