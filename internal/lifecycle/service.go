@@ -50,6 +50,9 @@ type Pool interface {
 	Nudge()
 	Recovered() <-chan struct{}
 	OnLost(fn func(ctx context.Context, m cluster.Member, reason string))
+	// ObserveCreate tells the pool's policy about a create of flavor f
+	// the account may run: warm when a ready member was there for it.
+	ObserveCreate(f cluster.Flavor, warm bool)
 
 	Claim(ctx context.Context, c cluster.Cluster) (cluster.Member, error)
 	Prepare(ctx context.Context, m cluster.Member, c cluster.Cluster) (cluster.Kubeconfig, error)
