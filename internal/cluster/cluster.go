@@ -171,6 +171,12 @@ type Cluster struct {
 	// ServerPhases are how long the phases of making the cluster's server
 	// ready took (backend-specific names), where the backend records them.
 	ServerPhases map[string]time.Duration
+	// Hibernated says the stopped cluster's server is deleted and only a
+	// snapshot of its disk is kept (SnapshotGB in size): a start restores
+	// a server from it, which takes minutes. The seed API shows such a
+	// cluster as stopped.
+	Hibernated bool
+	SnapshotGB float64
 }
 
 // Kubeconfig is a tenant's credential for a cluster.

@@ -22,9 +22,25 @@ func scope(p cluster.Principal) int64 {
 func (s *Service) Get(ctx context.Context, p cluster.Principal, id cluster.ID) (cluster.Cluster, error) {
 	c, err := s.db.Cluster(ctx, scope(p), id)
 	if err == nil {
-		s.withPhases(ctx, &c, nil)
+		s.withMember(ctx, &c)
 	}
 	return c, err
+}
+
+// withMember adds what the cluster's member tells: the phase timings,
+// and whether it is hibernated.
+func (s *Service) withMember(ctx context.Context, c *cluster.Cluster) {
+	if c.MemberID == "" {
+		return
+	}
+	m, err := s.pool.Member(ctx, c.MemberID)
+	if err != nil {
+		return
+	}
+	if m.ClusterID == c.ID && m.State == cluster.MemberHibernated {
+		c.Hibernated, c.SnapshotGB = true, m.SnapshotGB
+	}
+	s.withPhases(ctx, c, &m)
 }
 
 // withPhases adds the phase timings of the cluster's member, where the

@@ -18,6 +18,7 @@ import (
 // clusters they serve.
 type Store interface {
 	ClusterStore
+	SnapshotStore
 	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
 	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
 	Members(ctx context.Context, backend string) ([]cluster.Member, error)
@@ -322,6 +323,10 @@ func (p *Pool) recover(ctx context.Context) error {
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
 			}
+		case cluster.MemberHibernating:
+			p.mu.Lock()
+			p.goWork(ctx, m, p.resumeHibernation)
+			p.mu.Unlock()
 		case cluster.MemberReady, cluster.MemberClaimed:
 			if !canResume {
 				continue
@@ -444,6 +449,10 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m cluster.Member) {
+	if m.Snapshot {
+		p.releaseSnapshot(ctx, m) // released while hibernated: no server
+		return
+	}
 	if m.State != cluster.MemberRebuilding && p.surplus(ctx, m.Flavor) {
 		// The flavor has enough members without this one: a rebuild would
 		// only grow the pool past its target.
@@ -505,6 +514,12 @@ func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
 // destroy removes a member at the backend and records it deleted; when the
 // backend cannot, the member is recorded failed, to be destroyed again.
 func (p *Pool) destroy(ctx context.Context, m cluster.Member, reason string) error {
+	if h, ok := p.backend.(Hibernator); ok && m.Snapshot {
+		if err := h.DeleteSnapshot(ctx, m); err != nil {
+			p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; delete snapshot: "+err.Error())
+			return fmt.Errorf("destroy %s: delete snapshot: %w", m.ID, err)
+		}
+	}
 	if err := p.backend.Destroy(ctx, m); err != nil {
 		p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)
