@@ -177,6 +177,9 @@ type Cluster struct {
 	// cluster as stopped.
 	Hibernated bool
 	SnapshotGB float64
+	// RestoredIn, in the answer of a start, is how long restoring the
+	// cluster from its snapshot took (0: it was not hibernated).
+	RestoredIn time.Duration
 }
 
 // Kubeconfig is a tenant's credential for a cluster.

@@ -167,6 +167,10 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if c.Status != cluster.Stopped {
 		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a stopped cluster can be started", c.ID, c.Status)
 	}
+	hibernated, restoreStart := c.Hibernated, s.cfg.Clock.Now()
+	if hibernated {
+		s.log.Info("restoring hibernated cluster", logkey.Cluster, c.ID, "snapshot-gb", c.SnapshotGB)
+	}
 	started, err := s.pool.Start(ctx, c, cluster.Change{
 		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed,
 		ExpiresAt: s.cfg.Clock.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
@@ -175,6 +179,9 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 		return Created{}, err
 	}
 	c = started
+	if hibernated {
+		c.RestoredIn = s.cfg.Clock.Since(restoreStart)
+	}
 	kc, err := s.pool.Credential(ctx, c)
 	if err != nil {
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster started but its kubeconfig could not be minted; ask for it again", Err: err}
