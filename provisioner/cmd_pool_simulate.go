@@ -139,7 +139,7 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	maxMembers := fs.Int("max-pool-members", 0, "bound on the clusters of one flavor, claimed ones included (0: none), as serve's")
 	prewarmTTL := fs.Duration("prewarm-ttl", githubapp.DefaultPrewarmTTL, "how long a pre-warm waits for its job's create before it is released, as serve's")
 	prewarmCap := fs.Int("prewarm-cap", githubapp.DefaultPrewarmCap, "bound on the pre-warms under way at once (a trace is one installation), as serve's")
-	prices := fs.String("price", "", "server prices overriding the built-in list, TYPE=EUR_PER_HOUR, comma-separated (ccx33=0.0769)")
+	prices := addCostFlags(fs)
 	flavorFlag := fs.String("flavor", cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}.String(), "flavor of trace rows that name none")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -172,14 +172,7 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return usage("--flavor: %v", err)
 	}
-	model := cost.Default()
-	if *prices != "" {
-		p, err := cost.ParsePrices(*prices)
-		if err != nil {
-			return usage("%v", err)
-		}
-		model = model.With(p, -1)
-	}
+	model := prices.model(cost.Default())
 	if err := model.Check(); err != nil {
 		return usage("%v", err)
 	}
