@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +54,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
 	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	ghTimeout := fs.Duration("github-timeout", githubapp.DefaultRequestTimeout, "how long the GitHub App waits for each answer of GitHub's API")
+	var pf poolPolicyFlags
+	pf.register(fs)
 	var hf hetznerBackendFlags
 	hf.register(fs)
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
@@ -68,6 +71,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Logger = logger
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if cfg.PoolPolicy, err = pf.config(cfg.Backend, given); err != nil {
+		return err
 	}
 	if cfg.MaxStoppedLifetime <= 0 {
 		return fmt.Errorf("%w: --max-stopped-lifetime must be positive, e.g. 168h: stopped clusters are not kept forever, got %s", errUsage, cfg.MaxStoppedLifetime)
