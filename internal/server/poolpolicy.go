@@ -8,8 +8,13 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/cost"
+	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/pool/policy"
+	"github.com/smek/action/internal/sqlite"
 )
+
+// The pool records its target changes in SMEK's database.
+var _ pool.TargetRecorder = (*sqlite.DB)(nil)
 
 // PoolPolicyConfig is how the warm pool's ready targets are decided.
 type PoolPolicyConfig struct {
