@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,8 +54,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
 	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	ghTimeout := fs.Duration("github-timeout", githubapp.DefaultRequestTimeout, "how long the GitHub App waits for each answer of GitHub's API")
-	var pf prewarmFlags
+	var pf poolPolicyFlags
 	pf.register(fs)
+	var pwf prewarmFlags
+	pwf.register(fs)
 	var hf hetznerBackendFlags
 	hf.register(fs)
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
@@ -71,6 +74,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if cfg.PoolPolicy, err = pf.config(cfg.Backend, given); err != nil {
+		return err
+	}
 	if cfg.MaxStoppedLifetime <= 0 {
 		return fmt.Errorf("%w: --max-stopped-lifetime must be positive, e.g. 168h: stopped clusters are not kept forever, got %s", errUsage, cfg.MaxStoppedLifetime)
 	}
@@ -82,7 +90,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	if err := pf.apply(fs, &cfg); err != nil {
+	if err := pwf.apply(fs, &cfg); err != nil {
 		return err
 	}
 	if (*ghAppID != 0) != (*ghKeyFile != "") {

@@ -59,6 +59,8 @@ type Config struct {
 	// PoolSize is the number of ready baseline clusters kept warm for the
 	// default version; PoolSizePrivileged the same for privileged ones.
 	PoolSize, PoolSizePrivileged int
+	// PoolPolicy decides the pool's targets (fixed: the sizes above).
+	PoolPolicy PoolPolicyConfig
 	// MaxPoolMembers bounds the members per flavor, claimed included
 	// (0: no bound).
 	MaxPoolMembers int
@@ -213,15 +215,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.PoolSizePrivileged > 0 {
 		targets[cluster.Flavor{K8sVersion: def, Size: cluster.SizeMid, Privileged: true}] = cfg.PoolSizePrivileged
 	}
+	pol, err := cfg.PoolPolicy.newPolicy(backend.Name(), cluster.Flavor{K8sVersion: def, Size: cluster.SizeMid}, versions, targets)
+	if err != nil {
+		return nil, err
+	}
 	s.Pool = pool.New(s.DB, backend, pool.Config{
-		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
+		Targets: targets, Policy: pol, PaidUntil: paidUntil(backend.Name()),
+		MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
 		Clock: cfg.Clock,
 	})
+	targets = s.Pool.Targets()
 	// `provisioner pool status` reads them back: the database, not its
-	// own flags, says what the running server works towards.
+	// own flags, says what the running server works towards. The pool
+	// records them again at every change.
 	if err := s.DB.RecordPoolTargets(ctx, backend.Name(), targets); err != nil {
 		return nil, err
 	}
+	s.log.Info("pool policy", "policy", pol.Name(), "targets", len(targets))
 	// The same for the prices the metrics count the pool's euros with.
 	model, priceSource := s.costModel(ctx, backend)
 	if err := s.DB.RecordCostModel(ctx, model, priceSource); err != nil {
