@@ -124,6 +124,9 @@ type Config struct {
 	GitHubPrewarm bool
 	PrewarmTTL    time.Duration
 	PrewarmCap    int
+	// PrewarmOnLearned, when set, is called after the pre-warmer has
+	// learned (or not) from each create (tests wait on it).
+	PrewarmOnLearned func(cluster.Cluster, error)
 }
 
 // Server is a running SMEK.
