@@ -23,7 +23,7 @@ func (s *Server) prewarmPool() (lifecycle.Pool, error) {
 		return s.Pool, nil
 	}
 	pw, err := githubapp.NewPrewarmer(githubapp.PrewarmConfig{Pool: pp, Store: s.DB, TTL: cfg.PrewarmTTL, Cap: cfg.PrewarmCap,
-		Clock: cfg.Clock, Logger: cfg.Logger, OnLearned: cfg.PrewarmOnLearned})
+		Clock: cfg.Clock, Logger: cfg.Logger, OnLearned: cfg.PrewarmOnLearned, Metrics: s.Metrics.NewPrewarms()})
 	if err != nil {
 		return nil, err
 	}
