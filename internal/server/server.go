@@ -224,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	lifePool, err := s.prewarmPool()
+	lifePool, err := s.prewarmPool(versions)
 	if err != nil {
 		return nil, err
 	}
