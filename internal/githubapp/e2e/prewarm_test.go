@@ -147,7 +147,7 @@ func (w *pwWorld) start(cap int) {
 	}
 	w.learned = make(chan error, 16)
 	w.pw, err = githubapp.NewPrewarmer(githubapp.PrewarmConfig{Pool: w.pool, Store: w.db, Cap: cap, Clock: w.clock,
-		Offered: func(f cluster.Flavor) bool { return f.K8sVersion != "1.30.0" },
+		Offered:   func(f cluster.Flavor) bool { return f.K8sVersion != "1.30.0" },
 		OnLearned: func(_ cluster.Cluster, err error) { w.learned <- err }})
 	if err != nil {
 		t.Fatal(err)
