@@ -133,6 +133,9 @@ type Config struct {
 	GitHubPrewarm bool
 	PrewarmTTL    time.Duration
 	PrewarmCap    int
+	// PrewarmOnLearned, when set, is called after the pre-warmer has
+	// learned (or not) from each create (tests wait on it).
+	PrewarmOnLearned func(cluster.Cluster, error)
 }
 
 // Server is a running SMEK.
@@ -245,7 +248,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	lifePool, err := s.prewarmPool()
+	lifePool, err := s.prewarmPool(versions)
 	if err != nil {
 		return nil, err
 	}
