@@ -73,7 +73,10 @@ type Config struct {
 	// MaxStoppedLifetime is how long a cluster stays stopped before it is
 	// terminated (default 168 h); it must not be negative.
 	MaxStoppedLifetime time.Duration
-	Logger             *slog.Logger
+	// HibernateAfter is how long a cluster stays stopped before its
+	// member is hibernated, where the backend can (0: never).
+	HibernateAfter time.Duration
+	Logger         *slog.Logger
 	// Clock is the clock of deadlines, timestamps and scheduled jobs (nil:
 	// the wall clock); tests advance a fake one instead of sleeping.
 	Clock clockwork.Clock
@@ -183,6 +186,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxStoppedLifetime < 0 {
 		return nil, fmt.Errorf("max stopped lifetime %s: must be positive", cfg.MaxStoppedLifetime)
 	}
+	if cfg.HibernateAfter < 0 {
+		return nil, fmt.Errorf("hibernate after %s: must be 0 (never) or positive", cfg.HibernateAfter)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -254,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Life = lifecycle.New(s.DB, lifePool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
-		Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
+		HibernateAfter: cfg.HibernateAfter, Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {
@@ -298,6 +304,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.Life.Schedule(s.sched); err != nil {
+		return nil, err
+	}
+	if err := s.Life.ScheduleHibernation(s.sched); err != nil {
 		return nil, err
 	}
 	if err := s.schedulePruning(); err != nil {
