@@ -19,6 +19,7 @@ import (
 // clusters they serve.
 type Store interface {
 	ClusterStore
+	SnapshotStore
 	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
 	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
 	Members(ctx context.Context, backend string) ([]cluster.Member, error)
@@ -490,6 +491,10 @@ func (p *Pool) recover(ctx context.Context) error {
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
 			}
+		case cluster.MemberHibernating:
+			p.mu.Lock()
+			p.goWork(ctx, m, p.resumeHibernation)
+			p.mu.Unlock()
 		case cluster.MemberReady, cluster.MemberClaimed:
 			if !canResume {
 				continue
@@ -615,6 +620,10 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m cluster.Member) {
+	if m.Snapshot {
+		p.releaseSnapshot(ctx, m) // released while hibernated: no server
+		return
+	}
 	start := p.clock.Now()
 	if m.State != cluster.MemberRebuilding && !p.rebuild(ctx, m) {
 		// The flavor has enough members without this one, and keeping it
@@ -689,6 +698,12 @@ func (p *Pool) retire(ctx context.Context, m cluster.Member, reason string) {
 // destroy removes a member at the backend and records it deleted; when the
 // backend cannot, the member is recorded failed, to be destroyed again.
 func (p *Pool) destroy(ctx context.Context, m cluster.Member, reason string) error {
+	if h, ok := p.backend.(Hibernator); ok && m.Snapshot {
+		if err := h.DeleteSnapshot(ctx, m); err != nil {
+			p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; delete snapshot: "+err.Error())
+			return fmt.Errorf("destroy %s: delete snapshot: %w", m.ID, err)
+		}
+	}
 	if err := p.backend.Destroy(ctx, m); err != nil {
 		p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)

@@ -73,7 +73,10 @@ type Config struct {
 	// MaxStoppedLifetime is how long a cluster stays stopped before it is
 	// terminated (default 168 h); it must not be negative.
 	MaxStoppedLifetime time.Duration
-	Logger             *slog.Logger
+	// HibernateAfter is how long a cluster stays stopped before its
+	// member is hibernated, where the backend can (0: never).
+	HibernateAfter time.Duration
+	Logger         *slog.Logger
 	// Clock is the clock of deadlines, timestamps and scheduled jobs (nil:
 	// the wall clock); tests advance a fake one instead of sleeping.
 	Clock clockwork.Clock
@@ -108,6 +111,13 @@ type Config struct {
 	// Hetzner configures the hetzner backend.
 	Hetzner hetzner.Config
 
+	// Prices are the operator's prices of a server hour per server type
+	// (--price), SnapshotPrice of a GB of snapshot a month
+	// (--snapshot-price; nil: not set), in euros without VAT. They win
+	// over the hetzner backend's live prices and the built-in list.
+	Prices        map[string]float64
+	SnapshotPrice *float64
+
 	// GitHubWebhookSecret turns on the GitHub App's webhook at
 	// /github/webhook. GitHub, when set, answers PR comment commands
 	// (App credentials); without it only the cleanup runs.
@@ -120,6 +130,15 @@ type Config struct {
 	// GitHubClusters, when set, wraps the cluster operations the App uses
 	// (tests hold them up).
 	GitHubClusters func(githubapp.Clusters) githubapp.Clusters
+	// GitHubPrewarm turns on pre-warming from queued workflow jobs (with
+	// the webhook secret); PrewarmTTL and PrewarmCap tune it (zero: the
+	// defaults).
+	GitHubPrewarm bool
+	PrewarmTTL    time.Duration
+	PrewarmCap    int
+	// PrewarmOnLearned, when set, is called after the pre-warmer has
+	// learned (or not) from each create (tests wait on it).
+	PrewarmOnLearned func(cluster.Cluster, error)
 }
 
 // Server is a running SMEK.
@@ -142,6 +161,8 @@ type Server struct {
 	poolErr atomic.Pointer[error]
 	// Metrics is the server's Prometheus registry.
 	Metrics *metrics.Metrics
+	// prewarm pre-warms for queued workflow jobs; nil when off.
+	prewarm *githubapp.Prewarmer
 }
 
 // Start opens the database, starts the backend, pool, sweeper and HTTP
@@ -164,6 +185,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxStoppedLifetime < 0 {
 		return nil, fmt.Errorf("max stopped lifetime %s: must be positive", cfg.MaxStoppedLifetime)
+	}
+	if cfg.HibernateAfter < 0 {
+		return nil, fmt.Errorf("hibernate after %s: must be 0 (never) or positive", cfg.HibernateAfter)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
@@ -217,15 +241,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.log.Info("pool policy", "policy", pol.Name(), "targets", len(targets))
+	// The same for the prices the metrics count the pool's euros with.
+	model, priceSource := s.costModel(ctx, backend)
+	if err := s.DB.RecordCostModel(ctx, model, priceSource); err != nil {
+		return nil, err
+	}
+	s.Metrics.RegisterPoolCost(s.DB, model, cfg.Clock.Now, cfg.Logger)
+	s.log.Info("pool cost priced", "prices", priceSource)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	notifier, err := s.mailer(runCtx)
 	if err != nil {
 		return nil, err
 	}
-	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
+	lifePool, err := s.prewarmPool(versions)
+	if err != nil {
+		return nil, err
+	}
+	s.Life = lifecycle.New(s.DB, lifePool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
-		Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
+		HibernateAfter: cfg.HibernateAfter, Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {
@@ -271,6 +306,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.Life.Schedule(s.sched); err != nil {
 		return nil, err
 	}
+	if err := s.Life.ScheduleHibernation(s.sched); err != nil {
+		return nil, err
+	}
 	if err := s.schedulePruning(); err != nil {
 		return nil, err
 	}
@@ -300,9 +338,12 @@ func (s *Server) githubApp(ctx context.Context) (http.Handler, error) {
 	app, err := githubapp.New(githubapp.Config{
 		Secret: []byte(cfg.GitHubWebhookSecret), Clusters: clusters, Deliveries: s.DB,
 		GitHub: cfg.GitHub, PublicURL: s.publicURL(), Logger: cfg.Logger,
-		OnDone: s.deliveryDone, Metrics: s.Metrics,
+		OnDone: s.deliveryDone, Metrics: s.Metrics, Prewarm: s.prewarm,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.resumePrewarms(ctx); err != nil {
 		return nil, err
 	}
 	s.wg.Go(func() { app.Run(ctx) })
