@@ -250,8 +250,25 @@ func (p *Pool) PrewarmUsed(key string) bool {
 	return true
 }
 
+// PrewarmEnd ends key's pre-warm before its expiry because its create
+// will not come (the job finished without one): a miss. It reports
+// whether one was under way.
+func (p *Pool) PrewarmEnd(key string) bool {
+	f, ok := p.prewarms.Use(key)
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	p.prewarmMisses++
+	p.mu.Unlock()
+	p.log.Info("pre-warm ended unused", logkey.Flavor, f.String(), "key", key)
+	p.Nudge()
+	return true
+}
+
 // PrewarmCounts returns how many pre-warms were used by the create they
-// expected (hits) and how many expired unused (misses) since the start.
+// expected (hits) and how many expired or were ended unused (misses)
+// since the start.
 func (p *Pool) PrewarmCounts() (hits, misses int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

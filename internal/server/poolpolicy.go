@@ -8,13 +8,19 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/cost"
+	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/pool/policy"
 	"github.com/smek/action/internal/sqlite"
 )
 
-// The pool records its target changes in SMEK's database.
-var _ pool.TargetRecorder = (*sqlite.DB)(nil)
+// The pool records its target changes in SMEK's database, and the GitHub
+// App's pre-warmer raises and ends its pre-warms.
+var (
+	_ pool.TargetRecorder    = (*sqlite.DB)(nil)
+	_ githubapp.PrewarmPool  = (*pool.Pool)(nil)
+	_ githubapp.PrewarmEnder = (*pool.Pool)(nil)
+)
 
 // PoolPolicyConfig is how the warm pool's ready targets are decided.
 type PoolPolicyConfig struct {
