@@ -53,6 +53,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
 	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	ghTimeout := fs.Duration("github-timeout", githubapp.DefaultRequestTimeout, "how long the GitHub App waits for each answer of GitHub's API")
+	var pf prewarmFlags
+	pf.register(fs)
 	var hf hetznerBackendFlags
 	hf.register(fs)
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
@@ -81,6 +83,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		if cfg.OpsToken, err = readToken(*opsTokenFile); err != nil {
 			return err
 		}
+	}
+	if err := pf.apply(fs, &cfg); err != nil {
+		return err
 	}
 	if (*ghAppID != 0) != (*ghKeyFile != "") {
 		return fmt.Errorf("%w: --github-app-id and --github-app-key-file go together", errUsage)

@@ -73,6 +73,9 @@ type Config struct {
 	// (accepted, duplicate, ignored, pong, bad-signature, invalid, busy);
 	// nil counts nothing.
 	Metrics Metrics
+	// Prewarm, when set, pre-warms the pool for the workflow jobs that
+	// are queued (the embedded App); Run runs its learning.
+	Prewarm *Prewarmer
 	// OnDone, when set, is called after each delivery's work has ended, in
 	// success or for good, and the end is recorded. Tests and metrics use
 	// it.
@@ -106,6 +109,7 @@ type App struct {
 	metrics    Metrics
 	payloads   *byteBudget
 	onDone     func(Result)
+	prewarm    *Prewarmer
 	// access caches commenters' access to repositories.
 	access *accessCache
 
@@ -151,6 +155,7 @@ func New(cfg Config) (*App, error) {
 		access:     newAccessCache(clock),
 		clock:      clock,
 		onDone:     cfg.OnDone,
+		prewarm:    cfg.Prewarm,
 	}
 	attemptTimeout := cfg.AttemptTimeout
 	if attemptTimeout <= 0 {
@@ -193,6 +198,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { a.resumeUntilDone(ctx) })
+	if a.prewarm != nil {
+		wg.Go(func() { a.prewarm.Run(ctx) })
+	}
 	a.queue.run(ctx)
 	wg.Wait()
 	return nil

@@ -157,6 +157,9 @@ func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Contex
 	if err := decode(body, &e); err != nil {
 		return nil, "", err
 	}
+	if e.Action == "queued" && a.prewarm != nil {
+		return a.planPrewarm(e)
+	}
 	if e.Action != "completed" {
 		return nil, "workflow job not completed", nil
 	}
@@ -172,14 +175,21 @@ func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Contex
 	}
 	// A job cancelled before it got a runner made no cluster.
 	if e.WorkflowJob.RunnerName == nil || *e.WorkflowJob.RunnerName == "" {
+		if a.prewarm != nil && e.installationID() != 0 {
+			return a.prewarmCompleted(e.WorkflowJob.ID, nil), "", nil
+		}
 		return nil, "the job ran on no runner", nil
 	}
 	j := e.WorkflowJob
 	why := fmt.Sprintf("job %d on runner %q of workflow run %d (attempt %d) of %s completed", j.ID, *j.RunnerName, j.RunID, j.RunAttempt, e.Repository.FullName)
-	return a.newCleanup(delivery, "workflow_job", why, selection{
+	run := a.newCleanup(delivery, "workflow_job", why, selection{
 		list:  cluster.Filter{RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt},
 		match: jobMatch(j.ID, *j.RunnerName, j.StartedAt, j.CompletedAt),
-	}), "", nil
+	})
+	if a.prewarm != nil && e.installationID() != 0 {
+		run = a.prewarmCompleted(j.ID, run)
+	}
+	return run, "", nil
 }
 
 // jobMatch tells a cluster of a run that the completed job made. A

@@ -62,11 +62,14 @@ type workflowJobEvent struct {
 	envelope
 	WorkflowJob *struct {
 		ID          int64      `json:"id"`
+		Name        string     `json:"name"`
 		RunID       int64      `json:"run_id"`
 		RunAttempt  int64      `json:"run_attempt"`
 		RunnerName  *string    `json:"runner_name"`
 		StartedAt   *time.Time `json:"started_at"`
 		CompletedAt *time.Time `json:"completed_at"`
+		// WorkflowName is null in payloads of before 2022.
+		WorkflowName *string `json:"workflow_name"`
 	} `json:"workflow_job"`
 }
 

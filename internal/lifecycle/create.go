@@ -64,6 +64,9 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in cluster.Cr
 		// member: a doomed request is refused before any wait.
 		m, err = s.pool.Claim(ctx, c)
 		if err == nil {
+			if done == nil {
+				s.pool.ObserveCreate(sp.Flavor(), true)
+			}
 			break
 		}
 		if !errors.Is(err, cluster.ErrPoolEmpty) {
@@ -73,6 +76,9 @@ func (s *Service) create(ctx context.Context, p cluster.Principal, in cluster.Cr
 			c.Timings.Warm = false
 			s.cfg.Metrics.PoolEmptyWait()
 			done = s.pool.Want(sp.Flavor())
+			// Told at once, not when served: the policy raises the
+			// target while this create waits.
+			s.pool.ObserveCreate(sp.Flavor(), false)
 			s.log.Info("pool empty, waiting", logkey.Flavor, sp.Flavor().String(), "wait", wait)
 		}
 		select {

@@ -12,12 +12,14 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
+	"github.com/smek/action/internal/pool/policy"
 )
 
 // Store is the part of SMEK's database the pool uses: its members, and the
 // clusters they serve.
 type Store interface {
 	ClusterStore
+	SnapshotStore
 	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
 	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
 	Members(ctx context.Context, backend string) ([]cluster.Member, error)
@@ -25,8 +27,19 @@ type Store interface {
 
 // Config tunes the pool.
 type Config struct {
-	// Targets is how many ready members to keep per flavor.
+	// Targets is how many ready members to keep per flavor when Policy
+	// is nil.
 	Targets map[cluster.Flavor]int
+	// Policy decides the ready targets (nil: policy.Fixed(Targets)). The
+	// pool tells it about creates (ObserveCreate) and how long members
+	// took to become ready.
+	Policy policy.Policy
+	// PaidUntil returns the end of the paid hour a member's server is in
+	// (nil: nothing is billed by the hour); with a ScaleDown policy a
+	// surplus member is retired only within RetireWithin of that end
+	// (default 5 min). See PlanInput.
+	PaidUntil    func(m cluster.Member, now time.Time) (end time.Time, ok bool)
+	RetireWithin time.Duration
 	// MaxPerFlavor bounds the live members of one flavor, claimed ones
 	// included (0: no bound).
 	MaxPerFlavor int
@@ -94,6 +107,24 @@ type Pool struct {
 	readyMu sync.Mutex
 	// readyCh is closed (and replaced) whenever a member becomes ready.
 	readyCh chan struct{}
+
+	policy   policy.Policy
+	prewarms policy.Prewarms
+	// targets are the ready targets of the last Reconcile (the policy's
+	// plus pre-warms), nil before the first; p.mu guards them.
+	targets map[cluster.Flavor]policy.Target
+	// prewarmHits and prewarmMisses count pre-warms whose create came,
+	// and those that expired; p.mu guards them.
+	prewarmHits, prewarmMisses int
+}
+
+// TargetRecorder is implemented by stores that keep the pool's events and
+// its current targets (sqlite.DB): every target change is an event with
+// its reason, on subject "pool/FLAVOR", and `provisioner pool status`
+// reads the targets back.
+type TargetRecorder interface {
+	RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error
+	RecordPoolTargets(ctx context.Context, backend string, targets map[cluster.Flavor]int) error
 }
 
 // New returns a pool; Run makes it work.
@@ -125,8 +156,11 @@ func New(store Store, backend Backend, cfg Config) *Pool {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = policy.Fixed(cfg.Targets)
+	}
 	return &Pool{
-		cfg: cfg, store: store, backend: backend, clock: cfg.Clock,
+		cfg: cfg, store: store, backend: backend, clock: cfg.Clock, policy: cfg.Policy,
 		log:          cfg.Logger.With(logkey.Component, "pool", logkey.Backend, backend.Name()),
 		sem:          make(chan struct{}, cfg.Parallel),
 		wake:         make(chan struct{}, 1),
@@ -156,8 +190,143 @@ func (p *Pool) Recovered() <-chan struct{} { return p.recovered }
 // Backend returns the backend that runs the members.
 func (p *Pool) Backend() Backend { return p.backend }
 
-// Targets returns the configured target per flavor.
-func (p *Pool) Targets() map[cluster.Flavor]int { return p.cfg.Targets }
+// Targets returns the current ready target per flavor: the policy's plus
+// the pre-warms under way, as of the last Reconcile (before the first,
+// the policy's at once).
+func (p *Pool) Targets() map[cluster.Flavor]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.targets
+	if t == nil {
+		t = p.policy.Targets(p.clock.Now())
+	}
+	return targetCounts(t)
+}
+
+// Policy returns the policy that decides the pool's targets.
+func (p *Pool) Policy() policy.Policy { return p.policy }
+
+func targetCounts(t map[cluster.Flavor]policy.Target) map[cluster.Flavor]int {
+	out := make(map[cluster.Flavor]int, len(t))
+	for f, x := range t {
+		out[f] = x.Ready
+	}
+	return out
+}
+
+// ObserveCreate tells the pool's policy that a create of flavor f was
+// served; warm is whether a ready member was there for it. A cold one
+// makes the pool reconcile now: the policy may want more.
+func (p *Pool) ObserveCreate(f cluster.Flavor, warm bool) {
+	p.policy.ObserveArrival(f, p.clock.Now(), warm)
+	if !warm {
+		p.Nudge()
+	}
+}
+
+// Prewarm raises flavor f's target by one until the create expected under
+// key arrives (PrewarmUsed) or until passes (a miss). A key already under
+// way is not added again (false).
+func (p *Pool) Prewarm(key string, f cluster.Flavor, until time.Time) bool {
+	if !p.prewarms.Add(key, f, until) {
+		return false
+	}
+	p.log.Info("pre-warm", logkey.Flavor, f.String(), "key", key, "until", until)
+	p.Nudge()
+	return true
+}
+
+// PrewarmUsed ends key's pre-warm because the create it expected came (a
+// hit); it reports whether one was under way.
+func (p *Pool) PrewarmUsed(key string) bool {
+	f, ok := p.prewarms.Use(key)
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	p.prewarmHits++
+	p.mu.Unlock()
+	p.log.Info("pre-warm hit", logkey.Flavor, f.String(), "key", key)
+	return true
+}
+
+// PrewarmCounts returns how many pre-warms were used by the create they
+// expected (hits) and how many expired unused (misses) since the start.
+func (p *Pool) PrewarmCounts() (hits, misses int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.prewarmHits, p.prewarmMisses
+}
+
+// updateTargets asks the policy and the pre-warms for the targets at now,
+// records every change (an event with its reason, and the targets row
+// `pool status` shows) and returns them. p.mu must be held.
+func (p *Pool) updateTargets(ctx context.Context, now time.Time) map[cluster.Flavor]int {
+	next := p.policy.Targets(now)
+	extra, expired := p.prewarms.Extra(now)
+	for f, n := range extra {
+		t := next[f]
+		t.Ready += n
+		if t.Reason == "" {
+			t.Reason = "no policy target"
+		}
+		t.Reason += fmt.Sprintf(", +%d pre-warm", n)
+		next[f] = t
+	}
+	rec, canRecord := p.store.(TargetRecorder)
+	for _, key := range expired {
+		p.prewarmMisses++
+		p.log.Info("pre-warm expired unused", "key", key)
+		if canRecord {
+			if err := rec.RecordEvent(ctx, "pool", "prewarm-miss", "pool", "", "pre-warm "+key+" expired: its create never came"); err != nil {
+				p.log.Warn("record pre-warm miss", logkey.Err, err)
+			}
+		}
+	}
+	changed := p.targets == nil
+	flavors := map[cluster.Flavor]bool{}
+	for f := range next {
+		flavors[f] = true
+	}
+	for f := range p.targets {
+		flavors[f] = true
+	}
+	for _, f := range sortedFlavors(flavors) {
+		old, was := p.targets[f]
+		t, is := next[f]
+		if was == is && old.Ready == t.Ready {
+			continue
+		}
+		changed = true
+		if !is {
+			t.Reason = "no longer targeted"
+		}
+		msg := fmt.Sprintf("%d → %d: %s", old.Ready, t.Ready, t.Reason)
+		p.log.Info("pool target", logkey.Flavor, f.String(), "from", old.Ready, "to", t.Ready, "reason", t.Reason)
+		if canRecord {
+			if err := rec.RecordEvent(ctx, "pool/"+f.String(), "target", "pool", "", msg); err != nil {
+				p.log.Warn("record target change", logkey.Flavor, f.String(), logkey.Err, err)
+			}
+		}
+	}
+	counts := targetCounts(next)
+	if changed && canRecord {
+		if err := rec.RecordPoolTargets(ctx, p.backend.Name(), counts); err != nil {
+			p.log.Warn("record pool targets", logkey.Err, err)
+		}
+	}
+	p.targets = next
+	return counts
+}
+
+// planInput is what Plan and ReleaseAction decide from. p.mu must be held.
+func (p *Pool) planInput(now time.Time, members []cluster.Member, targets map[cluster.Flavor]int) PlanInput {
+	return PlanInput{
+		Now: now, Members: members, Provisioning: p.provisioning, Waiting: p.waiting,
+		Targets: targets, MaxPerFlavor: p.cfg.MaxPerFlavor, ScaleDown: p.policy.ScaleDown(),
+		PaidUntil: p.cfg.PaidUntil, RetireWithin: p.cfg.RetireWithin,
+	}
+}
 
 // Ready returns a channel that is closed when the next member becomes ready.
 func (p *Pool) Ready() <-chan struct{} {
@@ -322,6 +491,10 @@ func (p *Pool) recover(ctx context.Context) error {
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
 			}
+		case cluster.MemberHibernating:
+			p.mu.Lock()
+			p.goWork(ctx, m, p.resumeHibernation)
+			p.mu.Unlock()
 		case cluster.MemberReady, cluster.MemberClaimed:
 			if !canResume {
 				continue
@@ -376,10 +549,11 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			})
 		}
 	}
-	plan := Plan(PlanInput{
-		Now: p.clock.Now(), Members: members, Provisioning: p.provisioning, Waiting: p.waiting,
-		Targets: p.cfg.Targets, MaxPerFlavor: p.cfg.MaxPerFlavor,
-	})
+	now := p.clock.Now()
+	plan := Plan(p.planInput(now, members, p.updateTargets(ctx, now)))
+	for _, r := range plan.Retire {
+		p.goWork(ctx, r.Member, func(ctx context.Context, m cluster.Member) { p.retire(ctx, m, r.Reason) })
+	}
 	for f, n := range plan.Provision {
 		for range n {
 			p.provisioning[f]++
@@ -436,7 +610,9 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 		p.destroyLogged(context.WithoutCancel(ctx), m, "record ready: "+err.Error())
 		return
 	}
-	p.log.Info("member ready", logkey.Member, m.ID, logkey.Flavor, f.String(), logkey.Took, p.clock.Since(start).Round(time.Millisecond))
+	took := p.clock.Since(start)
+	p.policy.ObserveReady(f, took, false)
+	p.log.Info("member ready", logkey.Member, m.ID, logkey.Flavor, f.String(), logkey.Took, took.Round(time.Millisecond))
 	p.signalReady()
 }
 
@@ -444,9 +620,15 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m cluster.Member) {
-	if m.State != cluster.MemberRebuilding && p.surplus(ctx, m.Flavor) {
-		// The flavor has enough members without this one: a rebuild would
-		// only grow the pool past its target.
+	if m.Snapshot {
+		p.releaseSnapshot(ctx, m) // released while hibernated: no server
+		return
+	}
+	start := p.clock.Now()
+	if m.State != cluster.MemberRebuilding && !p.rebuild(ctx, m) {
+		// The flavor has enough members without this one, and keeping it
+		// saves nothing: a rebuild would only grow the pool past its
+		// target.
 		p.destroyLogged(ctx, m, "released above the pool's target")
 		p.Nudge()
 		return
@@ -472,6 +654,7 @@ func (p *Pool) release(ctx context.Context, m cluster.Member) {
 		p.setState(ctx, m, cluster.MemberFailed, nil, "release: "+err.Error())
 	case reusable:
 		if p.setState(ctx, m, cluster.MemberReady, data, "") {
+			p.policy.ObserveReady(m.Flavor, p.clock.Since(start), true)
 			p.signalReady()
 		}
 	default:
@@ -480,31 +663,47 @@ func (p *Pool) release(ctx context.Context, m cluster.Member) {
 	p.Nudge()
 }
 
-// surplus reports whether flavor f has as many ready or coming members as
-// its target and the creates waiting for it want.
-func (p *Pool) surplus(ctx context.Context, f cluster.Flavor) bool {
+// rebuild decides what becomes of released member m (ReleaseAction) from
+// the members, the provisions and waits under way, and the last targets.
+func (p *Pool) rebuild(ctx context.Context, m cluster.Member) bool {
 	members, err := p.store.Members(ctx, p.backend.Name())
 	if err != nil {
-		return false // when in doubt, keep the member
-	}
-	have := 0
-	for _, m := range members {
-		switch m.State {
-		case cluster.MemberReady, cluster.MemberCreating, cluster.MemberBootstrapping, cluster.MemberRebuilding:
-			if m.Flavor == f {
-				have++
-			}
-		}
+		return true // when in doubt, keep the member
 	}
 	p.mu.Lock()
-	want := p.cfg.Targets[f] + p.waiting[f]
-	p.mu.Unlock()
-	return have >= want
+	defer p.mu.Unlock()
+	targets := p.targets
+	if targets == nil {
+		targets = p.policy.Targets(p.clock.Now())
+	}
+	return ReleaseAction(p.planInput(p.clock.Now(), members, targetCounts(targets)), m)
+}
+
+// retire destroys a surplus ready member (Plan.Retire). It is recorded
+// deleted first, a step the store refuses once a claim took it: a member
+// is never destroyed under a cluster. Should the backend then fail to
+// destroy it, its resources belong to no live member, and the backend's
+// inventory reconcile (Reconciler) removes them.
+func (p *Pool) retire(ctx context.Context, m cluster.Member, reason string) {
+	if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberDeleted, nil, "retired: "+reason); err != nil {
+		p.log.Info("surplus member not retired", logkey.Member, m.ID, logkey.Err, err)
+		return
+	}
+	p.log.Info("retire surplus member", logkey.Member, m.ID, logkey.Flavor, m.Flavor.String(), "reason", reason)
+	if err := p.backend.Destroy(ctx, m); err != nil {
+		p.log.Warn("destroy retired member; the backend reconcile removes it", logkey.Member, m.ID, logkey.Err, err)
+	}
 }
 
 // destroy removes a member at the backend and records it deleted; when the
 // backend cannot, the member is recorded failed, to be destroyed again.
 func (p *Pool) destroy(ctx context.Context, m cluster.Member, reason string) error {
+	if h, ok := p.backend.(Hibernator); ok && m.Snapshot {
+		if err := h.DeleteSnapshot(ctx, m); err != nil {
+			p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; delete snapshot: "+err.Error())
+			return fmt.Errorf("destroy %s: delete snapshot: %w", m.ID, err)
+		}
+	}
 	if err := p.backend.Destroy(ctx, m); err != nil {
 		p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)

@@ -125,6 +125,12 @@ type Config struct {
 	// GitHubClusters, when set, wraps the cluster operations the App uses
 	// (tests hold them up).
 	GitHubClusters func(githubapp.Clusters) githubapp.Clusters
+	// GitHubPrewarm turns on pre-warming from queued workflow jobs (with
+	// the webhook secret); PrewarmTTL and PrewarmCap tune it (zero: the
+	// defaults).
+	GitHubPrewarm bool
+	PrewarmTTL    time.Duration
+	PrewarmCap    int
 }
 
 // Server is a running SMEK.
@@ -147,6 +153,8 @@ type Server struct {
 	poolErr atomic.Pointer[error]
 	// Metrics is the server's Prometheus registry.
 	Metrics *metrics.Metrics
+	// prewarm pre-warms for queued workflow jobs; nil when off.
+	prewarm *githubapp.Prewarmer
 }
 
 // Start opens the database, starts the backend, pool, sweeper and HTTP
@@ -227,7 +235,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Life = lifecycle.New(s.DB, s.Pool, versions, lifecycle.Config{
+	lifePool, err := s.prewarmPool()
+	if err != nil {
+		return nil, err
+	}
+	s.Life = lifecycle.New(s.DB, lifePool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
 		Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
 	})
@@ -304,9 +316,12 @@ func (s *Server) githubApp(ctx context.Context) (http.Handler, error) {
 	app, err := githubapp.New(githubapp.Config{
 		Secret: []byte(cfg.GitHubWebhookSecret), Clusters: clusters, Deliveries: s.DB,
 		GitHub: cfg.GitHub, PublicURL: s.publicURL(), Logger: cfg.Logger,
-		OnDone: s.deliveryDone, Metrics: s.Metrics,
+		OnDone: s.deliveryDone, Metrics: s.Metrics, Prewarm: s.prewarm,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.resumePrewarms(ctx); err != nil {
 		return nil, err
 	}
 	s.wg.Go(func() { app.Run(ctx) })

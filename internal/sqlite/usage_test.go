@@ -38,7 +38,7 @@ func TestPoolUsage(t *testing.T) {
 		{5 * time.Minute, "e", cluster.MemberDeleted, ""},
 		{10 * time.Minute, "a", cluster.MemberReady, ""},
 		{20 * time.Minute, "d", cluster.MemberHibernating, ""},
-		{30 * time.Minute, "d", cluster.MemberHibernated, `{"snapshot_size_gb": 10}`},
+		{30 * time.Minute, "d", cluster.MemberHibernated, ""}, // a snapshot of 10 GB
 		// The window starts at 1h.
 		{90 * time.Minute, "b", cluster.MemberCreating, ""},
 		{95 * time.Minute, "b", cluster.MemberReady, ""},
@@ -68,11 +68,13 @@ func TestPoolUsage(t *testing.T) {
 			ids[s.member] = m.ID
 			continue
 		}
-		var data []byte
-		if s.data != "" {
-			data = []byte(s.data)
+		if s.to == cluster.MemberHibernated {
+			if err := db.HibernateMember(ctx, ids[s.member], nil, 10); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		}
-		if err := db.SetMemberState(ctx, ids[s.member], s.to, data, ""); err != nil {
+		if err := db.SetMemberState(ctx, ids[s.member], s.to, nil, ""); err != nil {
 			t.Fatalf("%s at %s → %s: %v", s.member, s.at, s.to, err)
 		}
 	}
