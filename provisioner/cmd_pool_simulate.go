@@ -12,6 +12,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/cost"
+	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/pool/policy"
 	"github.com/smek/action/internal/pool/sim"
 )
@@ -136,7 +137,8 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	fs.Var(&schedules, "pool-schedule", "auto: raise the minimum while a cron schedule is active, repeatable: min=N,cron=EXPR,for=DURATION[,flavor=F][,name=NAME]")
 	parallel := fs.Int("provision-parallel", 2, "how many clusters are booted or cleaned at once, as serve's")
 	maxMembers := fs.Int("max-pool-members", 0, "bound on the clusters of one flavor, claimed ones included (0: none), as serve's")
-	prewarmFor := fs.Duration("prewarm-for", 15*time.Minute, "how long a pre-warm for a queued job lasts unless its create comes (the GitHub App's)")
+	prewarmTTL := fs.Duration("prewarm-ttl", githubapp.DefaultPrewarmTTL, "how long a pre-warm waits for its job's create before it is released, as serve's")
+	prewarmCap := fs.Int("prewarm-cap", githubapp.DefaultPrewarmCap, "bound on the pre-warms under way at once (a trace is one installation), as serve's")
 	prices := fs.String("price", "", "server prices overriding the built-in list, TYPE=EUR_PER_HOUR, comma-separated (ccx33=0.0769)")
 	flavorFlag := fs.String("flavor", cluster.Flavor{K8sVersion: "1.36.3", Size: cluster.SizeMid}.String(), "flavor of trace rows that name none")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -161,8 +163,10 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 		return usage("--provision-parallel %d: want 1 to 100", *parallel)
 	case *maxMembers < 0:
 		return usage("--max-pool-members %d is negative", *maxMembers)
-	case *prewarmFor <= 0 || *prewarmFor > 24*time.Hour:
-		return usage("--prewarm-for %s: want above 0 and at most 24h", *prewarmFor)
+	case *prewarmTTL <= 0 || *prewarmTTL > maxPrewarmTTL:
+		return usage("--prewarm-ttl must be more than 0 and at most %s, e.g. 15m, got %s", maxPrewarmTTL, *prewarmTTL)
+	case *prewarmCap < 1 || *prewarmCap > maxPrewarmCap:
+		return usage("--prewarm-cap must be 1 to %d, got %d", maxPrewarmCap, *prewarmCap)
 	}
 	defFlavor, err := cluster.ParseFlavor(*flavorFlag)
 	if err != nil {
@@ -220,7 +224,7 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 			pol = fixed
 		}
 		res, err := sim.Run(rows, sim.Config{
-			Name: p.name, Policy: pol, Prewarm: p.prewarm, PrewarmFor: *prewarmFor, Flavor: defFlavor,
+			Name: p.name, Policy: pol, Prewarm: p.prewarm, PrewarmFor: *prewarmTTL, PrewarmCap: *prewarmCap, Flavor: defFlavor,
 			CreateTime: createTime, RebuildTime: rebuildTime, Parallel: *parallel, MaxPerFlavor: *maxMembers,
 			Model: model, Seed: *seed,
 		})

@@ -99,7 +99,8 @@ func TestPoolSimulateRefuses(t *testing.T) {
 		{[]string{"--trace", trace, "--provision-parallel", "0"}, "--provision-parallel"},
 		{[]string{"--trace", trace, "--price", "ccx33=abc"}, "--price"},
 		{[]string{"--trace", trace, "--flavor", "1.36.3"}, "--flavor"},
-		{[]string{"--trace", trace, "--prewarm-for", "0s"}, "--prewarm-for"},
+		{[]string{"--trace", trace, "--prewarm-ttl", "0s"}, "--prewarm-ttl"},
+		{[]string{"--trace", trace, "--prewarm-cap", "0"}, "--prewarm-cap"},
 		{[]string{"--trace", trace, "--pool-schedule", "min=2"}, "--pool-schedule"},
 		{[]string{"--trace", filepath.Join(t.TempDir(), "missing.csv")}, "--trace"},
 		{[]string{"--trace", bad}, "line 2, column minutes"},
@@ -109,4 +110,23 @@ func TestPoolSimulateRefuses(t *testing.T) {
 			t.Errorf("%v: got %v (exit %d), want a usage error with %q", c.args, err, exitCodeOf(err), c.want)
 		}
 	}
+}
+
+func FuzzParseSimPolicy(f *testing.F) {
+	for _, s := range []string{"fixed:2", "fixed:0+prewarm", "auto", "auto+prewarm", "fixed:", "auto+prewarm+prewarm"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseSimPolicy(s)
+		if err != nil {
+			return
+		}
+		if p.name != s || p.size < 0 || p.size > maxFixedPool || p.auto && p.size != 0 {
+			t.Fatalf("parseSimPolicy(%q) = %+v", s, p)
+		}
+		again, err := parseSimPolicy(s)
+		if err != nil || again != p {
+			t.Fatalf("not stable: %+v, %v", again, err)
+		}
+	})
 }
