@@ -62,6 +62,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var hf hetznerBackendFlags
 	hf.register(fs)
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
+	prices := addCostFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -72,6 +73,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cfg.Logger = logger
+	cfg.Prices, cfg.SnapshotPrice = prices.prices, prices.snapshotPrice()
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
 	}
