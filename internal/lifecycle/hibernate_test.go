@@ -265,9 +265,24 @@ func TestHibernateAfterTwoHoursAndRestoreOnStart(t *testing.T) {
 		t.Fatalf("second sweep: got %v, %v, want nothing", got, err)
 	}
 
+	var during cluster.Cluster
+	b.mu.Lock()
+	b.duringRestore = func() {
+		var err error
+		if during, err = e.svc.Get(ctx, p, c.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	b.mu.Unlock()
 	res, err := e.svc.Start(ctx, p, c.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !during.Hibernated || during.Restoring != "server created from the snapshot" {
+		t.Errorf("the cluster during its restore: hibernated %v, restoring %q; want the restore's last step", during.Hibernated, during.Restoring)
+	}
+	if after, err := e.svc.Get(ctx, p, c.ID); err != nil || after.Hibernated || after.Restoring != "" {
+		t.Errorf("the cluster after its restore: %+v, %v", after, err)
 	}
 	if res.Cluster.Status != cluster.Running || res.Cluster.RestoredIn != 3*time.Minute {
 		t.Fatalf("start: status %s, restored in %v; want running, 3m0s", res.Cluster.Status, res.Cluster.RestoredIn)
