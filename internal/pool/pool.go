@@ -90,7 +90,7 @@ type Pool struct {
 	// restoring maps the id of a member being restored from its
 	// snapshot to the restore's last step (hibernate.go).
 	restoring sync.Map
-	wg       sync.WaitGroup
+	wg        sync.WaitGroup
 
 	// readyMu guards readyCh alone: every create takes it (Ready), and
 	// it must never wait for p.mu, which the pool's own work holds
