@@ -122,7 +122,7 @@ func TestHibernateAndRestoreKeepTheTenantsData(t *testing.T) {
 	if nd.ServerID == 0 || nd.Snapshot != 0 || nd.IP == "" {
 		t.Fatalf("restored data: %+v", nd)
 	}
-	t.Logf("address before %s, after %s", oldIP, nd.IP)
+	t.Logf("address before %s, after %s; restore timings (ms) %v", oldIP, nd.IP, nd.Timings)
 	kc, err = b2.Credential(ctx, restored, c)
 	if err != nil {
 		t.Fatalf("credential after restore: %v", err)

@@ -78,3 +78,43 @@ func TestHibernateWithoutMachines(t *testing.T) {
 		t.Error("DeleteSnapshot left the snapshot")
 	}
 }
+
+// TestRestoreAdoptsTheServerAnInterruptedRestoreLeft: a restore a restart
+// cut short left its server (made from the snapshot, with the member's
+// name and labels); the next restore adopts it rather than making a
+// second one, and the member's data names it.
+func TestRestoreAdoptsTheServerAnInterruptedRestoreLeft(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false, hcloudfake.Config{DefaultDuration: time.Millisecond})
+	stub := installStub(e.backend)
+	key, err := e.backend.ensureSSHKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cluster.Member{ID: "s-adopt", Flavor: flavor, State: cluster.MemberHibernating, ClusterID: "c-aaa222"}
+	srv, err := e.backend.create(ctx, m, &hcloud.Image{ID: systemImage(t, e)}, "ccx33", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Data = (&data{ServerID: srv.ID, Name: srv.Name, IP: srv.PublicNet.IPv4.IP.String()}).marshal()
+	raw, _, err := e.backend.Hibernate(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Data, m.State, m.Snapshot = raw, cluster.MemberHibernated, true
+	left, err := e.backend.create(ctx, m, &hcloud.Image{ID: mustData(t, raw).Snapshot}, "ccx33", key)
+	if err != nil {
+		t.Fatalf("the interrupted restore's server: %v", err)
+	}
+	got, err := e.backend.Restore(ctx, m, func(string) {})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	all, _ := e.client.Server.All(ctx)
+	if len(all) != 1 || mustData(t, got).ServerID != left.ID {
+		t.Fatalf("servers after the restore: %d, data names %d; want the one left, %d", len(all), mustData(t, got).ServerID, left.ID)
+	}
+	if stub.bootsOf(m.ID) != 1 {
+		t.Errorf("k3s starts on the restored server: %d, want 1", stub.bootsOf(m.ID))
+	}
+}

@@ -99,7 +99,10 @@ type Pool struct {
 	// onLost is told about members lost while claimed.
 	onLost   func(ctx context.Context, m cluster.Member, reason string)
 	checking sync.Mutex // held by the one health round at a time
-	wg       sync.WaitGroup
+	// restoring maps the id of a member being restored from its
+	// snapshot to the restore's last step (hibernate.go).
+	restoring sync.Map
+	wg        sync.WaitGroup
 
 	// readyMu guards readyCh alone: every create takes it (Ready), and
 	// it must never wait for p.mu, which the pool's own work holds
