@@ -22,6 +22,9 @@ func toWire(c cluster.Cluster) wire.Cluster {
 		w.ClusterStatus = StatusHibernated
 		gb := c.SnapshotGB
 		w.SnapshotSizeGB = &gb
+		if c.Restoring != "" {
+			w.ClusterStatus, w.RestoreStep = StatusRestoring, c.Restoring
+		}
 	}
 	t := c.Timings
 	if t.Total() > 0 || t.Warm || len(c.ServerPhases) > 0 {
@@ -77,3 +80,7 @@ func toWireEvents(evs []cluster.Event) wire.EventList {
 // StatusHibernated is the cluster-status /v1 shows for a stopped cluster
 // whose server is kept as a snapshot alone (cluster.Cluster.Hibernated).
 const StatusHibernated = "hibernated"
+
+// StatusRestoring is the cluster-status /v1 shows for a hibernated cluster
+// while a start restores it (cluster.Cluster.Restoring).
+const StatusRestoring = "restoring"

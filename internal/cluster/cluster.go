@@ -177,6 +177,9 @@ type Cluster struct {
 	// cluster as stopped.
 	Hibernated bool
 	SnapshotGB float64
+	// Restoring, while a start restores a hibernated cluster, is the
+	// restore's last step ("" when none is under way).
+	Restoring string
 	// RestoredIn, in the answer of a start, is how long restoring the
 	// cluster from its snapshot took (0: it was not hibernated).
 	RestoredIn time.Duration

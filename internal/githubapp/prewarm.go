@@ -91,6 +91,10 @@ type PrewarmConfig struct {
 	Clock   clockwork.Clock
 	Logger  *slog.Logger
 	Metrics PrewarmMetrics
+	// Offered, when set, tells the flavors the pool can make now: a
+	// learned flavor it cannot (a version no longer offered) is not
+	// pre-warmed. Nil: every flavor.
+	Offered func(cluster.Flavor) bool
 	// OnLearned, when set, is called after Run has handled each create
 	// that Claimed saw (err: what went wrong). Tests wait on it.
 	OnLearned func(c cluster.Cluster, err error)
@@ -109,6 +113,7 @@ type Prewarmer struct {
 	metrics PrewarmMetrics
 	learn   chan cluster.Cluster
 	learned func(cluster.Cluster, error)
+	offered func(cluster.Flavor) bool
 
 	mu sync.Mutex
 	// open are the pre-warms under way by key, with what a create must
@@ -136,7 +141,7 @@ func NewPrewarmer(cfg PrewarmConfig) (*Prewarmer, error) {
 	}
 	p := &Prewarmer{pool: cfg.Pool, store: cfg.Store, ttl: cfg.TTL, cap: orDefault(cfg.Cap, DefaultPrewarmCap),
 		clock: cfg.Clock, log: cfg.Logger, metrics: cfg.Metrics, learn: make(chan cluster.Cluster, learnQueue),
-		learned: cfg.OnLearned, open: map[string]openPrewarm{}}
+		learned: cfg.OnLearned, offered: cfg.Offered, open: map[string]openPrewarm{}}
 	if p.ttl == 0 {
 		p.ttl = DefaultPrewarmTTL
 	}
@@ -356,6 +361,11 @@ func (p *Prewarmer) queued(ctx context.Context, j jobs.Job) error {
 	}
 	if l.AccountID != a.ID {
 		log.Info("the job's flavor was learned under another account: not pre-warmed", logkey.Account, a.Name)
+		return nil
+	}
+	if p.offered != nil && !p.offered(l.Flavor) {
+		p.metrics.Prewarm("refused")
+		log.Info("the job's flavor is not offered any more: not pre-warmed", logkey.Flavor, l.Flavor.String())
 		return nil
 	}
 	if l.Flavor.Privileged {

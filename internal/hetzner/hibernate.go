@@ -56,7 +56,8 @@ func (b *Backend) Hibernate(ctx context.Context, m cluster.Member) ([]byte, floa
 			return nil, 0, err
 		}
 	}
-	d.ServerID, d.IP, d.APIServer = 0, "", ""
+	// The address is kept: the restore tells whether it changed.
+	d.ServerID, d.APIServer = 0, ""
 	d.Snapshot, d.SnapshotGB = img.ID, float64(img.ImageSize)
 	b.log.Info("member hibernated", logkey.Member, m.ID, "image", img.ID, "snapshot-gb", img.ImageSize)
 	return d.marshal(), d.SnapshotGB, nil
@@ -203,7 +204,11 @@ func (b *Backend) Restore(ctx context.Context, m cluster.Member, progress func(s
 		return d.marshal(), err
 	}
 	d.Timings["restore"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
-	progress("the cluster is ready at " + d.APIServer + "; its address changed, so the kubeconfig handed out now replaces the old one")
+	if d.IP != old.IP {
+		progress("the cluster is ready at " + d.APIServer + "; its address changed (it was " + old.IP + "), so only the kubeconfig handed out now works")
+	} else {
+		progress("the cluster is ready at " + d.APIServer)
+	}
 	return d.marshal(), nil
 }
 

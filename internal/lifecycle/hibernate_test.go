@@ -32,6 +32,8 @@ type snapBackend struct {
 	servers   map[string]string // member id → disk
 	snapshots map[string]string // snapshot id → disk
 	nextSnap  int
+	// duringRestore, when set, runs while a restore is under way.
+	duringRestore func()
 }
 
 var _ pool.Hibernator = (*snapBackend)(nil)
@@ -119,6 +121,12 @@ func (b *snapBackend) Restore(_ context.Context, m cluster.Member, progress func
 		return nil, fmt.Errorf("no snapshot %q", d.Snapshot)
 	}
 	progress("server created from the snapshot")
+	b.mu.Lock()
+	during := b.duringRestore
+	b.mu.Unlock()
+	if during != nil {
+		during()
+	}
 	b.clock.Advance(3 * time.Minute)
 	progress("k3s is up")
 	return json.Marshal(snapData{Server: m.ID})
@@ -187,7 +195,12 @@ func (e *snapEnv) create(t *testing.T, p cluster.Principal) cluster.Cluster {
 
 func (e *snapEnv) principal(t *testing.T) cluster.Principal {
 	t.Helper()
-	a, err := e.db.EnsureAccount(context.Background(), "acme", sqlite.AccountLimits{})
+	return e.principalWith(t, sqlite.AccountLimits{})
+}
+
+func (e *snapEnv) principalWith(t *testing.T, limits sqlite.AccountLimits) cluster.Principal {
+	t.Helper()
+	a, err := e.db.EnsureAccount(context.Background(), "acme", limits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +265,24 @@ func TestHibernateAfterTwoHoursAndRestoreOnStart(t *testing.T) {
 		t.Fatalf("second sweep: got %v, %v, want nothing", got, err)
 	}
 
+	var during cluster.Cluster
+	b.mu.Lock()
+	b.duringRestore = func() {
+		var err error
+		if during, err = e.svc.Get(ctx, p, c.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	b.mu.Unlock()
 	res, err := e.svc.Start(ctx, p, c.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !during.Hibernated || during.Restoring != "server created from the snapshot" {
+		t.Errorf("the cluster during its restore: hibernated %v, restoring %q; want the restore's last step", during.Hibernated, during.Restoring)
+	}
+	if after, err := e.svc.Get(ctx, p, c.ID); err != nil || after.Hibernated || after.Restoring != "" {
+		t.Errorf("the cluster after its restore: %+v, %v", after, err)
 	}
 	if res.Cluster.Status != cluster.Running || res.Cluster.RestoredIn != 3*time.Minute {
 		t.Fatalf("start: status %s, restored in %v; want running, 3m0s", res.Cluster.Status, res.Cluster.RestoredIn)
@@ -414,5 +442,50 @@ func TestRestoreFailureKeepsHibernated(t *testing.T) {
 	b.mu.Unlock()
 	if _, err := e.svc.Start(ctx, p, c.ID); err != nil {
 		t.Fatalf("second start: %v", err)
+	}
+}
+
+// A restore that finds the account's last place taken when it is done
+// (a create won the race meanwhile) is refused: the restored server is
+// destroyed, the member stays hibernated with its snapshot, and a later
+// start restores it.
+func TestRestoreRefusedByTheLimitDestroysTheRestoredServer(t *testing.T) {
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	b := newSnapBackend(clock)
+	e := newSnapEnv(t, t.TempDir(), b, clock)
+	one := 1
+	p := e.principalWith(t, sqlite.AccountLimits{MaxClusters: &one})
+	c := e.create(t, p)
+	if _, err := e.svc.Stop(ctx, p, c.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	if got, err := e.svc.SweepHibernation(ctx); err != nil || len(got) != 1 {
+		t.Fatalf("sweep: %v, %v", got, err)
+	}
+	var rival cluster.Cluster
+	b.mu.Lock()
+	b.duringRestore = func() { rival = e.create(t, p) }
+	b.mu.Unlock()
+	_, err := e.svc.Start(ctx, p, c.ID)
+	if cluster.ErrorCode(err) != cluster.ELIMIT {
+		t.Fatalf("start that lost the account's last place: got %v, want the limit", err)
+	}
+	servers, snapshots := b.state()
+	if _, ok := servers[c.MemberID]; ok || len(snapshots) != 1 {
+		t.Fatalf("after the refused restore: servers %v, snapshots %v; want the restored server destroyed, the snapshot kept", servers, snapshots)
+	}
+	if m, err := e.db.Member(ctx, c.MemberID); err != nil || m.State != cluster.MemberHibernated || !m.Snapshot {
+		t.Fatalf("member after the refused restore: %+v, %v; want hibernated with its snapshot", m, err)
+	}
+	b.mu.Lock()
+	b.duringRestore = nil
+	b.mu.Unlock()
+	if _, err := e.svc.Terminate(ctx, p, rival.ID, "api"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Start(ctx, p, c.ID); err != nil {
+		t.Fatalf("start once the place is free: %v", err)
 	}
 }

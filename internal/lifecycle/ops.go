@@ -39,6 +39,7 @@ func (s *Service) withMember(ctx context.Context, c *cluster.Cluster) {
 	}
 	if m.ClusterID == c.ID && m.State == cluster.MemberHibernated {
 		c.Hibernated, c.SnapshotGB = true, m.SnapshotGB
+		c.Restoring, _ = s.pool.RestoreStep(m.ID)
 	}
 	s.withPhases(ctx, c, &m)
 }

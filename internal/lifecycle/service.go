@@ -64,6 +64,8 @@ type Pool interface {
 	Revoke(ctx context.Context, memberID string) error
 	PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.Member) map[string]time.Duration
 	Member(ctx context.Context, id string) (cluster.Member, error)
+	// RestoreStep is the last step of a restore under way of member id.
+	RestoreStep(id string) (string, bool)
 	// CanHibernate says whether the backend can hibernate; Hibernate
 	// snapshots a stopped cluster's member and deletes its server,
 	// reporting whether it did (Start restores it).

@@ -113,7 +113,9 @@ func (p *Pool) restore(ctx context.Context, c cluster.Cluster, m cluster.Member,
 		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is being hibernated or restored; try again in a few minutes", c.ID)
 	}
 	defer p.leave(m.ID)
+	defer p.restoring.Delete(m.ID)
 	progress := func(step string) {
+		p.restoring.Store(m.ID, step)
 		p.log.Info("restoring member", logkey.Member, m.ID, logkey.Cluster, c.ID, "step", step)
 		if err := p.store.RecordEvent(context.WithoutCancel(ctx), string(c.ID), "restoring", ch.Cause, ch.Actor, step); err != nil {
 			p.log.Warn("record restore progress", logkey.Cluster, c.ID, logkey.Err, err)
@@ -171,6 +173,16 @@ func (p *Pool) releaseSnapshot(ctx context.Context, m cluster.Member) {
 	}
 	p.setState(ctx, m, cluster.MemberDeleted, nil, "released while hibernated: snapshot deleted")
 	p.Nudge()
+}
+
+// RestoreStep returns the last step of the restore of member id, when
+// one is under way.
+func (p *Pool) RestoreStep(id string) (string, bool) {
+	v, ok := p.restoring.Load(id)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
 }
 
 // take marks member id busy unless a goroutine works on it already.

@@ -99,7 +99,10 @@ type Pool struct {
 	// onLost is told about members lost while claimed.
 	onLost   func(ctx context.Context, m cluster.Member, reason string)
 	checking sync.Mutex // held by the one health round at a time
-	wg       sync.WaitGroup
+	// restoring maps the id of a member being restored from its
+	// snapshot to the restore's last step (hibernate.go).
+	restoring sync.Map
+	wg        sync.WaitGroup
 
 	// readyMu guards readyCh alone: every create takes it (Ready), and
 	// it must never wait for p.mu, which the pool's own work holds
@@ -250,8 +253,25 @@ func (p *Pool) PrewarmUsed(key string) bool {
 	return true
 }
 
+// PrewarmEnd ends key's pre-warm before its expiry because its create
+// will not come (the job finished without one): a miss. It reports
+// whether one was under way.
+func (p *Pool) PrewarmEnd(key string) bool {
+	f, ok := p.prewarms.Use(key)
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	p.prewarmMisses++
+	p.mu.Unlock()
+	p.log.Info("pre-warm ended unused", logkey.Flavor, f.String(), "key", key)
+	p.Nudge()
+	return true
+}
+
 // PrewarmCounts returns how many pre-warms were used by the create they
-// expected (hits) and how many expired unused (misses) since the start.
+// expected (hits) and how many expired or were ended unused (misses)
+// since the start.
 func (p *Pool) PrewarmCounts() (hits, misses int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

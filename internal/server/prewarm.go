@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/githubapp"
@@ -10,9 +11,9 @@ import (
 )
 
 // prewarmPool makes the pre-warmer of the embedded GitHub App when it is
-// on and the pool can pre-warm, and returns the pool the lifecycle
+// on and the pool can pre-warm (the flavors of versions), and returns the pool the lifecycle
 // claims through: one that tells the pre-warmer of every claim.
-func (s *Server) prewarmPool() (lifecycle.Pool, error) {
+func (s *Server) prewarmPool(versions []string) (lifecycle.Pool, error) {
 	cfg := s.cfg
 	if cfg.GitHubWebhookSecret == "" || !cfg.GitHubPrewarm {
 		return s.Pool, nil
@@ -23,7 +24,10 @@ func (s *Server) prewarmPool() (lifecycle.Pool, error) {
 		return s.Pool, nil
 	}
 	pw, err := githubapp.NewPrewarmer(githubapp.PrewarmConfig{Pool: pp, Store: s.DB, TTL: cfg.PrewarmTTL, Cap: cfg.PrewarmCap,
-		Clock: cfg.Clock, Logger: cfg.Logger})
+		Clock: cfg.Clock, Logger: cfg.Logger, OnLearned: cfg.PrewarmOnLearned, Metrics: s.Metrics.NewPrewarms(),
+		Offered: func(f cluster.Flavor) bool {
+			return slices.Contains(versions, f.K8sVersion) && slices.Contains(cluster.Sizes, f.Size)
+		}})
 	if err != nil {
 		return nil, err
 	}

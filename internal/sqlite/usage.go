@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -12,11 +11,6 @@ import (
 	"github.com/smek/action/internal/cost"
 )
 
-// SnapshotSizeKey is the field of a member's data that holds the size in
-// GB of its hibernation snapshot; PoolUsage bills a hibernated member's
-// hours by it. A member without it counts its hibernated hours at 0 GB.
-const SnapshotSizeKey = "snapshot_size_gb"
-
 // PoolUsage accounts the pool members' time in [from, to), per flavor:
 // server hours in each cost.Category, from the members' state changes (the
 // events every member transition records with its time, in the same
@@ -24,7 +18,10 @@ const SnapshotSizeKey = "snapshot_size_gb"
 // before the end of its last started hour is billed to that hour's end
 // (cost.PaidHourEnd), and the unused remainder counts as idle: a server
 // created and deleted within 10 minutes is 10 minutes of building and 50
-// of idle. Flavors come out sorted by name.
+// of idle. Hibernated hours are billed by the member's snapshot size
+// (servers.snapshot_gb): the size of the snapshot it has now, so the
+// hours of a member hibernated earlier in the window and restored since,
+// whose snapshot is gone, count at 0 GB. Flavors come out sorted by name.
 //
 // The query is bounded by the window: it reads the members that lived in
 // it and their events since from. A member whose events before from were
@@ -36,7 +33,7 @@ func (db *DB) PoolUsage(ctx context.Context, from, to time.Time) ([]cost.Usage, 
 	}
 	// A member deleted up to an hour before from may still be paid for
 	// in the window.
-	rows, err := db.db.QueryContext(ctx, `SELECT id, k8s_version, size, privileged, state, data, created_at, updated_at FROM servers
+	rows, err := db.db.QueryContext(ctx, `SELECT id, k8s_version, size, privileged, state, snapshot_gb, created_at, updated_at FROM servers
 		WHERE created_at < ? AND (state <> 'deleted' OR updated_at >= ?)`, ms(to), ms(from.Add(-time.Hour)))
 	if err != nil {
 		return nil, fmt.Errorf("pool usage: list members: %w", err)
@@ -51,17 +48,18 @@ func (db *DB) PoolUsage(ctx context.Context, from, to time.Time) ([]cost.Usage, 
 	members := map[string]*member{}
 	var ids []string
 	for rows.Next() {
-		var id, data string
+		var id string
+		var snapshot sql.NullFloat64
 		var m member
 		var priv int
 		var created, updated sql.NullInt64
-		if err := rows.Scan(&id, &m.flavor.K8sVersion, &m.flavor.Size, &priv, &m.state, &data, &created, &updated); err != nil {
+		if err := rows.Scan(&id, &m.flavor.K8sVersion, &m.flavor.Size, &priv, &m.state, &snapshot, &created, &updated); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("pool usage: list members: %w", err)
 		}
 		m.flavor.Privileged = priv == 1
 		m.created, m.updated = fromMS(created), fromMS(updated)
-		m.snapshotGB = snapshotSize(data)
+		m.snapshotGB = snapshot.Float64
 		members[id] = &m
 		ids = append(ids, id)
 	}
@@ -109,9 +107,16 @@ func (db *DB) PoolUsage(ctx context.Context, from, to time.Time) ([]cost.Usage, 
 		}
 		spans := memberSpans(m.state, m.events, from, to)
 		if m.state == cluster.MemberDeleted {
-			// The deletion is the member's last change: updated_at.
-			if end := cost.PaidHourEnd(m.created, m.updated.Add(-time.Millisecond)); end.After(m.updated) {
-				spans = append(spans, span{cost.Idle, m.updated, end})
+			// The deletion's event says when; without it (pruned), the
+			// member's last update.
+			deleted := m.updated
+			for _, c := range m.events {
+				if c.to == cluster.MemberDeleted {
+					deleted = c.at
+				}
+			}
+			if end := cost.PaidHourEnd(m.created, deleted.Add(-time.Millisecond)); end.After(deleted) {
+				spans = append(spans, span{cost.Idle, deleted, end})
 			}
 		}
 		for _, s := range spans {
@@ -183,18 +188,4 @@ func overlap(s, e, from, to time.Time) time.Duration {
 		return 0
 	}
 	return e.Sub(s)
-}
-
-// snapshotSize reads SnapshotSizeKey from a member's data; 0 when absent or
-// not a number.
-func snapshotSize(data string) float64 {
-	var d map[string]json.RawMessage
-	if json.Unmarshal([]byte(data), &d) != nil {
-		return 0
-	}
-	var gb float64
-	if json.Unmarshal(d[SnapshotSizeKey], &gb) != nil || gb < 0 {
-		return 0
-	}
-	return gb
 }

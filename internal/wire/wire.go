@@ -123,6 +123,9 @@ type Cluster struct {
 	// (cluster-status "hibernated": its server is deleted, a start
 	// restores it in minutes).
 	SnapshotSizeGB *float64 `json:"snapshot-size-gb,omitempty"`
+	// RestoreStep, while a start restores a hibernated cluster
+	// (cluster-status "restoring"), is the restore's last step.
+	RestoreStep string `json:"restore-step,omitempty"`
 	// RestoreMS, in the answer of a start that restored the cluster from
 	// its snapshot, is how long that took.
 	RestoreMS int64 `json:"restore-ms,omitempty"`

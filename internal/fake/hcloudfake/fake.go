@@ -11,6 +11,18 @@
 // Servers can be backed by simulated machines (see Machine): the fake
 // powers them on and off, reimages and snapshots them as the actions
 // complete, so an SSH bootstrap can run against a real process on loopback.
+//
+// Snapshots (create_image) as SMEK's hibernation uses them: the action
+// runs, the image is "creating" until it ends (a create from it is
+// refused), then "available" with its image_size; a server created from it
+// starts from a copy of the machine's disk; DELETE /images/{id} of a
+// snapshot succeeds, a second one is not_found. Remaining differences
+// from the real API: image_size is a fixed 1.5 GB whatever the disk
+// holds; every server gets the address 127.0.0.1, so a server restored
+// from a snapshot keeps its address (a real one gets a new IP); deleting
+// a server while its create_image runs leaves the image "creating" for
+// good (the real API's behaviour is not documented); image protection
+// (change_protection, protected) is not modelled.
 package hcloudfake
 
 import (

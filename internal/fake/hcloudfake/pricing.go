@@ -14,9 +14,12 @@ var snapshotPrice = price("0.0119", "0.0142")
 // getPricing answers GET /pricing as documented (fixtures, "Get all
 // prices"): the currency and VAT rate of the project, the image price per
 // GB-month, and every server type's hourly and monthly prices per location,
-// the same prices GET /server_types shows. The fake models no primary or
-// floating IPs, volumes or load balancers: their lists are empty and their
-// prices zero, where the real API lists them.
+// the same prices GET /server_types shows. Differences from Hetzner: every
+// server type costs the catalog's 0.0800 net an hour in every location
+// (Hetzner's prices differ per type and, for some, per location); the VAT
+// rate is always 19 %; the fake models no primary or floating IPs, volumes
+// or load balancers: their lists are empty and their prices zero, where the
+// real API lists them. The currency is Config.Currency.
 func (f *Fake) getPricing(_ *http.Request, _ time.Time) (int, any, *apiError) {
 	p := schema.Pricing{
 		Currency: f.cfg.Currency, VATRate: "19.00",

@@ -147,6 +147,7 @@ func (w *pwWorld) start(cap int) {
 	}
 	w.learned = make(chan error, 16)
 	w.pw, err = githubapp.NewPrewarmer(githubapp.PrewarmConfig{Pool: w.pool, Store: w.db, Cap: cap, Clock: w.clock,
+		Offered:   func(f cluster.Flavor) bool { return f.K8sVersion != "1.30.0" },
 		OnLearned: func(_ cluster.Cluster, err error) { w.learned <- err }})
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +421,17 @@ func TestPrewarmCannotBeAbusedAcrossTenants(t *testing.T) {
 	w.queued(3, 103, pwInstallation)
 	if open, _ := w.pool.state(); open[key(3)] != privileged {
 		t.Fatalf("privileged pre-warm with a privileged credential: %v; want one for job 3", open)
+	}
+
+	// A flavor whose version is not offered any more is not pre-warmed.
+	if err := w.db.LearnJobFlavor(ctx, jobs.Learned{Key: jobs.Key{InstallationID: pwInstallation, RepositoryID: pwRepository,
+		Workflow: "CodeQL", Job: "update"}, Flavor: cluster.Flavor{K8sVersion: "1.30.0", Size: cluster.SizeMid}, AccountID: w.acme.ID,
+		LearnedAt: w.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	w.queued(5, 105, pwInstallation)
+	if open, _ := w.pool.state(); open[key(5)] != (cluster.Flavor{}) {
+		t.Fatalf("pre-warm of a version not offered: %v", open)
 	}
 
 	// The installation is linked to umbrella now: what acme taught is
