@@ -15,6 +15,7 @@ import (
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/pool/policy"
 	"github.com/smek/action/internal/pool/sim"
+	"github.com/smek/action/internal/server"
 )
 
 // simPolicy is one --policy of `pool simulate`: fixed:N or auto, with or
@@ -97,29 +98,6 @@ func (f distFlag) Set(s string) error {
 	return nil
 }
 
-// scheduleFlags is the repeatable --pool-schedule flag.
-type scheduleFlags []policy.Schedule
-
-func (s *scheduleFlags) String() string {
-	names := make([]string, len(*s))
-	for i, sc := range *s {
-		names[i] = sc.Name
-	}
-	return strings.Join(names, ";")
-}
-
-func (s *scheduleFlags) Set(v string) error {
-	sc, err := policy.ParseSchedule(v)
-	if err != nil {
-		return fmt.Errorf("--pool-schedule: %w", err)
-	}
-	if len(*s) >= maxSimPolicies {
-		return fmt.Errorf("--pool-schedule: at most %d schedules", maxSimPolicies)
-	}
-	*s = append(*s, sc)
-	return nil
-}
-
 // cmdPoolSimulate replays a demand trace against the pool's policies.
 func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pool simulate", "Replay a demand trace (CSV: created_at, minutes[, flavor, repository, workflow, job, queued_at]) against the pool's policies on simulated time, and print per policy the warm ratio, the waits, busy and idle server-hours and the cost (docs/pool.md).", stderr)
@@ -131,10 +109,13 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	createTime, rebuildTime := sim.DefaultCreateTime, sim.DefaultRebuildTime
 	fs.Var(distFlag{&createTime}, "create-time", "distribution of a new server's time to ready: const:D, uniform:D1-D2 or lognormal:median=D,p95=D")
 	fs.Var(distFlag{&rebuildTime}, "rebuild-time", "distribution of a released server's rebuild to ready")
-	poolMin := fs.Int("pool-min", 0, "auto: least ready clusters kept per flavor")
-	poolMax := fs.Int("pool-max", 10, "auto: most ready clusters kept per flavor")
-	var schedules scheduleFlags
-	fs.Var(&schedules, "pool-schedule", "auto: raise the minimum while a cron schedule is active, repeatable: min=N,cron=EXPR,for=DURATION[,flavor=F][,name=NAME]")
+	poolMin, poolMax := &flavorCounts{flag: "pool-min"}, &flavorCounts{flag: "pool-max"}
+	fs.Var(poolMin, "pool-min", "auto: least ready clusters of a flavor, as serve's: `N` for every flavor of the trace or FLAVOR=N; repeatable, or comma-separated (default 0)")
+	fs.Var(poolMax, "pool-max", fmt.Sprintf("auto: most ready clusters of a flavor: `N` or FLAVOR=N as for --pool-min (default the larger of its min and %d)", server.DefaultAutoMax))
+	serviceLevel := fs.Float64("pool-service-level", 0.99, "auto: share of creates that should find a ready cluster, above 0 and at most 0.9999, as serve's")
+	readyPrior := fs.Duration("pool-ready-prior", time.Minute, "auto: time a new cluster is assumed to take to become ready until one was measured, as serve's")
+	var schedules scheduleList
+	fs.Var(&schedules, "pool-schedule", "auto: raise a minimum on a schedule, as serve's: `min=N,cron=EXPR,for=DURATION[,flavor=FLAVOR][,name=NAME]`; repeatable (separate several with ; in SMEK_POOL_SCHEDULE)")
 	parallel := fs.Int("provision-parallel", 2, "how many clusters are booted or cleaned at once, as serve's")
 	maxMembers := fs.Int("max-pool-members", 0, "bound on the clusters of one flavor, claimed ones included (0: none), as serve's")
 	prewarmTTL := fs.Duration("prewarm-ttl", githubapp.DefaultPrewarmTTL, "how long a pre-warm waits for its job's create before it is released, as serve's")
@@ -155,10 +136,10 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 		policies = simPolicies{{name: "fixed:2", size: 2}}
 	}
 	switch {
-	case *poolMin < 0 || *poolMax < 1 || *poolMin > *poolMax:
-		return usage("--pool-min %d, --pool-max %d: want 0 <= --pool-min <= --pool-max and --pool-max >= 1", *poolMin, *poolMax)
-	case *poolMax > maxFixedPool:
-		return usage("--pool-max %d is above %d", *poolMax, maxFixedPool)
+	case !(*serviceLevel > 0 && *serviceLevel <= 0.9999):
+		return usage("--pool-service-level %v: want above 0 and at most 0.9999, e.g. 0.99", *serviceLevel)
+	case *readyPrior <= 0 || *readyPrior > time.Hour:
+		return usage("--pool-ready-prior %s: want above 0 and at most 1h, e.g. 60s", *readyPrior)
 	case *parallel < 1 || *parallel > 100:
 		return usage("--provision-parallel %d: want 1 to 100", *parallel)
 	case *maxMembers < 0:
@@ -200,11 +181,11 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 		}
 		var pol policy.Policy
 		if p.auto {
-			bounds := map[cluster.Flavor]policy.Bounds{}
-			for fl := range flavors {
-				bounds[fl] = policy.Bounds{Min: *poolMin, Max: *poolMax}
+			bounds, err := simBounds(flavors, poolMin.m, poolMax.m)
+			if err != nil {
+				return usage("%v", err)
 			}
-			a, err := policy.NewAuto(policy.AutoConfig{Flavors: bounds, Schedules: schedules})
+			a, err := policy.NewAuto(policy.AutoConfig{Flavors: bounds, ServiceLevel: *serviceLevel, ReadyPrior: *readyPrior, Schedules: schedules.s})
 			if err != nil {
 				return usage("--policy %s: %v", p.name, err)
 			}
@@ -245,6 +226,38 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 			100*r.IdleOverhead, r.BuildingServerHours, r.PaidServerHours, r.CostEUR, r.ServersCreated, r.PeakRequestsPerHour)
 	}
 	return tw.Flush()
+}
+
+// simBounds are the auto policy's bounds for every flavor of the trace:
+// a flavor's own --pool-min/--pool-max, else the one without a flavor,
+// else 0 and the larger of the min and server.DefaultAutoMax.
+func simBounds(flavors map[cluster.Flavor]bool, mins, maxs map[cluster.Flavor]int) (map[cluster.Flavor]policy.Bounds, error) {
+	for _, given := range []map[cluster.Flavor]int{mins, maxs} {
+		for f := range given {
+			if f != (cluster.Flavor{}) && !flavors[f] {
+				return nil, fmt.Errorf("--pool-min/--pool-max name flavor %s, which the trace never asks for", f)
+			}
+		}
+	}
+	out := map[cluster.Flavor]policy.Bounds{}
+	for f := range flavors {
+		lo, ok := mins[f]
+		if !ok {
+			lo = mins[cluster.Flavor{}]
+		}
+		hi, ok := maxs[f]
+		if !ok {
+			hi, ok = maxs[cluster.Flavor{}]
+		}
+		if !ok {
+			hi = max(lo, server.DefaultAutoMax)
+		}
+		if hi < 1 || lo > hi {
+			return nil, fmt.Errorf("flavor %s: --pool-min %d, --pool-max %d: want --pool-min <= --pool-max and --pool-max >= 1", f, lo, hi)
+		}
+		out[f] = policy.Bounds{Min: lo, Max: hi}
+	}
+	return out, nil
 }
 
 func minT(a, b time.Time) time.Time {
