@@ -446,13 +446,29 @@ func (p *program) heldKubeconfigs(id string) []string {
 func startFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Client, string) error {
 	kubeconfig := fs.String("kubeconfig", "", "write the kubeconfig to `path` (default $HOME/.kube/smek-<id>.yaml; - for stdout)")
 	return func(ctx context.Context, p *program, c *client.Client, id string) error {
+		var restore *restoreWatch
+		if before, err := c.Get(ctx, id); err == nil && before.ClusterStatus == statusHibernated {
+			gb := 0.0
+			if before.SnapshotSizeGB != nil {
+				gb = *before.SnapshotSizeGB
+			}
+			fmt.Fprintf(p.stderr, "Cluster %s is hibernated (stopped for long, its server kept as a %.1f GB snapshot): restoring it takes a few minutes\n", id, gb)
+			restore = p.watchRestore(ctx, c, id)
+		}
 		cl, err := c.Start(ctx, id)
+		if restore != nil {
+			restore.stop(ctx)
+		}
 		if err != nil {
 			return explain(err, c.BaseURL(), 0)
 		}
 		path, err := p.saveKubeconfig(*kubeconfig, cl)
 		if err != nil {
 			return fmt.Errorf("cluster %s is running, but: %w", cl.ClusterID, err)
+		}
+		if cl.RestoreMS > 0 {
+			fmt.Fprintf(p.stderr, "Restored %s from its snapshot in %s; its API server is %s now, so kubeconfigs from before the hibernation no longer work: use the fresh one\n",
+				cl.ClusterID, (time.Duration(cl.RestoreMS) * time.Millisecond).Round(time.Second), cl.APIServer)
 		}
 		fmt.Fprintf(p.stderr, "Started %s: expires %s\n", cl.ClusterID, cl.ExpiresAt.UTC().Format(time.RFC3339))
 		if path != "" {

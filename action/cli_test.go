@@ -261,3 +261,34 @@ func TestNoCommandOutsideActions(t *testing.T) {
 		t.Errorf("called the server: %v", calls)
 	}
 }
+
+func TestCLIStartOfHibernatedClusterSaysItRestores(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("create", "--keep-cluster", "true")
+	id := strings.TrimPrefix(lineWith(out, "export SMEK_CLUSTER_ID="), "export SMEK_CLUSTER_ID=")
+	c.ok("stop", id)
+	if !c.api.Hibernate(id, 2.5) {
+		t.Fatal("the fake did not hibernate the cluster")
+	}
+	if out := c.ok("list"); !strings.Contains(out, "hibernated") {
+		t.Errorf("list of a hibernated cluster = %q, want it hibernated", out)
+	}
+	_, errOut, err := c.run("start", id)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{
+		"is hibernated (stopped for long, its server kept as a 2.5 GB snapshot): restoring it takes a few minutes",
+		"restoring " + id + ": creating a server from the snapshot",
+		"restoring " + id + ": the cluster is ready; its address changed",
+		"Restored " + id + " from its snapshot in 3m0s; its API server is https://127.0.0.2:6443 now",
+		"Started " + id,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr of the start misses %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Count(errOut, "creating a server from the snapshot") != 1 {
+		t.Errorf("a restore step printed more than once:\n%s", errOut)
+	}
+}

@@ -36,10 +36,11 @@ func TestPoolStatusShowsTheServersTargets(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &signalWriter{want: "SMEK listening", seen: make(chan struct{})}
+	kubeBin := localtest.KubeBin(t) // skips here, not in the goroutine, without the binaries
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0", "--ops-addr", "",
-			"--kube-bin", localtest.KubeBin(t), "--pool-size", "3", "--pool-size-privileged", "1"},
+			"--kube-bin", kubeBin, "--pool-size", "3", "--pool-size-privileged", "1"},
 			func(string) string { return "" }, &bytes.Buffer{}, logs)
 	}()
 	select {

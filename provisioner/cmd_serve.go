@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,16 +49,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.MailFrom, "mail-from", "", "sender address of notification mail (required with --smtp-url)")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", 30*24*time.Hour, "how long cluster and pool events are kept")
 	fs.DurationVar(&cfg.MaxStoppedLifetime, "max-stopped-lifetime", lifecycle.DefaultMaxStoppedLifetime, "how long a cluster stays stopped before it is terminated (its owner is mailed a day before); a start gives it a fresh lifetime")
+	fs.DurationVar(&cfg.HibernateAfter, "hibernate-after", lifecycle.DefaultHibernateAfter, "how long a cluster stays stopped before its server is snapshotted and deleted (hetzner; a start restores it in minutes); 0 never")
 	fs.StringVar(&cfg.GitHubWebhookSecret, "github-webhook-secret", "", "serve the GitHub App's webhook at /github/webhook with this secret")
 	ghAppID := fs.Int64("github-app-id", 0, "the GitHub App's id; with --github-app-key-file it enables PR comment commands")
 	ghKeyFile := fs.String("github-app-key-file", "", "the GitHub App's private key (PEM)")
 	ghAPIURL := fs.String("github-api-url", "", "GitHub's REST API: empty for github.com, https://HOST for GitHub Enterprise Server")
 	ghTimeout := fs.Duration("github-timeout", githubapp.DefaultRequestTimeout, "how long the GitHub App waits for each answer of GitHub's API")
-	var pf prewarmFlags
+	var pf poolPolicyFlags
 	pf.register(fs)
+	var pwf prewarmFlags
+	pwf.register(fs)
 	var hf hetznerBackendFlags
 	hf.register(fs)
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
+	prices := addCostFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -68,11 +73,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cfg.Logger = logger
+	cfg.Prices, cfg.SnapshotPrice = prices.prices, prices.snapshotPrice()
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if cfg.PoolPolicy, err = pf.config(cfg.Backend, given); err != nil {
+		return err
+	}
 	if cfg.MaxStoppedLifetime <= 0 {
 		return fmt.Errorf("%w: --max-stopped-lifetime must be positive, e.g. 168h: stopped clusters are not kept forever, got %s", errUsage, cfg.MaxStoppedLifetime)
+	}
+	if cfg.HibernateAfter < 0 {
+		return fmt.Errorf("%w: --hibernate-after must be 0 (never) or positive, e.g. 2h, got %s", errUsage, cfg.HibernateAfter)
 	}
 	if cfg.LocalEgressAllow, err = parsePrefixes(*egressAllow); err != nil {
 		return fmt.Errorf("%w: --local-egress-allow: %v", errUsage, err)
@@ -82,7 +96,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	if err := pf.apply(fs, &cfg); err != nil {
+	if err := pwf.apply(fs, &cfg); err != nil {
 		return err
 	}
 	if (*ghAppID != 0) != (*ghKeyFile != "") {

@@ -38,3 +38,18 @@ func TestParsePrefixes(t *testing.T) {
 		t.Errorf("empty: got %v, %v; want none", got, err)
 	}
 }
+
+// --hibernate-after is 0 (never) or a positive duration; anything else,
+// by flag or by SMEK_HIBERNATE_AFTER, is a usage error naming it.
+func TestServeRefusesBadHibernateAfter(t *testing.T) {
+	for _, val := range []string{"-1h", "two hours"} {
+		_, _, err := mainRun(t, map[string]string{"SMEK_DATA_DIR": t.TempDir()}, "serve", "--hibernate-after", val)
+		if exitCodeOf(err) != 2 || !strings.Contains(err.Error(), "hibernate-after") || strings.Contains(err.Error(), "not defined") {
+			t.Errorf("--hibernate-after %q: got %v (exit %d), want a usage error naming the flag", val, err, exitCodeOf(err))
+		}
+	}
+	_, _, err := mainRun(t, map[string]string{"SMEK_DATA_DIR": t.TempDir(), "SMEK_HIBERNATE_AFTER": "-5m"}, "serve")
+	if exitCodeOf(err) != 2 || !strings.Contains(err.Error(), "hibernate-after") {
+		t.Errorf("SMEK_HIBERNATE_AFTER=-5m: got %v (exit %d), want a usage error naming the flag", err, exitCodeOf(err))
+	}
+}

@@ -14,7 +14,17 @@ func toWire(c cluster.Cluster) wire.Cluster {
 		KeepCluster: c.Spec.KeepCluster, EnablePrivileged: c.Spec.Privileged, NotificationEmail: c.Spec.NotificationEmail,
 		APIServer: c.APIServer, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
 		StoppedAt: timePtr(c.StoppedAt), StoppedExpiresAt: timePtr(c.StoppedExpiresAt), TerminatedAt: timePtr(c.TerminatedAt),
-		Run: wire.RunOf(c.Run),
+		Run: wire.RunOf(c.Run), RestoreMS: c.RestoredIn.Milliseconds(),
+	}
+	if c.Hibernated {
+		// /v1 tells hibernated from stopped; the seed API's /list reads
+		// the status alone and keeps saying stopped.
+		w.ClusterStatus = StatusHibernated
+		gb := c.SnapshotGB
+		w.SnapshotSizeGB = &gb
+		if c.Restoring != "" {
+			w.ClusterStatus, w.RestoreStep = StatusRestoring, c.Restoring
+		}
 	}
 	t := c.Timings
 	if t.Total() > 0 || t.Warm || len(c.ServerPhases) > 0 {
@@ -66,3 +76,11 @@ func toWireEvents(evs []cluster.Event) wire.EventList {
 	}
 	return out
 }
+
+// StatusHibernated is the cluster-status /v1 shows for a stopped cluster
+// whose server is kept as a snapshot alone (cluster.Cluster.Hibernated).
+const StatusHibernated = "hibernated"
+
+// StatusRestoring is the cluster-status /v1 shows for a hibernated cluster
+// while a start restores it (cluster.Cluster.Restoring).
+const StatusRestoring = "restoring"

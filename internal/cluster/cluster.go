@@ -171,6 +171,18 @@ type Cluster struct {
 	// ServerPhases are how long the phases of making the cluster's server
 	// ready took (backend-specific names), where the backend records them.
 	ServerPhases map[string]time.Duration
+	// Hibernated says the stopped cluster's server is deleted and only a
+	// snapshot of its disk is kept (SnapshotGB in size): a start restores
+	// a server from it, which takes minutes. The seed API shows such a
+	// cluster as stopped.
+	Hibernated bool
+	SnapshotGB float64
+	// Restoring, while a start restores a hibernated cluster, is the
+	// restore's last step ("" when none is under way).
+	Restoring string
+	// RestoredIn, in the answer of a start, is how long restoring the
+	// cluster from its snapshot took (0: it was not hibernated).
+	RestoredIn time.Duration
 }
 
 // Kubeconfig is a tenant's credential for a cluster.

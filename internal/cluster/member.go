@@ -120,9 +120,14 @@ type Member struct {
 	ReservedID ID
 	// Data is the backend's own record of the member (JSON): addresses,
 	// ports, cloud ids. SMEK's core does not look inside.
-	Data      []byte
-	Failure   string
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	ReadyAt   time.Time
+	Data    []byte
+	Failure string
+	// Snapshot says the member has a snapshot at the backend (it is
+	// hibernated, or it was when its cluster ended and the release has
+	// yet to delete the snapshot); SnapshotGB is the snapshot's size.
+	Snapshot   bool
+	SnapshotGB float64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ReadyAt    time.Time
 }

@@ -66,12 +66,12 @@ func PaidHourEnd(start, now time.Time) time.Time {
 // Model is the operator's price list, in euros without VAT.
 type Model struct {
 	// Hourly is the price of one server hour, per server type.
-	Hourly map[string]float64
+	Hourly map[string]float64 `json:"hourly"`
 	// SnapshotGBMonth is the price of one GB of snapshot kept for a month.
-	SnapshotGBMonth float64
+	SnapshotGBMonth float64 `json:"snapshot-gb-month"`
 	// ServerTypes maps a cluster size to the server type billed for it.
 	// A size not listed is not billed (the local backend's clusters).
-	ServerTypes map[string]string
+	ServerTypes map[string]string `json:"server-types"`
 }
 
 // HourlyPrice is what one server hour of flavor f costs; billed is false

@@ -36,7 +36,7 @@ const (
 	LabelFlavor     = "smek.io/flavor"
 	LabelK3sVersion = "smek.io/k3s-version"
 	LabelK8sVersion = "smek.io/k8s-version"
-	LabelRole       = "smek.io/role" // "node", "builder", "golden"
+	LabelRole       = "smek.io/role" // "node", "builder", "golden", "hibernation"
 )
 
 // Config configures the backend.
@@ -136,6 +136,7 @@ type Backend struct {
 type nodeOps struct {
 	bootstrap func(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error
 	restart   func(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error
+	restore   func(ctx context.Context, m cluster.Member, srv *hcloud.Server, d *data) error
 }
 
 var (
@@ -227,7 +228,7 @@ func New(cfg Config) (*Backend, error) {
 		watch:  newWatcher(cfg.Client, a, cfg.Sleep, cfg.PollMin, cfg.PollMax),
 		images: map[string]*hcloud.Image{},
 	}
-	b.node = nodeOps{bootstrap: b.bootstrap, restart: b.restartK3s}
+	b.node = nodeOps{bootstrap: b.bootstrap, restart: b.restartK3s, restore: b.restoreK3s}
 	return b, nil
 }
 

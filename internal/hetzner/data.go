@@ -27,6 +27,11 @@ type data struct {
 	HostKey string `json:"host-key,omitempty"`
 	// Image is the snapshot the server was built from.
 	Image int64 `json:"image,omitempty"`
+	// Snapshot is the id of the hibernation snapshot of a hibernated
+	// member (its server is deleted then: ServerID is 0); SnapshotGB its
+	// size.
+	Snapshot   int64   `json:"snapshot,omitempty"`
+	SnapshotGB float64 `json:"snapshot-gb,omitempty"`
 	// Timings of the last provision or rebuild, in milliseconds per phase.
 	Timings map[string]int64 `json:"timings-ms,omitempty"`
 }

@@ -348,7 +348,7 @@ func (s *stubNode) bootsOf(id string) int {
 
 func installStub(b *Backend) *stubNode {
 	s := &stubNode{b: b, entered: make(chan string, 100)}
-	b.node = nodeOps{bootstrap: s.bootstrap, restart: s.restart}
+	b.node = nodeOps{bootstrap: s.bootstrap, restart: s.restart, restore: s.restart}
 	return s
 }
 

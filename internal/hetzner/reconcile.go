@@ -61,6 +61,9 @@ func (b *Backend) Reconcile(ctx context.Context, known []cluster.Member) (ghosts
 			ghosts = append(ghosts, m.ID)
 		}
 	}
+	if err := b.reconcileSnapshots(ctx, known); err != nil {
+		errs = append(errs, err)
+	}
 	slices.Sort(ghosts)
 	if len(ghosts) > 0 {
 		b.log.Warn("ghost members: their servers are gone", "members", ghosts)

@@ -16,7 +16,13 @@ func (s *Service) List(ctx context.Context, p cluster.Principal, f cluster.Filte
 	if !p.Service {
 		f.AccountID = p.Account.ID
 	}
-	return s.db.Clusters(ctx, f)
+	cs, err := s.db.Clusters(ctx, f)
+	for i := range cs {
+		if cs[i].Status == cluster.Stopped {
+			s.withMember(ctx, &cs[i]) // hibernated or not
+		}
+	}
+	return cs, err
 }
 
 // Listed returns what the seed API's /list shows of p's account, newest

@@ -22,9 +22,26 @@ func scope(p cluster.Principal) int64 {
 func (s *Service) Get(ctx context.Context, p cluster.Principal, id cluster.ID) (cluster.Cluster, error) {
 	c, err := s.db.Cluster(ctx, scope(p), id)
 	if err == nil {
-		s.withPhases(ctx, &c, nil)
+		s.withMember(ctx, &c)
 	}
 	return c, err
+}
+
+// withMember adds what the cluster's member tells: the phase timings,
+// and whether it is hibernated.
+func (s *Service) withMember(ctx context.Context, c *cluster.Cluster) {
+	if c.MemberID == "" {
+		return
+	}
+	m, err := s.pool.Member(ctx, c.MemberID)
+	if err != nil {
+		return
+	}
+	if m.ClusterID == c.ID && m.State == cluster.MemberHibernated {
+		c.Hibernated, c.SnapshotGB = true, m.SnapshotGB
+		c.Restoring, _ = s.pool.RestoreStep(m.ID)
+	}
+	s.withPhases(ctx, c, &m)
 }
 
 // withPhases adds the phase timings of the cluster's member, where the
@@ -151,6 +168,10 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 	if c.Status != cluster.Stopped {
 		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a stopped cluster can be started", c.ID, c.Status)
 	}
+	hibernated, restoreStart := c.Hibernated, s.cfg.Clock.Now()
+	if hibernated {
+		s.log.Info("restoring hibernated cluster", logkey.Cluster, c.ID, "snapshot-gb", c.SnapshotGB)
+	}
 	started, err := s.pool.Start(ctx, c, cluster.Change{
 		From: []cluster.Status{cluster.Stopped}, To: cluster.Running, MemberState: cluster.MemberClaimed,
 		ExpiresAt: s.cfg.Clock.Now().Add(time.Duration(c.Spec.MinutesToLive) * time.Minute), Cause: "api", Actor: p.Actor,
@@ -159,6 +180,9 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 		return Created{}, err
 	}
 	c = started
+	if hibernated {
+		c.RestoredIn = s.cfg.Clock.Since(restoreStart)
+	}
 	kc, err := s.pool.Credential(ctx, c)
 	if err != nil {
 		return Created{}, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster started but its kubeconfig could not be minted; ask for it again", Err: err}

@@ -63,6 +63,14 @@ type Pool interface {
 	CanRevoke() bool
 	Revoke(ctx context.Context, memberID string) error
 	PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.Member) map[string]time.Duration
+	Member(ctx context.Context, id string) (cluster.Member, error)
+	// RestoreStep is the last step of a restore under way of member id.
+	RestoreStep(id string) (string, bool)
+	// CanHibernate says whether the backend can hibernate; Hibernate
+	// snapshots a stopped cluster's member and deletes its server,
+	// reporting whether it did (Start restores it).
+	CanHibernate() bool
+	Hibernate(ctx context.Context, c cluster.Cluster) (bool, error)
 }
 
 // Metrics is what the lifecycle reports to the metrics registry.
@@ -91,6 +99,10 @@ type Config struct {
 	// StoppedWarning is how long before that the owner is warned (default
 	// 24 h; at once when the lifetime is shorter).
 	StoppedWarning time.Duration
+	// HibernateAfter is how long a cluster stays stopped before its
+	// member is hibernated: snapshotted and its server deleted, where the
+	// backend can (0: never).
+	HibernateAfter time.Duration
 	Notifier       cluster.Notifier
 	Metrics        Metrics
 	Logger         *slog.Logger

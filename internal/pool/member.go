@@ -79,6 +79,12 @@ func (p *Pool) Start(ctx context.Context, c cluster.Cluster, ch cluster.Change) 
 	if err != nil {
 		return c, err
 	}
+	switch m.State {
+	case cluster.MemberHibernated:
+		return p.restore(ctx, c, m, ch)
+	case cluster.MemberHibernating:
+		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is being hibernated (snapshotted); try again in a few minutes", c.ID)
+	}
 	data, err := p.backend.Start(ctx, m)
 	if err != nil {
 		return c, &cluster.Error{Code: cluster.EUNAVAILABLE, Message: "the cluster could not be started; try again", Err: err}

@@ -24,7 +24,7 @@ type PlanInput struct {
 	// Targets is the policy's ready target per flavor.
 	Targets map[cluster.Flavor]int
 	// MaxPerFlavor bounds the live members of one flavor, claimed ones
-	// included (0: no bound).
+	// included, hibernated ones (a snapshot, no server) not (0: no bound).
 	MaxPerFlavor int
 	// ScaleDown retires ready members above target + waiting
 	// (policy.Policy.ScaleDown).
@@ -124,6 +124,9 @@ func Plan(in PlanInput) PlanOutput {
 		return counts[f]
 	}
 	for _, m := range in.Members {
+		if m.State == cluster.MemberHibernated {
+			continue // only a snapshot: no server that MaxPerFlavor bounds
+		}
 		c := get(m.Flavor)
 		c.live++
 		switch m.State {

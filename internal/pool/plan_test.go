@@ -122,3 +122,19 @@ func TestReleaseAction(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanMaxPerFlavorSkipsHibernated: a hibernated member has no server,
+// so it does not use up the flavor's bound on live members.
+func TestPlanMaxPerFlavorSkipsHibernated(t *testing.T) {
+	hib := cluster.Member{ID: "h", Flavor: planFlavor, State: cluster.MemberHibernated, CreatedAt: planT0}
+	busy := cluster.Member{ID: "c", Flavor: planFlavor, State: cluster.MemberClaimed, CreatedAt: planT0}
+	in := PlanInput{Now: planT0, Members: []cluster.Member{hib, busy}, Targets: map[cluster.Flavor]int{planFlavor: 1}, MaxPerFlavor: 2}
+	if got := Plan(in).Provision[planFlavor]; got != 1 {
+		t.Fatalf("provision %d with one hibernated and one claimed member under a bound of 2: want 1", got)
+	}
+	hib.State = cluster.MemberStopped // a stopped member keeps its server
+	in.Members = []cluster.Member{hib, busy}
+	if got := Plan(in).Provision[planFlavor]; got != 0 {
+		t.Fatalf("provision %d with two live members under a bound of 2: want 0", got)
+	}
+}

@@ -213,6 +213,14 @@ func TestPrewarmHitAndMiss(t *testing.T) {
 	if hits, misses := p.PrewarmCounts(); hits != 1 || misses != 1 {
 		t.Fatalf("hits %d, misses %d, want 1 and 1", hits, misses)
 	}
+	// A job that finished without a create ends its pre-warm early.
+	p.Prewarm("job:3", flavor, clock.Now().Add(time.Hour))
+	if !p.PrewarmEnd("job:3") || p.PrewarmEnd("job:3") || p.PrewarmUsed("job:3") {
+		t.Fatal("PrewarmEnd: want job:3 ended once, then unknown")
+	}
+	if hits, misses := p.PrewarmCounts(); hits != 1 || misses != 2 {
+		t.Fatalf("after an early end: hits %d, misses %d, want 1 and 2", hits, misses)
+	}
 	if got := p.Targets()[flavor]; got != 0 {
 		t.Fatalf("target after both ended %d, want 0", got)
 	}

@@ -19,6 +19,7 @@ import (
 // clusters they serve.
 type Store interface {
 	ClusterStore
+	SnapshotStore
 	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
 	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
 	Members(ctx context.Context, backend string) ([]cluster.Member, error)
@@ -98,7 +99,10 @@ type Pool struct {
 	// onLost is told about members lost while claimed.
 	onLost   func(ctx context.Context, m cluster.Member, reason string)
 	checking sync.Mutex // held by the one health round at a time
-	wg       sync.WaitGroup
+	// restoring maps the id of a member being restored from its
+	// snapshot to the restore's last step (hibernate.go).
+	restoring sync.Map
+	wg        sync.WaitGroup
 
 	// readyMu guards readyCh alone: every create takes it (Ready), and
 	// it must never wait for p.mu, which the pool's own work holds
@@ -249,8 +253,25 @@ func (p *Pool) PrewarmUsed(key string) bool {
 	return true
 }
 
+// PrewarmEnd ends key's pre-warm before its expiry because its create
+// will not come (the job finished without one): a miss. It reports
+// whether one was under way.
+func (p *Pool) PrewarmEnd(key string) bool {
+	f, ok := p.prewarms.Use(key)
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	p.prewarmMisses++
+	p.mu.Unlock()
+	p.log.Info("pre-warm ended unused", logkey.Flavor, f.String(), "key", key)
+	p.Nudge()
+	return true
+}
+
 // PrewarmCounts returns how many pre-warms were used by the create they
-// expected (hits) and how many expired unused (misses) since the start.
+// expected (hits) and how many expired or were ended unused (misses)
+// since the start.
 func (p *Pool) PrewarmCounts() (hits, misses int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -490,6 +511,10 @@ func (p *Pool) recover(ctx context.Context) error {
 			if err := p.destroy(ctx, m, "interrupted by a restart of the provisioner"); err != nil {
 				return err
 			}
+		case cluster.MemberHibernating:
+			p.mu.Lock()
+			p.goWork(ctx, m, p.resumeHibernation)
+			p.mu.Unlock()
 		case cluster.MemberReady, cluster.MemberClaimed:
 			if !canResume {
 				continue
@@ -615,6 +640,10 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 // delete it). The member is marked rebuilding first, so the record shows
 // that no member goes from dirty to ready without a rebuild.
 func (p *Pool) release(ctx context.Context, m cluster.Member) {
+	if m.Snapshot {
+		p.releaseSnapshot(ctx, m) // released while hibernated: no server
+		return
+	}
 	start := p.clock.Now()
 	if m.State != cluster.MemberRebuilding && !p.rebuild(ctx, m) {
 		// The flavor has enough members without this one, and keeping it
@@ -689,6 +718,12 @@ func (p *Pool) retire(ctx context.Context, m cluster.Member, reason string) {
 // destroy removes a member at the backend and records it deleted; when the
 // backend cannot, the member is recorded failed, to be destroyed again.
 func (p *Pool) destroy(ctx context.Context, m cluster.Member, reason string) error {
+	if h, ok := p.backend.(Hibernator); ok && m.Snapshot {
+		if err := h.DeleteSnapshot(ctx, m); err != nil {
+			p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; delete snapshot: "+err.Error())
+			return fmt.Errorf("destroy %s: delete snapshot: %w", m.ID, err)
+		}
+	}
 	if err := p.backend.Destroy(ctx, m); err != nil {
 		p.setState(ctx, m, cluster.MemberFailed, nil, reason+"; destroy: "+err.Error())
 		return fmt.Errorf("destroy %s: %w", m.ID, err)

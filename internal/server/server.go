@@ -59,6 +59,8 @@ type Config struct {
 	// PoolSize is the number of ready baseline clusters kept warm for the
 	// default version; PoolSizePrivileged the same for privileged ones.
 	PoolSize, PoolSizePrivileged int
+	// PoolPolicy decides the pool's targets (fixed: the sizes above).
+	PoolPolicy PoolPolicyConfig
 	// MaxPoolMembers bounds the members per flavor, claimed included
 	// (0: no bound).
 	MaxPoolMembers int
@@ -71,7 +73,10 @@ type Config struct {
 	// MaxStoppedLifetime is how long a cluster stays stopped before it is
 	// terminated (default 168 h); it must not be negative.
 	MaxStoppedLifetime time.Duration
-	Logger             *slog.Logger
+	// HibernateAfter is how long a cluster stays stopped before its
+	// member is hibernated, where the backend can (0: never).
+	HibernateAfter time.Duration
+	Logger         *slog.Logger
 	// Clock is the clock of deadlines, timestamps and scheduled jobs (nil:
 	// the wall clock); tests advance a fake one instead of sleeping.
 	Clock clockwork.Clock
@@ -105,6 +110,13 @@ type Config struct {
 
 	// Hetzner configures the hetzner backend.
 	Hetzner hetzner.Config
+
+	// Prices are the operator's prices of a server hour per server type
+	// (--price), SnapshotPrice of a GB of snapshot a month
+	// (--snapshot-price; nil: not set), in euros without VAT. They win
+	// over the hetzner backend's live prices and the built-in list.
+	Prices        map[string]float64
+	SnapshotPrice *float64
 
 	// GitHubWebhookSecret turns on the GitHub App's webhook at
 	// /github/webhook. GitHub, when set, answers PR comment commands
@@ -174,6 +186,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxStoppedLifetime < 0 {
 		return nil, fmt.Errorf("max stopped lifetime %s: must be positive", cfg.MaxStoppedLifetime)
 	}
+	if cfg.HibernateAfter < 0 {
+		return nil, fmt.Errorf("hibernate after %s: must be 0 (never) or positive", cfg.HibernateAfter)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -209,15 +224,30 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.PoolSizePrivileged > 0 {
 		targets[cluster.Flavor{K8sVersion: def, Size: cluster.SizeMid, Privileged: true}] = cfg.PoolSizePrivileged
 	}
+	pol, err := cfg.PoolPolicy.newPolicy(backend.Name(), cluster.Flavor{K8sVersion: def, Size: cluster.SizeMid}, versions, targets)
+	if err != nil {
+		return nil, err
+	}
 	s.Pool = pool.New(s.DB, backend, pool.Config{
-		Targets: targets, MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
+		Targets: targets, Policy: pol, PaidUntil: paidUntil(backend.Name()),
+		MaxPerFlavor: cfg.MaxPoolMembers, Parallel: cfg.ProvisionParallel, Logger: cfg.Logger,
 		Clock: cfg.Clock,
 	})
+	targets = s.Pool.Targets()
 	// `provisioner pool status` reads them back: the database, not its
-	// own flags, says what the running server works towards.
+	// own flags, says what the running server works towards. The pool
+	// records them again at every change.
 	if err := s.DB.RecordPoolTargets(ctx, backend.Name(), targets); err != nil {
 		return nil, err
 	}
+	s.log.Info("pool policy", "policy", pol.Name(), "targets", len(targets))
+	// The same for the prices the metrics count the pool's euros with.
+	model, priceSource := s.costModel(ctx, backend)
+	if err := s.DB.RecordCostModel(ctx, model, priceSource); err != nil {
+		return nil, err
+	}
+	s.Metrics.RegisterPoolCost(s.DB, model, cfg.Clock.Now, cfg.Logger)
+	s.log.Info("pool cost priced", "prices", priceSource)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	notifier, err := s.mailer(runCtx)
@@ -230,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Life = lifecycle.New(s.DB, lifePool, versions, lifecycle.Config{
 		DefaultK8sVersion: def, DefaultWait: cfg.DefaultWait, MaxStoppedLifetime: cfg.MaxStoppedLifetime,
-		Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
+		HibernateAfter: cfg.HibernateAfter, Logger: cfg.Logger, Clock: cfg.Clock, Notifier: notifier, Metrics: s.Metrics,
 	})
 	authn := &auth.Authenticator{Tokens: s.DB}
 	if cfg.OIDCAudience != "" {
@@ -274,6 +304,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.Life.Schedule(s.sched); err != nil {
+		return nil, err
+	}
+	if err := s.Life.ScheduleHibernation(s.sched); err != nil {
 		return nil, err
 	}
 	if err := s.schedulePruning(); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/smek/action/internal/cluster"
 )
 
-const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, reserved_cluster_id, data, failure, created_at, updated_at, ready_at`
+const serverColumns = `id, backend, k8s_version, size, privileged, state, cluster_id, reserved_cluster_id, data, failure, created_at, updated_at, ready_at, snapshot_gb`
 
 func scanMember(s scanner) (cluster.Member, error) {
 	var v cluster.Member
@@ -18,7 +18,9 @@ func scanMember(s scanner) (cluster.Member, error) {
 	var clusterID, reserved sql.NullString
 	var created, updated, ready sql.NullInt64
 	var data string
-	err := s.Scan(&v.ID, &v.Backend, &v.Flavor.K8sVersion, &v.Flavor.Size, &priv, &v.State, &clusterID, &reserved, &data, &v.Failure, &created, &updated, &ready)
+	var snapshot sql.NullFloat64
+	err := s.Scan(&v.ID, &v.Backend, &v.Flavor.K8sVersion, &v.Flavor.Size, &priv, &v.State, &clusterID, &reserved, &data, &v.Failure, &created, &updated, &ready, &snapshot)
+	v.Snapshot, v.SnapshotGB = snapshot.Valid, snapshot.Float64
 	v.Flavor.Privileged = priv == 1
 	v.ClusterID, v.ReservedID = cluster.ID(clusterID.String), cluster.ID(reserved.String)
 	v.Data = []byte(data)

@@ -119,6 +119,16 @@ type Cluster struct {
 	TerminatedAt      *time.Time   `json:"terminated-at,omitempty"`
 	Run               *RunMetadata `json:"run,omitempty"`
 	Timings           *Timings     `json:"timings,omitempty"`
+	// SnapshotSizeGB is the size of a hibernated cluster's snapshot
+	// (cluster-status "hibernated": its server is deleted, a start
+	// restores it in minutes).
+	SnapshotSizeGB *float64 `json:"snapshot-size-gb,omitempty"`
+	// RestoreStep, while a start restores a hibernated cluster
+	// (cluster-status "restoring"), is the restore's last step.
+	RestoreStep string `json:"restore-step,omitempty"`
+	// RestoreMS, in the answer of a start that restored the cluster from
+	// its snapshot, is how long that took.
+	RestoreMS int64 `json:"restore-ms,omitempty"`
 	// Kubeconfig is the tenant's kubeconfig; only in answers that mint one
 	// (create, start, kubeconfig).
 	Kubeconfig string `json:"kubeconfig,omitempty"`

@@ -379,6 +379,20 @@ func (s *Server) eventList(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Hibernate makes stopped cluster id hibernated, its server kept as a
+// snapshot of gb GB, as the real server does after --hibernate-after.
+func (s *Server) Hibernate(id string, gb float64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clusters[id]
+	if !ok || c.ClusterStatus != "stopped" {
+		return false
+	}
+	s.record(id, "hibernated", "stopped", "stopped")
+	c.ClusterStatus, c.SnapshotSizeGB = "hibernated", &gb
+	return true
+}
+
 // transition moves c to status "to"; s.mu must be held.
 func (s *Server) transition(c *wire.Cluster, typ, to string) {
 	s.record(c.ClusterID, typ, c.ClusterStatus, to)
@@ -422,13 +436,26 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	if c.ClusterStatus != "stopped" {
+	if c.ClusterStatus != "stopped" && c.ClusterStatus != "hibernated" {
 		problem(w, http.StatusConflict, "conflict", "", "cluster is "+c.ClusterStatus+", not stopped")
 		return
+	}
+	restored := c.ClusterStatus == "hibernated"
+	if restored {
+		// The real server restores a server from the snapshot for
+		// minutes, recording each step in the event log.
+		for _, step := range []string{"creating a server from the snapshot", "the cluster is ready; its address changed"} {
+			s.events[c.ClusterID] = append(s.events[c.ClusterID], wire.Event{Time: s.Clock.Now().UTC(), Subject: c.ClusterID, Type: "restoring", Cause: "api", Message: step})
+		}
+		c.SnapshotSizeGB = nil
+		c.APIServer = "https://127.0.0.2:6443"
 	}
 	s.transition(c, "started", "running")
 	c.StoppedAt = nil
 	out := *c
+	if restored {
+		out.RestoreMS = 180000
+	}
 	out.Kubeconfig = Kubeconfig(c.ClusterID, c.APIServer)
 	reply(w, http.StatusOK, out)
 }

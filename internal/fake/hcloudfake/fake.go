@@ -4,13 +4,25 @@
 // at it with hcloud.WithEndpoint: servers and their power, rebuild and
 // create_image actions, actions that run and then succeed or fail on an
 // injected clock, snapshots found by label_selector, SSH keys, firewalls,
-// server types and locations, the documented error envelope and statuses,
+// server types, locations and prices, the documented error envelope and statuses,
 // the RateLimit-* headers with a 429 when the budget is spent, and scripted
 // or random faults. Every request is counted per route.
 //
 // Servers can be backed by simulated machines (see Machine): the fake
 // powers them on and off, reimages and snapshots them as the actions
 // complete, so an SSH bootstrap can run against a real process on loopback.
+//
+// Snapshots (create_image) as SMEK's hibernation uses them: the action
+// runs, the image is "creating" until it ends (a create from it is
+// refused), then "available" with its image_size; a server created from it
+// starts from a copy of the machine's disk; DELETE /images/{id} of a
+// snapshot succeeds, a second one is not_found. Remaining differences
+// from the real API: image_size is a fixed 1.5 GB whatever the disk
+// holds; every server gets the address 127.0.0.1, so a server restored
+// from a snapshot keeps its address (a real one gets a new IP); deleting
+// a server while its create_image runs leaves the image "creating" for
+// good (the real API's behaviour is not documented); image protection
+// (change_protection, protected) is not modelled.
 package hcloudfake
 
 import (
@@ -78,7 +90,10 @@ type Config struct {
 	Machines MachineFactory
 	// DataDir holds snapshot contents when Machines is set.
 	DataDir string
-	Logger  *slog.Logger
+	// Currency is the project owner's currency GET /pricing answers in
+	// (default EUR; Hetzner also bills in USD).
+	Currency string
+	Logger   *slog.Logger
 }
 
 // Fake is the fake API. Its handler is Handler; Start serves it.
@@ -201,6 +216,7 @@ func (f *Fake) Handler() http.Handler {
 	route("GET /server_types/{id}", f.getServerType)
 	route("GET /locations", f.listLocations)
 	route("GET /locations/{id}", f.getLocation)
+	route("GET /pricing", f.getPricing)
 	mux.HandleFunc("GET /_hcloudfake/servers/{id}", f.hookServer)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/smek/action/internal/client"
+)
+
+// statusHibernated is the /v1 cluster-status of a stopped cluster whose
+// server is kept as a snapshot alone: a start restores it in minutes.
+const statusHibernated = "hibernated"
+
+// restoreWatch prints the restore steps the server records in a
+// hibernated cluster's event log while its start waits.
+type restoreWatch struct {
+	p       *program
+	c       *client.Client
+	id      string
+	mu      sync.Mutex // guards printed
+	printed int        // restoring events printed so far
+	done    chan struct{}
+	wg      sync.WaitGroup
+	stopTk  func()
+}
+
+// watchRestore looks at the event log every p.progressEvery until stop.
+func (p *program) watchRestore(ctx context.Context, c *client.Client, id string) *restoreWatch {
+	w := &restoreWatch{p: p, c: c, id: id, done: make(chan struct{})}
+	ticks, stop := p.ticker(p.progressEvery)
+	w.stopTk = stop
+	w.wg.Go(func() {
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-ticks:
+				w.print(ctx)
+			}
+		}
+	})
+	return w
+}
+
+// print writes the restore steps not printed yet.
+func (w *restoreWatch) print(ctx context.Context) {
+	events, err := w.c.Events(ctx, w.id)
+	if err != nil {
+		return // the start's answer says what matters
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, e := range events {
+		if e.Type != "restoring" {
+			continue
+		}
+		n++
+		if n > w.printed {
+			fmt.Fprintf(w.p.stderr, "restoring %s: %s\n", w.id, e.Message)
+			w.printed = n
+		}
+	}
+}
+
+// stop ends the watch and prints the steps recorded since the last look.
+func (w *restoreWatch) stop(ctx context.Context) {
+	w.stopTk()
+	close(w.done)
+	w.wg.Wait()
+	w.print(ctx)
+}
