@@ -85,7 +85,7 @@ func cmdPool(ctx context.Context, args []string, getenv func(string) string, std
 
 const poolUsage = `Usage:
   provisioner pool status [--json] [--data-dir DIR] [--price TYPE=EUR_PER_HOUR]... [--snapshot-price EUR_PER_GB_MONTH]
-  provisioner pool simulate --trace FILE [--policy fixed:N|fixed:N+prewarm|auto|auto+prewarm]... [--json]
+  provisioner pool simulate --trace FILE [--policy fixed:N|fixed:N+prewarm|auto|auto+prewarm|clairvoyant]... [--json]
       [--seed N] [--create-time DIST] [--rebuild-time DIST] [--pool-min N] [--pool-max N]
       [--pool-schedule min=N,cron=EXPR,for=D]... [--price TYPE=EUR_PER_HOUR]...`
 

@@ -19,12 +19,13 @@ import (
 )
 
 // simPolicy is one --policy of `pool simulate`: fixed:N or auto, with or
-// without +prewarm.
+// without +prewarm, or the clairvoyant reference (sim.Clairvoyant).
 type simPolicy struct {
-	name    string // as written
-	auto    bool
-	size    int // fixed
-	prewarm bool
+	name        string // as written
+	clairvoyant bool
+	auto        bool
+	size        int // fixed
+	prewarm     bool
 }
 
 // maxSimPolicies bounds the --policy flags of one run.
@@ -33,12 +34,15 @@ const maxSimPolicies = 20
 // maxFixedPool bounds fixed:N.
 const maxFixedPool = 1000
 
-// parseSimPolicy parses fixed:N, fixed:N+prewarm, auto or auto+prewarm.
+// parseSimPolicy parses fixed:N, fixed:N+prewarm, auto, auto+prewarm or
+// clairvoyant.
 func parseSimPolicy(s string) (simPolicy, error) {
 	p := simPolicy{name: s}
 	base, ok := strings.CutSuffix(s, "+prewarm")
 	p.prewarm = ok
 	switch {
+	case s == "clairvoyant":
+		p.clairvoyant = true
 	case base == "auto":
 		p.auto = true
 	case strings.HasPrefix(base, "fixed:"):
@@ -48,7 +52,7 @@ func parseSimPolicy(s string) (simPolicy, error) {
 		}
 		p.size = n
 	default:
-		return p, fmt.Errorf("--policy %q: want fixed:N, fixed:N+prewarm, auto or auto+prewarm", cluster.Truncate(s, 40))
+		return p, fmt.Errorf("--policy %q: want fixed:N, fixed:N+prewarm, auto, auto+prewarm or clairvoyant", cluster.Truncate(s, 40))
 	}
 	return p, nil
 }
@@ -103,7 +107,7 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	fs := newFlagSet("pool simulate", "Replay a demand trace (CSV: created_at, minutes[, flavor, repository, workflow, job, queued_at]) against the pool's policies on simulated time, and print per policy the warm ratio, the waits, busy and idle server-hours and the cost (docs/pool.md).", stderr)
 	tracePath := fs.String("trace", "", "the demand trace, a CSV file (required)")
 	var policies simPolicies
-	fs.Var(&policies, "policy", "a policy to run, repeatable: fixed:N, fixed:N+prewarm, auto or auto+prewarm (default fixed:2)")
+	fs.Var(&policies, "policy", "a policy to run, repeatable: fixed:N, fixed:N+prewarm, auto, auto+prewarm, or clairvoyant (a reference: instant servers, every create known in advance) (default fixed:2)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	seed := fs.Uint64("seed", 1, "seed of the random durations (same seed, same result)")
 	createTime, rebuildTime := sim.DefaultCreateTime, sim.DefaultRebuildTime
@@ -178,6 +182,14 @@ func cmdPoolSimulate(ctx context.Context, args []string, getenv func(string) str
 	for _, p := range policies {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if p.clairvoyant {
+			res, err := sim.Clairvoyant(rows, sim.Config{Flavor: defFlavor, Model: model})
+			if err != nil {
+				return fmt.Errorf("pool simulate: %s: %w", p.name, err)
+			}
+			results = append(results, res)
+			continue
 		}
 		var pol policy.Policy
 		if p.auto {

@@ -62,6 +62,9 @@ func TestServerWithHetznerBackend(t *testing.T) {
 	s := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) {
 		c.Backend = "hetzner"
 		c.Hetzner = cfg
+		// A fixed pool of one: the test claims from a warm pool at once
+		// (auto, hetzner's default, starts at its min of 0).
+		c.PoolPolicy = server.PoolPolicyConfig{Name: "fixed"}
 	}})
 	token := s.Token("acme", smektest.TokenOptions{})
 	waitReady(t, s)

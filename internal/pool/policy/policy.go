@@ -33,7 +33,9 @@ type Policy interface {
 	ObserveReady(f cluster.Flavor, took time.Duration, rebuild bool)
 	// ScaleDown reports whether ready members above the target are
 	// retired (where billing is hourly, just before their paid hour
-	// ends); a fixed pool keeps them for its next claims.
+	// ends) and whether a released member above the target is kept
+	// ready for the rest of its paid hour instead of being destroyed at
+	// once (pool.ReleaseAction).
 	ScaleDown() bool
 }
 
@@ -59,5 +61,9 @@ func (Fixed) ObserveArrival(cluster.Flavor, time.Time, bool) {}
 // ObserveReady implements Policy.
 func (Fixed) ObserveReady(cluster.Flavor, time.Duration, bool) {}
 
-// ScaleDown implements Policy: a fixed pool keeps its members.
-func (Fixed) ScaleDown() bool { return false }
+// ScaleDown implements Policy. A fixed pool's target never changes, so
+// its only surplus is a released member: where servers are billed by the
+// hour it serves claims for the rest of its paid hour, which costs
+// nothing more, and goes shortly before that hour ends; elsewhere it is
+// destroyed at once, as before.
+func (Fixed) ScaleDown() bool { return true }

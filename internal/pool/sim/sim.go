@@ -119,8 +119,9 @@ type Result struct {
 	WaitP50S  float64 `json:"wait-p50-s"`
 	WaitP95S  float64 `json:"wait-p95-s"`
 	WaitMaxS  float64 `json:"wait-max-s"`
-	// Server-hours by cost.Category: busy (claimed), idle (ready),
-	// building (created, bootstrapping, dirty, rebuilding).
+	// Server-hours by cost.Category: busy (claimed), idle (ready, and
+	// the unused rest of the paid hour a server was deleted in), building
+	// (created, bootstrapping, dirty, rebuilding).
 	BusyServerHours     float64 `json:"busy-server-hours"`
 	IdleServerHours     float64 `json:"idle-server-hours"`
 	IdleOverhead        float64 `json:"idle-overhead"`
@@ -556,6 +557,9 @@ func (r *run) destroy(m *member) {
 	paidEnd := cost.PaidHourEnd(m.CreatedAt, r.now)
 	hours := paidEnd.Sub(m.CreatedAt)
 	r.paid += hours
+	// The rest of the paid hour is paid and unused: idle, as the server's
+	// accounting (sqlite PoolUsage) counts it.
+	r.hours[cost.Idle] += paidEnd.Sub(r.now)
 	if p, ok := r.cfg.Model.HourlyPrice(m.Flavor); ok {
 		r.eur += p * hours.Hours()
 	}

@@ -37,26 +37,29 @@ func TestRunOneWarmCreate(t *testing.T) {
 	// The pool starts 15 min early and has its member ready after a
 	// minute; the create claims it (50 ms) and lives 10 min. The claim
 	// leaves no member ready: a second is created at once. The released
-	// member is above the target and deleted; the simulation ends.
+	// member is above the target, but its paid hour has 35 min to run: it
+	// is rebuilt (30 s) and kept ready until Plan retires it 5 min before
+	// that hour ends; the simulation ends then.
 	if res.Creates != 1 || res.WarmRatio != 1 || res.WaitMaxS != 0.05 || res.WaitP50S != 0.05 {
 		t.Errorf("creates %d warm %v wait p50 %v max %v, want 1 warm create waiting 0.05 s", res.Creates, res.WarmRatio, res.WaitP50S, res.WaitMaxS)
 	}
 	busy := (10*time.Minute + 50*time.Millisecond).Hours()
-	idle := (14*time.Minute + 9*time.Minute + 50*time.Millisecond).Hours()
-	building := (2 * time.Minute).Hours()
+	building := (2*time.Minute + 30*time.Second).Hours()
+	// Idle: the ready time, and the unused rest of the two paid hours.
+	idle := 2 - busy - building
 	if !near(res.BusyServerHours, busy) || !near(res.IdleServerHours, idle) || !near(res.BuildingServerHours, building) {
 		t.Errorf("busy %v idle %v building %v, want %v %v %v", res.BusyServerHours, res.IdleServerHours, res.BuildingServerHours, busy, idle, building)
 	}
 	if !near(res.IdleOverhead, idle/busy) {
 		t.Errorf("idle overhead %v, want %v", res.IdleOverhead, idle/busy)
 	}
-	if res.ServersCreated != 2 || res.Rebuilds != 0 || res.PaidServerHours != 2 || res.CostEUR != 1 {
-		t.Errorf("servers %d rebuilds %d paid %v h cost %v, want 2 servers, no rebuild, 2 h paid, 1.00 €", res.ServersCreated, res.Rebuilds, res.PaidServerHours, res.CostEUR)
+	if res.ServersCreated != 2 || res.Rebuilds != 1 || res.PaidServerHours != 2 || res.CostEUR != 1 {
+		t.Errorf("servers %d rebuilds %d paid %v h cost %v, want 2 servers, 1 rebuild, 2 h paid, 1.00 €", res.ServersCreated, res.Rebuilds, res.PaidServerHours, res.CostEUR)
 	}
-	// Two provisions (2 + image list 1 each, 15 min apart), two destroys,
-	// inventory lists at 0, 10 and 20 min of the 25 min simulated.
-	if res.PeakRequestsPerHour != 11 {
-		t.Errorf("peak requests per hour %d, want 11", res.PeakRequestsPerHour)
+	// Two provisions (2 + image list 1 each, 15 min apart), a rebuild
+	// (3 + 1), two destroys, inventory lists every 10 min.
+	if res.PeakRequestsPerHour != 15 {
+		t.Errorf("peak requests per hour %d, want 15", res.PeakRequestsPerHour)
 	}
 	if want := t0.Add(-15 * time.Minute); !res.Start.Equal(want) {
 		t.Errorf("start %v, want %v", res.Start, want)
@@ -75,7 +78,9 @@ func TestRunRebuildsTheReleasedMember(t *testing.T) {
 		t.Errorf("servers %d rebuilds %d warm %v, want one server rebuilt once", res.ServersCreated, res.Rebuilds, res.WarmRatio)
 	}
 	building := (90 * time.Second).Hours() // create 60 s, rebuild 30 s
-	if !near(res.BuildingServerHours, building) || !near(res.IdleServerHours, (14*time.Minute).Hours()) {
+	// Idle: 14 min ready before the claim, and the rest of the paid hour.
+	busy := (10*time.Minute + 50*time.Millisecond).Hours()
+	if !near(res.BuildingServerHours, building) || !near(res.IdleServerHours, 1-busy-building) {
 		t.Errorf("building %v idle %v", res.BuildingServerHours, res.IdleServerHours)
 	}
 	if want := t0.Add(10*time.Minute + 50*time.Millisecond + 30*time.Second); !res.End.Equal(want) {
@@ -96,8 +101,10 @@ func TestRunColdCreateWaitsForTheCreate(t *testing.T) {
 	if res.WarmRatio != 0 || res.WaitMaxS != 60.05 {
 		t.Errorf("warm %v wait %v s, want a cold create waiting the create's 60 s and the claim", res.WarmRatio, res.WaitMaxS)
 	}
-	// Released above the target of 0: deleted, not rebuilt.
-	if res.ServersCreated != 1 || res.Rebuilds != 0 || res.IdleServerHours != 0 || res.PaidServerHours != 1 {
+	// Released above the target of 0 with most of its paid hour left:
+	// rebuilt and kept ready until shortly before that hour ends. What
+	// is not busy or building of the paid hour is idle.
+	if res.ServersCreated != 1 || res.Rebuilds != 1 || !near(res.IdleServerHours, 1-res.BusyServerHours-res.BuildingServerHours) || res.PaidServerHours != 1 {
 		t.Errorf("servers %d rebuilds %d idle %v paid %v", res.ServersCreated, res.Rebuilds, res.IdleServerHours, res.PaidServerHours)
 	}
 }
@@ -139,9 +146,9 @@ func TestRunPrewarm(t *testing.T) {
 	}
 	rows := []Row{
 		job(2, t0.Add(-time.Minute), t0),                                      // first time: nothing learned yet, cold
-		job(3, t0.Add(30*time.Minute), t0.Add(31*time.Minute+30*time.Second)), // pre-warmed: hit, warm
-		job(4, t0.Add(60*time.Minute), t0.Add(75*time.Minute)),                // pre-warm expires after 10 min: miss
-		{Line: 5, CreatedAt: t0.Add(120 * time.Minute), QueuedAt: t0.Add(119 * time.Minute), Lifetime: time.Minute, Repository: "acme/shop", Workflow: "ci", Job: "lint"}, // never seen: not pre-warmed
+		job(3, t0.Add(90*time.Minute), t0.Add(91*time.Minute+30*time.Second)), // pre-warmed: hit, warm
+		job(4, t0.Add(180*time.Minute), t0.Add(195*time.Minute)),              // pre-warm expires after 10 min: miss
+		{Line: 5, CreatedAt: t0.Add(300 * time.Minute), QueuedAt: t0.Add(299 * time.Minute), Lifetime: time.Minute, Repository: "acme/shop", Workflow: "ci", Job: "lint"}, // never seen: not pre-warmed
 	}
 	cfg := testConfig(fixedPolicy(0))
 	cfg.Prewarm, cfg.PrewarmFor = true, 10*time.Minute
@@ -152,8 +159,10 @@ func TestRunPrewarm(t *testing.T) {
 	if res.PrewarmHits != 1 || res.PrewarmMisses != 1 {
 		t.Errorf("pre-warm hits %d misses %d, want 1 and 1", res.PrewarmHits, res.PrewarmMisses)
 	}
-	// Row 3 warm; row 4 finds the missed pre-warm's member still ready (a
-	// fixed pool never scales down) and is warm too; rows 2 and 5 cold.
+	// Row 3 warm; row 4 finds the missed pre-warm's member still ready
+	// (surplus, but kept until its paid hour ends) and is warm too; rows
+	// 2 and 5 cold: the rows are more than an hour apart, so no server
+	// of an earlier row is left for them.
 	if res.WarmRatio != 0.5 {
 		t.Errorf("warm ratio %v, want 0.5", res.WarmRatio)
 	}
@@ -236,14 +245,15 @@ func TestRunAutoScalesDownLazily(t *testing.T) {
 	if res.WarmRatio != 0 {
 		t.Errorf("warm ratio %v, want 0: every create came to an empty pool", res.WarmRatio)
 	}
-	// The same trace on a fixed pool of 0 deletes every released server
-	// at once: 4 servers, 4 paid hours, no idle time.
+	// A fixed pool of 0 also keeps each released server ready for the
+	// rest of its paid hour, but builds nothing ahead: 4 servers, each
+	// rebuilt once, 4 paid hours.
 	fixed, err := Run(rows, testConfig(fixedPolicy(0)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fixed.ServersCreated != 4 || fixed.Rebuilds != 0 || fixed.PaidServerHours != 4 || fixed.IdleServerHours != 0 {
-		t.Errorf("fixed:0: servers %d rebuilds %d paid %v idle %v; want 4, 0, 4, 0", fixed.ServersCreated, fixed.Rebuilds, fixed.PaidServerHours, fixed.IdleServerHours)
+	if fixed.ServersCreated != 4 || fixed.Rebuilds != 4 || fixed.PaidServerHours != 4 || !near(fixed.IdleServerHours, 4-fixed.BusyServerHours-fixed.BuildingServerHours) {
+		t.Errorf("fixed:0: servers %d rebuilds %d paid %v idle %v; want 4, 4, 4, paid - busy - building", fixed.ServersCreated, fixed.Rebuilds, fixed.PaidServerHours, fixed.IdleServerHours)
 	}
 }
 
