@@ -96,7 +96,7 @@ func cmdPoolStatus(ctx context.Context, args []string, getenv func(string) strin
 // poolStatusAt is `pool status` on clock, whose now ends the window of
 // the pool's hours and cost.
 func poolStatusAt(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, clock clockwork.Clock) error {
-	fs := newFlagSet("pool status", "Show the warm pool per flavor: the targets the server was started with, ready, booting, rebuilding, in use and failed members, and the last 24 hours' server hours (busy, idle, stopped, building, hibernated), idle overhead (idle ÷ busy) and cost in euros, at the prices the server recorded unless --price or --snapshot-price say otherwise.", stderr)
+	fs := newFlagSet("pool status", "Show the warm pool per flavor: the targets the server works towards (recorded at its start and at each change of an auto policy), ready, booting, rebuilding, in use and failed members, and the last 24 hours' server hours (busy, idle, stopped, building, hibernated), idle overhead (idle ÷ busy) and cost in euros, at the prices the server recorded unless --price or --snapshot-price say otherwise.", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "folder of the SMEK database")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	prices := addCostFlags(fs)
@@ -183,7 +183,7 @@ func poolStatusAt(ctx context.Context, args []string, getenv func(string) string
 		return printJSON(stdout, out)
 	}
 	if targetsOK {
-		fmt.Fprintf(stdout, "Targets of the %s server started %s.\n", recorded.Backend, recorded.RecordedAt.Format("2006-01-02 15:04:05 MST"))
+		fmt.Fprintf(stdout, "Targets of the %s server, recorded %s (at its start and at each change).\n", recorded.Backend, recorded.RecordedAt.Format("2006-01-02 15:04:05 MST"))
 	} else {
 		fmt.Fprintln(stdout, "No SMEK server has run on this database yet: no pool targets are recorded.")
 	}

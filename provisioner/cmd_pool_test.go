@@ -69,7 +69,7 @@ func TestPoolStatus(t *testing.T) {
 	// The members have been in their states since long before the
 	// window: 24 hours each (the deleted one costs nothing), at the
 	// built-in price of 1-mid's ccx33, €0.0769 an hour.
-	want := "Targets of the local server started 2026-12-02 08:00:00 UTC.\n" +
+	want := "Targets of the local server, recorded 2026-12-02 08:00:00 UTC (at its start and at each change).\n" +
 		"FLAVOR                   TARGET  READY  BOOTING  REBUILDING  IN USE  FAILED  \n" +
 		"1.27.4/1-mid/baseline    3       1      1        1           1       0       \n" +
 		"1.27.4/1-mid/privileged  0       0      0        0           0       1       \n" +
