@@ -175,23 +175,8 @@ func (b *Backend) Restore(ctx context.Context, m cluster.Member, progress func(s
 	if err != nil {
 		return nil, fmt.Errorf("restore member %s: %w", m.ID, err)
 	}
-	stype, ok := b.cfg.ServerTypes[m.Flavor.Size]
-	if !ok {
-		return nil, cluster.Errorf(cluster.EINVALID, "cluster-size", "cluster-size %q is not offered on Hetzner", m.Flavor.Size)
-	}
-	key, err := b.ensureSSHKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.ensureFirewall(ctx); err != nil {
-		return nil, err
-	}
-	hk, err := b.memberHostKey(m)
-	if err != nil {
-		return nil, err
-	}
 	progress(fmt.Sprintf("creating a server from snapshot %d", img.ID))
-	srv, err := b.create(ctx, m, img, stype, key)
+	srv, hk, err := b.createMember(ctx, m, img)
 	if err != nil {
 		return nil, err
 	}

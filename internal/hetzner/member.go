@@ -22,22 +22,7 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	stype, ok := b.cfg.ServerTypes[m.Flavor.Size]
-	if !ok {
-		return nil, cluster.Errorf(cluster.EINVALID, "cluster-size", "cluster-size %q is not offered on Hetzner", m.Flavor.Size)
-	}
-	key, err := b.ensureSSHKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.ensureFirewall(ctx); err != nil {
-		return nil, err
-	}
-	hk, err := b.memberHostKey(m)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := b.create(ctx, m, img, stype, key)
+	srv, hk, err := b.createMember(ctx, m, img)
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +34,29 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	d.Timings["total"] = b.cfg.Clock.Now().Sub(t0).Milliseconds()
 	b.log.Info("server ready", logkey.Member, m.ID, logkey.Server, srv.ID, logkey.Flavor, m.Flavor.String(), "timings_ms", d.Timings)
 	return d.marshal(), nil
+}
+
+// createMember creates m's server from img, with the server type of its
+// size, the project's SSH key, behind the node firewall, and returns it
+// with the host key the member's system is given.
+func (b *Backend) createMember(ctx context.Context, m cluster.Member, img *hcloud.Image) (*hcloud.Server, hostKey, error) {
+	stype, ok := b.cfg.ServerTypes[m.Flavor.Size]
+	if !ok {
+		return nil, hostKey{}, cluster.Errorf(cluster.EINVALID, "cluster-size", "cluster-size %q is not offered on Hetzner", m.Flavor.Size)
+	}
+	key, err := b.ensureSSHKey(ctx)
+	if err != nil {
+		return nil, hostKey{}, err
+	}
+	if err := b.ensureFirewall(ctx); err != nil {
+		return nil, hostKey{}, err
+	}
+	hk, err := b.memberHostKey(m)
+	if err != nil {
+		return nil, hostKey{}, err
+	}
+	srv, err := b.create(ctx, m, img, stype, key)
+	return srv, hk, err
 }
 
 // create makes the server, its user data installing the member's host key
