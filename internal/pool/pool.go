@@ -603,10 +603,13 @@ func (p *Pool) goWork(ctx context.Context, m cluster.Member, fn func(context.Con
 }
 
 func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
+	underWay := true
 	defer func() {
-		p.mu.Lock()
-		p.provisioning[f]--
-		p.mu.Unlock()
+		if underWay {
+			p.mu.Lock()
+			p.provisioning[f]--
+			p.mu.Unlock()
+		}
 	}()
 	p.sem <- struct{}{}
 	defer func() { <-p.sem }()
@@ -625,7 +628,17 @@ func (p *Pool) provision(ctx context.Context, f cluster.Flavor) {
 		p.destroyLogged(context.WithoutCancel(ctx), m, "provision: "+err.Error())
 		return
 	}
-	if err := p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, ""); err != nil {
+	// Recorded ready and no longer under way in one step under p.mu: a
+	// Reconcile in between would count the member twice (ready, and a
+	// provision under way), find a surplus and might retire a member.
+	p.mu.Lock()
+	err = p.store.SetMemberState(ctx, m.ID, cluster.MemberReady, data, "")
+	if err == nil {
+		p.provisioning[f]--
+		underWay = false
+	}
+	p.mu.Unlock()
+	if err != nil {
 		p.log.Warn("mark member ready", logkey.Member, m.ID, logkey.Err, err)
 		p.destroyLogged(context.WithoutCancel(ctx), m, "record ready: "+err.Error())
 		return
