@@ -36,12 +36,8 @@ type PrewarmPool interface {
 	Prewarm(key string, f cluster.Flavor, until time.Time) bool
 	// PrewarmUsed ends key's pre-warm: its create came (a hit).
 	PrewarmUsed(key string) bool
-}
-
-// PrewarmEnder is a PrewarmPool that can end a pre-warm whose job
-// completed without a create (a miss) before its expiry. A pool without
-// it keeps such a pre-warm until the TTL.
-type PrewarmEnder interface {
+	// PrewarmEnd ends key's pre-warm before its expiry: its job completed
+	// without a create (a miss).
 	PrewarmEnd(key string) bool
 }
 
@@ -425,9 +421,7 @@ func (p *Prewarmer) completed(ctx context.Context, jobID int64) error {
 		return nil
 	}
 	p.metrics.Prewarm("miss")
-	if e, ok := p.pool.(PrewarmEnder); ok {
-		e.PrewarmEnd(key)
-	}
+	p.pool.PrewarmEnd(key)
 	p.log.Info("pre-warm miss: the job completed without a create", logkey.Repository, before.Repository, "job", before.Job, "job_id", jobID)
 	return nil
 }

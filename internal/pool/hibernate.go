@@ -42,8 +42,6 @@ type SnapshotStore interface {
 	HibernateMember(ctx context.Context, id string, data []byte, snapshotGB float64) error
 	// ForgetSnapshot records that a member's snapshot is gone.
 	ForgetSnapshot(ctx context.Context, id string) error
-	// RecordEvent adds to a cluster's (or member's) event log.
-	RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error
 }
 
 // CanHibernate reports whether the backend can hibernate members.

@@ -23,6 +23,12 @@ type Store interface {
 	CreateMember(ctx context.Context, backend string, f cluster.Flavor) (cluster.Member, error)
 	SetMemberState(ctx context.Context, id string, state cluster.MemberState, data []byte, failure string) error
 	Members(ctx context.Context, backend string) ([]cluster.Member, error)
+	// RecordEvent adds to an event log: a member's, a cluster's, or the
+	// pool's ("pool/FLAVOR": every target change with its reason).
+	RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error
+	// RecordPoolTargets keeps the current targets, which `provisioner
+	// pool status` reads back.
+	RecordPoolTargets(ctx context.Context, backend string, targets map[cluster.Flavor]int) error
 }
 
 // Config tunes the pool.
@@ -121,15 +127,6 @@ type Pool struct {
 	prewarmHits, prewarmMisses int
 }
 
-// TargetRecorder is implemented by stores that keep the pool's events and
-// its current targets (sqlite.DB): every target change is an event with
-// its reason, on subject "pool/FLAVOR", and `provisioner pool status`
-// reads the targets back.
-type TargetRecorder interface {
-	RecordEvent(ctx context.Context, subject, typ, cause, actor, message string) error
-	RecordPoolTargets(ctx context.Context, backend string, targets map[cluster.Flavor]int) error
-}
-
 // New returns a pool; Run makes it work.
 func New(store Store, backend Backend, cfg Config) *Pool {
 	if cfg.Parallel <= 0 {
@@ -199,11 +196,16 @@ func (p *Pool) Backend() Backend { return p.backend }
 func (p *Pool) Targets() map[cluster.Flavor]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t := p.targets
-	if t == nil {
-		t = p.policy.Targets(p.clock.Now())
+	return p.currentTargets()
+}
+
+// currentTargets are the targets of the last Reconcile, or the policy's
+// at once before the first. p.mu must be held.
+func (p *Pool) currentTargets() map[cluster.Flavor]int {
+	if p.targets == nil {
+		return targetCounts(p.policy.Targets(p.clock.Now()))
 	}
-	return targetCounts(t)
+	return targetCounts(p.targets)
 }
 
 // Policy returns the policy that decides the pool's targets.
@@ -293,14 +295,11 @@ func (p *Pool) updateTargets(ctx context.Context, now time.Time) map[cluster.Fla
 		t.Reason += fmt.Sprintf(", +%d pre-warm", n)
 		next[f] = t
 	}
-	rec, canRecord := p.store.(TargetRecorder)
 	for _, key := range expired {
 		p.prewarmMisses++
 		p.log.Info("pre-warm expired unused", "key", key)
-		if canRecord {
-			if err := rec.RecordEvent(ctx, "pool", "prewarm-miss", "pool", "", "pre-warm "+key+" expired: its create never came"); err != nil {
-				p.log.Warn("record pre-warm miss", logkey.Err, err)
-			}
+		if err := p.store.RecordEvent(ctx, "pool", "prewarm-miss", "pool", "", "pre-warm "+key+" expired: its create never came"); err != nil {
+			p.log.Warn("record pre-warm miss", logkey.Err, err)
 		}
 	}
 	changed := p.targets == nil
@@ -323,15 +322,13 @@ func (p *Pool) updateTargets(ctx context.Context, now time.Time) map[cluster.Fla
 		}
 		msg := fmt.Sprintf("%d → %d: %s", old.Ready, t.Ready, t.Reason)
 		p.log.Info("pool target", logkey.Flavor, f.String(), "from", old.Ready, "to", t.Ready, "reason", t.Reason)
-		if canRecord {
-			if err := rec.RecordEvent(ctx, "pool/"+f.String(), "target", "pool", "", msg); err != nil {
-				p.log.Warn("record target change", logkey.Flavor, f.String(), logkey.Err, err)
-			}
+		if err := p.store.RecordEvent(ctx, "pool/"+f.String(), "target", "pool", "", msg); err != nil {
+			p.log.Warn("record target change", logkey.Flavor, f.String(), logkey.Err, err)
 		}
 	}
 	counts := targetCounts(next)
-	if changed && canRecord {
-		if err := rec.RecordPoolTargets(ctx, p.backend.Name(), counts); err != nil {
+	if changed {
+		if err := p.store.RecordPoolTargets(ctx, p.backend.Name(), counts); err != nil {
 			p.log.Warn("record pool targets", logkey.Err, err)
 		}
 	}
@@ -705,11 +702,7 @@ func (p *Pool) rebuild(ctx context.Context, m cluster.Member) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	targets := p.targets
-	if targets == nil {
-		targets = p.policy.Targets(p.clock.Now())
-	}
-	return ReleaseAction(p.planInput(p.clock.Now(), members, targetCounts(targets)), m)
+	return ReleaseAction(p.planInput(p.clock.Now(), members, p.currentTargets()), m)
 }
 
 // retire destroys a surplus ready member (Plan.Retire). It is recorded

@@ -11,16 +11,10 @@ import (
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/pool/policy"
-	"github.com/smek/action/internal/sqlite"
 )
 
-// The pool records its target changes in SMEK's database, and the GitHub
-// App's pre-warmer raises and ends its pre-warms.
-var (
-	_ pool.TargetRecorder    = (*sqlite.DB)(nil)
-	_ githubapp.PrewarmPool  = (*pool.Pool)(nil)
-	_ githubapp.PrewarmEnder = (*pool.Pool)(nil)
-)
+// The GitHub App's pre-warmer raises and ends the pool's pre-warms.
+var _ githubapp.PrewarmPool = (*pool.Pool)(nil)
 
 // PoolPolicyConfig is how the warm pool's ready targets are decided.
 type PoolPolicyConfig struct {

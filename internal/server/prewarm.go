@@ -11,19 +11,14 @@ import (
 )
 
 // prewarmPool makes the pre-warmer of the embedded GitHub App when it is
-// on and the pool can pre-warm (the flavors of versions), and returns the pool the lifecycle
+// on (for the flavors of versions), and returns the pool the lifecycle
 // claims through: one that tells the pre-warmer of every claim.
 func (s *Server) prewarmPool(versions []string) (lifecycle.Pool, error) {
 	cfg := s.cfg
 	if cfg.GitHubWebhookSecret == "" || !cfg.GitHubPrewarm {
 		return s.Pool, nil
 	}
-	pp, ok := any(s.Pool).(githubapp.PrewarmPool)
-	if !ok {
-		s.log.Warn("pre-warming from queued jobs is off: this pool cannot pre-warm")
-		return s.Pool, nil
-	}
-	pw, err := githubapp.NewPrewarmer(githubapp.PrewarmConfig{Pool: pp, Store: s.DB, TTL: cfg.PrewarmTTL, Cap: cfg.PrewarmCap,
+	pw, err := githubapp.NewPrewarmer(githubapp.PrewarmConfig{Pool: s.Pool, Store: s.DB, TTL: cfg.PrewarmTTL, Cap: cfg.PrewarmCap,
 		Clock: cfg.Clock, Logger: cfg.Logger, OnLearned: cfg.PrewarmOnLearned, Metrics: s.Metrics.NewPrewarms(),
 		Offered: func(f cluster.Flavor) bool {
 			return slices.Contains(versions, f.K8sVersion) && slices.Contains(cluster.Sizes, f.Size)
