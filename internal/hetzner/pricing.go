@@ -3,6 +3,8 @@ package hetzner
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math"
 	"strconv"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
@@ -17,9 +19,12 @@ type Prices struct {
 	Hourly map[string]float64
 	// SnapshotGBMonth is the price of one GB of snapshot (image) a month.
 	SnapshotGBMonth float64
-	// ServerTypes is the server type the backend creates for each cluster
-	// size: what a member of that size is billed as.
-	ServerTypes map[string]string
+}
+
+// BilledTypes returns the server type the backend creates for each
+// cluster size: what a member of that size is billed as.
+func (b *Backend) BilledTypes() map[string]string {
+	return maps.Clone(b.cfg.ServerTypes)
 }
 
 // LivePrices reads the project's prices (GET /pricing, one request): the
@@ -42,10 +47,7 @@ func (b *Backend) LivePrices(ctx context.Context) (Prices, error) {
 		return Prices{}, fmt.Errorf("get prices: the project is billed in %q, not EUR: set the prices with --price and --snapshot-price", p.Currency)
 	}
 	loc := b.cfg.Locations[0]
-	out := Prices{Location: loc, Hourly: map[string]float64{}, ServerTypes: map[string]string{}}
-	for size, t := range b.cfg.ServerTypes {
-		out.ServerTypes[size] = t
-	}
+	out := Prices{Location: loc, Hourly: map[string]float64{}}
 	if out.SnapshotGBMonth, err = parseNet(p.Image.PerGBMonth.Net); err != nil {
 		return Prices{}, fmt.Errorf("get prices: image price per GB-month: %w", err)
 	}
@@ -70,7 +72,7 @@ func (b *Backend) LivePrices(ctx context.Context) (Prices, error) {
 // parseNet parses a price as the API writes it ("0.0769").
 func parseNet(s string) (float64, error) {
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("price %q is not a non-negative number", s)
 	}
 	return v, nil

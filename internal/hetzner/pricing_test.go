@@ -31,8 +31,8 @@ func TestLivePrices(t *testing.T) {
 	if p.Location != "hel1" || p.Hourly["ccx33"] != 0.08 || p.Hourly["cx22"] != 0.08 || p.SnapshotGBMonth != 0.0119 {
 		t.Errorf("got %+v; want hel1, ccx33 and cx22 at the fake's 0.08 net, snapshots at 0.0119", p)
 	}
-	if p.ServerTypes["1-mid"] != "ccx33" {
-		t.Errorf("server types: got %v, want 1-mid billed as ccx33", p.ServerTypes)
+	if types := b.BilledTypes(); types["1-mid"] != "ccx33" {
+		t.Errorf("server types: got %v, want 1-mid billed as ccx33", types)
 	}
 	if n := fake.Counts()["GET /pricing"]; n != 1 {
 		t.Errorf("GET /pricing: %d requests, want 1", n)

@@ -17,6 +17,12 @@ type livePricer interface {
 	LivePrices(ctx context.Context) (hetzner.Prices, error)
 }
 
+// typedBackend is a backend that bills each cluster size as a server
+// type (the hetzner backend, with its --hetzner-server-type).
+type typedBackend interface {
+	BilledTypes() map[string]string
+}
+
 // livePricesTimeout bounds the start's wait for the live prices: without
 // them the server starts on the built-in list.
 const livePricesTimeout = 15 * time.Second
@@ -25,10 +31,14 @@ const livePricesTimeout = 15 * time.Second
 // comes from: the built-in list prices (cost.Default), replaced by the
 // backend's live prices when it has them and the operator did not set
 // every price the pool needs, then the operator's --price and
-// --snapshot-price on top.
+// --snapshot-price on top. Sizes are billed as the server types the
+// backend creates for them.
 func (s *Server) costModel(ctx context.Context, backend pool.Backend) (cost.Model, string) {
 	cfg := s.cfg
 	model := cost.Default()
+	if tb, ok := backend.(typedBackend); ok {
+		model.ServerTypes = tb.BilledTypes()
+	}
 	source := []string{"built-in list prices"}
 	if lp, ok := backend.(livePricer); ok && !s.operatorPricesAll(model) {
 		pctx, cancel := context.WithTimeout(ctx, livePricesTimeout)
@@ -38,7 +48,6 @@ func (s *Server) costModel(ctx context.Context, backend pool.Backend) (cost.Mode
 			s.log.Warn("the pool's cost is priced with the built-in list prices, which may be out of date", logkey.Err, err)
 		} else {
 			model = model.With(live.Hourly, live.SnapshotGBMonth)
-			model.ServerTypes = live.ServerTypes
 			source = []string{"Hetzner /pricing at " + live.Location}
 		}
 	}
@@ -63,11 +72,7 @@ func (s *Server) operatorPricesAll(m cost.Model) bool {
 	if s.cfg.SnapshotPrice == nil {
 		return false
 	}
-	types := m.ServerTypes
-	if hc := s.cfg.Hetzner.ServerTypes; hc != nil {
-		types = hc
-	}
-	for _, t := range types {
+	for _, t := range m.ServerTypes {
 		if _, ok := s.cfg.Prices[t]; !ok {
 			return false
 		}
