@@ -139,20 +139,13 @@ func (p *Pool) restore(ctx context.Context, c cluster.Cluster, m cluster.Member,
 		}
 		return c, err
 	}
-	p.dropSnapshot(context.WithoutCancel(ctx), h, m)
-	return started, nil
-}
-
-// dropSnapshot deletes a member's snapshot and forgets it. A snapshot
-// that cannot be deleted is forgotten all the same: the backend's
-// Reconcile deletes snapshots that belong to no hibernated member.
-func (p *Pool) dropSnapshot(ctx context.Context, h Hibernator, m cluster.Member) {
-	if err := h.DeleteSnapshot(ctx, m); err != nil {
+	// The start forgot the snapshot with the member's new data (one
+	// transaction); one that cannot be deleted now belongs to no
+	// hibernated member, and the backend's Reconcile deletes it.
+	if err := h.DeleteSnapshot(context.WithoutCancel(ctx), m); err != nil {
 		p.log.Warn("delete snapshot; the backend's reconcile deletes it later", logkey.Member, m.ID, logkey.Err, err)
 	}
-	if err := p.store.ForgetSnapshot(ctx, m.ID); err != nil {
-		p.log.Warn("forget snapshot", logkey.Member, m.ID, logkey.Err, err)
-	}
+	return started, nil
 }
 
 // releaseSnapshot ends a member whose cluster ended while it was

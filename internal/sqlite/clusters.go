@@ -263,6 +263,13 @@ func (db *DB) changeMember(ctx context.Context, tx *sql.Tx, id cluster.ID, membe
 	if ch.MemberData != nil {
 		q, args = q+`, data = ?`, append(args, string(ch.MemberData))
 	}
+	if from == cluster.MemberHibernated && ch.MemberState == cluster.MemberClaimed {
+		// Restored: the member has a server again, and its snapshot is
+		// forgotten in the same step (the pool deletes it next; one left
+		// behind belongs to no hibernated member, and the backend's
+		// reconcile deletes it).
+		q += `, snapshot_gb = NULL`
+	}
 	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, memberID)...); err != nil {
 		return fmt.Errorf("update member %s: %w", memberID, err)
 	}
