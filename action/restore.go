@@ -18,8 +18,7 @@ type restoreWatch struct {
 	p       *program
 	c       *client.Client
 	id      string
-	mu      sync.Mutex // guards printed
-	printed int        // restoring events printed so far
+	printed int // restoring events printed so far: by the watching goroutine, then by stop after it ended
 	done    chan struct{}
 	wg      sync.WaitGroup
 	stopTk  func()
@@ -51,8 +50,6 @@ func (w *restoreWatch) print(ctx context.Context) {
 	if err != nil {
 		return // the start's answer says what matters
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	n := 0
 	for _, e := range events {
 		if e.Type != "restoring" {

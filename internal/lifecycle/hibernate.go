@@ -63,6 +63,9 @@ func (s *Service) SweepHibernation(ctx context.Context) ([]cluster.ID, error) {
 		if ctx.Err() != nil {
 			break
 		}
+		if !s.stoppedLongEnough(c) {
+			continue // not yet: no lock, no reads (hibernate checks again under the lock)
+		}
 		ok, err := s.hibernate(ctx, c.ID)
 		if err != nil {
 			errs = append(errs, err)
@@ -77,6 +80,11 @@ func (s *Service) SweepHibernation(ctx context.Context) ([]cluster.ID, error) {
 	return done, nil
 }
 
+// stoppedLongEnough reports whether c has been stopped for HibernateAfter.
+func (s *Service) stoppedLongEnough(c cluster.Cluster) bool {
+	return !c.StoppedAt.IsZero() && s.cfg.Clock.Since(c.StoppedAt) >= s.cfg.HibernateAfter
+}
+
 // hibernate hibernates one cluster when it is still stopped and has been
 // for HibernateAfter, under the cluster's lock (a start waits for it).
 func (s *Service) hibernate(ctx context.Context, id cluster.ID) (bool, error) {
@@ -86,7 +94,7 @@ func (s *Service) hibernate(ctx context.Context, id cluster.ID) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if c.Status != cluster.Stopped || c.StoppedAt.IsZero() || s.cfg.Clock.Since(c.StoppedAt) < s.cfg.HibernateAfter {
+	if c.Status != cluster.Stopped || !s.stoppedLongEnough(c) {
 		return false, nil
 	}
 	ok, err := s.pool.Hibernate(ctx, c)

@@ -17,13 +17,16 @@ var snapshotPrice = price("0.0119", "0.0142")
 // the same prices GET /server_types shows. Differences from Hetzner: every
 // server type costs the catalog's 0.0800 net an hour in every location
 // (Hetzner's prices differ per type and, for some, per location); the VAT
-// rate is always 19 %; the fake models no primary or floating IPs, volumes
-// or load balancers: their lists are empty and their prices zero, where the
-// real API lists them. The currency is Config.Currency.
+// rate is always 19 %; the fake models no primary or floating IPs or load
+// balancers: their lists are empty where the real API lists them; volumes
+// cost a fixed catalog price; the deprecated floating_ip and traffic
+// objects carry empty price strings where Hetzner's carry prices. The
+// currency is Config.Currency.
 func (f *Fake) getPricing(_ *http.Request, _ time.Time) (int, any, *apiError) {
 	p := schema.Pricing{
 		Currency: f.cfg.Currency, VATRate: "19.00",
 		Image:             schema.PricingImage{PricePerGBMonth: snapshotPrice},
+		Volume:            schema.PricingVolume{PricePerGBPerMonth: price("0.0440", "0.0524")},
 		FloatingIPs:       []schema.PricingFloatingIPType{},
 		PrimaryIPs:        []schema.PricingPrimaryIP{},
 		ServerBackup:      schema.PricingServerBackup{Percentage: "20.00"},
