@@ -44,7 +44,7 @@ func (db *DB) RecordQueuedJob(ctx context.Context, j jobs.Job) (rec jobs.Job, is
 		}
 		n, _ := res.RowsAffected()
 		isNew = n == 1
-		rec, err = scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM prewarm_jobs WHERE id = ?`, j.ID))
+		rec, err = jobByID(ctx, tx, j.ID)
 		return err
 	})
 	if err != nil {
@@ -55,14 +55,20 @@ func (db *DB) RecordQueuedJob(ctx context.Context, j jobs.Job) (rec jobs.Job, is
 
 // QueuedJob returns a recorded job; ENOTFOUND when there is none.
 func (db *DB) QueuedJob(ctx context.Context, id int64) (jobs.Job, error) {
-	j, err := scanJob(db.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM prewarm_jobs WHERE id = ?`, id))
+	j, err := jobByID(ctx, db.db, id)
+	if err != nil && cluster.ErrorCode(err) != cluster.ENOTFOUND {
+		err = fmt.Errorf("queued job %d: %w", id, err)
+	}
+	return j, err
+}
+
+// jobByID reads a recorded job; ENOTFOUND when there is none.
+func jobByID(ctx context.Context, q queryer, id int64) (jobs.Job, error) {
+	j, err := scanJob(q.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM prewarm_jobs WHERE id = ?`, id))
 	if isNoRows(err) {
 		return j, cluster.Errorf(cluster.ENOTFOUND, "job-id", "no queued job %d is recorded", id)
 	}
-	if err != nil {
-		return j, fmt.Errorf("queued job %d: %w", id, err)
-	}
-	return j, nil
+	return j, err
 }
 
 // JobsOfRun returns the recorded jobs of a workflow run, by id.
@@ -100,10 +106,7 @@ func (db *DB) queryJobs(ctx context.Context, q string, args ...any) ([]jobs.Job,
 // pass the limit together).
 func (db *DB) StartJobPrewarm(ctx context.Context, id int64, f cluster.Flavor, now, until time.Time, limit int) (started bool, err error) {
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM prewarm_jobs WHERE id = ?`, id))
-		if isNoRows(err) {
-			return cluster.Errorf(cluster.ENOTFOUND, "job-id", "no queued job %d is recorded", id)
-		}
+		j, err := jobByID(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -137,10 +140,7 @@ func (db *DB) EndQueuedJob(ctx context.Context, id int64, state jobs.State) (bef
 		return before, false, fmt.Errorf("end queued job %d: state %q is not created or completed", id, state)
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		before, err = scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM prewarm_jobs WHERE id = ?`, id))
-		if isNoRows(err) {
-			return cluster.Errorf(cluster.ENOTFOUND, "job-id", "no queued job %d is recorded", id)
-		}
+		before, err = jobByID(ctx, tx, id)
 		if err != nil || before.State != jobs.Queued {
 			return err
 		}

@@ -89,6 +89,9 @@ func TestStartJobPrewarmHoldsTheInstallationsLimit(t *testing.T) {
 	if _, _, err := db.EndQueuedJob(ctx, 99, jobs.Created); cluster.ErrorCode(err) != cluster.ENOTFOUND {
 		t.Fatalf("EndQueuedJob(unknown) = %v; want ENOTFOUND", err)
 	}
+	if _, err := db.QueuedJob(ctx, 99); cluster.ErrorCode(err) != cluster.ENOTFOUND {
+		t.Fatalf("QueuedJob(unknown) = %v; want ENOTFOUND", err)
+	}
 	if _, _, err := db.EndQueuedJob(ctx, 2, jobs.Queued); err == nil {
 		t.Fatal("EndQueuedJob(queued) = nil error; want refused")
 	}
