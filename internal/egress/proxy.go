@@ -191,7 +191,17 @@ func (p *Proxy) Stats() Stats {
 // Serve accepts connections on l until l or the proxy is closed, and
 // returns ErrClosed after Close, or the error that ended it. Tunnels
 // already open when l is closed stay open until they end.
-func (p *Proxy) Serve(l net.Listener) error {
+func (p *Proxy) Serve(l net.Listener) error { return p.ServeAllowing(l, nil) }
+
+// ServeAllowing serves l as Serve does, and lets the connections accepted
+// on it reach the networks in allow too: the addresses of the node and
+// pods of the one control plane that dials through l.
+func (p *Proxy) ServeAllowing(l net.Listener, allow []netip.Prefix) error {
+	pol := p.policy
+	pol.allow = append(slices.Clone(pol.allow), allow...)
+	for i := range pol.allow {
+		pol.allow[i] = pol.allow[i].Masked()
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -240,7 +250,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 		p.mu.Unlock()
 		go func() {
 			defer p.wg.Done()
-			p.handle(c, slots, log)
+			p.handle(c, pol, slots, log)
 		}()
 	}
 }
@@ -266,7 +276,7 @@ func (p *Proxy) Close() error {
 // handle answers one CONNECT request on c and, if it is permitted, splices
 // c to the destination until the tunnel ends. slots bounds the listener's
 // open tunnels.
-func (p *Proxy) handle(c net.Conn, slots chan struct{}, log *slog.Logger) {
+func (p *Proxy) handle(c net.Conn, pol policy, slots chan struct{}, log *slog.Logger) {
 	if p.handled != nil {
 		defer p.handled()
 	}
@@ -309,7 +319,7 @@ func (p *Proxy) handle(c net.Conn, slots chan struct{}, log *slog.Logger) {
 
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.DialTimeout)
 	defer cancel()
-	addrs := p.permitted(ctx, t, log)
+	addrs := p.permitted(ctx, pol, t, log)
 	if len(addrs) == 0 {
 		p.denied.Add(1)
 		// The same answer for every refused destination, without a dial:
@@ -350,7 +360,7 @@ func (p *Proxy) handle(c net.Conn, slots chan struct{}, log *slog.Logger) {
 // permitted resolves t and returns the addresses the policy permits, in
 // the resolver's order. It logs a denial, rate-limited: a tenant can
 // cause any number of them.
-func (p *Proxy) permitted(ctx context.Context, t target, log *slog.Logger) []netip.Addr {
+func (p *Proxy) permitted(ctx context.Context, pol policy, t target, log *slog.Logger) []netip.Addr {
 	addrs := []netip.Addr{t.addr}
 	if !t.addr.IsValid() {
 		var err error
@@ -360,7 +370,7 @@ func (p *Proxy) permitted(ctx context.Context, t target, log *slog.Logger) []net
 			return nil
 		}
 	}
-	host, err := p.policy.hostAddrs()
+	host, err := pol.hostAddrs()
 	if err != nil {
 		// Without the host's addresses nothing can be judged: refuse.
 		log.Warn("list host addresses", logkey.Err, err)
@@ -369,7 +379,7 @@ func (p *Proxy) permitted(ctx context.Context, t target, log *slog.Logger) []net
 	var ok []netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap().WithZone("")
-		if p.policy.permits(a, host) && !slices.Contains(ok, a) {
+		if pol.permits(a, host) && !slices.Contains(ok, a) {
 			ok = append(ok, a)
 		}
 	}

@@ -133,6 +133,36 @@ func (a *Admin) WaitServiceAccount(ctx context.Context) error {
 	}
 }
 
+// WaitNodeReady waits until the node has registered and its Ready
+// condition is True.
+func (a *Admin) WaitNodeReady(ctx context.Context, name string) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	state := "not registered"
+	for {
+		n, err := a.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			state = "not ready"
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					if c.Status == corev1.ConditionTrue {
+						return nil
+					}
+					state = fmt.Sprintf("not ready: %s: %s", c.Reason, c.Message)
+				}
+			}
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("wait for node %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for node %s (%s): %w", name, state, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // LabelNodes gives every node the cluster id label. The pool does it
 // while it makes a member ready, with the id the member reserved for the
 // cluster that will claim it (cluster.Member.ReservedID), so that a claim

@@ -37,7 +37,14 @@ type Config struct {
 	// the egress proxy refuses them by default (this machine, private and
 	// link-local networks): an operator's webhook host on the LAN, say.
 	EgressAllow []netip.Prefix
-	Logger      *slog.Logger
+	// Nodes gives every cluster a kubelet node that runs pods (see
+	// CheckNodeSupport for what the machine needs). Without it a cluster
+	// is a control plane whose Node object the backend registers itself.
+	Nodes bool
+	// Busybox is the static busybox the preloaded images are made of
+	// (default /bin/busybox, from Debian's busybox-static).
+	Busybox string
+	Logger  *slog.Logger
 }
 
 // Backend runs each pool member as a control plane on this machine.
@@ -53,10 +60,14 @@ type Backend struct {
 	running map[string]*member
 	// niceDenied says once that ready members keep their boot priority.
 	niceDenied sync.Once
+	// mirror serves the nodes' preloaded images (with Config.Nodes).
+	mirror *mirror
 }
 
 type member struct {
-	cp    *ControlPlane
+	cp *ControlPlane
+	// node is the member's kubelet node (with Config.Nodes).
+	node  *Node
 	admin *kube.Admin
 	// stopGrants ends the goroutine that grants the tenant the custom
 	// resources of its CRDs; grantsDone is closed when it has returned.
@@ -68,7 +79,11 @@ type member struct {
 func (m *member) stop(ctx context.Context) error {
 	m.stopGrants()
 	<-m.grantsDone
-	return m.cp.Stop(ctx)
+	var errs []error
+	if m.node != nil {
+		errs = append(errs, m.node.Stop(ctx))
+	}
+	return errors.Join(append(errs, m.cp.Stop(ctx))...)
 }
 
 var (
@@ -99,12 +114,27 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With(logkey.Component, "local")
-	proxy, err := egress.New(egress.Config{Allow: cfg.EgressAllow, Logger: log.With(logkey.Component, "egress")})
-	if err != nil {
+	b := &Backend{cfg: cfg, log: log, running: map[string]*member{}}
+	if cfg.Nodes {
+		if err := CheckNodeSupport(cfg.BinDir); err != nil {
+			return nil, err
+		}
+		if cfg.Busybox == "" {
+			cfg.Busybox = "/bin/busybox"
+		}
+		if b.mirror, err = newMirror(cfg.Busybox); err != nil {
+			return nil, err
+		}
+	}
+	if b.egress, err = egress.New(egress.Config{Allow: cfg.EgressAllow, Logger: log.With(logkey.Component, "egress")}); err != nil {
 		return nil, err
 	}
-	return &Backend{cfg: cfg, log: log, egress: proxy, running: map[string]*member{}}, nil
+	return b, nil
 }
+
+// Nodes reports whether the backend's clusters have a kubelet node that
+// runs pods.
+func (b *Backend) Nodes() bool { return b.cfg.Nodes }
 
 // Name implements pool.Backend.
 func (b *Backend) Name() string { return "local" }
@@ -169,17 +199,16 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	}
 	phase("policy", start)
 	start = time.Now()
-	labels := map[string]string{
-		"kubernetes.io/hostname": nodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-		"node.kubernetes.io/instance-type": m.Flavor.Size,
-	}
-	if m.ReservedID != "" {
-		// The id of the cluster that will claim the member: the claim
-		// does not wait for the label.
-		labels[kube.NodeLabel] = string(m.ReservedID)
-	}
-	if err := mem.admin.RegisterNode(ctx, nodeName, labels); err != nil {
-		return nil, err
+	if mem.node != nil {
+		if err := mem.admin.WaitNodeReady(ctx, nodeName); err != nil {
+			return nil, fmt.Errorf("node: %w; last kubelet log lines:\n%s", err, mem.node.tail("kubelet", 15))
+		}
+	} else {
+		labels := nodeLabels(m)
+		labels["kubernetes.io/hostname"], labels["kubernetes.io/os"], labels["kubernetes.io/arch"] = nodeName, "linux", "amd64"
+		if err := mem.admin.RegisterNode(ctx, nodeName, labels); err != nil {
+			return nil, err
+		}
 	}
 	phase("node", start)
 	start = time.Now()
@@ -206,9 +235,20 @@ func (b *Backend) prioritize(m cluster.Member, mem *member) {
 	}
 }
 
+// nodeLabels are the labels the member's node registers with.
+func nodeLabels(m cluster.Member) map[string]string {
+	labels := map[string]string{"node.kubernetes.io/instance-type": m.Flavor.Size}
+	if m.ReservedID != "" {
+		// The id of the cluster that will claim the member: the claim
+		// does not wait for the label.
+		labels[kube.NodeLabel] = string(m.ReservedID)
+	}
+	return labels
+}
+
 func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, error) {
 	opts := policy.Options{Privileged: m.Flavor.Privileged, LocalPathStorageClass: true}
-	cp, err := StartControlPlane(ctx, ControlPlaneConfig{
+	cfg := ControlPlaneConfig{
 		Dir:                 b.dir(m),
 		BinDir:              b.cfg.BinDir,
 		Privileged:          m.Flavor.Privileged,
@@ -216,12 +256,36 @@ func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, e
 		ExtraAPIServerFlags: policy.APIServerFlags(opts),
 		Egress:              b.egress,
 		Logger:              b.log,
-	})
+	}
+	if b.cfg.Nodes {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		var err error
+		if cfg.node, err = nodeNetFor(cfg.Dir); err != nil {
+			return nil, err
+		}
+	}
+	cp, err := StartControlPlane(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	var node *Node
+	if b.cfg.Nodes {
+		node, err = StartNode(ctx, NodeConfig{
+			Dir: cp.cfg.Dir, BinDir: b.cfg.BinDir, Name: nodeName, Labels: nodeLabels(m),
+			APIPort: cp.ports.APIServer, Mirror: b.mirror, Logger: b.log,
+		}, cfg.node)
+		if err != nil {
+			cp.Stop(ctx)
+			return nil, fmt.Errorf("start node: %w", err)
+		}
+	}
 	admin, err := kube.NewAdmin(cp.AdminConfig())
 	if err != nil {
+		if node != nil {
+			node.Stop(ctx)
+		}
 		cp.Stop(ctx)
 		return nil, err
 	}
@@ -229,7 +293,7 @@ func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, e
 	// CRDs exist: a watch grants them as the tenant creates CRDs, for as
 	// long as the control plane runs.
 	grantCtx, stopGrants := context.WithCancel(context.WithoutCancel(ctx))
-	mem := &member{cp: cp, admin: admin, stopGrants: stopGrants, grantsDone: make(chan struct{})}
+	mem := &member{cp: cp, node: node, admin: admin, stopGrants: stopGrants, grantsDone: make(chan struct{})}
 	go func() {
 		defer close(mem.grantsDone)
 		if err := policy.GrantCustomResources(grantCtx, cp.AdminConfig(), b.log.With(logkey.Member, m.ID)); err != nil && grantCtx.Err() == nil {
@@ -278,6 +342,9 @@ func (b *Backend) Stop(ctx context.Context, m cluster.Member) error {
 	b.mu.Unlock()
 	if mem == nil {
 		KillStale(b.dir(m))
+		if n, ok := loadNodeNet(b.dir(m)); ok {
+			return killNode(n)
+		}
 		return nil
 	}
 	return mem.stop(ctx)
@@ -319,11 +386,19 @@ func (b *Backend) Destroy(ctx context.Context, m cluster.Member) error {
 	if mem != nil {
 		mem.stopGrants()
 		<-mem.grantsDone
+		if mem.node != nil {
+			mem.node.Stop(ctx)
+		}
 		for _, p := range mem.cp.procs {
 			p.stop(ctx, 0)
 		}
 	}
 	KillStale(b.dir(m))
+	if n, ok := loadNodeNet(b.dir(m)); ok {
+		if err := destroyNode(n); err != nil {
+			return fmt.Errorf("remove the node of %s: %w", m.ID, err)
+		}
+	}
 	if err := os.RemoveAll(b.dir(m)); err != nil {
 		return fmt.Errorf("remove %s: %w", b.dir(m), err)
 	}
@@ -353,7 +428,23 @@ func (b *Backend) Reconcile(ctx context.Context, known []cluster.Member) ([]stri
 		dir := filepath.Join(b.cfg.Dir, e.Name())
 		n := KillStale(dir)
 		b.log.Info("removing orphaned control plane", "dir", dir, "killed", n)
+		if node, ok := loadNodeNet(dir); ok && node.owner() == dir {
+			errs = append(errs, destroyNode(node))
+		}
 		errs = append(errs, os.RemoveAll(dir))
+	}
+	// Nodes whose folder is gone: of this backend, or of any process that
+	// ended before removing its node.
+	for _, n := range hostNodes() {
+		owner := n.owner()
+		if _, err := os.Stat(owner); owner != "" && err == nil {
+			continue
+		}
+		if owner == "" && !n.orphanedLongAgo() {
+			continue // being created right now
+		}
+		b.log.Info("removing orphaned node", "node", n.name(), "dir", owner)
+		errs = append(errs, destroyNode(n))
 	}
 	return nil, errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,6 +75,11 @@ type ControlPlaneConfig struct {
 	// SMEK's own machine and private networks. Without it kube-apiserver
 	// dials directly: for tests of the API alone.
 	Egress *egress.Proxy
+	// node, when set, is the network of the cluster's kubelet node:
+	// kube-apiserver advertises the node's host address (where the
+	// provisioner forwards it) for the kubernetes Service, reaches the
+	// kubelet and pods through the egress proxy, and kube-scheduler runs.
+	node nodeNet
 	// ReadyTimeout bounds the wait for /readyz (default 90 s).
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -113,6 +119,11 @@ func StartControlPlane(ctx context.Context, cfg ControlPlaneConfig) (*ControlPla
 	if _, err := os.Stat(filepath.Join(pkiDir, saPub)); errors.Is(err, os.ErrNotExist) {
 		if err := writePKI(pkiDir, time.Now()); err != nil {
 			return nil, fmt.Errorf("make pki: %w", err)
+		}
+	}
+	if n := cfg.node; n.Index != 0 {
+		if err := writeNodePKI(pkiDir, nodeName, net.IP(n.nodeIP().AsSlice()), time.Now()); err != nil {
+			return nil, fmt.Errorf("make the node's pki: %w", err)
 		}
 	}
 	ports, err := loadOrAllocatePorts(cfg.Dir)
@@ -156,19 +167,34 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	apiArgs := []string{
 		"--etcd-servers=" + etcdURL,
 		"--etcd-cafile=" + p(caCrt), "--etcd-certfile=" + p(etcdClient+".crt"), "--etcd-keyfile=" + p(etcdClient+".key"),
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(cp.ports.APIServer),
 		"--tls-cert-file=" + p(apiserverCrt), "--tls-private-key-file=" + p(apiserverKey),
 		"--client-ca-file=" + p(caCrt),
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + p(saPub), "--service-account-signing-key-file=" + p(saKey),
 		"--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
-		// The kubernetes Service cannot point at a loopback address.
-		"--endpoint-reconciler-type=none",
 		"--allow-privileged=" + strconv.FormatBool(cp.cfg.Privileged),
+	}
+	if n := cp.cfg.node; n.Index != 0 {
+		apiArgs = append(apiArgs,
+			"--advertise-address="+n.hostIP().String(),
+			"--endpoint-reconciler-type=lease",
+			"--authorization-mode=Node,RBAC",
+			"--kubelet-client-certificate="+p(apiserverKubelets+".crt"), "--kubelet-client-key="+p(apiserverKubelets+".key"),
+			"--kubelet-certificate-authority="+p(caCrt),
+			// The node's name does not resolve; its address is known.
+			"--kubelet-preferred-address-types=InternalIP",
+		)
+	} else {
+		apiArgs = append(apiArgs,
+			"--advertise-address=127.0.0.1",
+			// The kubernetes Service cannot point at a loopback address.
+			"--endpoint-reconciler-type=none",
+			"--authorization-mode=RBAC",
+		)
 	}
 	if len(cp.cfg.AdmissionConfig) > 0 {
 		path := filepath.Join(dir, "admission.yaml")
@@ -196,15 +222,9 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		"--service-account-private-key-file=" + p(saKey), "--root-ca-file=" + p(caCrt),
 		"--use-service-account-credentials=true",
 		"--leader-elect=false",
-		// No kubelet, no cloud: the controllers that manage nodes, their
-		// CIDRs and cloud load balancers have nothing to do here.
-		"--controllers=*,-nodeipam,-nodelifecycle,-service-lb-controller,-route,-cloud-node-lifecycle",
 	}
 
-	for _, s := range []struct {
-		name string
-		args []string
-	}{{"etcd", etcdArgs}, {"kube-apiserver", apiArgs}} {
+	for _, s := range []command{{"etcd", etcdArgs}, {"kube-apiserver", apiArgs}} {
 		proc, err := startProcess(filepath.Join(cp.cfg.BinDir, s.name), s.args, filepath.Join(dir, "logs", s.name+".log"))
 		if err != nil {
 			return err
@@ -217,12 +237,43 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	if err := cp.waitReady(ctx); err != nil {
 		return err
 	}
-	proc, err := startProcess(filepath.Join(cp.cfg.BinDir, "kube-controller-manager"), kcmArgs, filepath.Join(dir, "logs", "kube-controller-manager.log"))
-	if err != nil {
-		return err
+	if cp.cfg.node.Index != 0 {
+		// A real node: its lifecycle controller lifts the not-ready
+		// taint the kubelet registers with.
+		kcmArgs = append(kcmArgs, "--controllers=*,-nodeipam,-service-lb-controller,-route,-cloud-node-lifecycle")
+	} else {
+		// No kubelet, no cloud: the controllers that manage nodes, their
+		// CIDRs and cloud load balancers have nothing to do here.
+		kcmArgs = append(kcmArgs, "--controllers=*,-nodeipam,-nodelifecycle,-service-lb-controller,-route,-cloud-node-lifecycle")
 	}
-	cp.procs = append(cp.procs, proc)
+	later := []command{{"kube-controller-manager", kcmArgs}}
+	if cp.cfg.node.Index != 0 {
+		kubeconfig := filepath.Join(dir, "scheduler.kubeconfig")
+		if err := writeClientKubeconfig(kubeconfig, cp.URL(), p(caCrt), p(schedulerCert+".crt"), p(schedulerCert+".key")); err != nil {
+			return err
+		}
+		later = append(later, command{"kube-scheduler", []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig,
+			// Nothing needs its health endpoint: the node's pods show
+			// whether it schedules.
+			"--secure-port=0", "--leader-elect=false",
+		}})
+	}
+	for _, s := range later {
+		proc, err := startProcess(filepath.Join(cp.cfg.BinDir, s.name), s.args, filepath.Join(dir, "logs", s.name+".log"))
+		if err != nil {
+			return err
+		}
+		cp.procs = append(cp.procs, proc)
+	}
 	return cp.writePIDs()
+}
+
+// command is a binary of BinDir and its arguments.
+type command struct {
+	name string
+	args []string
 }
 
 // waitReady polls /readyz until kube-apiserver answers 200, a process dies,
@@ -282,7 +333,11 @@ func (cp *ControlPlane) serveEgress() (string, error) {
 		return "", err
 	}
 	cp.egress = l
-	go cp.cfg.Egress.Serve(l)
+	var allow []netip.Prefix
+	if n := cp.cfg.node; n.Index != 0 {
+		allow = []netip.Prefix{netip.PrefixFrom(n.nodeIP(), 32), n.podCIDR()}
+	}
+	go cp.cfg.Egress.ServeAllowing(l, allow)
 	return "--egress-selector-config-file=" + path, nil
 }
 

@@ -165,3 +165,100 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 }
+
+// Files of a node's credentials, in the control plane's pki directory.
+const (
+	schedulerCert     = "scheduler"      // .crt/.key: system:kube-scheduler
+	kubeletCert       = "kubelet"        // .crt/.key: system:node:<node>, the kubelet's client
+	kubeletServing    = "kubelet-server" // .crt/.key: the kubelet's serving certificate
+	kubeProxyCert     = "kube-proxy"     // .crt/.key: system:kube-proxy
+	apiserverKubelets = "apiserver-kubelet-client"
+)
+
+// loadPKI reads the CA of the control plane whose pki directory is dir.
+func loadPKI(dir string) (*pki, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, caCrt))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, caKey))
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("%s: no PEM in the CA files", dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &pki{caCert: cert, caKey: key}, nil
+}
+
+// writeNodePKI issues the credentials of the scheduler, the node's kubelet
+// and kube-proxy, and kube-apiserver's client for the kubelet. The
+// kubelet's serving certificate names nodeIP, so it is issued again
+// whenever the node's address changes.
+func writeNodePKI(dir, node string, nodeIP net.IP, now time.Time) error {
+	ca, err := loadPKI(dir)
+	if err != nil {
+		return err
+	}
+	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	leaves := []struct {
+		name    string
+		subject pkix.Name
+		dns     []string
+		ips     []net.IP
+		usages  []x509.ExtKeyUsage
+	}{
+		{name: schedulerCert, subject: pkix.Name{CommonName: "system:kube-scheduler"}, usages: client},
+		{name: kubeletCert, subject: pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}}, usages: client},
+		{name: kubeProxyCert, subject: pkix.Name{CommonName: "system:kube-proxy"}, usages: client},
+		{name: apiserverKubelets, subject: pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}}, usages: client},
+		{name: kubeletServing, subject: pkix.Name{CommonName: node}, dns: []string{node}, ips: []net.IP{nodeIP},
+			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+	}
+	for _, l := range leaves {
+		if issued(filepath.Join(dir, l.name+".crt"), l.ips) {
+			continue
+		}
+		cert, key, err := ca.issue(now, l.subject, l.dns, l.ips, l.usages)
+		if err != nil {
+			return fmt.Errorf("issue %s certificate: %w", l.name, err)
+		}
+		if err := writeCert(dir, l.name+".crt", l.name+".key", cert, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// issued reports whether the certificate at path exists and names exactly
+// the addresses ips.
+func issued(path string, ips []net.IP) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil || len(c.IPAddresses) != len(ips) {
+		return false
+	}
+	for i, ip := range ips {
+		if !c.IPAddresses[i].Equal(ip) {
+			return false
+		}
+	}
+	return true
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,13 +26,20 @@ type process struct {
 // startProcess starts bin at boot priority (see startAtBootPriority), its
 // output appended to logPath.
 func startProcess(bin string, args []string, logPath string) (*process, error) {
+	return startWrapped(nil, bin, args, logPath)
+}
+
+// startWrapped starts bin as startProcess does, through the command
+// wrapper (nsenter into a node's namespaces, say) when it is not empty.
+func startWrapped(wrapper []string, bin string, args []string, logPath string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	argv := append(append(slices.Clone(wrapper), bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(filepath.Dir(logPath))}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + filepath.Dir(filepath.Dir(logPath))}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
 		// If the provisioner dies without stopping its children, the
@@ -112,28 +120,31 @@ func (cp *ControlPlane) writePIDs() error {
 	return os.WriteFile(filepath.Join(cp.cfg.Dir, pidFile), []byte(b.String()), 0o600)
 }
 
-// KillStale kills processes recorded in dir's pid file that still run from
-// dir (checked through /proc, so a recycled pid of another program is left
-// alone). It returns how many it killed.
+// KillStale kills processes recorded in dir's pid files (the control
+// plane's and the node's) that still run from dir (checked through /proc,
+// so a recycled pid of another program is left alone). It returns how many
+// it killed.
 func KillStale(dir string) int {
-	b, err := os.ReadFile(filepath.Join(dir, pidFile))
-	if err != nil {
-		return 0
-	}
 	killed := 0
-	for _, f := range strings.Fields(string(b)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil || pid <= 1 {
+	for _, file := range []string{pidFile, nodePIDFile} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", f, "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
-			continue
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 1 {
+				continue
+			}
+			cmdline, err := os.ReadFile(filepath.Join("/proc", f, "cmdline"))
+			if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
+				continue
+			}
+			syscall.Kill(-pid, syscall.SIGKILL)
+			syscall.Kill(pid, syscall.SIGKILL)
+			killed++
 		}
-		syscall.Kill(-pid, syscall.SIGKILL)
-		syscall.Kill(pid, syscall.SIGKILL)
-		killed++
+		os.Remove(filepath.Join(dir, file))
 	}
-	os.Remove(filepath.Join(dir, pidFile))
 	return killed
 }
