@@ -19,12 +19,13 @@ KUBE_LDFLAGS   := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMajor=1 \
 	-X k8s.io/client-go/pkg/version.gitMinor=36
 
-KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kubectl
+KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kubectl \
+	$(KUBE_BIN)/kubelet $(KUBE_BIN)/kube-proxy $(KUBE_BIN)/kube-scheduler
 # k3s's local-storage provisioner, run by the simulated k3s node
 # (internal/fake/hcloudfake/k3snode). Its own module: see tools/localpath/tools.go.
 LOCAL_PATH_PROVISIONER := $(KUBE_BIN)/local-path-provisioner
 
-.PHONY: all build dist run test test-short bench fuzz kube-bin lint clean
+.PHONY: all build dist run node-deps test test-short bench fuzz kube-bin lint clean
 
 all: build
 
@@ -38,9 +39,10 @@ build:
 dist:
 	$(GO) run ./tools/release dist -version $(VERSION) -out dist linux/$$($(GO) env GOARCH)
 
-## kube-bin: build etcd, kube-apiserver, kube-controller-manager and kubectl
-## from the Go module proxy into $(KUBE_BIN) (about 12 minutes the first time
-## on 2 cores, cached by the Go build cache afterwards), and
+## kube-bin: build etcd, kube-apiserver, kube-controller-manager, kubectl,
+## and the node's kubelet, kube-proxy and kube-scheduler from the Go module
+## proxy into $(KUBE_BIN) (about 14 minutes the first time on 2 cores,
+## cached by the Go build cache afterwards), and
 ## local-path-provisioner for the simulated k3s node (about 3 minutes).
 kube-bin: $(KUBE_TOOLS) $(LOCAL_PATH_PROVISIONER)
 
@@ -53,12 +55,21 @@ $(KUBE_TOOLS): tools/kube/go.mod tools/kube/go.sum
 	cd tools/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $(KUBE_BIN)/ \
 		k8s.io/kubernetes/cmd/kube-apiserver \
 		k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kubectl
+		k8s.io/kubernetes/cmd/kubectl \
+		k8s.io/kubernetes/cmd/kubelet \
+		k8s.io/kubernetes/cmd/kube-proxy \
+		k8s.io/kubernetes/cmd/kube-scheduler
 	cd tools/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(KUBE_BIN)/etcd go.etcd.io/etcd/server/v3
 	@touch $(KUBE_TOOLS)
 
-run: kube-bin
+run: kube-bin node-deps
 	$(GO) run ./provisioner serve
+
+## node-deps: the Debian packages the local clusters' nodes need; as root it
+## installs them, otherwise it prints the command (and the server runs
+## clusters without a node that runs pods).
+node-deps:
+	@bash .ci/node-deps.sh || true
 
 test: kube-bin
 	$(GO) vet ./...

@@ -61,6 +61,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	pwf.register(fs)
 	var hf hetznerBackendFlags
 	hf.register(fs)
+	fs.StringVar(&cfg.LocalNodes, "local-nodes", "auto", "local: give every cluster a kubelet node that runs pods: on, off, or auto (on when the machine can: root, containerd, runc, CNI plugins; see make node-deps)")
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
 	prices := addCostFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")

@@ -7,6 +7,21 @@ import (
 	"github.com/smek/action/internal/wire"
 )
 
+// toWire is c as the API shows it, with the server's node kind.
+func (s *Server) toWire(c cluster.Cluster) wire.Cluster {
+	w := toWire(c)
+	w.NodeKind = s.nodeKind()
+	return w
+}
+
+// nodeKind is the configured node kind, kubelet unless said otherwise.
+func (s *Server) nodeKind() string {
+	if s.cfg.NodeKind == "" {
+		return wire.NodeKubelet
+	}
+	return s.cfg.NodeKind
+}
+
 func toWire(c cluster.Cluster) wire.Cluster {
 	w := wire.Cluster{
 		ClusterID: string(c.ID), ClusterStatus: string(c.Status), Account: c.Account,

@@ -57,7 +57,7 @@ func negotiate(r *http.Request) format {
 func (s *Server) writeKubeconfig(w http.ResponseWriter, r *http.Request, status int, c cluster.Cluster, kc cluster.Kubeconfig) {
 	switch negotiate(r) {
 	case formatJSON:
-		wc := toWire(c)
+		wc := s.toWire(c)
 		wc.Kubeconfig = string(kc.YAML)
 		writeJSON(w, status, wire.MediaJSON, wc)
 	case formatYAML:

@@ -54,6 +54,9 @@ type Config struct {
 	// GitHubWebhook, when set, is the embedded GitHub App, served at
 	// POST githubapp.WebhookPath.
 	GitHubWebhook http.Handler
+	// NodeKind is wire.NodeKubelet or wire.NodeRegistered: what node the
+	// backend's clusters have (default kubelet).
+	NodeKind string
 	// OperatorToken, when set, is the bearer token the Mounts require;
 	// other requests to them are answered 401.
 	OperatorToken string

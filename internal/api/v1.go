@@ -13,6 +13,7 @@ import (
 func (s *Server) v1Versions(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
 	writeJSON(w, http.StatusOK, wire.MediaJSON, wire.Versions{
 		K8sVersions: s.life.Versions(), DefaultK8sVersion: s.life.DefaultK8sVersion(), ClusterSizes: cluster.Sizes,
+		NodeKind: s.nodeKind(),
 	})
 }
 
@@ -43,7 +44,7 @@ func (s *Server) writeV1Kubeconfig(w http.ResponseWriter, r *http.Request, statu
 		s.writeKubeconfig(w, r, status, c, kc)
 		return
 	}
-	wc := toWire(c)
+	wc := s.toWire(c)
 	wc.Kubeconfig = string(kc.YAML)
 	writeJSON(w, status, wire.MediaJSON, wc)
 }
@@ -61,7 +62,7 @@ func (s *Server) v1List(w http.ResponseWriter, r *http.Request, p cluster.Princi
 	}
 	out := wire.ClusterList{Clusters: make([]wire.Cluster, 0, len(cs))}
 	for _, c := range cs {
-		out.Clusters = append(out.Clusters, toWire(c))
+		out.Clusters = append(out.Clusters, s.toWire(c))
 	}
 	writeJSON(w, http.StatusOK, wire.MediaJSON, out)
 }
@@ -156,7 +157,7 @@ func (s *Server) v1Get(w http.ResponseWriter, r *http.Request, p cluster.Princip
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+	writeJSON(w, http.StatusOK, wire.MediaJSON, s.toWire(c))
 }
 
 func (s *Server) v1Stop(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
@@ -181,7 +182,7 @@ func (s *Server) v1Stop(w http.ResponseWriter, r *http.Request, p cluster.Princi
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+	writeJSON(w, http.StatusOK, wire.MediaJSON, s.toWire(c))
 }
 
 func (s *Server) v1Start(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
@@ -209,7 +210,7 @@ func (s *Server) v1Terminate(w http.ResponseWriter, r *http.Request, p cluster.P
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+	writeJSON(w, http.StatusOK, wire.MediaJSON, s.toWire(c))
 }
 
 func (s *Server) v1Extend(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
@@ -232,7 +233,7 @@ func (s *Server) v1Extend(w http.ResponseWriter, r *http.Request, p cluster.Prin
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.MediaJSON, toWire(c))
+	writeJSON(w, http.StatusOK, wire.MediaJSON, s.toWire(c))
 }
 
 func (s *Server) v1Kubeconfig(w http.ResponseWriter, r *http.Request, p cluster.Principal) {

@@ -200,7 +200,14 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	phase("policy", start)
 	start = time.Now()
 	if mem.node != nil {
-		if err := mem.admin.WaitNodeReady(ctx, nodeName); err != nil {
+		waitCtx, cancel := context.WithCancelCause(ctx)
+		mem.node.watch(waitCtx, cancel)
+		err := mem.admin.WaitNodeReady(waitCtx, nodeName)
+		cancel(nil)
+		if cause := context.Cause(waitCtx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+		if err != nil {
 			return nil, fmt.Errorf("node: %w; last kubelet log lines:\n%s", err, mem.node.tail("kubelet", 15))
 		}
 	} else {

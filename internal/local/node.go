@@ -233,14 +233,57 @@ func (node *Node) start(ctx context.Context, data string) error {
 		}},
 		{filepath.Join(cfg.BinDir, "kube-proxy"), []string{"--config=" + filepath.Join(data, "kube-proxy.yaml")}},
 	}
-	for _, s := range starts {
+	for i, s := range starts {
 		proc, err := startWrapped(wrapper, s.bin, s.args, filepath.Join(data, "logs", filepath.Base(s.bin)+".log"))
 		if err != nil {
 			return err
 		}
 		node.procs = append(node.procs, proc)
+		if i == 0 {
+			// kubelet gives up at once when the runtime does not answer.
+			if err := waitSocket(ctx, proc, "/run/containerd/containerd.sock"); err != nil {
+				return err
+			}
+		}
 	}
 	return node.writePIDs()
+}
+
+// waitSocket waits until the process has created the unix socket at path
+// in its mount namespace, or has exited.
+func waitSocket(ctx context.Context, p *process, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	inNS := fmt.Sprintf("/proc/%d/root%s", p.cmd.Process.Pid, path)
+	for {
+		if fi, err := os.Stat(inNS); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return nil
+		}
+		if err := p.exited(); err != nil {
+			return fmt.Errorf("%s exited while starting: %w; last log lines:\n%s", p.name, err, p.tail(15))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: no socket %s: %w; last log lines:\n%s", p.name, path, ctx.Err(), p.tail(15))
+		case <-tick.C:
+		}
+	}
+}
+
+// watch cancels ctx with the cause when one of the node's processes exits,
+// until ctx ends: a wait for the node then ends at once, with the reason.
+func (node *Node) watch(ctx context.Context, cancel context.CancelCauseFunc) {
+	for _, p := range node.procs {
+		go func() {
+			select {
+			case <-p.done:
+				cancel(fmt.Errorf("%s exited: %v; last log lines:\n%s", p.name, p.exited(), p.tail(15)))
+			case <-ctx.Done():
+			}
+		}()
+	}
 }
 
 // listen opens the forwarder to kube-apiserver and the image mirror on the

@@ -1,14 +1,18 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/smek/action/internal/cluster"
 )
@@ -33,40 +37,261 @@ func nodeBackend(t *testing.T) *Backend {
 	return b
 }
 
-func TestNodeRunsPods(t *testing.T) {
-	b := nodeBackend(t)
+// nodeCluster is a provisioned member with a node, and kubectl for it.
+type nodeCluster struct {
+	t          *testing.T
+	b          *Backend
+	m          cluster.Member
+	kubeconfig string
+}
+
+func provisionNode(t *testing.T, b *Backend, id string) *nodeCluster {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	m := cluster.Member{ID: "s-node", Flavor: cluster.Flavor{K8sVersion: Version, Size: cluster.SizeMid}}
-	if _, err := b.Provision(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	m := cluster.Member{ID: id, Flavor: cluster.Flavor{K8sVersion: Version, Size: cluster.SizeMid}}
 	t.Cleanup(func() {
 		if err := b.Destroy(context.Background(), m); err != nil {
 			t.Error(err)
 		}
 	})
-	mem, _ := b.member(m)
-	cs := kubernetes.NewForConfigOrDie(mem.cp.AdminConfig())
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "echo hello from $(hostname); sleep 3600"}}}},
-	}
-	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if _, err := b.Provision(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "hello", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Status.Phase == corev1.PodRunning {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("pod not running: %+v", p.Status)
-		case <-time.After(200 * time.Millisecond):
-		}
+	dir := b.dir(m)
+	pki := func(name string) string { return filepath.Join(dir, "pki", name) }
+	c := &nodeCluster{t: t, b: b, m: m, kubeconfig: filepath.Join(t.TempDir(), "admin.kubeconfig")}
+	mem, err := b.member(m)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := writeClientKubeconfig(c.kubeconfig, mem.cp.URL(), pki(caCrt), pki(adminCert+".crt"), pki(adminCert+".key")); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// kubectl runs kubectl against the cluster and returns its output.
+func (c *nodeCluster) kubectl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(c.b.cfg.BinDir, "kubectl"), append([]string{"--kubeconfig=" + c.kubeconfig}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+// must runs kubectl and fails the test when it fails.
+func (c *nodeCluster) must(args ...string) string {
+	c.t.Helper()
+	out, err := c.kubectl(args...)
+	if err != nil {
+		c.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// apply creates the objects of a YAML document.
+func (c *nodeCluster) apply(doc string) {
+	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), "doc.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	c.must("apply", "-f", path)
+}
+
+const webApp = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: busybox
+        command: ["sh", "-c", "mkdir /www && echo hello from the node > /www/index.html && echo web started && exec httpd -f -p 8080 -h /www"]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers:
+  - name: client
+    image: busybox
+    command: ["sleep", "3600"]
+`
+
+func TestNodeRunsWorkloads(t *testing.T) {
+	b := nodeBackend(t)
+	c := provisionNode(t, b, "s-workload")
+	c.apply(webApp)
+	c.must("wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
+	c.must("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+
+	t.Run("logs", func(t *testing.T) {
+		if out := c.must("logs", "deployment/web"); !strings.Contains(out, "web started") {
+			t.Fatalf("kubectl logs: %q, want the line the container printed", out)
+		}
+	})
+	t.Run("exec", func(t *testing.T) {
+		if out := c.must("exec", "deployment/web", "--", "cat", "/www/index.html"); out != "hello from the node" {
+			t.Fatalf("kubectl exec: %q", out)
+		}
+	})
+	t.Run("service", func(t *testing.T) {
+		ip := c.must("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+		if out := c.must("exec", "client", "--", "timeout", "10", "wget", "-q", "-O-", "http://"+ip+"/"); out != "hello from the node" {
+			t.Fatalf("GET the Service from another pod: %q", out)
+		}
+	})
+	t.Run("kubernetes service", func(t *testing.T) {
+		// Pods reach kube-apiserver at the kubernetes Service, as their
+		// in-cluster clients do. busybox's TLS offers none of the
+		// ciphers kube-apiserver takes with its ECDSA key: that it
+		// answers the handshake at all shows the way is open.
+		out, _ := c.kubectl("exec", "client", "--", "timeout", "10", "wget", "-q", "-O-", "--no-check-certificate", "https://10.0.0.1/readyz")
+		if !strings.Contains(out, "TLS error from peer (alert code 40)") {
+			t.Fatalf("GET https://10.0.0.1/readyz from a pod: %q, want kube-apiserver's TLS alert", out)
+		}
+	})
+	t.Run("port-forward", func(t *testing.T) {
+		portForward(t, c, "deployment/web", "8080", "hello from the node")
+	})
+}
+
+// portForward runs kubectl port-forward to target's port and checks that
+// a GET through it answers want.
+func portForward(t *testing.T, c *nodeCluster, target, port, want string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(c.b.cfg.BinDir, "kubectl"), "--kubeconfig="+c.kubeconfig,
+		"port-forward", target, ":"+port)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	// "Forwarding from 127.0.0.1:NNNNN -> 8080"
+	var line []byte
+	buf := make([]byte, 1)
+	for !bytes.HasSuffix(line, []byte("\n")) {
+		if _, err := stdout.Read(buf); err != nil {
+			t.Fatalf("port-forward ended: %v (%q)", err, line)
+		}
+		line = append(line, buf[0])
+	}
+	var local string
+	if _, err := fmt.Sscanf(string(line), "Forwarding from %s ->", &local); err != nil {
+		t.Fatalf("port-forward said %q", line)
+	}
+	go io.Copy(io.Discard, stdout)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + local + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if got := strings.TrimSpace(string(body)); got != want {
+		t.Fatalf("GET through port-forward: %q, want %q", got, want)
+	}
+}
+
+// TestNodesAreIsolated proves that a tenant's pod reaches neither the
+// host's services (on any of its addresses) nor another cluster: its
+// pods, its node or its kube-apiserver.
+func TestNodesAreIsolated(t *testing.T) {
+	b := nodeBackend(t)
+	a := provisionNode(t, b, "s-tenant-a")
+	other := provisionNode(t, b, "s-tenant-b")
+	for _, c := range []*nodeCluster{a, other} {
+		c.apply(webApp)
+	}
+	for _, c := range []*nodeCluster{a, other} {
+		c.must("wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
+		c.must("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+	}
+	// A service of the host, on every address.
+	host, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "host secret") })}
+	go srv.Serve(host)
+	defer srv.Close()
+	hostPort := fmt.Sprint(host.Addr().(*net.TCPAddr).Port)
+
+	na, _ := loadNodeNet(b.dir(a.m))
+	nb, _ := loadNodeNet(b.dir(other.m))
+	otherPod := other.must("get", "pod", "-l", "app=web", "-o", "jsonpath={.items[0].status.podIP}")
+	mb, _ := b.member(other.m)
+	targets := map[string]string{
+		"the host on the node's link":       "http://" + net.JoinHostPort(na.hostIP().String(), hostPort) + "/",
+		"the host on the other node's link": "http://" + net.JoinHostPort(nb.hostIP().String(), hostPort) + "/",
+		"the other cluster's pod":           "http://" + net.JoinHostPort(otherPod, "8080") + "/",
+		"the other cluster's node":          "http://" + net.JoinHostPort(nb.nodeIP().String(), "10250") + "/",
+		"the other cluster's API":           "https://" + net.JoinHostPort(nb.hostIP().String(), fmt.Sprint(mb.cp.Ports().APIServer)) + "/readyz",
+	}
+	for _, ip := range hostAddresses(t) {
+		targets["the host at "+ip] = "http://" + net.JoinHostPort(ip, hostPort) + "/"
+	}
+	// The probe itself works: the same wget reaches the tenant's own pod.
+	ownPod := a.must("get", "pod", "-l", "app=web", "-o", "jsonpath={.items[0].status.podIP}")
+	if out := a.must("exec", "client", "--", "timeout", "5", "wget", "-q", "-O-", "http://"+net.JoinHostPort(ownPod, "8080")+"/"); out != "hello from the node" {
+		t.Fatalf("own pod: %q", out)
+	}
+	for name, url := range targets {
+		t.Run(name, func(t *testing.T) {
+			out, err := a.kubectl("exec", "client", "--", "timeout", "3", "wget", "-q", "-O-", "--no-check-certificate", url)
+			if reached(out, err) {
+				t.Fatalf("a pod of cluster A reached %s (%s): %q", name, url, out)
+			}
+		})
+	}
+}
+
+// reached reports whether a pod's wget got an answer: a body, an HTTP
+// error, or a TLS alert (busybox's TLS and kube-apiserver's or the
+// kubelet's ECDSA keys have no cipher in common, so a TLS server answers
+// with one).
+func reached(out string, err error) bool {
+	return err == nil || strings.Contains(out, "TLS error from peer") || strings.Contains(out, "server returned error")
+}
+
+// hostAddresses are this host's IPv4 addresses outside loopback and the
+// nodes' links.
+func hostAddresses(t *testing.T) []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range addrs {
+		ip := a.(*net.IPNet).IP.To4()
+		if ip == nil || ip.IsLoopback() || (ip[0] == 10 && ip[1] == 213) {
+			continue
+		}
+		out = append(out, ip.String())
+	}
+	return out
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/smek/action/internal/pool"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/statuspage"
+	"github.com/smek/action/internal/wire"
 )
 
 // Config is everything `provisioner serve` can be told.
@@ -53,6 +54,11 @@ type Config struct {
 	Backend string
 	// KubeBin holds the Kubernetes binaries for the local backend.
 	KubeBin string
+	// LocalNodes says whether the local backend's clusters get a kubelet
+	// node that runs pods: "on", "off" (the default: control planes whose
+	// Node object the backend registers) or "auto" (on when the machine
+	// can, see local.CheckNodeSupport; the server says at start why not).
+	LocalNodes string
 	// LocalEgressAllow are networks the local backend's API servers may
 	// reach for tenants although its egress proxy refuses them by default.
 	LocalEgressAllow []netip.Prefix
@@ -277,7 +283,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The standalone App records its deliveries and their work here
 	// (Deliveries), with a service token.
-	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest}
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, NodeKind: s.nodeKind()}
 	if cfg.GitHubWebhookSecret != "" {
 		if apiCfg.GitHubWebhook, err = s.githubApp(runCtx); err != nil {
 			return nil, err
@@ -380,10 +386,40 @@ func (s *Server) listenOps(apiCfg api.Config, ops map[string]http.Handler) error
 	return nil
 }
 
+// localNodes decides, from Config.LocalNodes, whether local clusters get
+// a node that runs pods.
+func (s *Server) localNodes() (bool, error) {
+	switch s.cfg.LocalNodes {
+	case "", "off":
+		return false, nil
+	case "on":
+		return true, nil
+	case "auto":
+		if err := local.CheckNodeSupport(s.cfg.KubeBin); err != nil {
+			s.log.Warn("local clusters will be control planes only: the API works, pods stay Pending", logkey.Err, err)
+			return false, nil
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("local nodes %q: want auto, on or off", s.cfg.LocalNodes)
+}
+
+// NodeKind says what node the clusters of this server have (wire.Versions).
+func (s *Server) nodeKind() string {
+	if s.local != nil && !s.local.Nodes() {
+		return wire.NodeRegistered
+	}
+	return wire.NodeKubelet
+}
+
 func (s *Server) backend() (pool.Backend, error) {
 	switch s.cfg.Backend {
 	case "local":
-		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, EgressAllow: s.cfg.LocalEgressAllow, Logger: s.log})
+		nodes, err := s.localNodes()
+		if err != nil {
+			return nil, err
+		}
+		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, EgressAllow: s.cfg.LocalEgressAllow, Nodes: nodes, Logger: s.log})
 		if err != nil {
 			return nil, err
 		}

@@ -119,6 +119,8 @@ type Cluster struct {
 	TerminatedAt      *time.Time   `json:"terminated-at,omitempty"`
 	Run               *RunMetadata `json:"run,omitempty"`
 	Timings           *Timings     `json:"timings,omitempty"`
+	// NodeKind is NodeKubelet or NodeRegistered (see Versions.NodeKind).
+	NodeKind string `json:"node-kind,omitempty"`
 	// SnapshotSizeGB is the size of a hibernated cluster's snapshot
 	// (cluster-status "hibernated": its server is deleted, a start
 	// restores it in minutes).
@@ -175,4 +177,17 @@ type Versions struct {
 	K8sVersions       []string `json:"k8s-versions"`
 	DefaultK8sVersion string   `json:"default-k8s-version"`
 	ClusterSizes      []string `json:"cluster-sizes"`
+	// NodeKind says whether the clusters' node runs pods (NodeKubelet) or
+	// is only registered (NodeRegistered): a local server on a machine
+	// without root or containerd.
+	NodeKind string `json:"node-kind"`
 }
+
+// Node kinds of Versions.NodeKind and Cluster.NodeKind.
+const (
+	// NodeKubelet is a real node: a kubelet runs the cluster's pods.
+	NodeKubelet = "kubelet"
+	// NodeRegistered is a Node object without a kubelet: the API works,
+	// pods are scheduled nowhere and stay Pending.
+	NodeRegistered = "registered"
+)
