@@ -40,7 +40,7 @@ func TestPoolStatusShowsTheServersTargets(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0", "--ops-addr", "",
-			"--kube-bin", kubeBin, "--pool-size", "3", "--pool-size-privileged", "1"},
+			"--kube-bin", kubeBin, "--pool-size", "3", "--pool-size-privileged", "1", "--local-nodes", "off"},
 			func(string) string { return "" }, &bytes.Buffer{}, logs)
 	}()
 	select {

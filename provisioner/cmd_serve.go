@@ -89,6 +89,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.HibernateAfter < 0 {
 		return fmt.Errorf("%w: --hibernate-after must be 0 (never) or positive, e.g. 2h, got %s", errUsage, cfg.HibernateAfter)
 	}
+	switch cfg.LocalNodes {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("%w: --local-nodes must be auto, on or off, got %q", errUsage, cfg.LocalNodes)
+	}
 	if cfg.LocalEgressAllow, err = parsePrefixes(*egressAllow); err != nil {
 		return fmt.Errorf("%w: --local-egress-allow: %v", errUsage, err)
 	}

@@ -29,6 +29,19 @@ func TestServeRefusesBadEgressAllow(t *testing.T) {
 	}
 }
 
+// A --local-nodes other than auto, on or off is a usage error naming the
+// flag, from the flag and from SMEK_LOCAL_NODES alike.
+func TestServeRefusesBadLocalNodes(t *testing.T) {
+	_, _, err := mainRun(t, map[string]string{"SMEK_DATA_DIR": t.TempDir()}, "serve", "--local-nodes", "yes")
+	if exitCodeOf(err) != 2 || !strings.Contains(err.Error(), "--local-nodes") || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf("flag: got %v (exit %d), want a usage error naming --local-nodes and the bad value", err, exitCodeOf(err))
+	}
+	_, _, err = mainRun(t, map[string]string{"SMEK_DATA_DIR": t.TempDir(), "SMEK_LOCAL_NODES": "maybe"}, "serve")
+	if exitCodeOf(err) != 2 || !strings.Contains(err.Error(), `"maybe"`) {
+		t.Errorf("environment: got %v (exit %d), want a usage error with the bad value", err, exitCodeOf(err))
+	}
+}
+
 func TestParsePrefixes(t *testing.T) {
 	got, err := parsePrefixes(" 10.1.2.3/8, ,fd00::/8")
 	if err != nil || len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "fd00::/8" {

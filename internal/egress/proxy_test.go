@@ -689,3 +689,43 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestServeAllowingIsPerListener: the networks one listener may reach
+// beside the policy (a local cluster's own node and pods) are open to the
+// connections of that listener only, never to another control plane's.
+func TestServeAllowingIsPerListener(t *testing.T) {
+	e := startEcho(t)
+	d := &dialer{routes: map[string]string{"10.213.1.2:10250": e.addr}}
+	p := startProxy(t, Config{Dial: d.dial})
+	dir, err := os.MkdirTemp("", "egress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	own, err := ListenUnix(filepath.Join(dir, "node.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.ServeAllowing(own, []netip.Prefix{netip.MustParsePrefix("10.213.1.2/32"), netip.MustParsePrefix("10.214.1.0/24")})
+	ownSocket := filepath.Join(dir, "node.sock")
+
+	c, res := connectLikeKubeAPIServer(t, ownSocket, "10.213.1.2:10250")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("own node: got %s, want 200", res.Status)
+	}
+	echo(t, c, "kubelet")
+	c.Close()
+	for _, tc := range []struct{ socket, target, why string }{
+		{p.socket, "10.213.1.2:10250", "another control plane's listener, the same node"},
+		{ownSocket, "10.213.2.2:10250", "the own listener, another node"},
+		{ownSocket, "10.214.2.5:8080", "the own listener, another node's pod"},
+	} {
+		if _, res := connectLikeKubeAPIServer(t, tc.socket, tc.target); res.StatusCode != http.StatusForbidden {
+			t.Errorf("%s (%s): got %s, want 403", tc.why, tc.target, res.Status)
+		}
+	}
+	p.waitHandled(t, 4)
+	if got := d.dialed(); len(got) != 1 || got[0] != "10.213.1.2:10250" {
+		t.Errorf("dialed %v, want only the own node", got)
+	}
+}

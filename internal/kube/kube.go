@@ -134,8 +134,10 @@ func (a *Admin) WaitServiceAccount(ctx context.Context) error {
 }
 
 // WaitNodeReady waits until the node has registered and its Ready
-// condition is True.
-func (a *Admin) WaitNodeReady(ctx context.Context, name string) error {
+// condition is True, as reported at or after since: a node started again
+// still shows the status its kubelet posted before the stop.
+func (a *Admin) WaitNodeReady(ctx context.Context, name string, since time.Time) error {
+	since = since.Truncate(time.Second) // the API keeps whole seconds
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	state := "not registered"
@@ -146,7 +148,7 @@ func (a *Admin) WaitNodeReady(ctx context.Context, name string) error {
 			state = "not ready"
 			for _, c := range n.Status.Conditions {
 				if c.Type == corev1.NodeReady {
-					if c.Status == corev1.ConditionTrue {
+					if c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(since) {
 						return nil
 					}
 					state = fmt.Sprintf("not ready: %s: %s", c.Reason, c.Message)

@@ -200,15 +200,9 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	phase("policy", start)
 	start = time.Now()
 	if mem.node != nil {
-		waitCtx, cancel := context.WithCancelCause(ctx)
-		mem.node.watch(waitCtx, cancel)
-		err := mem.admin.WaitNodeReady(waitCtx, nodeName)
-		cancel(nil)
-		if cause := context.Cause(waitCtx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-			err = cause
-		}
-		if err != nil {
-			return nil, fmt.Errorf("node: %w; last kubelet log lines:\n%s", err, mem.node.tail("kubelet", 15))
+		// A fresh node has no status of an earlier run.
+		if err := mem.waitNode(ctx, time.Time{}); err != nil {
+			return nil, err
 		}
 	} else {
 		labels := nodeLabels(m)
@@ -313,6 +307,22 @@ func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, e
 	return mem, nil
 }
 
+// waitNode waits until the member's node is Ready, as posted since, and
+// ends early, with the reason, when one of its processes exits.
+func (mem *member) waitNode(ctx context.Context, since time.Time) error {
+	waitCtx, cancel := context.WithCancelCause(ctx)
+	mem.node.watch(waitCtx, cancel)
+	err := mem.admin.WaitNodeReady(waitCtx, nodeName, since)
+	cancel(nil)
+	if cause := context.Cause(waitCtx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	if err != nil {
+		return fmt.Errorf("node: %w; last kubelet log lines:\n%s", err, mem.node.tail("kubelet", 15))
+	}
+	return nil
+}
+
 func (b *Backend) member(m cluster.Member) (*member, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -357,11 +367,19 @@ func (b *Backend) Stop(ctx context.Context, m cluster.Member) error {
 	return mem.stop(ctx)
 }
 
-// Start implements pool.Backend.
+// Start implements pool.Backend: the control plane runs again, and the
+// node, if the member has one, is Ready.
 func (b *Backend) Start(ctx context.Context, m cluster.Member) ([]byte, error) {
+	started := time.Now()
 	mem, err := b.startMember(ctx, m)
 	if err != nil {
 		return nil, err
+	}
+	if mem.node != nil {
+		if err := mem.waitNode(ctx, started); err != nil {
+			b.Stop(context.WithoutCancel(ctx), m)
+			return nil, err
+		}
 	}
 	b.prioritize(m, mem)
 	return withAPIServer(m.Data, b.dir(m), mem.cp.URL())

@@ -249,8 +249,9 @@ func (node *Node) start(ctx context.Context, data string) error {
 	return node.writePIDs()
 }
 
-// waitSocket waits until the process has created the unix socket at path
-// in its mount namespace, or has exited.
+// waitSocket waits until the process listens on the unix socket at path
+// in its mount namespace, or has exited. It dials: after a stop the
+// socket file of the previous run is still there.
 func waitSocket(ctx context.Context, p *process, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -258,7 +259,8 @@ func waitSocket(ctx context.Context, p *process, path string) error {
 	defer tick.Stop()
 	inNS := fmt.Sprintf("/proc/%d/root%s", p.cmd.Process.Pid, path)
 	for {
-		if fi, err := os.Stat(inNS); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", inNS); err == nil {
+			c.Close()
 			return nil
 		}
 		if err := p.exited(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,4 +295,179 @@ func hostAddresses(t *testing.T) []string {
 		out = append(out, ip.String())
 	}
 	return out
+}
+
+// traces lists what of node n and the data folder dir is on the host:
+// its network namespace, link, routes, nftables table, cgroups, mount
+// namespace, owner record, processes and mounts.
+func traces(t *testing.T, n nodeNet, dir string) []string {
+	t.Helper()
+	var out []string
+	if _, err := os.Stat(n.netnsPath()); err == nil {
+		out = append(out, "netns "+n.name())
+	}
+	if exec.Command("ip", "link", "show", n.name()).Run() == nil {
+		out = append(out, "link "+n.name())
+	}
+	if b, _ := exec.Command("ip", "route", "show", n.podCIDR().String()).Output(); len(bytes.TrimSpace(b)) > 0 {
+		out = append(out, "route "+n.podCIDR().String())
+	}
+	if exec.Command("nft", "list", "table", "inet", n.name()).Run() == nil {
+		out = append(out, "nft table "+n.name())
+	}
+	for _, root := range cgroupRoots() {
+		if _, err := os.Stat(filepath.Join(root, n.cgroup())); err == nil {
+			out = append(out, "cgroup "+filepath.Join(root, n.cgroup()))
+		}
+	}
+	for _, f := range []string{n.mntPath(), filepath.Join(ownerDir, n.name())} {
+		if _, err := os.Stat(f); err == nil {
+			out = append(out, "file "+f)
+		}
+	}
+	if pids := nodePIDs(n); len(pids) > 0 {
+		out = append(out, fmt.Sprintf("processes %v", pids))
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(dir)) {
+			out = append(out, "process "+p)
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, dir) || strings.Contains(line, n.mntPath()) {
+			out = append(out, "mount "+line)
+		}
+	}
+	return out
+}
+
+const volumePod = `apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  containers:
+  - name: writer
+    image: busybox
+    command: ["sh", "-c", "if [ -f /data/file ]; then echo again >> /data/file; else echo first > /data/file; fi; echo x > /scratch/x; exec sleep 3600"]
+    volumeMounts: [{name: data, mountPath: /data}, {name: scratch, mountPath: /scratch}]
+  volumes:
+  - name: data
+    emptyDir: {}
+  - name: scratch
+    emptyDir: {medium: Memory}
+`
+
+// TestNodeReleaseLeavesNoTrace: destroying a cluster whose node ran pods
+// (with a tmpfs volume) takes everything of the node off the host.
+func TestNodeReleaseLeavesNoTrace(t *testing.T) {
+	b := nodeBackend(t)
+	c := provisionNode(t, b, "s-trace")
+	c.apply(volumePod)
+	c.must("wait", "--for=condition=Ready", "pod/writer", "--timeout=120s")
+	n, ok := loadNodeNet(b.dir(c.m))
+	if !ok {
+		t.Fatal("no node network recorded")
+	}
+	dir := b.dir(c.m)
+	before := traces(t, n, dir)
+	// The check sees a running node, or its silence after the release
+	// would prove nothing.
+	for _, want := range []string{"netns ", "link ", "route ", "nft table ", "cgroup ", "file " + n.mntPath(), "processes "} {
+		if !slices.ContainsFunc(before, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Fatalf("a running node shows no %q: %v", want, before)
+		}
+	}
+	if err := b.Destroy(context.Background(), c.m); err != nil {
+		t.Fatal(err)
+	}
+	if after := traces(t, n, dir); len(after) > 0 {
+		t.Fatalf("left on the host after the release:\n%s", strings.Join(after, "\n"))
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the cluster's folder is still there: %v", err)
+	}
+}
+
+// TestNodeCrashIsCleanedAtStart: when the provisioner dies, the kernel
+// ends its children (containerd, kubelet, kube-proxy), but the pods and
+// containerd's shims live on, with the node's namespaces and cgroups. The
+// reconciler at the next start removes all of it.
+func TestNodeCrashIsCleanedAtStart(t *testing.T) {
+	b := nodeBackend(t)
+	c := provisionNode(t, b, "s-crash")
+	c.apply(volumePod)
+	c.must("wait", "--for=condition=Ready", "pod/writer", "--timeout=120s")
+	n, _ := loadNodeNet(b.dir(c.m))
+	dir := b.dir(c.m)
+	// The crash: every direct child dies as by Pdeathsig; nothing is
+	// cleaned up.
+	b.mu.Lock()
+	mem := b.running[c.m.ID]
+	delete(b.running, c.m.ID)
+	b.mu.Unlock()
+	mem.stopGrants()
+	for _, p := range append(mem.node.procs, mem.cp.procs...) {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	for _, l := range mem.node.listeners {
+		l.Close()
+	}
+	if len(nodePIDs(n)) == 0 {
+		t.Fatal("no pod or shim outlived the crash: the test shows nothing")
+	}
+	// The next start: a new backend on the same folder, which the
+	// database says holds no member.
+	b2, err := New(Config{Dir: b.cfg.Dir, BinDir: b.cfg.BinDir, Nodes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Reconcile(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if after := traces(t, n, dir); len(after) > 0 {
+		t.Fatalf("left on the host after the reconciler ran:\n%s", strings.Join(after, "\n"))
+	}
+}
+
+// TestNodeStopStart: a stopped cluster runs nothing; started again, its
+// node comes back Ready and runs its pods again, with their volumes.
+func TestNodeStopStart(t *testing.T) {
+	b := nodeBackend(t)
+	c := provisionNode(t, b, "s-stopstart")
+	c.apply(volumePod)
+	c.must("wait", "--for=condition=Ready", "pod/writer", "--timeout=120s")
+	n, _ := loadNodeNet(b.dir(c.m))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := b.Stop(ctx, c.m); err != nil {
+		t.Fatal(err)
+	}
+	if pids := nodePIDs(n); len(pids) > 0 {
+		t.Fatalf("processes of the stopped node: %v", pids)
+	}
+	if _, err := b.Start(ctx, c.m); err != nil {
+		t.Fatal(err)
+	}
+	c.must("wait", "--for=condition=Ready", "node/"+nodeName, "--timeout=120s")
+	// The container runs again once its start appended to the file.
+	var out string
+	for ctx.Err() == nil {
+		if out, _ = c.kubectl("exec", "writer", "--", "cat", "/data/file"); out == "first\nagain" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	status, _ := c.kubectl("get", "pod", "writer", "-o", "jsonpath={.status}")
+	for _, name := range []string{"kubelet", "containerd"} {
+		log, _ := os.ReadFile(filepath.Join(b.dir(c.m), "node", "logs", name+".log"))
+		lines := strings.Split(string(log), "\n")
+		t.Logf("%s log:\n%s", name, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+	}
+	t.Fatalf("after a start the pod's volume holds %q, want the first start's line and the second's; pod status %s", out, status)
 }

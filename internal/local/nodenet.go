@@ -49,9 +49,6 @@ type nodeNet struct {
 func (n nodeNet) name() string       { return "smek-" + strconv.Itoa(n.Index) }
 func (n nodeNet) hostIP() netip.Addr { return netip.AddrFrom4([4]byte{10, 213, byte(n.Index), 1}) }
 func (n nodeNet) nodeIP() netip.Addr { return netip.AddrFrom4([4]byte{10, 213, byte(n.Index), 2}) }
-func (n nodeNet) link() netip.Prefix {
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n.Index), 0}), 30)
-}
 func (n nodeNet) podCIDR() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 214, byte(n.Index), 0}), 24)
 }

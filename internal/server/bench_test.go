@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/smek/action/internal/cluster"
+	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/wire"
 )
@@ -60,7 +62,7 @@ func BenchmarkWarmClaim(b *testing.B) {
 		}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			smek := smektest.Start(b, smektest.Options{PoolSize: 3})
+			smek := smektest.Start(b, smektest.Options{PoolSize: 3, Configure: benchNodes(b)})
 			token := smek.Token("bench", smektest.TokenOptions{MaxClusters: 1000})
 			var total, claim, ready []time.Duration
 			b.ResetTimer()
@@ -86,6 +88,19 @@ func BenchmarkWarmClaim(b *testing.B) {
 			b.ReportMetric(percentile(ready, 0.5), "writes-p50-ms")
 		})
 	}
+}
+
+// benchNodes gives the local clusters a kubelet node when SMEK_BENCH_NODES
+// is set: the claim benchmarks then run against members that run pods
+// (`SMEK_BENCH_NODES=1 make bench`, compared with a run without it).
+func benchNodes(b *testing.B) func(*server.Config) {
+	if os.Getenv("SMEK_BENCH_NODES") == "" {
+		return nil
+	}
+	if err := local.CheckNodeSupport(smektest.KubeBin(b)); err != nil {
+		b.Fatal(err)
+	}
+	return func(c *server.Config) { c.LocalNodes = "on" }
 }
 
 // BenchmarkColdCreate: create → kubeconfig with no pool: a control plane is
