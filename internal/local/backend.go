@@ -514,3 +514,21 @@ func (b *Backend) Revoke(ctx context.Context, m cluster.Member) error {
 	}
 	return mem.admin.Revoke(ctx)
 }
+
+// RemoveNodes takes the nodes of every cluster folder under dir off the
+// host (processes, cgroups, namespaces, firewall and network), keeping the
+// folders: for tests and tools that are done with a data folder whose
+// server has stopped.
+func RemoveNodes(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range hostNodes() {
+		if owner := n.owner(); owner != "" && strings.HasPrefix(owner, dir+string(filepath.Separator)) {
+			errs = append(errs, destroyNode(n))
+		}
+	}
+	return errors.Join(errs...)
+}

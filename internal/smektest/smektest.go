@@ -15,6 +15,7 @@ import (
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/local/localtest"
+	"github.com/smek/action/internal/local"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/sqlite"
 )
@@ -77,6 +78,13 @@ func Start(t testing.TB, opts Options) *SMEK {
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
+	// After the last server on dir has stopped (which keeps its clusters
+	// for a restart), their nodes go: nothing of the test stays on the host.
+	t.Cleanup(func() {
+		if err := local.RemoveNodes(dir); err != nil {
+			t.Errorf("remove the local nodes of %s: %v", dir, err)
+		}
+	})
 	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
