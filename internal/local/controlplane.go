@@ -464,22 +464,5 @@ func freePorts(n int) ([]int, error) {
 }
 
 func writeClientKubeconfig(path, server, ca, cert, key string) error {
-	doc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: %s
-    certificate-authority: %s
-users:
-- name: local
-  user:
-    client-certificate: %s
-    client-key: %s
-contexts:
-- name: local
-  context: {cluster: local, user: local}
-current-context: local
-`, server, ca, cert, key)
-	return os.WriteFile(path, []byte(doc), 0o600)
+	return os.WriteFile(path, []byte(kubeconfig(server, ca, cert, key)), 0o600)
 }

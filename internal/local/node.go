@@ -505,8 +505,9 @@ func removeCgroups(cg string) error {
 	return errors.Join(errs...)
 }
 
-// kubeconfig is a client configuration for a node component. The server
-// certificate names "kubernetes", whichever address the node uses.
+// kubeconfig is a client configuration for a component of the cluster.
+// kube-apiserver's certificate names "kubernetes", whichever address the
+// client dials (the node dials its forwarder's).
 func kubeconfig(server, ca, cert, key string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Config
