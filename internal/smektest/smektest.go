@@ -14,8 +14,8 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/cluster"
-	"github.com/smek/action/internal/local/localtest"
 	"github.com/smek/action/internal/local"
+	"github.com/smek/action/internal/local/localtest"
 	"github.com/smek/action/internal/server"
 	"github.com/smek/action/internal/sqlite"
 )
