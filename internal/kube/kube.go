@@ -165,6 +165,27 @@ func (a *Admin) WaitNodeReady(ctx context.Context, name string, since time.Time)
 	}
 }
 
+// WaitDeploymentAvailable waits until the deployment has an available
+// replica.
+func (a *Admin) WaitDeploymentAvailable(ctx context.Context, ns, name string) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d, err := a.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && d.Status.AvailableReplicas > 0 {
+			return nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("wait for deployment %s/%s: %w", ns, name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for deployment %s/%s to be available: %w", ns, name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // LabelNodes gives every node the cluster id label. The pool does it
 // while it makes a member ready, with the id the member reserved for the
 // cluster that will claim it (cluster.Member.ReservedID), so that a claim

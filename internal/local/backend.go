@@ -16,6 +16,7 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/egress"
 	"github.com/smek/action/internal/kube"
+	"github.com/smek/action/internal/kube/packaged"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
@@ -122,7 +123,7 @@ func New(cfg Config) (*Backend, error) {
 		if cfg.Busybox == "" {
 			cfg.Busybox = "/bin/busybox"
 		}
-		if b.mirror, err = newMirror(cfg.Busybox); err != nil {
+		if b.mirror, err = newMirror(cfg.Busybox, filepath.Join(cfg.BinDir, "local-path-provisioner")); err != nil {
 			return nil, err
 		}
 	}
@@ -198,6 +199,14 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 		return nil, fmt.Errorf("apply tenant policy: %w", err)
 	}
 	phase("policy", start)
+	if mem.node != nil {
+		// k3s's packaged local storage, as on hetzner.
+		start = time.Now()
+		if err := kube.ApplyManifest(ctx, mem.cp.AdminConfig(), "smek", packaged.LocalStorage(packaged.LocalStoragePath, "")); err != nil {
+			return nil, fmt.Errorf("apply local-storage: %w", err)
+		}
+		phase("local-storage", start)
+	}
 	start = time.Now()
 	if mem.node != nil {
 		// A fresh node has no status of an earlier run.
@@ -215,6 +224,11 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	start = time.Now()
 	if err := mem.admin.WaitServiceAccount(ctx); err != nil {
 		return nil, err
+	}
+	if mem.node != nil {
+		if err := mem.admin.WaitDeploymentAvailable(ctx, "kube-system", "local-path-provisioner"); err != nil {
+			return nil, err
+		}
 	}
 	phase("controllers", start)
 	b.prioritize(m, mem)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/smek/action/internal/kube/packaged"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -46,8 +47,12 @@ type mirror struct {
 
 // newMirror builds the preloaded images from the host's static busybox
 // and pushes them into an in-memory registry.
-func newMirror(busybox string) (*mirror, error) {
+func newMirror(busybox, localPath string) (*mirror, error) {
 	layer, err := busyboxLayer(busybox)
+	if err != nil {
+		return nil, err
+	}
+	lpLayer, err := fileLayer(localPath, "usr/bin/local-path-provisioner")
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +66,8 @@ func newMirror(busybox string) (*mirror, error) {
 	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	defer srv.Close()
-	push := func(ref string, cfg v1.Config) error {
-		img, err := mutate.AppendLayers(empty.Image, layer)
+	push := func(ref string, cfg v1.Config, extra ...v1.Layer) error {
+		img, err := mutate.AppendLayers(empty.Image, append([]v1.Layer{layer}, extra...)...)
 		if err != nil {
 			return err
 		}
@@ -92,6 +97,14 @@ func newMirror(busybox string) (*mirror, error) {
 	if err := push(PauseImage, v1.Config{Env: path, Entrypoint: []string{"/bin/sleep", "2147483647"}}); err != nil {
 		return nil, fmt.Errorf("build %s: %w", PauseImage, err)
 	}
+	// k3s's local-storage component: the provisioner, and busybox for
+	// its helper pods.
+	if err := push(packaged.LocalPathProvisionerImage, v1.Config{Env: path}, lpLayer); err != nil {
+		return nil, fmt.Errorf("build %s: %w", packaged.LocalPathProvisionerImage, err)
+	}
+	if err := push(packaged.LocalPathHelperImage, v1.Config{Env: path, Cmd: []string{"sh"}}); err != nil {
+		return nil, fmt.Errorf("build %s: %w", packaged.LocalPathHelperImage, err)
+	}
 	return &mirror{handler: reg}, nil
 }
 
@@ -115,6 +128,23 @@ func (m *mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.handler.ServeHTTP(w, r)
+}
+
+// fileLayer is a layer with the executable at path as name.
+func fileLayer(path, name string) (v1.Layer, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(bin)), ModTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	tw.Write(bin)
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }
 
 // busyboxLayer is a root filesystem with the static busybox at /bin/busybox,

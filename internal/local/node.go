@@ -23,7 +23,7 @@ import (
 
 // nodeBinaries are the Kubernetes binaries a node runs, beside the control
 // plane's.
-var nodeBinaries = []string{"kubelet", "kube-proxy", "kube-scheduler"}
+var nodeBinaries = []string{"kubelet", "kube-proxy", "kube-scheduler", "local-path-provisioner"}
 
 // hostCommands are the programs from the host's packages a node needs,
 // with the Debian package that has each.

@@ -344,6 +344,13 @@ func traces(t *testing.T, n nodeNet, dir string) []string {
 }
 
 const volumePod = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: writer}
 spec:
@@ -354,7 +361,7 @@ spec:
     volumeMounts: [{name: data, mountPath: /data}, {name: scratch, mountPath: /scratch}]
   volumes:
   - name: data
-    emptyDir: {}
+    persistentVolumeClaim: {claimName: data}
   - name: scratch
     emptyDir: {medium: Memory}
 `
@@ -432,13 +439,21 @@ func TestNodeCrashIsCleanedAtStart(t *testing.T) {
 	}
 }
 
-// TestNodeStopStart: a stopped cluster runs nothing; started again, its
-// node comes back Ready and runs its pods again, with their volumes.
+// TestNodeStopStart: a claim of the default StorageClass (k3s's
+// local-path, provisioned on the node) binds for its consumer; a stopped
+// cluster runs nothing; started again, its node comes back Ready and runs
+// its pods again, with their volumes.
 func TestNodeStopStart(t *testing.T) {
 	b := nodeBackend(t)
 	c := provisionNode(t, b, "s-stopstart")
 	c.apply(volumePod)
 	c.must("wait", "--for=condition=Ready", "pod/writer", "--timeout=120s")
+	if phase := c.must("get", "pvc", "data", "-o", "jsonpath={.status.phase}"); phase != "Bound" {
+		t.Fatalf("claim %s, want Bound", phase)
+	}
+	if sc := c.must("get", "pvc", "data", "-o", "jsonpath={.spec.storageClassName}"); sc != "local-path" {
+		t.Fatalf("claim of class %q, want the default local-path", sc)
+	}
 	n, _ := loadNodeNet(b.dir(c.m))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

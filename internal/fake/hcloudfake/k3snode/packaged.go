@@ -1,18 +1,13 @@
 package k3snode
 
 import (
-	_ "embed"
 	"os"
-	"strings"
+
+	"github.com/smek/action/internal/kube/packaged"
 )
 
-// localStorage is k3s's packaged local-storage component.
-//
-//go:embed packaged/local-storage.yaml
-var localStorage string
-
 // Where k3s keeps local-path volumes (its default-local-storage-path).
-const localStoragePath = "/var/lib/rancher/k3s/storage"
+const localStoragePath = packaged.LocalStoragePath
 
 // writePackaged does what k3s does with its packaged components at every
 // start: it (re)writes their manifests into the manifests folder, where
@@ -27,6 +22,6 @@ func writePackaged(n *Node, cfg k3sConfig) error {
 		}
 		return nil
 	}
-	doc := strings.NewReplacer("%{DEFAULT_LOCAL_STORAGE_PATH}%", localStoragePath, "%{SYSTEM_DEFAULT_REGISTRY}%", "").Replace(localStorage)
+	doc := packaged.LocalStorage(localStoragePath, "")
 	return n.writeFile(name, []byte(doc), 0o600)
 }
