@@ -24,6 +24,9 @@ KUBE_TOOLS := $(KUBE_BIN)/etcd $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-contr
 # k3s's local-storage provisioner, run by the simulated k3s node
 # (internal/fake/hcloudfake/k3snode). Its own module: see tools/localpath/tools.go.
 LOCAL_PATH_PROVISIONER := $(KUBE_BIN)/local-path-provisioner
+# CoreDNS, the cluster DNS of the local backend's nodes. Its own module: see
+# tools/coredns/tools.go.
+COREDNS := $(KUBE_BIN)/coredns
 
 .PHONY: all build dist run node-deps test test-short bench fuzz kube-bin lint clean
 
@@ -43,8 +46,13 @@ dist:
 ## and the node's kubelet, kube-proxy and kube-scheduler from the Go module
 ## proxy into $(KUBE_BIN) (about 14 minutes the first time on 2 cores,
 ## cached by the Go build cache afterwards), and
-## local-path-provisioner for the simulated k3s node (about 3 minutes).
-kube-bin: $(KUBE_TOOLS) $(LOCAL_PATH_PROVISIONER)
+## local-path-provisioner for the nodes and the simulated k3s node (about 3
+## minutes), and CoreDNS for the nodes (about 5 minutes).
+kube-bin: $(KUBE_TOOLS) $(LOCAL_PATH_PROVISIONER) $(COREDNS)
+
+$(COREDNS): tools/coredns/go.mod tools/coredns/go.sum
+	@mkdir -p $(KUBE_BIN)
+	cd tools/coredns && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(COREDNS) github.com/coredns/coredns
 
 $(LOCAL_PATH_PROVISIONER): tools/localpath/go.mod tools/localpath/go.sum
 	@mkdir -p $(KUBE_BIN)
@@ -83,7 +91,7 @@ bench: kube-bin
 		./internal/server/ ./internal/sqlite/ ./action/ ./internal/githubapp/... ./internal/hetzner/ | tee bench.txt
 
 ## lint: gofmt, go vet and staticcheck, as CI runs them before the tests.
-## tools/kube and tools/localpath are their own modules: ./... skips them,
+## tools/kube, tools/localpath and tools/coredns are their own modules: ./... skips them,
 ## and gofmt leaves them out too.
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck

@@ -123,7 +123,7 @@ func New(cfg Config) (*Backend, error) {
 		if cfg.Busybox == "" {
 			cfg.Busybox = "/bin/busybox"
 		}
-		if b.mirror, err = newMirror(cfg.Busybox, filepath.Join(cfg.BinDir, "local-path-provisioner")); err != nil {
+		if b.mirror, err = newMirror(cfg.Busybox, filepath.Join(cfg.BinDir, "local-path-provisioner"), filepath.Join(cfg.BinDir, "coredns")); err != nil {
 			return nil, err
 		}
 	}
@@ -200,12 +200,15 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 	}
 	phase("policy", start)
 	if mem.node != nil {
-		// k3s's packaged local storage, as on hetzner.
+		// k3s's packaged local storage and cluster DNS, as on hetzner.
 		start = time.Now()
 		if err := kube.ApplyManifest(ctx, mem.cp.AdminConfig(), "smek", packaged.LocalStorage(packaged.LocalStoragePath, "")); err != nil {
 			return nil, fmt.Errorf("apply local-storage: %w", err)
 		}
-		phase("local-storage", start)
+		if err := kube.ApplyManifest(ctx, mem.cp.AdminConfig(), "smek", corednsManifest()); err != nil {
+			return nil, fmt.Errorf("apply coredns: %w", err)
+		}
+		phase("addons", start)
 	}
 	start = time.Now()
 	if mem.node != nil {
@@ -226,8 +229,10 @@ func (b *Backend) Provision(ctx context.Context, m cluster.Member) ([]byte, erro
 		return nil, err
 	}
 	if mem.node != nil {
-		if err := mem.admin.WaitDeploymentAvailable(ctx, "kube-system", "local-path-provisioner"); err != nil {
-			return nil, err
+		for _, d := range []string{"local-path-provisioner", "coredns"} {
+			if err := mem.admin.WaitDeploymentAvailable(ctx, "kube-system", d); err != nil {
+				return nil, err
+			}
 		}
 	}
 	phase("controllers", start)

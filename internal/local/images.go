@@ -32,6 +32,9 @@ const (
 	BusyboxImage = "docker.io/library/busybox:latest"
 	// PauseImage is containerd's sandbox image.
 	PauseImage = "registry.k8s.io/pause:3.10"
+	// CoreDNSImage is the cluster DNS, from bin/kube/coredns (the name
+	// k3s's airgap images give CoreDNS).
+	CoreDNSImage = "docker.io/rancher/mirrored-coredns-coredns:1.15.0"
 )
 
 // mirroredRegistries are the registries whose pulls try the mirror first.
@@ -47,7 +50,7 @@ type mirror struct {
 
 // newMirror builds the preloaded images from the host's static busybox
 // and pushes them into an in-memory registry.
-func newMirror(busybox, localPath string) (*mirror, error) {
+func newMirror(busybox, localPath, coredns string) (*mirror, error) {
 	layer, err := busyboxLayer(busybox)
 	if err != nil {
 		return nil, err
@@ -96,6 +99,13 @@ func newMirror(busybox, localPath string) (*mirror, error) {
 	// with SIGKILL, which is all a sleeping busybox needs.
 	if err := push(PauseImage, v1.Config{Env: path, Entrypoint: []string{"/bin/sleep", "2147483647"}}); err != nil {
 		return nil, fmt.Errorf("build %s: %w", PauseImage, err)
+	}
+	dnsLayer, err := fileLayer(coredns, "coredns")
+	if err != nil {
+		return nil, err
+	}
+	if err := push(CoreDNSImage, v1.Config{Env: path, Entrypoint: []string{"/coredns"}}, dnsLayer); err != nil {
+		return nil, fmt.Errorf("build %s: %w", CoreDNSImage, err)
 	}
 	// k3s's local-storage component: the provisioner, and busybox for
 	// its helper pods.

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ import (
 
 // nodeBinaries are the Kubernetes binaries a node runs, beside the control
 // plane's.
-var nodeBinaries = []string{"kubelet", "kube-proxy", "kube-scheduler", "local-path-provisioner"}
+var nodeBinaries = []string{"kubelet", "kube-proxy", "kube-scheduler", "local-path-provisioner", "coredns"}
 
 // hostCommands are the programs from the host's packages a node needs,
 // with the Debian package that has each.
@@ -531,6 +532,14 @@ current-context: local
 
 // clusterDNS is the Service address of the cluster's DNS.
 const clusterDNS = "10.0.0.10"
+
+//go:embed coredns.yaml
+var corednsYAML string
+
+// corednsManifest is the cluster DNS of a node.
+func corednsManifest() string {
+	return strings.NewReplacer("%{COREDNS_IMAGE}%", CoreDNSImage, "%{CLUSTER_DNS}%", clusterDNS).Replace(corednsYAML)
+}
 
 func (node *Node) kubeletConfig(pki string) string {
 	p := func(name string) string { return filepath.Join(pki, name) }

@@ -158,6 +158,18 @@ func TestNodeRunsWorkloads(t *testing.T) {
 			t.Fatalf("GET the Service from another pod: %q", out)
 		}
 	})
+	t.Run("dns", func(t *testing.T) {
+		// CoreDNS answers for the Service's name, from another pod, and
+		// the name reaches the Service.
+		ip := c.must("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+		out := c.must("exec", "client", "--", "nslookup", "web.default.svc.cluster.local")
+		if !strings.Contains(out, "Address: "+ip) {
+			t.Fatalf("nslookup web.default.svc.cluster.local: %q, want %s", out, ip)
+		}
+		if out := c.must("exec", "client", "--", "timeout", "10", "wget", "-q", "-O-", "http://web/"); out != "hello from the node" {
+			t.Fatalf("GET http://web/ from another pod: %q", out)
+		}
+	})
 	t.Run("kubernetes service", func(t *testing.T) {
 		// Pods reach kube-apiserver at the kubernetes Service, as their
 		// in-cluster clients do. busybox's TLS offers none of the
