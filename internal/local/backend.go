@@ -316,6 +316,14 @@ func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, e
 	mem := &member{cp: cp, node: node, admin: admin, stopGrants: stopGrants, grantsDone: make(chan struct{})}
 	go func() {
 		defer close(mem.grantsDone)
+		if node != nil {
+			lbDone := make(chan struct{})
+			go func() {
+				defer close(lbDone)
+				serveLoadBalancers(grantCtx, admin.Clientset(), node.net.nodeIP(), b.log.With(logkey.Member, m.ID))
+			}()
+			defer func() { <-lbDone }()
+		}
 		if err := policy.GrantCustomResources(grantCtx, cp.AdminConfig(), b.log.With(logkey.Member, m.ID)); err != nil && grantCtx.Err() == nil {
 			b.log.Warn("grant custom resources", logkey.Member, m.ID, logkey.Err, err)
 		}

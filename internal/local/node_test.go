@@ -180,6 +180,32 @@ func TestNodeRunsWorkloads(t *testing.T) {
 			t.Fatalf("GET https://10.0.0.1/readyz from a pod: %q, want kube-apiserver's TLS alert", out)
 		}
 	})
+	t.Run("loadbalancer", func(t *testing.T) {
+		// ServiceLB's part: a LoadBalancer on 80 answers on the node's
+		// address, from the host.
+		c.must("expose", "deployment/web", "--name=web-lb", "--type=LoadBalancer", "--port=80", "--target-port=8080")
+		n, _ := loadNodeNet(b.dir(c.m))
+		c.must("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}="+n.nodeIP().String(), "service/web-lb", "--timeout=60s")
+		// kube-proxy programs the address a moment after the status is
+		// set, as a cloud load balancer takes a moment to answer.
+		client := &http.Client{Timeout: 5 * time.Second}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := client.Get("http://" + n.nodeIP().String() + "/")
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if got := strings.TrimSpace(string(body)); got != "hello from the node" {
+					t.Fatalf("GET http://%s/ from the host: %q", n.nodeIP(), got)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the LoadBalancer does not answer on the node's address: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 	t.Run("port-forward", func(t *testing.T) {
 		portForward(t, c, "deployment/web", "8080", "hello from the node")
 	})
