@@ -209,6 +209,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	c := wire.Cluster{
 		K8sVersion:    K8sVersions[0],
 		ClusterSize:   ClusterSizes[0],
+		NodeKind:      wire.NodeKubelet,
 		MinutesToLive: 60,
 		KeepCluster:   true,
 		Run:           req.Run,
@@ -500,5 +501,5 @@ func (s *Server) extend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
-	reply(w, http.StatusOK, wire.Versions{K8sVersions: K8sVersions, DefaultK8sVersion: K8sVersions[0], ClusterSizes: ClusterSizes})
+	reply(w, http.StatusOK, wire.Versions{K8sVersions: K8sVersions, DefaultK8sVersion: K8sVersions[0], ClusterSizes: ClusterSizes, NodeKind: wire.NodeKubelet})
 }
