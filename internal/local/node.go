@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ func CheckNodeSupport(binDir string) error {
 	}
 	var pkgs []string
 	for _, c := range hostCommands {
-		if _, err := os.Stat(c.path); err != nil && !contains(pkgs, c.pkg) {
+		if _, err := os.Stat(c.path); err != nil && !slices.Contains(pkgs, c.pkg) {
 			pkgs = append(pkgs, c.pkg)
 		}
 	}
@@ -83,15 +84,6 @@ func CheckNodeSupport(binDir string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrNoNodes, strings.Join(why, "; "))
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // NodeConfig says how to run a cluster's node.
