@@ -33,6 +33,7 @@ Commands:
   start        start a stopped cluster and write its fresh kubeconfig
   terminate    end a cluster for good
   extend       move a cluster's expiry and refresh its kubeconfig file
+  release      end a CI job's cluster, or keep it for debugging when the job failed
   versions     list the Kubernetes versions and sizes the server offers
   version      print this program's version
 
@@ -64,6 +65,7 @@ var commands = []command{
 		"(smek-<id>.yaml in KUBECONFIG, under $HOME/.kube, or the action's file in a later step of the job)\n" +
 		"or write a fresh one to --kubeconfig PATH. Kubeconfigs handed out before keep working too:\n" +
 		"each is valid for 7 days, or until the deadline if that is later, while the cluster runs.", flags: extendFlags},
+	{name: "release", args: "<cluster-id>", needsID: true, help: releaseHelp, flags: releaseFlags},
 	{name: "versions", help: "List the Kubernetes versions and cluster sizes the server offers.", flags: versionsFlags},
 }
 

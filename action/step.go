@@ -26,6 +26,10 @@ const (
 type actionInputs struct {
 	apiURL, token, oidcAudience string
 	create                      createInputs
+	// keepOnFailure, diagnostics and jobStatus are the post step's: what
+	// to do with the cluster of a failed job. jobStatus is job.status as
+	// the runner evaluates it for the post step (action.yml's default).
+	keepOnFailure, diagnostics, jobStatus string
 }
 
 // readInputs reads the inputs and masks the token before anything can
@@ -44,6 +48,9 @@ func readInputs(a *githubactions.Action) actionInputs {
 			NotificationEmail: a.GetInput("notification-email"),
 			Wait:              a.GetInput("wait"),
 		},
+		keepOnFailure: a.GetInput("keep-on-failure"),
+		diagnostics:   a.GetInput("diagnostics"),
+		jobStatus:     a.GetInput("job-status"),
 	}
 	// Outside action.yml (a workflow that runs the image itself) the
 	// CLI's variables fill in.
@@ -89,6 +96,13 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	keepDefault := false
 	req, wait, err := in.create.request(&keepDefault)
 	if err != nil {
+		return fmt.Errorf("input %w", err)
+	}
+	// The post step's inputs fail here, before a cluster exists.
+	if _, err := parseKeepFor("keep-on-failure", in.keepOnFailure); err != nil {
+		return fmt.Errorf("input %w", err)
+	}
+	if _, err := parseDiagnostics("diagnostics", in.diagnostics); err != nil {
 		return fmt.Errorf("input %w", err)
 	}
 	cmds := ghaction.Commands{A: a, Getenv: p.getenv}

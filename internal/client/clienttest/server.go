@@ -135,6 +135,16 @@ func (s *Server) Cluster(id string) (wire.Cluster, bool) {
 	return *c, true
 }
 
+// SetStatus changes a cluster's status behind the API's back, as the
+// server's own lifecycle (its TTL, a lost server) does.
+func (s *Server) SetStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clusters[id]; ok {
+		c.ClusterStatus = status
+	}
+}
+
 // Live returns the ids of clusters that are not terminated, sorted.
 func (s *Server) Live() []string {
 	s.mu.Lock()
