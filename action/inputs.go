@@ -108,6 +108,10 @@ func parseBool(field, v string, def *bool) (*bool, error) {
 	return nil, &fieldError{field, v, "is not a boolean (true or false)"}
 }
 
+// maxKeepFor bounds keep-on-failure far beyond any account's maximum (the
+// server shortens a keep to that), so that rounding cannot overflow.
+const maxKeepFor = 366 * 24 * time.Hour
+
 // parseKeepFor reads keep-on-failure: how long a failed job's cluster is
 // kept for debugging, as a duration of whole minutes (rounded up). Empty,
 // "0" and "false" turn it off.
@@ -126,6 +130,9 @@ func parseKeepFor(field, v string) (time.Duration, error) {
 	}
 	if d < 0 {
 		return 0, &fieldError{field, v, "must not be negative"}
+	}
+	if d > maxKeepFor {
+		return 0, &fieldError{field, v, "is longer than a year"}
 	}
 	return (d + time.Minute - 1).Truncate(time.Minute), nil
 }

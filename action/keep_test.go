@@ -188,3 +188,22 @@ func TestCLIRelease(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPostInputs: the post step's inputs never panic, and a keep duration
+// that parses is whole minutes, never negative.
+func FuzzPostInputs(f *testing.F) {
+	for _, s := range []string{"30m", "90s", "0", "", "2h45m", "-1m", "1e9h", "failure", "137", " canceled "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if d, err := parseKeepFor("keep-on-failure", v); err == nil && (d < 0 || d%time.Minute != 0) {
+			t.Errorf("parseKeepFor(%q) = %v", v, d)
+		}
+		if _, err := jobFailed("job-status", v); err != nil && !strings.Contains(err.Error(), "job-status") {
+			t.Errorf("jobFailed(%q): error %q does not name the input", v, err)
+		}
+		if _, err := parseDiagnostics("diagnostics", v); err != nil && !strings.Contains(err.Error(), "diagnostics") {
+			t.Errorf("parseDiagnostics(%q): error %q does not name the input", v, err)
+		}
+	})
+}
