@@ -20,6 +20,7 @@ import (
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/registrymirror"
 )
 
 // Version is the Kubernetes version that `make kube-bin` builds.
@@ -42,6 +43,10 @@ type Config struct {
 	// CheckNodeSupport for what the machine needs). Without it a cluster
 	// is a control plane whose Node object the backend registers itself.
 	Nodes bool
+	// RegistryMirrors are the operator's registry mirrors: a node's
+	// containerd tries a registry's after the backend's own image mirror
+	// and before the registry itself.
+	RegistryMirrors []registrymirror.Mirror
 	// Busybox is the static busybox the preloaded images are made of
 	// (default /bin/busybox, from Debian's busybox-static).
 	Busybox string
