@@ -299,7 +299,7 @@ func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, e
 	if b.cfg.Nodes {
 		node, err = StartNode(ctx, NodeConfig{
 			Dir: cp.cfg.Dir, BinDir: b.cfg.BinDir, Name: nodeName, Labels: nodeLabels(m),
-			APIPort: cp.ports.APIServer, Mirror: b.mirror, Logger: b.log,
+			APIPort: cp.ports.APIServer, Mirror: b.mirror, RegistryMirrors: b.cfg.RegistryMirrors, Logger: b.log,
 		}, cfg.node)
 		if err != nil {
 			cp.Stop(ctx)

@@ -187,3 +187,20 @@ func checkURL(raw string) (string, error) {
 	}
 	return s, nil
 }
+
+// ContainerdHost is the mirror URL as a host entry of containerd's
+// hosts.toml, written as k3s writes it: a URL without a path, or with
+// "/" or "/v2", is the registry API's root (…/v2); any other path is the
+// API's root itself, which containerd must not extend (override_path).
+func ContainerdHost(mirrorURL string) (host string, overridePath bool) {
+	u, err := url.Parse(mirrorURL)
+	if err != nil {
+		return mirrorURL, false
+	}
+	switch u.Path {
+	case "", "/", "/v2":
+		u.Path = "/v2"
+		return u.String(), false
+	}
+	return u.String(), true
+}

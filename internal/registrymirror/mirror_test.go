@@ -140,3 +140,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestContainerdHost(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		override bool
+	}{
+		{"https://m.example", "https://m.example/v2", false},
+		{"https://m.example/", "https://m.example/v2", false},
+		{"http://m.example:5000/v2", "http://m.example:5000/v2", false},
+		{"https://m.example/v2/hub", "https://m.example/v2/hub", true},
+		{"https://m.example/prefix", "https://m.example/prefix", true},
+	} {
+		got, override := ContainerdHost(tt.in)
+		if got != tt.want || override != tt.override {
+			t.Errorf("ContainerdHost(%s): got %s %v, want %s %v", tt.in, got, override, tt.want, tt.override)
+		}
+	}
+}
