@@ -42,6 +42,9 @@ func TestRegistriesYAMLBecomesHostsTOML(t *testing.T) {
   quay.io:
     endpoint: []
 unknown: ignored, as k3s's yaml.v2 does
+Mirrors:
+  ghcr.io:
+    endpoint: ["https://ignored.example"]
 `
 	if err := n.writeFile(K3sRegistries, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
