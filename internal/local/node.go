@@ -105,7 +105,7 @@ type NodeConfig struct {
 	Mirror http.Handler
 	// RegistryMirrors are the operator's mirrors, tried after Mirror.
 	RegistryMirrors []registrymirror.Mirror
-	Logger *slog.Logger
+	Logger          *slog.Logger
 }
 
 // mirrorPort is the image mirror's port on every node's host address.
