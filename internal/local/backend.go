@@ -120,13 +120,13 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With(logkey.Component, "local")
+	if cfg.Busybox == "" {
+		cfg.Busybox = "/bin/busybox"
+	}
 	b := &Backend{cfg: cfg, log: log, running: map[string]*member{}}
 	if cfg.Nodes {
 		if err := CheckNodeSupport(cfg.BinDir); err != nil {
 			return nil, err
-		}
-		if cfg.Busybox == "" {
-			cfg.Busybox = "/bin/busybox"
 		}
 		if b.mirror, err = newMirror(cfg.Busybox, filepath.Join(cfg.BinDir, "local-path-provisioner"), filepath.Join(cfg.BinDir, "coredns")); err != nil {
 			return nil, err
