@@ -381,6 +381,15 @@ func tarOf(t *testing.T, files map[string]string) []byte {
 	return b.Bytes()
 }
 
+// savedFile writes a `docker save` archive of a random image tagged tag
+// to dir/file and returns its path.
+func savedFile(t *testing.T, dir, file, tag string) string {
+	t.Helper()
+	var b bytes.Buffer
+	dockerSave(t, &b, map[string]v1.Image{tag: randomImage(t)})
+	return writeFile(t, filepath.Join(dir, file), b.Bytes())
+}
+
 func gzipped(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer

@@ -162,9 +162,7 @@ func TestImageLoadDockerEngineFailures(t *testing.T) {
 func TestImageLoadRefusesBeforeSending(t *testing.T) {
 	c := newImageCLI(t)
 	dir := t.TempDir()
-	var save bytes.Buffer
-	dockerSave(t, &save, map[string]v1.Image{"app:dev": randomImage(t)})
-	good := writeFile(t, filepath.Join(dir, "good.tar"), save.Bytes())
+	good := savedFile(t, dir, "good.tar", "app:dev")
 	text := writeFile(t, filepath.Join(dir, "notes.txt"), []byte("not an image\n"))
 	// A tar of the wrong shape: a layout without its index.
 	wrongTar := writeFile(t, filepath.Join(dir, "wrong.tar"), tarOf(t, map[string]string{"oci-layout": `{"imageLayoutVersion":"1.0.0"}`, "blobs/sha256/00": "{}"}))
@@ -204,9 +202,7 @@ func TestImageLoadRefusesBeforeSending(t *testing.T) {
 func TestImageLoadServerErrors(t *testing.T) {
 	c := newImageCLI(t)
 	dir := t.TempDir()
-	var save bytes.Buffer
-	dockerSave(t, &save, map[string]v1.Image{"app:dev": randomImage(t)})
-	good := writeFile(t, filepath.Join(dir, "app.tar"), save.Bytes())
+	good := savedFile(t, dir, "app.tar", "app:dev")
 	engine := newDockerEngineFake(t, map[string]v1.Image{"app:dev": randomImage(t)})
 	c.vars["DOCKER_HOST"] = engine.Host
 	// A gzip'ed tar passes the client's check of its first header; the

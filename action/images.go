@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/wire"
@@ -160,15 +161,29 @@ func checkLayout(tr *tar.Reader) error {
 // failure it causes.
 type sourceReader struct {
 	io.ReadCloser
+	// mu guards err: the HTTP transport may still read the request body
+	// after the answer came.
+	mu  sync.Mutex
 	err error
 }
 
 func (s *sourceReader) Read(b []byte) (int, error) {
 	n, err := s.ReadCloser.Read(b)
-	if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
-		s.err = err
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
 	}
 	return n, err
+}
+
+// failed returns the stream's first error, nil if none.
+func (s *sourceReader) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // imageLoader loads archives into one cluster, printing progress to w.
@@ -239,8 +254,10 @@ func (l *imageLoader) send(ctx context.Context, a *archive, src *sourceReader) (
 	pr := l.p.uploadProgress(l.w, a.name, a.size)
 	res, err := l.c.LoadImages(ctx, l.id, pr.reader(a.r), a.size, a.contentType)
 	pr.stop()
-	if src != nil && src.err != nil {
-		return nil, fmt.Errorf("load %s: the Docker Engine's export broke off: %w", a.name, src.err)
+	if src != nil {
+		if serr := src.failed(); serr != nil {
+			return nil, fmt.Errorf("load %s: the Docker Engine's export broke off: %w", a.name, serr)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", a.name, l.explain(ctx, err))

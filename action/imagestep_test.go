@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,9 +14,7 @@ func TestMainStepLoadsImages(t *testing.T) {
 	e := newEnv(t)
 	f := newImageAPI(t, e.api)
 	engine := newDockerEngineFake(t, map[string]v1.Image{"app:dev": randomImage(t), "redis:7": randomImage(t)})
-	var save bytes.Buffer
-	dockerSave(t, &save, map[string]v1.Image{"ghcr.io/octo/sidecar:1": randomImage(t)})
-	writeFile(t, filepath.Join(e.runner.Workspace, "build", "sidecar.tar"), save.Bytes())
+	savedFile(t, filepath.Join(e.runner.Workspace, "build"), "sidecar.tar", "ghcr.io/octo/sidecar:1")
 	in := e.inputs(map[string]string{"api-url": f.URL, "images": "app:dev\nbuild/sidecar.tar  redis:7\n"})
 
 	main := e.mainStep(in, func(s *ghactiontest.Step) { s.Set("DOCKER_HOST", engine.Host) })

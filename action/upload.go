@@ -23,29 +23,19 @@ type upload struct {
 	sent   int64
 	tenths int64
 
-	stopTicker func()
-	done       chan struct{}
-	wg         sync.WaitGroup
+	// stop ends the lines of the ticks.
+	stop func()
 }
 
 // uploadProgress starts the progress lines of an upload of total bytes
 // (-1: unknown) to w: one every uploadEvery and one at every tenth.
 // Stop them with stop.
 func (p *program) uploadProgress(w io.Writer, name string, total int64) *upload {
-	u := &upload{w: w, name: name, total: total, now: p.now, start: p.now(), done: make(chan struct{})}
-	ticks, stop := p.ticker(uploadEvery)
-	u.stopTicker = stop
-	u.wg.Go(func() {
-		for {
-			select {
-			case <-u.done:
-				return
-			case <-ticks:
-				u.mu.Lock()
-				u.line()
-				u.mu.Unlock()
-			}
-		}
+	u := &upload{w: w, name: name, total: total, now: p.now, start: p.now()}
+	u.stop = p.onTicks(uploadEvery, func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		u.line()
 	})
 	return u
 }
@@ -80,12 +70,6 @@ func (u *upload) line() {
 		return
 	}
 	fmt.Fprintf(u.w, "%s: sent %s, %s\n", u.name, formatBytes(u.sent), rate)
-}
-
-func (u *upload) stop() {
-	u.stopTicker()
-	close(u.done)
-	u.wg.Wait()
 }
 
 type countingReader struct {
