@@ -47,7 +47,6 @@ func imageLoadFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Cl
 			}
 		}
 		l := &imageLoader{p: p, c: c, id: id, w: p.stderr, dockerHost: host}
-		_, err := l.load(ctx, args)
-		return err
+		return l.load(ctx, args)
 	}
 }

@@ -69,6 +69,8 @@ type imageUpload struct {
 	ContentLength int64
 	Status        int
 	Images        []wire.Image
+	// Bytes is what the fake read of the body.
+	Bytes int64
 }
 
 func newImageAPI(t *testing.T, api *clienttest.Server) *imageAPI {
@@ -131,7 +133,8 @@ func (f *imageAPI) load(w http.ResponseWriter, r *http.Request) {
 		f.problem(w, &up, http.StatusRequestEntityTooLarge, "too-large", tooLarge)
 		return
 	}
-	var body io.Reader = http.MaxBytesReader(w, r.Body, f.Limit)
+	received := &byteCounter{r: http.MaxBytesReader(w, r.Body, f.Limit)}
+	var body io.Reader = received
 	if media == "application/gzip" {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
@@ -149,9 +152,21 @@ func (f *imageAPI) load(w http.ResponseWriter, r *http.Request) {
 		f.problem(w, &up, http.StatusInsufficientStorage, "no-space", "no space left on the node's image store")
 		return
 	}
-	up.Status, up.Images = http.StatusOK, images
+	up.Status, up.Images, up.Bytes = http.StatusOK, images, received.n
 	w.Header().Set("Content-Type", wire.MediaJSON)
-	json.NewEncoder(w).Encode(wire.ImageLoad{ClusterID: up.ClusterID, Images: images, Bytes: r.ContentLength})
+	json.NewEncoder(w).Encode(wire.ImageLoad{ClusterID: up.ClusterID, Images: images, Bytes: received.n})
+}
+
+// byteCounter counts the bytes read from r.
+type byteCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *byteCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // bad answers a body that could not be read: 413 when it was the limit,

@@ -102,11 +102,14 @@ func TestImageLoadFromDockerEngine(t *testing.T) {
 	if len(loads) != 1 || loads[0].Status != 200 || loads[0].ContentType != client.MediaTar || loads[0].ContentLength != -1 {
 		t.Fatalf("uploads = %+v, want one chunked application/x-tar", loads)
 	}
+	if loads[0].Bytes < 4096 {
+		t.Errorf("the server read %d bytes of two images' export", loads[0].Bytes)
+	}
 	if got, want := names(loads[0].Images), []string{"docker.io/library/app:dev", "docker.io/library/redis:7"}; !slices.Equal(got, want) {
 		t.Errorf("imported %q, want %q", got, want)
 	}
-	if !strings.Contains(stderr, "Loaded app:dev redis:7 into "+c.id) {
-		t.Errorf("stderr lacks the final lines:\n%s", stderr)
+	if want := "Loaded app:dev redis:7 into " + c.id + " (" + formatBytes(loads[0].Bytes) + "):"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 
 	// --docker-host wins over DOCKER_HOST.

@@ -16,7 +16,6 @@ import (
 	"sync"
 
 	"github.com/smek/action/internal/client"
-	"github.com/smek/action/internal/wire"
 )
 
 // imageArgs splits what a user asked to load into archive files and image
@@ -198,11 +197,11 @@ type imageLoader struct {
 }
 
 // load sends the files one request each, then the image references as one
-// Docker Engine export, and returns what the cluster imported.
-func (l *imageLoader) load(ctx context.Context, args []string) ([]wire.Image, error) {
+// Docker Engine export, and lists what the cluster imported.
+func (l *imageLoader) load(ctx context.Context, args []string) error {
 	files, refs, err := imageArgs(l.dir, args)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Every file is checked before the first byte is sent.
 	var archives []*archive
@@ -214,59 +213,52 @@ func (l *imageLoader) load(ctx context.Context, args []string) ([]wire.Image, er
 	for _, f := range files {
 		a, err := openArchive(f)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		archives = append(archives, a)
 	}
 	var engine *dockerEngine
 	if len(refs) > 0 {
 		if engine, err = newDockerEngine(l.dockerHost); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var loaded []wire.Image
 	for _, a := range archives {
-		res, err := l.send(ctx, a, nil)
-		if err != nil {
-			return loaded, err
+		if err := l.send(ctx, a, nil); err != nil {
+			return err
 		}
-		loaded = append(loaded, res.Images...)
 	}
 	if engine == nil {
-		return loaded, nil
+		return nil
 	}
 	stream, err := engine.save(ctx, refs)
 	if err != nil {
-		return loaded, err
+		return err
 	}
 	src := &sourceReader{ReadCloser: stream}
 	defer src.Close()
-	res, err := l.send(ctx, &archive{name: strings.Join(refs, " "), r: src, size: -1, contentType: client.MediaTar}, src)
-	if err != nil {
-		return loaded, err
-	}
-	return append(loaded, res.Images...), nil
+	return l.send(ctx, &archive{name: strings.Join(refs, " "), r: src, size: -1, contentType: client.MediaTar}, src)
 }
 
 // send uploads one archive with progress lines; src, when not nil, is the
 // Docker Engine's stream, whose own failure is reported first.
-func (l *imageLoader) send(ctx context.Context, a *archive, src *sourceReader) (*wire.ImageLoad, error) {
+func (l *imageLoader) send(ctx context.Context, a *archive, src *sourceReader) error {
 	pr := l.p.uploadProgress(l.w, a.name, a.size)
 	res, err := l.c.LoadImages(ctx, l.id, pr.reader(a.r), a.size, a.contentType)
 	pr.stop()
 	if src != nil {
 		if serr := src.failed(); serr != nil {
-			return nil, fmt.Errorf("load %s: the Docker Engine's export broke off: %w", a.name, serr)
+			return fmt.Errorf("load %s: the Docker Engine's export broke off: %w", a.name, serr)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", a.name, l.explain(ctx, err))
+		return fmt.Errorf("load %s: %w", a.name, l.explain(ctx, err))
 	}
 	fmt.Fprintf(l.w, "Loaded %s into %s (%s):\n", a.name, res.ClusterID, formatBytes(res.Bytes))
 	for _, img := range res.Images {
 		fmt.Fprintf(l.w, "  %s %s\n", img.Name, img.Digest)
 	}
-	return res, nil
+	return nil
 }
 
 // explain says what an image upload's error means for the user.

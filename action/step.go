@@ -188,7 +188,7 @@ func (p *program) loadImages(ctx context.Context, c *client.Client, id string, i
 	}
 	fmt.Fprintf(p.stdout, "Loading %d image(s) into %s: %s\n", len(images), id, strings.Join(images, " "))
 	l := &imageLoader{p: p, c: c, id: id, w: p.stdout, dir: p.getenv("GITHUB_WORKSPACE"), dockerHost: p.getenv("DOCKER_HOST")}
-	if _, err := l.load(ctx, images); err != nil {
+	if err := l.load(ctx, images); err != nil {
 		return fmt.Errorf("input images: %w", err)
 	}
 	return nil
