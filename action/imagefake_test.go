@@ -442,19 +442,26 @@ type dockerEngineFake struct {
 	requests []url.Values
 }
 
-func newDockerEngineFake(t *testing.T, images map[string]v1.Image) *dockerEngineFake {
+// listenUnix listens on a unix socket of its own, at a short path: a
+// unix socket's must fit in 108 bytes, more than t.TempDir() leaves.
+func listenUnix(t *testing.T) (string, *net.UnixListener) {
 	t.Helper()
-	// A short path: a unix socket's must fit in 108 bytes.
-	dir, err := os.MkdirTemp("", "dk")
+	dir, err := os.MkdirTemp("", "sock")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := net.Listen("unix", sock)
+	sock := filepath.Join(dir, "engine.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sock, ln
+}
+
+func newDockerEngineFake(t *testing.T, images map[string]v1.Image) *dockerEngineFake {
+	t.Helper()
+	sock, ln := listenUnix(t)
 	d := &dockerEngineFake{Host: "unix://" + sock, Images: images}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /images/get", d.get)

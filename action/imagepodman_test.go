@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,21 +14,12 @@ import (
 // returns the DOCKER_HOST of the service.
 func podmanEngine(t *testing.T, p *podman) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "podman.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, ln := listenUnix(t)
 	// Only the service is to answer on it: the test's copy goes, the
 	// socket file stays.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.SetUnlinkOnClose(false)
 	defer ln.Close()
-	f, err := ln.(*net.UnixListener).File()
+	f, err := ln.File()
 	if err != nil {
 		t.Fatal(err)
 	}
