@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/smek/action/internal/client"
+	"github.com/smek/action/internal/wire"
 )
 
 // imageArgs splits what a user asked to load into archive files and image
@@ -194,6 +195,8 @@ type imageLoader struct {
 	dir string // resolves relative file names; "" is the working directory
 	// dockerHost is the Docker Engine's address ("" for the default).
 	dockerHost string
+	// loaded are the images the cluster imported so far.
+	loaded []wire.Image
 }
 
 // load sends the files one request each, then the image references as one
@@ -258,6 +261,7 @@ func (l *imageLoader) send(ctx context.Context, a *archive, src *sourceReader) e
 	for _, img := range res.Images {
 		fmt.Fprintf(l.w, "  %s %s\n", img.Name, img.Digest)
 	}
+	l.loaded = append(l.loaded, res.Images...)
 	return nil
 }
 

@@ -36,6 +36,13 @@ func TestMainStepLoadsImages(t *testing.T) {
 	if want := []string{"ghcr.io/octo/sidecar:1", "docker.io/library/app:dev", "docker.io/library/redis:7"}; !slices.Equal(got, want) {
 		t.Errorf("imported %q, want %q (the file first, then the export)", got, want)
 	}
+	for _, l := range loads {
+		for _, img := range l.Images {
+			if row := "| `" + img.Name + "` | `" + img.Digest + "` |"; !strings.Contains(main.res.Summary, row) {
+				t.Errorf("the job summary lacks %q:\n%s", row, main.res.Summary)
+			}
+		}
+	}
 	if reqs := engine.Requests(); len(reqs) != 1 || !slices.Equal(reqs[0]["names"], []string{"app:dev", "redis:7"}) {
 		t.Errorf("engine requests = %v", reqs)
 	}

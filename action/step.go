@@ -142,7 +142,8 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	for _, secret := range ghaction.Credentials(cl.Kubeconfig) {
 		a.AddMask(secret)
 	}
-	if err := p.loadImages(ctx, c, cl.ClusterID, in.images); err != nil {
+	images, err := p.loadImages(ctx, c, cl.ClusterID, in.images)
+	if err != nil {
 		return err
 	}
 	path, err := ghaction.WriteKubeconfig(home, cl.ClusterID, cl.Kubeconfig)
@@ -169,7 +170,7 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	if err := cmds.SetEnv("KUBECONFIG", hostPath); err != nil {
 		return err
 	}
-	if err := cmds.AddStepSummary(summary(cl, hostPath)); err != nil {
+	if err := cmds.AddStepSummary(summary(cl, hostPath, images)); err != nil {
 		a.Warningf("%s", err)
 	}
 	fmt.Fprintf(p.stdout, "Cluster %s is %s: Kubernetes %s, expires %s%s\n",
@@ -182,16 +183,16 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 // before any output names it. Files are relative to the workspace; image
 // references come from the runner's Docker Engine, whose socket the runner
 // mounts into container actions at /var/run/docker.sock.
-func (p *program) loadImages(ctx context.Context, c *client.Client, id string, images []string) error {
+func (p *program) loadImages(ctx context.Context, c *client.Client, id string, images []string) ([]wire.Image, error) {
 	if len(images) == 0 {
-		return nil
+		return nil, nil
 	}
 	fmt.Fprintf(p.stdout, "Loading %d image(s) into %s: %s\n", len(images), id, strings.Join(images, " "))
 	l := &imageLoader{p: p, c: c, id: id, w: p.stdout, dir: p.getenv("GITHUB_WORKSPACE"), dockerHost: p.getenv("DOCKER_HOST")}
 	if err := l.load(ctx, images); err != nil {
-		return fmt.Errorf("input images: %w", err)
+		return nil, fmt.Errorf("input images: %w", err)
 	}
-	return nil
+	return l.loaded, nil
 }
 
 // create asks for a cluster, printing progress while the server waits for
@@ -263,8 +264,9 @@ func readyIn(t *wire.Timings) string {
 	return fmt.Sprintf(" (ready in %s, %s)", (time.Duration(t.TotalMS) * time.Millisecond).String(), pool)
 }
 
-// summary is the job summary: the cluster, its expiry, the timings.
-func summary(cl *wire.Cluster, kubeconfig string) string {
+// summary is the job summary: the cluster, its expiry, the timings, the
+// images loaded.
+func summary(cl *wire.Cluster, kubeconfig string, images []wire.Image) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### SMEK cluster `%s`\n\n", cl.ClusterID)
 	b.WriteString("| | |\n|---|---|\n")
@@ -284,6 +286,12 @@ func summary(cl *wire.Cluster, kubeconfig string) string {
 			b.WriteString("\nServed from the warm pool.\n")
 		} else {
 			b.WriteString("\nWaited for the pool.\n")
+		}
+	}
+	if len(images) > 0 {
+		b.WriteString("\n| Image loaded | digest |\n|---|---|\n")
+		for _, img := range images {
+			fmt.Fprintf(&b, "| `%s` | `%s` |\n", img.Name, img.Digest)
 		}
 	}
 	return b.String()
