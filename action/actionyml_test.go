@@ -50,7 +50,7 @@ func section(t *testing.T, name string) (keys []string, defaults map[string]stri
 func TestActionYAML(t *testing.T) {
 	inputs, defaults := section(t, "inputs")
 	want := []string{"api-url", "token", "oidc-audience", "k8s-version", "minutes-to-live", "cluster-size",
-		"enable-privileged", "keep-cluster", "notification-email", "wait", "keep-on-failure", "diagnostics", "job-status", "job-id"}
+		"enable-privileged", "keep-cluster", "notification-email", "wait", "images", "keep-on-failure", "diagnostics", "job-status", "job-id"}
 	if !slices.Equal(inputs, want) {
 		t.Errorf("inputs = %q, want %q", inputs, want)
 	}
