@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -157,8 +158,12 @@ func TestImageLoadDockerEngineFailures(t *testing.T) {
 	if _, _, err := c.run("image", "load", "app:dev"); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "DOCKER_TLS_VERIFY") {
 		t.Errorf("DOCKER_TLS_VERIFY: err = %v, want a usage error naming it", err)
 	}
-	if n := len(c.images.Loads()); n != 0 {
-		t.Errorf("the server saw %d uploads", n)
+	// The broken stream may or may not have reached the server before it
+	// broke off; either way nothing was imported.
+	for _, up := range c.images.Loads() {
+		if up.Status == http.StatusOK {
+			t.Errorf("the server imported an upload: %+v", up)
+		}
 	}
 }
 
