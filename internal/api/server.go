@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -60,6 +61,11 @@ type Config struct {
 	// OperatorToken, when set, is the bearer token the Mounts require;
 	// other requests to them are answered 401.
 	OperatorToken string
+	// Diagnostics, when set, writes a cluster's diagnostics bundle
+	// (tar.gz) to w, read with the tenant credential kc and bounded in
+	// time by itself; without it GET /v1/clusters/{id}/diagnostics
+	// answers 503.
+	Diagnostics func(ctx context.Context, kc cluster.Kubeconfig, w io.Writer, tailLines int) error
 }
 
 // Server serves the API.
@@ -104,6 +110,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/clusters/{id}/extend", s.authed(s.v1Extend))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.authed(s.v1Kubeconfig))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
+	s.mux.HandleFunc("GET /v1/clusters/{id}/diagnostics", s.authed(s.v1Diagnostics))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
 
 	// The standalone GitHub App's deliveries and their work.
