@@ -33,6 +33,7 @@ Commands:
   start        start a stopped cluster and write its fresh kubeconfig
   terminate    end a cluster for good
   extend       move a cluster's expiry and refresh its kubeconfig file
+  diagnostics  save a running cluster's nodes, events, pods and logs to a folder
   versions     list the Kubernetes versions and sizes the server offers
   version      print this program's version
 
@@ -64,6 +65,9 @@ var commands = []command{
 		"(smek-<id>.yaml in KUBECONFIG, under $HOME/.kube, or the action's file in a later step of the job)\n" +
 		"or write a fresh one to --kubeconfig PATH. Kubeconfigs handed out before keep working too:\n" +
 		"each is valid for 7 days, or until the deadline if that is later, while the cluster runs.", flags: extendFlags},
+	{name: "diagnostics", args: "<cluster-id>", needsID: true, help: "Save what shows why a job failed on a running cluster — nodes, events, every pod's status, the last\n" +
+		"lines of each container's logs (previous ones too), in all namespaces — into a folder (default\n" +
+		"./smek-diagnostics-<id>), and print its summary of the failing pods. No Secrets, ConfigMaps or credentials.", flags: diagnosticsFlags},
 	{name: "versions", help: "List the Kubernetes versions and cluster sizes the server offers.", flags: versionsFlags},
 }
 

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smek/action/internal/client/clienttest"
+)
+
+// entry is one tar entry of a hand-made bundle.
+type entry struct {
+	name, body, link string
+	typ          byte
+}
+
+func tarOf(t testing.TB, entries ...entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		typ := e.typ
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		hdr := &tar.Header{Name: e.name, Typeflag: typ, Linkname: e.link, Mode: 0o644}
+		if typ == tar.TypeReg {
+			hdr.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func gzipped(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// outside lists what is in parent besides dir: what an extraction must
+// never create.
+func outside(t testing.TB, parent, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range des {
+		if de.Name() != filepath.Base(dir) {
+			out = append(out, de.Name())
+		}
+	}
+	return out
+}
+
+func TestExtractBundle(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "diag")
+	bundle := gzipped(t, tarOf(t,
+		entry{name: "nodes.txt", body: "node n1\n"},
+		entry{name: "logs/default/crash/app.previous.log", body: "boom\n"},
+		entry{name: "summary.md", body: "### Cluster diagnostics\n"},
+	))
+	summary, err := extractBundle(bytes.NewReader(bundle), dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if summary != "### Cluster diagnostics\n" {
+		t.Errorf("summary = %q", summary)
+	}
+	for name, want := range map[string]string{"nodes.txt": "node n1\n", "logs/default/crash/app.previous.log": "boom\n", "summary.md": summary} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if o := outside(t, parent, dir); len(o) != 0 {
+		t.Errorf("extraction wrote outside its folder: %v", o)
+	}
+}
+
+func TestExtractBundleRefuses(t *testing.T) {
+	summary := entry{name: "summary.md", body: "ok"}
+	for _, tc := range []struct {
+		name    string
+		entries []entry
+		limit   int64
+	}{
+		{"absolute", []entry{{name: "/tmp/smek-escape", body: "x"}, summary}, 0},
+		{"dot-dot", []entry{{name: "../escape", body: "x"}, summary}, 0},
+		{"dot-dot inside", []entry{{name: "logs/../../escape", body: "x"}, summary}, 0},
+		{"unclean", []entry{{name: "logs/./a.log", body: "x"}, summary}, 0},
+		{"backslash", []entry{{name: `..\escape`, body: "x"}, summary}, 0},
+		{"symlink", []entry{{name: "logs", typ: tar.TypeSymlink, link: "/"}, {name: "logs/escape", body: "x"}, summary}, 0},
+		{"hard link", []entry{{name: "passwd", typ: tar.TypeLink, link: "/etc/passwd"}, summary}, 0},
+		{"directory", []entry{{name: "logs/", typ: tar.TypeDir}, summary}, 0},
+		{"fifo", []entry{{name: "fifo", typ: tar.TypeFifo}, summary}, 0},
+		{"device", []entry{{name: "dev", typ: tar.TypeChar}, summary}, 0},
+		{"twice", []entry{summary, summary}, 0},
+		{"too large", []entry{{name: "big.log", body: strings.Repeat("x", 100)}, summary}, 64},
+		{"no summary", []entry{{name: "nodes.txt", body: "x"}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "diag")
+			limit := tc.limit
+			if limit == 0 {
+				limit = 1 << 20
+			}
+			_, err := extractBundle(bytes.NewReader(gzipped(t, tarOf(t, tc.entries...))), dir, limit)
+			if !errors.Is(err, errBundle) {
+				t.Errorf("got %v, want a refused bundle", err)
+			}
+			if o := outside(t, parent, dir); len(o) != 0 {
+				t.Errorf("extraction wrote outside its folder: %v", o)
+			}
+		})
+	}
+}
+
+// A symlink already in the folder does not lead a bundle out of it.
+func TestExtractBundleStaysInsideExistingLinks(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "diag")
+	away := filepath.Join(parent, "away")
+	for _, d := range []string{dir, away} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(away, filepath.Join(dir, "logs")); err != nil {
+		t.Fatal(err)
+	}
+	bundle := gzipped(t, tarOf(t, entry{name: "logs/a.log", body: "x"}, entry{name: "summary.md", body: "ok"}))
+	if _, err := extractBundle(bytes.NewReader(bundle), dir, 1<<20); err == nil {
+		t.Error("a bundle wrote through a symlink that leaves its folder")
+	}
+	if des, err := os.ReadDir(away); err != nil || len(des) != 0 {
+		t.Errorf("outside the folder: %v, %v", des, err)
+	}
+}
+
+func TestExtractBundleNotGzip(t *testing.T) {
+	if _, err := extractBundle(strings.NewReader("<html>proxy error</html>"), t.TempDir(), 1<<20); err == nil {
+		t.Error("extracted a body that is not gzip")
+	}
+}
+
+// FuzzExtractBundle: whatever tar the server (or something in its place)
+// sends, the extraction does not panic, writes nothing outside its folder,
+// only regular files and folders, and no more than its limit.
+func FuzzExtractBundle(f *testing.F) {
+	f.Add(tarOf(f, entry{name: "nodes.txt", body: "n"}, entry{name: "logs/ns/p/c.log", body: "l"}, entry{name: "summary.md", body: "s"}))
+	f.Add(tarOf(f, entry{name: "../x", body: "x"}))
+	f.Add(tarOf(f, entry{name: "l", typ: tar.TypeSymlink, link: ".."}, entry{name: "l/x", body: "x"}))
+	f.Add(tarOf(f, entry{name: "a/b/../c", body: "x"}, entry{name: "a", typ: tar.TypeDir}))
+	const limit = 4096
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "diag")
+		summary, _ := extractBundle(bytes.NewReader(gzipped(t, raw)), dir, limit)
+		if len(summary) > maxSummaryBytes {
+			t.Errorf("summary of %d bytes", len(summary))
+		}
+		if o := outside(t, parent, dir); len(o) != 0 {
+			t.Fatalf("extraction wrote outside its folder: %v", o)
+		}
+		var total int64
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if !info.Mode().IsRegular() && !info.IsDir() {
+				t.Errorf("%s is %v", p, info.Mode())
+			}
+			if info.Mode().IsRegular() {
+				total += info.Size()
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if total > limit {
+			t.Errorf("unpacked %d bytes, limit %d", total, limit)
+		}
+	})
+}
+
+func TestCLIDiagnostics(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("create")
+	id := strings.TrimPrefix(lineWith(out, "export SMEK_CLUSTER_ID="), "export SMEK_CLUSTER_ID=")
+	c.api.DiagnosticsBundle = clienttest.Bundle(map[string]string{
+		"pods.txt":   "pod default/crash\n",
+		"summary.md": "| default/crash | app | CrashLoopBackOff | 3 | 2 | back-off |\n",
+	}, "pods.txt", "summary.md")
+
+	dir := filepath.Join(t.TempDir(), "out")
+	out = c.ok("diagnostics", id, "--dir", dir, "--tail-lines", "50")
+	if !strings.Contains(out, "Diagnostics of "+id+" in "+dir) || !strings.Contains(out, "CrashLoopBackOff") {
+		t.Errorf("stdout = %q, want the folder and the summary", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "pods.txt")); err != nil || string(b) != "pod default/crash\n" {
+		t.Errorf("pods.txt = %q, %v", b, err)
+	}
+	calls := c.api.Calls()
+	if last := calls[len(calls)-1]; last.Path != "/v1/clusters/"+id+"/diagnostics" {
+		t.Errorf("last call %s %s", last.Method, last.Path)
+	}
+
+	// The default folder is ./smek-diagnostics-<id>.
+	t.Chdir(t.TempDir())
+	c.ok("diagnostics", id)
+	if _, err := os.Stat(filepath.Join("smek-diagnostics-"+id, "summary.md")); err != nil {
+		t.Error(err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"diagnostics", id, "--tail-lines", "-1"}, "--tail-lines"},
+		{[]string{"diagnostics", id, "--tail-lines", "20000"}, "tail-lines"},
+		{[]string{"diagnostics", "c-zzzzzz"}, "c-zzzzzz"},
+	} {
+		if _, errOut, err := c.run(tc.args...); err == nil || !strings.Contains(errOut, tc.want) {
+			t.Errorf("smek %s: %v, stderr %q; want an error naming %s", strings.Join(tc.args, " "), err, errOut, tc.want)
+		}
+	}
+	c.ok("stop", id, "--force-terminate")
+	if _, errOut, err := c.run("diagnostics", id); err == nil || !strings.Contains(errOut, "terminated") {
+		t.Errorf("diagnostics of a terminated cluster: %v, stderr %q", err, errOut)
+	}
+}
