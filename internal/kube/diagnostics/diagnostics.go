@@ -80,6 +80,11 @@ func (l Limits) withDefaults() Limits {
 // is recorded in the bundle, not returned: the stream may already be on its
 // way. Collect returns an error only when w fails or cfg is unusable.
 func Collect(ctx context.Context, cfg *rest.Config, w io.Writer, lim Limits) error {
+	// What a cluster answers is the tenant's to shape (on the hetzner
+	// backend even its API server), so no answer may be larger than a
+	// bound: lists are read in pages, and every body is capped.
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(capBodies(maxResponseBytes))
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("diagnostics client: %w", err)
@@ -129,13 +134,20 @@ func (c *collector) run(ctx context.Context) {
 		c.addCounted("nodes.txt", formatNodes(nodes.Items))
 	}
 
-	events, more, err := c.listEvents(ctx)
+	events, more, err := listPages(ctx, c.lim.MaxEvents, func(o metav1.ListOptions) ([]corev1.Event, string, error) {
+		l, err := c.cs.CoreV1().Events(metav1.NamespaceAll).List(ctx, o)
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Items, l.Continue, nil
+	})
 	if err != nil {
 		c.fail("list events: %v", err)
-	} else {
-		if more {
-			c.truncate(fmt.Sprintf("only the first %d events were read", c.lim.MaxEvents))
-		}
+	}
+	if more {
+		c.truncate(fmt.Sprintf("only the first %d events were read", c.lim.MaxEvents))
+	}
+	if len(events) > 0 || err == nil {
 		sortEvents(events)
 		c.summary.Events = len(events)
 		for _, e := range events {
@@ -146,17 +158,24 @@ func (c *collector) run(ctx context.Context) {
 		c.addCounted("events.txt", formatEvents(events))
 	}
 
-	pods, err := c.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{Limit: int64(c.lim.MaxPods)})
+	pods, more, err := listPages(ctx, c.lim.MaxPods, func(o metav1.ListOptions) ([]corev1.Pod, string, error) {
+		l, err := c.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, o)
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Items, l.Continue, nil
+	})
 	if err != nil {
 		c.fail("list pods: %v", err)
-	} else {
-		if pods.Continue != "" {
-			c.truncate(fmt.Sprintf("only the first %d pods were read", c.lim.MaxPods))
-		}
-		c.summary.Pods = len(pods.Items)
-		c.summary.FailingPods = failingPods(pods.Items)
-		c.addCounted("pods.txt", formatPods(pods.Items))
-		c.addLogs(ctx, pods.Items)
+	}
+	if more {
+		c.truncate(fmt.Sprintf("only the first %d pods were read", c.lim.MaxPods))
+	}
+	if len(pods) > 0 || err == nil {
+		c.summary.Pods = len(pods)
+		c.summary.FailingPods = failingPods(pods)
+		c.addCounted("pods.txt", formatPods(pods))
+		c.addLogs(ctx, pods)
 	}
 
 	if ctx.Err() != nil {
@@ -174,14 +193,31 @@ func (c *collector) run(ctx context.Context) {
 	}
 }
 
-// listEvents reads up to MaxEvents events of all namespaces and says
-// whether there were more.
-func (c *collector) listEvents(ctx context.Context) ([]corev1.Event, bool, error) {
-	l, err := c.cs.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{Limit: int64(c.lim.MaxEvents)})
-	if err != nil {
-		return nil, false, err
+// pageSize is how many objects one list request asks for.
+const pageSize = 250
+
+// listPages reads up to max objects in pages and says whether there were
+// more. On an error it returns what the pages before it held.
+func listPages[T any](ctx context.Context, max int, page func(metav1.ListOptions) ([]T, string, error)) ([]T, bool, error) {
+	var all []T
+	o := metav1.ListOptions{}
+	for {
+		o.Limit = int64(min(pageSize, max-len(all)))
+		items, next, err := page(o)
+		if err != nil {
+			return all, false, err
+		}
+		all = append(all, items[:min(len(items), max-len(all))]...)
+		switch {
+		case next == "":
+			return all, false, nil
+		case len(all) >= max:
+			return all, true, nil
+		case ctx.Err() != nil:
+			return all, false, ctx.Err()
+		}
+		o.Continue = next
 	}
-	return l.Items, l.Continue != "", nil
 }
 
 // fail records a partial failure for errors.txt.
