@@ -17,7 +17,7 @@ import (
 // entry is one tar entry of a hand-made bundle.
 type entry struct {
 	name, body, link string
-	typ          byte
+	typ              byte
 }
 
 func tarOf(t testing.TB, entries ...entry) []byte {
