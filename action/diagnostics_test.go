@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/client/clienttest"
 )
 
@@ -257,5 +258,30 @@ func TestCLIDiagnostics(t *testing.T) {
 	c.ok("stop", id, "--force-terminate")
 	if _, errOut, err := c.run("diagnostics", id); err == nil || !strings.Contains(errOut, "terminated") {
 		t.Errorf("diagnostics of a terminated cluster: %v, stderr %q", err, errOut)
+	}
+}
+
+// TestFetchDiagnostics: what the post step calls unpacks the bundle and
+// hands back its summary; a cluster that is not running is an error that
+// says so.
+func TestFetchDiagnostics(t *testing.T) {
+	c := newCLI(t)
+	id := strings.TrimPrefix(lineWith(c.ok("create"), "export SMEK_CLUSTER_ID="), "export SMEK_CLUSTER_ID=")
+	p := newProgram(func(k string) string { return c.vars[k] }, &syncBuffer{}, &syncBuffer{})
+	cl, err := client.New(c.api.URL, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "diag")
+	summary, err := p.fetchDiagnostics(t.Context(), cl, id, dir)
+	if err != nil || summary != clienttest.FakeSummary {
+		t.Fatalf("got %q, %v; want the fake's summary", summary, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "nodes.txt")); err != nil || !strings.Contains(string(b), id) {
+		t.Errorf("nodes.txt = %q, %v", b, err)
+	}
+	c.ok("stop", id)
+	if _, err := p.fetchDiagnostics(t.Context(), cl, id, t.TempDir()); !client.IsConflict(err) {
+		t.Errorf("diagnostics of a stopped cluster: %v, want a conflict", err)
 	}
 }
