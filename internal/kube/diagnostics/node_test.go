@@ -112,7 +112,7 @@ func TestCollectOnNode(t *testing.T) {
 		files := untar(t, body)
 		noSecrets(t, files, secrets)
 		checkCrash(t, files)
-		if got := files["logs/diag/chatty/chatty.log"]; strings.Count(got, "\n") != 5 || !strings.HasSuffix(got, "line 4999\n") {
+		if got := files["logs/diag/chatty/chatty.log"]; strings.Count(got, "\n") != 5 || !strings.HasSuffix(got, "line 4999 of a chatty container\n") {
 			t.Errorf("chatty.log with tail-lines=5: %q", got)
 		}
 	})

@@ -112,3 +112,23 @@ func TestMarkdownEscapesClusterText(t *testing.T) {
 		t.Errorf("summary.md:\n%s", md)
 	}
 }
+
+func TestLogsOf(t *testing.T) {
+	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Status: corev1.PodStatus{
+		InitContainerStatuses: []corev1.ContainerStatus{
+			{Name: "setup", State: waiting("CrashLoopBackOff"), LastTerminationState: terminated("Error", 1), RestartCount: 3},
+		},
+		ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "app", State: waiting("PodInitializing")},
+			{Name: "sidecar", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+		},
+	}}
+	var got []string
+	for _, r := range logsOf(p) {
+		got = append(got, r.file())
+	}
+	want := "logs/ns/p/setup.log logs/ns/p/setup.previous.log logs/ns/p/sidecar.log"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %v, want %s", got, want)
+	}
+}
