@@ -61,7 +61,7 @@ func TestCollectOnNode(t *testing.T) {
 	secrets := []string{secretValue, envValue, cfg.BearerToken, token, "eyJhbGciOi"}
 
 	t.Run("bundle", func(t *testing.T) {
-		files := collect(t, cfg, diagnostics.Limits{})
+		files := inCrashLoop(ctx, t, cs, func() map[string]string { return collect(t, cfg, diagnostics.Limits{}) })
 		noSecrets(t, files, secrets)
 		checkCrash(t, files)
 		for _, want := range []string{"pod kube-system/", "pod diag/chatty", "image=docker.io/library/busybox:latest"} {
@@ -92,24 +92,26 @@ func TestCollectOnNode(t *testing.T) {
 	})
 
 	t.Run("through the API", func(t *testing.T) {
-		req, err := http.NewRequestWithContext(ctx, "GET", smek.URL+"/v1/clusters/"+c.ClusterID+"/diagnostics?tail-lines=5", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != wire.MediaGzip {
-			t.Fatalf("status %d, %s: %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-		}
-		files := untar(t, body)
+		files := inCrashLoop(ctx, t, cs, func() map[string]string {
+			req, err := http.NewRequestWithContext(ctx, "GET", smek.URL+"/v1/clusters/"+c.ClusterID+"/diagnostics?tail-lines=5", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != wire.MediaGzip {
+				t.Fatalf("status %d, %s: %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+			return untar(t, body)
+		})
 		noSecrets(t, files, secrets)
 		checkCrash(t, files)
 		if got := files["logs/diag/chatty/chatty.log"]; strings.Count(got, "\n") != 5 || !strings.HasSuffix(got, "line 4999 of a chatty container\n") {
@@ -118,7 +120,7 @@ func TestCollectOnNode(t *testing.T) {
 	})
 
 	t.Run("log limit", func(t *testing.T) {
-		files := collect(t, cfg, diagnostics.Limits{LogBytes: 1000})
+		files := inCrashLoop(ctx, t, cs, func() map[string]string { return collect(t, cfg, diagnostics.Limits{LogBytes: 1000}) })
 		if got := len(files["logs/diag/chatty/chatty.log"]); got != 1000 {
 			t.Errorf("chatty.log is %d bytes, want the limit 1000", got)
 		}
@@ -131,7 +133,7 @@ func TestCollectOnNode(t *testing.T) {
 
 	t.Run("total limit", func(t *testing.T) {
 		const total = 6000
-		files := collect(t, cfg, diagnostics.Limits{TotalBytes: total})
+		files := inCrashLoop(ctx, t, cs, func() map[string]string { return collect(t, cfg, diagnostics.Limits{TotalBytes: total}) })
 		counted := 0
 		for name, data := range files {
 			if name != "summary.json" && name != "summary.md" && name != "errors.txt" {
@@ -252,20 +254,46 @@ func setUp(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 
 	// A guard against a cluster that never gets there, not a timing.
 	err = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		logs, err := cs.CoreV1().Pods("diag").GetLogs("chatty", &corev1.PodLogOptions{TailLines: new(int64(1))}).DoRaw(ctx)
+		return err == nil && string(logs) == "line 4999 of a chatty container\n", nil
+	})
+	if err != nil {
+		t.Fatalf("the chatty log: %v", err)
+	}
+}
+
+// waitCrashLoop waits until the crash pod has restarted and waits in its
+// back-off.
+func waitCrashLoop(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		crash, err := cs.CoreV1().Pods("diag").Get(ctx, "crash", metav1.GetOptions{})
 		if err != nil || len(crash.Status.ContainerStatuses) == 0 {
 			return false, nil
 		}
 		s := crash.Status.ContainerStatuses[0]
-		if s.RestartCount < 1 || s.State.Waiting == nil || s.State.Waiting.Reason != "CrashLoopBackOff" {
-			return false, nil
-		}
-		logs, err := cs.CoreV1().Pods("diag").GetLogs("chatty", &corev1.PodLogOptions{TailLines: new(int64(1))}).DoRaw(ctx)
-		return err == nil && string(logs) == "line 4999 of a chatty container\n", nil
+		return s.RestartCount >= 1 && s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff", nil
 	})
 	if err != nil {
-		t.Fatalf("the crash loop and the chatty log: %v", err)
+		t.Fatalf("the crash loop: %v", err)
 	}
+}
+
+// inCrashLoop collects until the bundle caught the crash pod in its
+// back-off: between two back-offs the container runs for a moment (the
+// summary then says Restarted), and the kubelet may report that late.
+func inCrashLoop(ctx context.Context, t *testing.T, cs kubernetes.Interface, collect func() map[string]string) map[string]string {
+	t.Helper()
+	for range 5 {
+		waitCrashLoop(ctx, t, cs)
+		files := collect()
+		if f := failingPod(summaryOf(t, files), "diag", "crash"); f != nil && f.Reason == "CrashLoopBackOff" {
+			return files
+		}
+		t.Logf("the bundle caught the crash pod out of its back-off:\n%s", files["summary.md"])
+	}
+	t.Fatal("no bundle caught the crash pod in its back-off")
+	return nil
 }
 
 func collect(t *testing.T, cfg *rest.Config, lim diagnostics.Limits) map[string]string {

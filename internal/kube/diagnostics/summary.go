@@ -29,8 +29,9 @@ type FailingPod struct {
 	Name      string `json:"name"`
 	Phase     string `json:"phase"`
 	// Reason is CrashLoopBackOff, ImagePullBackOff, ErrImagePull,
-	// OOMKilled, Error, Unschedulable, NotReady, a container's waiting
-	// reason, or the pod's own (Evicted...).
+	// OOMKilled, Error, Restarted (running again after a failed run),
+	// Unschedulable, NotReady, a container's waiting reason, or the pod's
+	// own (Evicted...).
 	Reason string `json:"reason"`
 	// Container is the container the reason is about, if any.
 	Container string `json:"container,omitempty"`
@@ -134,6 +135,14 @@ func containerFailing(f *FailingPod, s corev1.ContainerStatus) bool {
 	if last != nil && last.Reason == "OOMKilled" {
 		code := last.ExitCode
 		f.Reason, f.ExitCode, f.Message = "OOMKilled", &code, last.Message
+		return true
+	}
+	// Between two back-offs a crash-looping container runs for a moment;
+	// the run before tells what it does.
+	if last != nil && last.ExitCode != 0 && s.RestartCount > 0 {
+		code := last.ExitCode
+		f.Reason, f.ExitCode = "Restarted", &code
+		f.Message = strings.TrimSpace(fmt.Sprintf("restarted %d times, the last run ended %s %s", s.RestartCount, last.Reason, last.Message))
 		return true
 	}
 	f.Container, f.Restarts = "", 0

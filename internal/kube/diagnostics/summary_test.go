@@ -38,6 +38,8 @@ func TestFailing(t *testing.T) {
 			status: []corev1.ContainerStatus{{Name: "app", State: waiting("ErrImagePull")}}},
 		{name: "OOM killed, running again", phase: corev1.PodRunning, want: "OOMKilled", code: 137, conds: ready,
 			status: []corev1.ContainerStatus{{Name: "app", State: running, LastTerminationState: terminated("OOMKilled", 137), RestartCount: 1}}},
+		{name: "running again between back-offs", phase: corev1.PodRunning, want: "Restarted", code: 3, conds: ready,
+			status: []corev1.ContainerStatus{{Name: "app", State: running, LastTerminationState: terminated("Error", 3), RestartCount: 4}}},
 		{name: "failed job", phase: corev1.PodFailed, want: "Error", code: 1,
 			status: []corev1.ContainerStatus{{Name: "app", State: terminated("Error", 1)}}},
 		{name: "failed init container", phase: corev1.PodPending, want: "Error", code: 2,
