@@ -28,14 +28,7 @@ func formatNodes(nodes []corev1.Node) []byte {
 		fmt.Fprintf(&b, "node %s\n", n.Name)
 		fmt.Fprintf(&b, "  kubelet: %s\n", n.Status.NodeInfo.KubeletVersion)
 		for _, c := range n.Status.Conditions {
-			fmt.Fprintf(&b, "  condition %s=%s", c.Type, c.Status)
-			if c.Reason != "" {
-				fmt.Fprintf(&b, " reason=%s", c.Reason)
-			}
-			if c.Message != "" {
-				fmt.Fprintf(&b, " message=%q", c.Message)
-			}
-			b.WriteByte('\n')
+			formatCondition(&b, string(c.Type), string(c.Status), c.Reason, c.Message)
 		}
 		fmt.Fprintf(&b, "  capacity: %s\n", formatResources(n.Status.Capacity))
 		fmt.Fprintf(&b, "  allocatable: %s\n", formatResources(n.Status.Allocatable))
@@ -47,6 +40,18 @@ func formatNodes(nodes []corev1.Node) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// formatCondition writes one condition of a node or a pod.
+func formatCondition(b *bytes.Buffer, typ, status, reason, message string) {
+	fmt.Fprintf(b, "  condition %s=%s", typ, status)
+	if reason != "" {
+		fmt.Fprintf(b, " reason=%s", reason)
+	}
+	if message != "" {
+		fmt.Fprintf(b, " message=%q", message)
+	}
+	b.WriteByte('\n')
 }
 
 func formatResources(l corev1.ResourceList) string {
@@ -121,14 +126,7 @@ func formatPods(pods []corev1.Pod) []byte {
 		b.WriteByte('\n')
 		fmt.Fprintf(&b, "  node: %s\n", p.Spec.NodeName)
 		for _, c := range p.Status.Conditions {
-			fmt.Fprintf(&b, "  condition %s=%s", c.Type, c.Status)
-			if c.Reason != "" {
-				fmt.Fprintf(&b, " reason=%s", c.Reason)
-			}
-			if c.Message != "" {
-				fmt.Fprintf(&b, " message=%q", c.Message)
-			}
-			b.WriteByte('\n')
+			formatCondition(&b, string(c.Type), string(c.Status), c.Reason, c.Message)
 		}
 		for _, s := range p.Status.InitContainerStatuses {
 			formatContainer(&b, "init container", s)
