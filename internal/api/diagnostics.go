@@ -34,6 +34,15 @@ func (s *Server) v1Diagnostics(w http.ResponseWriter, r *http.Request, p cluster
 		s.writeError(w, r, cluster.Errorf(cluster.EUNAVAILABLE, "", "this server does not collect diagnostics"))
 		return
 	}
+	// Each collection holds a bundle's pages and logs in memory for up to
+	// a minute: a bounded number at once.
+	select {
+	case s.diagnostics <- struct{}{}:
+		defer func() { <-s.diagnostics }()
+	default:
+		s.writeError(w, r, cluster.Errorf(cluster.ELIMIT, "", "%d diagnostics are being collected; try again in a minute", cap(s.diagnostics)))
+		return
+	}
 	res, err := s.life.DiagnosticsCredential(r.Context(), p, id)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -66,6 +66,9 @@ type Config struct {
 	// time by itself; without it GET /v1/clusters/{id}/diagnostics
 	// answers 503.
 	Diagnostics func(ctx context.Context, kc cluster.Kubeconfig, w io.Writer, tailLines int) error
+	// MaxDiagnostics bounds the diagnostics collected at once; more are
+	// answered 429 (default 4).
+	MaxDiagnostics int
 }
 
 // Server serves the API.
@@ -74,6 +77,8 @@ type Server struct {
 	life *lifecycle.Service
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// diagnostics holds a token per collection under way.
+	diagnostics chan struct{}
 }
 
 // New returns the API server.
@@ -81,7 +86,11 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With(logkey.Component, "api"), mux: http.NewServeMux()}
+	if cfg.MaxDiagnostics <= 0 {
+		cfg.MaxDiagnostics = 4
+	}
+	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With(logkey.Component, "api"), mux: http.NewServeMux(),
+		diagnostics: make(chan struct{}, cfg.MaxDiagnostics)}
 	s.routes()
 	return s
 }
