@@ -301,10 +301,17 @@ func collect(t *testing.T, cfg *rest.Config, lim diagnostics.Limits) map[string]
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var buf bytes.Buffer
+	start := time.Now()
 	if err := diagnostics.Collect(ctx, cfg, &buf, lim); err != nil {
 		t.Fatal(err)
 	}
-	return untar(t, buf.Bytes())
+	files := untar(t, buf.Bytes())
+	size := 0
+	for _, data := range files {
+		size += len(data)
+	}
+	t.Logf("bundle: %d files, %d bytes, %d gzipped, collected in %s", len(files), size, buf.Len(), time.Since(start).Round(time.Millisecond))
+	return files
 }
 
 func untar(t *testing.T, b []byte) map[string]string {
