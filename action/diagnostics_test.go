@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"io/fs"
 	"os"
@@ -15,13 +14,13 @@ import (
 	"github.com/smek/action/internal/client/clienttest"
 )
 
-// entry is one tar entry of a hand-made bundle.
-type entry struct {
+// bundleEntry is one tar entry of a hand-made bundle.
+type bundleEntry struct {
 	name, body, link string
 	typ              byte
 }
 
-func tarOf(t testing.TB, entries ...entry) []byte {
+func bundleTar(t testing.TB, entries ...bundleEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -47,19 +46,6 @@ func tarOf(t testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-func gzipped(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // outside lists what is in parent besides dir: what an extraction must
 // never create.
 func outside(t testing.TB, parent, dir string) []string {
@@ -80,10 +66,10 @@ func outside(t testing.TB, parent, dir string) []string {
 func TestExtractBundle(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "diag")
-	bundle := gzipped(t, tarOf(t,
-		entry{name: "nodes.txt", body: "node n1\n"},
-		entry{name: "logs/default/crash/app.previous.log", body: "boom\n"},
-		entry{name: "summary.md", body: "### Cluster diagnostics\n"},
+	bundle := gzipped(t, bundleTar(t,
+		bundleEntry{name: "nodes.txt", body: "node n1\n"},
+		bundleEntry{name: "logs/default/crash/app.previous.log", body: "boom\n"},
+		bundleEntry{name: "summary.md", body: "### Cluster diagnostics\n"},
 	))
 	summary, err := extractBundle(bytes.NewReader(bundle), dir, 1<<20)
 	if err != nil {
@@ -103,25 +89,25 @@ func TestExtractBundle(t *testing.T) {
 }
 
 func TestExtractBundleRefuses(t *testing.T) {
-	summary := entry{name: "summary.md", body: "ok"}
+	summary := bundleEntry{name: "summary.md", body: "ok"}
 	for _, tc := range []struct {
 		name    string
-		entries []entry
+		entries []bundleEntry
 		limit   int64
 	}{
-		{"absolute", []entry{{name: "/tmp/smek-escape", body: "x"}, summary}, 0},
-		{"dot-dot", []entry{{name: "../escape", body: "x"}, summary}, 0},
-		{"dot-dot inside", []entry{{name: "logs/../../escape", body: "x"}, summary}, 0},
-		{"unclean", []entry{{name: "logs/./a.log", body: "x"}, summary}, 0},
-		{"backslash", []entry{{name: `..\escape`, body: "x"}, summary}, 0},
-		{"symlink", []entry{{name: "logs", typ: tar.TypeSymlink, link: "/"}, {name: "logs/escape", body: "x"}, summary}, 0},
-		{"hard link", []entry{{name: "passwd", typ: tar.TypeLink, link: "/etc/passwd"}, summary}, 0},
-		{"directory", []entry{{name: "logs/", typ: tar.TypeDir}, summary}, 0},
-		{"fifo", []entry{{name: "fifo", typ: tar.TypeFifo}, summary}, 0},
-		{"device", []entry{{name: "dev", typ: tar.TypeChar}, summary}, 0},
-		{"twice", []entry{summary, summary}, 0},
-		{"too large", []entry{{name: "big.log", body: strings.Repeat("x", 100)}, summary}, 64},
-		{"no summary", []entry{{name: "nodes.txt", body: "x"}}, 0},
+		{"absolute", []bundleEntry{{name: "/tmp/smek-escape", body: "x"}, summary}, 0},
+		{"dot-dot", []bundleEntry{{name: "../escape", body: "x"}, summary}, 0},
+		{"dot-dot inside", []bundleEntry{{name: "logs/../../escape", body: "x"}, summary}, 0},
+		{"unclean", []bundleEntry{{name: "logs/./a.log", body: "x"}, summary}, 0},
+		{"backslash", []bundleEntry{{name: `..\escape`, body: "x"}, summary}, 0},
+		{"symlink", []bundleEntry{{name: "logs", typ: tar.TypeSymlink, link: "/"}, {name: "logs/escape", body: "x"}, summary}, 0},
+		{"hard link", []bundleEntry{{name: "passwd", typ: tar.TypeLink, link: "/etc/passwd"}, summary}, 0},
+		{"directory", []bundleEntry{{name: "logs/", typ: tar.TypeDir}, summary}, 0},
+		{"fifo", []bundleEntry{{name: "fifo", typ: tar.TypeFifo}, summary}, 0},
+		{"device", []bundleEntry{{name: "dev", typ: tar.TypeChar}, summary}, 0},
+		{"twice", []bundleEntry{summary, summary}, 0},
+		{"too large", []bundleEntry{{name: "big.log", body: strings.Repeat("x", 100)}, summary}, 64},
+		{"no summary", []bundleEntry{{name: "nodes.txt", body: "x"}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := t.TempDir()
@@ -130,7 +116,7 @@ func TestExtractBundleRefuses(t *testing.T) {
 			if limit == 0 {
 				limit = 1 << 20
 			}
-			_, err := extractBundle(bytes.NewReader(gzipped(t, tarOf(t, tc.entries...))), dir, limit)
+			_, err := extractBundle(bytes.NewReader(gzipped(t, bundleTar(t, tc.entries...))), dir, limit)
 			if !errors.Is(err, errBundle) {
 				t.Errorf("got %v, want a refused bundle", err)
 			}
@@ -154,7 +140,7 @@ func TestExtractBundleStaysInsideExistingLinks(t *testing.T) {
 	if err := os.Symlink(away, filepath.Join(dir, "logs")); err != nil {
 		t.Fatal(err)
 	}
-	bundle := gzipped(t, tarOf(t, entry{name: "logs/a.log", body: "x"}, entry{name: "summary.md", body: "ok"}))
+	bundle := gzipped(t, bundleTar(t, bundleEntry{name: "logs/a.log", body: "x"}, bundleEntry{name: "summary.md", body: "ok"}))
 	if _, err := extractBundle(bytes.NewReader(bundle), dir, 1<<20); err == nil {
 		t.Error("a bundle wrote through a symlink that leaves its folder")
 	}
@@ -173,10 +159,10 @@ func TestExtractBundleNotGzip(t *testing.T) {
 // sends, the extraction does not panic, writes nothing outside its folder,
 // only regular files and folders, and no more than its limit.
 func FuzzExtractBundle(f *testing.F) {
-	f.Add(tarOf(f, entry{name: "nodes.txt", body: "n"}, entry{name: "logs/ns/p/c.log", body: "l"}, entry{name: "summary.md", body: "s"}))
-	f.Add(tarOf(f, entry{name: "../x", body: "x"}))
-	f.Add(tarOf(f, entry{name: "l", typ: tar.TypeSymlink, link: ".."}, entry{name: "l/x", body: "x"}))
-	f.Add(tarOf(f, entry{name: "a/b/../c", body: "x"}, entry{name: "a", typ: tar.TypeDir}))
+	f.Add(bundleTar(f, bundleEntry{name: "nodes.txt", body: "n"}, bundleEntry{name: "logs/ns/p/c.log", body: "l"}, bundleEntry{name: "summary.md", body: "s"}))
+	f.Add(bundleTar(f, bundleEntry{name: "../x", body: "x"}))
+	f.Add(bundleTar(f, bundleEntry{name: "l", typ: tar.TypeSymlink, link: ".."}, bundleEntry{name: "l/x", body: "x"}))
+	f.Add(bundleTar(f, bundleEntry{name: "a/b/../c", body: "x"}, bundleEntry{name: "a", typ: tar.TypeDir}))
 	const limit = 4096
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		parent := t.TempDir()

@@ -223,6 +223,8 @@ func TestAgreesWithOpenAPI(t *testing.T) {
 	call("GET", "/v1/clusters/"+id+"/diagnostics", token, "", "")
 	call("GET", "/v1/clusters/"+id+"/diagnostics?tail-lines=0", token, "", "")
 	call("POST", "/v1/clusters/"+id+"/extend", token, "", `{"minutes": 15}`)
+	call("POST", "/v1/clusters/"+id+"/keep", token, "", `{"minutes": 30, "reason": "job e2e failed"}`)
+	call("POST", "/v1/clusters/"+id+"/keep", token, "", `{}`)
 	call("POST", "/v1/clusters/"+id+"/stop", token, "", `{}`)
 	call("POST", "/v1/clusters/"+id+"/stop", token, "", `{}`)
 	call("POST", "/v1/clusters/"+id+"/start", token, "", `{}`)
