@@ -34,6 +34,7 @@ Commands:
   terminate    end a cluster for good
   extend       move a cluster's expiry and refresh its kubeconfig file
   release      end a CI job's cluster, or keep it for debugging when the job failed
+  diagnostics  save a running cluster's nodes, events, pods and logs to a folder
   versions     list the Kubernetes versions and sizes the server offers
   image load   put images from Docker or from archive files into a cluster
   version      print this program's version
@@ -73,6 +74,9 @@ var commands = []command{
 		"or write a fresh one to --kubeconfig PATH. Kubeconfigs handed out before keep working too:\n" +
 		"each is valid for 7 days, or until the deadline if that is later, while the cluster runs.", flags: extendFlags},
 	{name: "release", args: "<cluster-id>", needsID: true, help: releaseHelp, flags: releaseFlags},
+	{name: "diagnostics", args: "<cluster-id>", needsID: true, help: "Save what shows why a job failed on a running cluster — nodes, events, every pod's status, the last\n" +
+		"lines of each container's logs (previous ones too), in all namespaces — into a folder (default\n" +
+		"./smek-diagnostics-<id>), and print its summary of the failing pods. No Secrets, ConfigMaps or credentials.", flags: diagnosticsFlags},
 	{name: "versions", help: "List the Kubernetes versions and cluster sizes the server offers.", flags: versionsFlags},
 	{name: "image", help: imageHelp, sub: []command{
 		{name: "load", args: "IMAGE-or-FILE...", help: imageLoadHelp, operands: imageLoadFlags},

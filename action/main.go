@@ -4,7 +4,7 @@
 // and hands later steps a working KUBECONFIG. With the single argument
 // "post" it is the post step that ends the cluster. Anything else is the
 // CLI (create, list, get, kubeconfig, stop, start, terminate, extend,
-// versions) for other CI systems and shells.
+// diagnostics, versions) for other CI systems and shells.
 package main
 
 import (

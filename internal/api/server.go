@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -60,6 +61,14 @@ type Config struct {
 	// OperatorToken, when set, is the bearer token the Mounts require;
 	// other requests to them are answered 401.
 	OperatorToken string
+	// Diagnostics, when set, writes a cluster's diagnostics bundle
+	// (tar.gz) to w, read with the tenant credential kc and bounded in
+	// time by itself; without it GET /v1/clusters/{id}/diagnostics
+	// answers 503.
+	Diagnostics func(ctx context.Context, kc cluster.Kubeconfig, w io.Writer, tailLines int) error
+	// MaxDiagnostics bounds the diagnostics collected at once; more are
+	// answered 429 (default 4).
+	MaxDiagnostics int
 }
 
 // Server serves the API.
@@ -68,6 +77,8 @@ type Server struct {
 	life *lifecycle.Service
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// diagnostics holds a token per collection under way.
+	diagnostics chan struct{}
 }
 
 // New returns the API server.
@@ -75,7 +86,11 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With(logkey.Component, "api"), mux: http.NewServeMux()}
+	if cfg.MaxDiagnostics <= 0 {
+		cfg.MaxDiagnostics = 4
+	}
+	s := &Server{cfg: cfg, life: cfg.Life, log: cfg.Logger.With(logkey.Component, "api"), mux: http.NewServeMux(),
+		diagnostics: make(chan struct{}, cfg.MaxDiagnostics)}
 	s.routes()
 	return s
 }
@@ -105,6 +120,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/clusters/{id}/keep", s.authed(s.v1Keep))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.authed(s.v1Kubeconfig))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
+	s.mux.HandleFunc("GET /v1/clusters/{id}/diagnostics", s.authed(s.v1Diagnostics))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
 
 	// The standalone GitHub App's deliveries and their work.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -154,6 +155,22 @@ func (c *Client) Events(ctx context.Context, id string) ([]wire.Event, error) {
 		return nil, err
 	}
 	return out.Events, nil
+}
+
+// Diagnostics returns the diagnostics bundle (tar.gz) of a running
+// cluster, with the last tailLines lines of each container log (0: the
+// server's default). The caller closes it. The bundle streams: a cut
+// stream is a read error.
+func (c *Client) Diagnostics(ctx context.Context, id string, tailLines int) (io.ReadCloser, error) {
+	p, err := clusterPath(id, "/diagnostics")
+	if err != nil {
+		return nil, err
+	}
+	var q url.Values
+	if tailLines != 0 {
+		q = url.Values{"tail-lines": {strconv.Itoa(tailLines)}}
+	}
+	return c.send(ctx, http.MethodGet, p, q, wire.MediaGzip, nil)
 }
 
 // Versions returns what the server can make: Kubernetes versions and

@@ -197,6 +197,21 @@ func (s *Service) start(ctx context.Context, p cluster.Principal, id cluster.ID)
 
 // Kubeconfig mints a fresh kubeconfig for one of p's running clusters.
 func (s *Service) Kubeconfig(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	return s.credential(ctx, p, id, "a kubeconfig is minted for running clusters only")
+}
+
+// DiagnosticsCredential mints the tenant credential diagnostics of one of
+// p's running clusters are collected with, so that they hold exactly what
+// the tenant may see.
+func (s *Service) DiagnosticsCredential(ctx context.Context, p cluster.Principal, id cluster.ID) (Created, error) {
+	res, err := s.credential(ctx, p, id, "diagnostics are collected from running clusters only")
+	s.cfg.Metrics.ClusterOp("diagnostics", outcome(err))
+	return res, err
+}
+
+// credential mints a tenant kubeconfig of one of p's running clusters;
+// notRunning says why another one is refused.
+func (s *Service) credential(ctx context.Context, p cluster.Principal, id cluster.ID, notRunning string) (Created, error) {
 	if err := s.recovered(ctx); err != nil {
 		return Created{}, err
 	}
@@ -205,7 +220,7 @@ func (s *Service) Kubeconfig(ctx context.Context, p cluster.Principal, id cluste
 		return Created{}, err
 	}
 	if c.Status != cluster.Running {
-		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; a kubeconfig is minted for running clusters only", c.ID, c.Status)
+		return Created{}, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; %s", c.ID, c.Status, notRunning)
 	}
 	kc, err := s.pool.Credential(ctx, c)
 	if err != nil {

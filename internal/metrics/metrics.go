@@ -150,7 +150,7 @@ func (m *Metrics) PoolEmptyWait() {
 }
 
 // ClusterOp counts a cluster operation: op is "create", "stop", "start",
-// "terminate", "extend" or "lost" (the health check gave a running
+// "terminate", "extend", "diagnostics" or "lost" (the health check gave a running
 // cluster up); outcome is "ok", "failed" for a lost cluster, or the error
 // code (cluster.ErrorCode).
 func (m *Metrics) ClusterOp(op, outcome string) {

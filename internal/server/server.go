@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/hetzner"
 	"github.com/smek/action/internal/httpserver"
+	"github.com/smek/action/internal/kube/diagnostics"
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/lifecycle"
 	"github.com/smek/action/internal/local"
@@ -288,7 +290,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The standalone App records its deliveries and their work here
 	// (Deliveries), with a service token.
-	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, NodeKind: s.nodeKind()}
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, NodeKind: s.nodeKind(), Diagnostics: collectDiagnostics}
 	if cfg.GitHubWebhookSecret != "" {
 		if apiCfg.GitHubWebhook, err = s.githubApp(runCtx); err != nil {
 			return nil, err
@@ -598,3 +600,14 @@ func (g gocronLogger) Debug(msg string, args ...any) { g.l.Debug(msg, args...) }
 func (g gocronLogger) Info(msg string, args ...any)  { g.l.Debug(msg, args...) }
 func (g gocronLogger) Warn(msg string, args ...any)  { g.l.Warn(msg, args...) }
 func (g gocronLogger) Error(msg string, args ...any) { g.l.Error(msg, args...) }
+
+// diagnosticsTimeout bounds the collection of one diagnostics bundle.
+const diagnosticsTimeout = 60 * time.Second
+
+// collectDiagnostics writes a cluster's diagnostics bundle, read with the
+// tenant credential kc, within diagnosticsTimeout.
+func collectDiagnostics(ctx context.Context, kc cluster.Kubeconfig, w io.Writer, tailLines int) error {
+	ctx, cancel := context.WithTimeout(ctx, diagnosticsTimeout)
+	defer cancel()
+	return diagnostics.CollectKubeconfig(ctx, kc.YAML, w, diagnostics.Limits{TailLines: tailLines})
+}

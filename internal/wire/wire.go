@@ -13,6 +13,8 @@ const (
 	MediaProblem = "application/problem+json"
 	MediaYAML    = "application/yaml"
 	MediaShell   = "text/x-shellscript"
+	// MediaGzip is a diagnostics bundle (tar.gz).
+	MediaGzip = "application/gzip"
 )
 
 // CreateRequest is the body of POST /create and POST /v1/clusters. Pointers

@@ -220,6 +220,8 @@ func TestAgreesWithOpenAPI(t *testing.T) {
 	call("GET", "/v1/clusters/"+id+"/kubeconfig", token, "", "")
 	call("GET", "/v1/clusters/"+id+"/kubeconfig", token, "application/yaml", "")
 	call("GET", "/v1/clusters/"+id+"/events", token, "", "")
+	call("GET", "/v1/clusters/"+id+"/diagnostics", token, "", "")
+	call("GET", "/v1/clusters/"+id+"/diagnostics?tail-lines=0", token, "", "")
 	call("POST", "/v1/clusters/"+id+"/extend", token, "", `{"minutes": 15}`)
 	call("POST", "/v1/clusters/"+id+"/keep", token, "", `{"minutes": 30, "reason": "job e2e failed"}`)
 	call("POST", "/v1/clusters/"+id+"/keep", token, "", `{}`)
@@ -241,7 +243,8 @@ func TestAgreesWithOpenAPI(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"GET /v1/versions 401", "POST /v1/clusters 400", "POST /v1/clusters 403",
-		"POST /v1/clusters 429", "GET /v1/clusters/{id} 404", "POST /v1/clusters/{id}/terminate 409"} {
+		"POST /v1/clusters 429", "GET /v1/clusters/{id} 404", "POST /v1/clusters/{id}/terminate 409",
+		"GET /v1/clusters/{id}/diagnostics 200", "GET /v1/clusters/{id}/diagnostics 400"} {
 		if !answered[want] {
 			t.Errorf("no %s among the answers checked: %v", want, answered)
 		}

@@ -50,6 +50,9 @@ type Server struct {
 	Held chan struct{}
 	// Clock is the server's clock (the wall clock from NewServer).
 	Clock clockwork.Clock
+	// DiagnosticsBundle, when set, is what GET /v1/clusters/{id}/diagnostics
+	// answers for a running cluster (see Bundle).
+	DiagnosticsBundle []byte
 
 	mu       sync.Mutex // guards the fields below
 	clusters map[string]*wire.Cluster
@@ -93,6 +96,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/clusters/{id}", s.get)
 	mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.kubeconfig)
 	mux.HandleFunc("GET /v1/clusters/{id}/events", s.eventList)
+	mux.HandleFunc("GET /v1/clusters/{id}/diagnostics", s.diagnostics)
 	mux.HandleFunc("POST /v1/clusters/{id}/stop", s.stop)
 	mux.HandleFunc("POST /v1/clusters/{id}/start", s.start)
 	mux.HandleFunc("POST /v1/clusters/{id}/terminate", s.terminate)
