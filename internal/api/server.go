@@ -60,6 +60,11 @@ type Config struct {
 	// OperatorToken, when set, is the bearer token the Mounts require;
 	// other requests to them are answered 401.
 	OperatorToken string
+	// ImageSpoolDir is the folder image archives are received into
+	// before they go to a node (default: the system's temporary folder);
+	// ImageMaxBytes bounds one archive (default DefaultImageMaxBytes).
+	ImageSpoolDir string
+	ImageMaxBytes int64
 }
 
 // Server serves the API.
@@ -105,6 +110,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.authed(s.v1Kubeconfig))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/images", s.authed(s.v1LoadImages))
 
 	// The standalone GitHub App's deliveries and their work.
 	if s.cfg.Deliveries != nil {

@@ -8,3 +8,12 @@ type Image struct {
 	// Digest is the image's manifest or index digest (sha256:...).
 	Digest string
 }
+
+// ImageArchive is a tar archive of images, checked and spooled to disk,
+// to import into a cluster's node.
+type ImageArchive struct {
+	// Path is the uncompressed tar.
+	Path string
+	// Names are the full references the archive names, sorted.
+	Names []string
+}
