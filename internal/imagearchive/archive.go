@@ -20,8 +20,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	ocispec "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // ErrInvalid is wrapped by every error that says the archive is not one
@@ -32,8 +32,9 @@ var ErrInvalid = errors.New("not a docker save or OCI image archive")
 type Image struct {
 	// Name is the full reference containerd records (docker.io/library/app:dev).
 	Name string
-	// Digest is the manifest digest the OCI index names; empty for a
-	// docker save archive, whose manifest containerd writes on import.
+	// Digest is the manifest digest: the one the OCI index names, or for
+	// a docker save archive the one of the manifest containerd writes on
+	// import (see dockerManifest).
 	Digest string
 }
 
@@ -64,6 +65,7 @@ type contents struct {
 	symlinks map[string]string // name: target
 	digests  map[string]string // blobs/ALG/HEX: the sha256 of the content
 	small    map[string][]byte // blobs small enough to be manifests
+	heads    map[string][]byte // the first bytes of every file
 	layout   *struct {
 		Version string `json:"imageLayoutVersion"`
 	}
@@ -98,7 +100,7 @@ func Read(r io.Reader) ([]Image, error) {
 }
 
 func scan(r io.Reader) (*contents, error) {
-	c := &contents{files: map[string]int64{}, symlinks: map[string]string{}, digests: map[string]string{}, small: map[string][]byte{}}
+	c := &contents{files: map[string]int64{}, symlinks: map[string]string{}, digests: map[string]string{}, small: map[string][]byte{}, heads: map[string][]byte{}}
 	tr := tar.NewReader(r)
 	kept := 0
 	for {
@@ -138,16 +140,18 @@ func scan(r io.Reader) (*contents, error) {
 		}
 		h := sha256.New()
 		var keep []byte
-		var body io.Reader = tr
+		head := &headWriter{}
+		var body io.Reader = io.TeeReader(tr, head)
 		if name == indexFile || hdr.Size <= keepLimit && kept+int(hdr.Size) <= jsonLimit {
 			keep = make([]byte, 0, hdr.Size)
-			body = io.TeeReader(tr, (*appender)(&keep))
+			body = io.TeeReader(body, (*appender)(&keep))
 		}
 		n, err := io.Copy(h, body)
 		if err != nil {
 			return nil, invalid("read %q: %v", hdr.Name, err)
 		}
 		c.files[name] = n
+		c.heads[name] = head.b
 		if name == indexFile {
 			c.index = keep
 			continue
@@ -159,6 +163,16 @@ func scan(r io.Reader) (*contents, error) {
 		c.digests[name] = hex.EncodeToString(h.Sum(nil))
 	}
 	return c, nil
+}
+
+// headWriter keeps the first bytes written to it.
+type headWriter struct{ b []byte }
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	if n := 4 - len(h.b); n > 0 {
+		h.b = append(h.b, p[:min(n, len(p))]...)
+	}
+	return len(p), nil
 }
 
 type appender []byte
@@ -191,6 +205,10 @@ func (c *contents) docker() ([]Image, error) {
 				return nil, invalid("failed to resolve layers: layer %q not found", l)
 			}
 		}
+		digest, err := c.dockerManifest(d)
+		if err != nil {
+			return nil, err
+		}
 		if len(d.RepoTags) == 0 {
 			return nil, invalid("%s entry %d has no RepoTags: containerd would import it without a name", manifestFile, i)
 		}
@@ -199,10 +217,72 @@ func (c *contents) docker() ([]Image, error) {
 			if err != nil {
 				return nil, invalid("%s entry %d: %v", manifestFile, i, err)
 			}
-			out = append(out, Image{Name: n})
+			out = append(out, Image{Name: n, Digest: digest})
 		}
 	}
 	return named(out)
+}
+
+// Media types of the manifest containerd writes for a docker save image.
+const (
+	mediaDockerManifest  = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaDockerConfig    = "application/vnd.docker.container.image.v1+json"
+	mediaDockerLayer     = "application/vnd.docker.image.rootfs.diff.tar"
+	mediaDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+)
+
+type descriptor struct {
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+}
+
+// dockerManifest returns the digest of the manifest containerd's importer
+// writes for image d of a docker save archive: schema 2, the config and
+// the layers as the archive's files, a layer's media type detected from
+// its first bytes (uncompressed or not). It is the digest `ctr images ls`
+// shows, unless the store already held a compressed copy of a layer.
+func (c *contents) dockerManifest(d tarball.Descriptor) (string, error) {
+	desc := func(file, mediaType string) descriptor {
+		file = path.Clean(file)
+		return descriptor{MediaType: mediaType, Digest: "sha256:" + c.digests[file], Size: c.files[file]}
+	}
+	m := struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		Config        descriptor   `json:"config"`
+		Layers        []descriptor `json:"layers"`
+	}{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: desc(c.target(d.Config), mediaDockerConfig), Layers: []descriptor{}}
+	for _, l := range d.Layers {
+		l = c.target(l)
+		mt := mediaDockerLayer
+		if h := c.heads[path.Clean(l)]; len(h) > 0 && !isUncompressed(h) {
+			mt = mediaDockerLayerGzip
+		}
+		m.Layers = append(m.Layers, desc(l, mt))
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// target follows a symlink of the archive.
+func (c *contents) target(name string) string {
+	if t, ok := c.symlinks[name]; ok {
+		return t
+	}
+	return name
+}
+
+// isUncompressed says whether a blob starting with h is neither gzip nor
+// zstd, as containerd's compression.DetectCompression decides.
+func isUncompressed(h []byte) bool {
+	gz := len(h) >= 3 && h[0] == 0x1f && h[1] == 0x8b && h[2] == 0x08
+	zstd := len(h) >= 4 && h[0] == 0x28 && h[1] == 0xb5 && h[2] == 0x2f && h[3] == 0xfd
+	return !gz && !zstd
 }
 
 // oci reads an OCI image layout as containerd imports it: the index's
