@@ -114,7 +114,7 @@ func scan(r io.Reader) (*contents, error) {
 		if hdr.Typeflag == tar.TypeSymlink {
 			c.symlinks[hdr.Name] = path.Join(path.Dir(hdr.Name), hdr.Linkname)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA { //nolint:staticcheck // old tars carry TypeRegA
+		if hdr.Typeflag != tar.TypeReg { // the reader turns the old TypeRegA into TypeReg
 			continue
 		}
 		name := path.Clean(hdr.Name)

@@ -182,4 +182,6 @@ func TestSpool(t *testing.T) {
 // fullDisk is a file on a full disk.
 type fullDisk struct{}
 
-func (fullDisk) Write([]byte) (int, error) { return 0, &os.PathError{Op: "write", Path: "spool", Err: syscall.ENOSPC} }
+func (fullDisk) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: "spool", Err: syscall.ENOSPC}
+}
