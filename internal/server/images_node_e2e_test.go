@@ -2,23 +2,16 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/smek/action/internal/imagearchive"
 	"github.com/smek/action/internal/imagearchive/archivetest"
-	"github.com/smek/action/internal/local"
-	"github.com/smek/action/internal/server"
-	"github.com/smek/action/internal/smektest"
 	"github.com/smek/action/internal/wire"
 )
 
@@ -28,26 +21,7 @@ import (
 // it at once. An archive the node's containerd refuses (a layer that is
 // not a tar) is undone: its name is not left on the node.
 func TestIntegrationLocalNodeLoadsImages(t *testing.T) {
-	bin := smektest.KubeBin(t)
-	if err := local.CheckNodeSupport(bin); err != nil {
-		if os.Getenv("SMEK_REQUIRE_NODES") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) { c.LocalNodes = "on" }})
-	token := smek.Token("tenant", smektest.TokenOptions{})
-	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "3m"}`)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(c.Kubeconfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kubectl := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig=" + kubeconfig}, args...)...).CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	smek, token, c, kubectl := startNodeCluster(t)
 	busybox, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
