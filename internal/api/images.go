@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/imagearchive"
@@ -47,7 +48,8 @@ func (s *Server) v1LoadImages(w http.ResponseWriter, r *http.Request, p cluster.
 		s.writeError(w, r, tooLarge(limit))
 		return
 	}
-	spooled, err := imagearchive.Spool(http.MaxBytesReader(w, r.Body, limit+1), s.cfg.ImageSpoolDir, limit)
+	body := &uploadReader{r: http.MaxBytesReader(w, r.Body, limit+1), rc: http.NewResponseController(w)}
+	spooled, err := imagearchive.Spool(body, s.cfg.ImageSpoolDir, limit)
 	if err != nil {
 		s.writeError(w, r, spoolError(err, limit))
 		return
@@ -76,6 +78,26 @@ func (s *Server) v1LoadImages(w http.ResponseWriter, r *http.Request, p cluster.
 		out.Images = append(out.Images, wire.Image{Name: im.Name, Digest: im.Digest})
 	}
 	writeJSON(w, http.StatusOK, wire.MediaJSON, out)
+}
+
+// uploadIdle bounds a pause in an image upload. The server's read
+// deadline is seconds for a whole request (a JSON body is small); an
+// archive of gigabytes takes minutes, so every read moves the deadline on
+// instead, and only a client that stops sending is cut off.
+const uploadIdle = time.Minute
+
+// uploadReader reads a request body, moving the connection's read
+// deadline uploadIdle on before every read.
+type uploadReader struct {
+	r  io.Reader
+	rc *http.ResponseController
+}
+
+func (u *uploadReader) Read(p []byte) (int, error) {
+	// A writer that cannot set deadlines (httptest's recorder) has none
+	// to move.
+	_ = u.rc.SetReadDeadline(time.Now().Add(uploadIdle))
+	return u.r.Read(p)
 }
 
 func (s *Server) imageMaxBytes() int64 {
