@@ -142,9 +142,14 @@ func scan(r io.Reader) (*contents, error) {
 		var keep []byte
 		head := &headWriter{}
 		var body io.Reader = io.TeeReader(tr, head)
+		if name == indexFile && hdr.Size > jsonLimit {
+			return nil, invalid("%s is larger than %d bytes", indexFile, jsonLimit)
+		}
 		if name == indexFile || hdr.Size <= keepLimit && kept+int(hdr.Size) <= jsonLimit {
-			keep = make([]byte, 0, hdr.Size)
+			// The header's size is the archive's word: the buffer grows
+			// with what is read, not with what is announced.
 			body = io.TeeReader(body, (*appender)(&keep))
+			keep = []byte{}
 		}
 		n, err := io.Copy(h, body)
 		if err != nil {
