@@ -50,12 +50,23 @@ func section(t *testing.T, name string) (keys []string, defaults map[string]stri
 func TestActionYAML(t *testing.T) {
 	inputs, defaults := section(t, "inputs")
 	want := []string{"api-url", "token", "oidc-audience", "k8s-version", "minutes-to-live", "cluster-size",
-		"enable-privileged", "keep-cluster", "notification-email", "wait", "job-id"}
+		"enable-privileged", "keep-cluster", "notification-email", "wait", "images", "keep-on-failure", "diagnostics", "job-status", "job-id"}
 	if !slices.Equal(inputs, want) {
 		t.Errorf("inputs = %q, want %q", inputs, want)
 	}
 	if defaults["job-id"] != "${{ job.check_run_id }}" {
 		t.Errorf("job-id default = %q, want the job's check run id", defaults["job-id"])
+	}
+	// The runner evaluates inputs again for the post step: there
+	// job.status is the job's status so far.
+	if defaults["job-status"] != "${{ job.status }}" {
+		t.Errorf("job-status default = %q, want the job's status", defaults["job-status"])
+	}
+	if d, err := parseKeepFor("keep-on-failure", defaults["keep-on-failure"]); err != nil || d != 0 {
+		t.Errorf("keep-on-failure default = %q (%v, %v), want off", defaults["keep-on-failure"], d, err)
+	}
+	if v, err := parseDiagnostics("diagnostics", defaults["diagnostics"]); err != nil || v != diagnosticsOnFailure {
+		t.Errorf("diagnostics default = %q (%v), want on-failure", defaults["diagnostics"], err)
 	}
 	if defaults["keep-cluster"] != "false" {
 		t.Errorf("keep-cluster default = %q, want false (CI clusters end with the job)", defaults["keep-cluster"])

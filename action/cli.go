@@ -33,7 +33,9 @@ Commands:
   start        start a stopped cluster and write its fresh kubeconfig
   terminate    end a cluster for good
   extend       move a cluster's expiry and refresh its kubeconfig file
+  release      end a CI job's cluster, or keep it for debugging when the job failed
   versions     list the Kubernetes versions and sizes the server offers
+  image load   put images from Docker or from archive files into a cluster
   version      print this program's version
 
 Every command takes --api-url (or SMEK_API_URL) and --token (or SMEK_TOKEN;
@@ -50,6 +52,12 @@ type command struct {
 	// needsID commands take a cluster id as their argument.
 	needsID bool
 	flags   func(fs *flag.FlagSet) func(ctx context.Context, p *program, c *client.Client, id string) error
+	// operands, instead of flags, is for commands that take a list of
+	// arguments (image load).
+	operands func(fs *flag.FlagSet) func(ctx context.Context, p *program, c *client.Client, args []string) error
+	// sub makes the command a group (image): its first argument names
+	// one of these.
+	sub []command
 }
 
 var commands = []command{
@@ -64,7 +72,21 @@ var commands = []command{
 		"(smek-<id>.yaml in KUBECONFIG, under $HOME/.kube, or the action's file in a later step of the job)\n" +
 		"or write a fresh one to --kubeconfig PATH. Kubeconfigs handed out before keep working too:\n" +
 		"each is valid for 7 days, or until the deadline if that is later, while the cluster runs.", flags: extendFlags},
+	{name: "release", args: "<cluster-id>", needsID: true, help: releaseHelp, flags: releaseFlags},
 	{name: "versions", help: "List the Kubernetes versions and cluster sizes the server offers.", flags: versionsFlags},
+	{name: "image", help: imageHelp, sub: []command{
+		{name: "load", args: "IMAGE-or-FILE...", help: imageLoadHelp, operands: imageLoadFlags},
+	}},
+}
+
+// findCommand returns the command of cmds named name, or nil.
+func findCommand(cmds []command, name string) *command {
+	for i := range cmds {
+		if cmds[i].name == name {
+			return &cmds[i]
+		}
+	}
+	return nil
 }
 
 // cli runs a subcommand. Errors are printed to stderr and returned.
@@ -89,27 +111,45 @@ func (p *program) dispatch(ctx context.Context, args []string) error {
 		fmt.Fprintf(p.stdout, "smek %s\n", p.version)
 		return nil
 	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == args[0] {
-			cmd = &commands[i]
-		}
-	}
+	cmd := findCommand(commands, args[0])
 	if cmd == nil {
 		fmt.Fprint(p.stderr, usage)
 		return usagef("unknown command %q", args[0])
 	}
+	name, args := cmd.name, args[1:]
+	if cmd.sub != nil {
+		group := cmd
+		switch {
+		case len(args) == 0:
+			fmt.Fprint(p.stderr, group.help)
+			return usagef("%s needs a command", name)
+		case slices.Contains([]string{"help", "-h", "-help", "--help"}, args[0]):
+			fmt.Fprint(p.stdout, group.help)
+			return nil
+		}
+		if cmd = findCommand(group.sub, args[0]); cmd == nil {
+			fmt.Fprint(p.stderr, group.help)
+			return usagef("unknown command %q %q", name, args[0])
+		}
+		name, args = name+" "+cmd.name, args[1:]
+	}
 
-	fs := flag.NewFlagSet("smek "+cmd.name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("smek "+name, flag.ContinueOnError)
 	fs.SetOutput(p.stderr)
 	apiURL := fs.String("api-url", p.getenv("SMEK_API_URL"), "SMEK server `URL` (env SMEK_API_URL)")
 	token := fs.String("token", "", "SMEK `token` (env SMEK_TOKEN)")
-	action := cmd.flags(fs)
+	var action func(ctx context.Context, p *program, c *client.Client, id string) error
+	var withArgs func(ctx context.Context, p *program, c *client.Client, args []string) error
+	if cmd.operands != nil {
+		withArgs = cmd.operands(fs)
+	} else {
+		action = cmd.flags(fs)
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(p.stderr, "Usage: smek %s [flags] %s\n\n%s\n\nFlags:\n", cmd.name, cmd.args, cmd.help)
+		fmt.Fprintf(p.stderr, "Usage: smek %s [flags] %s\n\n%s\n\nFlags:\n", name, cmd.args, cmd.help)
 		fs.PrintDefaults()
 	}
-	rest, err := parseInterspersed(fs, args[1:])
+	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -118,13 +158,17 @@ func (p *program) dispatch(ctx context.Context, args []string) error {
 	}
 	var id string
 	switch {
+	case withArgs != nil && len(rest) == 0:
+		fs.Usage()
+		return usagef("%s takes at least one argument", name)
+	case withArgs != nil:
 	case cmd.needsID && len(rest) != 1:
 		fs.Usage()
-		return usagef("%s takes one cluster id", cmd.name)
+		return usagef("%s takes one cluster id", name)
 	case cmd.needsID:
 		id = rest[0]
 	case len(rest) != 0:
-		return usagef("%s takes no arguments, got %q", cmd.name, rest)
+		return usagef("%s takes no arguments, got %q", name, rest)
 	}
 	if *token == "" {
 		*token = p.getenv("SMEK_TOKEN")
@@ -135,6 +179,9 @@ func (p *program) dispatch(ctx context.Context, args []string) error {
 	c, err := client.New(*apiURL, *token, client.WithHTTPClient(p.http), client.WithUserAgent(p.userAgent()))
 	if err != nil {
 		return fmt.Errorf("--api-url: %w", err)
+	}
+	if withArgs != nil {
+		return withArgs(ctx, p, c, rest)
 	}
 	return action(ctx, p, c, id)
 }

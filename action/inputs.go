@@ -107,3 +107,68 @@ func parseBool(field, v string, def *bool) (*bool, error) {
 	}
 	return nil, &fieldError{field, v, "is not a boolean (true or false)"}
 }
+
+// maxKeepFor bounds keep-on-failure far beyond any account's maximum (the
+// server shortens a keep to that), so that rounding cannot overflow.
+const maxKeepFor = 366 * 24 * time.Hour
+
+// parseKeepFor reads keep-on-failure: how long a failed job's cluster is
+// kept for debugging, as a duration of whole minutes (rounded up). Empty,
+// "0" and "false" turn it off.
+func parseKeepFor(field, v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	switch v {
+	case "", "0", "false", "False", "FALSE":
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		if _, nerr := strconv.Atoi(v); nerr == nil {
+			return 0, &fieldError{field, v, "has no unit; write it like 30m or 2h"}
+		}
+		return 0, &fieldError{field, v, "is not a duration like 30m or 2h"}
+	}
+	if d < 0 {
+		return 0, &fieldError{field, v, "must not be negative"}
+	}
+	if d > maxKeepFor {
+		return 0, &fieldError{field, v, "is longer than a year"}
+	}
+	return (d + time.Minute - 1).Truncate(time.Minute), nil
+}
+
+// Values of the diagnostics input.
+const (
+	diagnosticsOnFailure = "on-failure"
+	diagnosticsAlways    = "always"
+	diagnosticsNever     = "never"
+)
+
+// parseDiagnostics reads the diagnostics input; empty is on-failure.
+func parseDiagnostics(field, v string) (string, error) {
+	switch v = strings.TrimSpace(v); v {
+	case "":
+		return diagnosticsOnFailure, nil
+	case diagnosticsOnFailure, diagnosticsAlways, diagnosticsNever:
+		return v, nil
+	}
+	return "", &fieldError{field, v, "is not on-failure, always or never"}
+}
+
+// jobFailed tells a failed job from its status: job.status in GitHub
+// Actions (success, failure, cancelled), CI_JOB_STATUS in GitLab CI
+// (success, failed, canceled), or a shell's exit status ($?). A
+// cancelled job did not fail: nobody waits for its cluster.
+func jobFailed(field, v string) (bool, error) {
+	switch v = strings.TrimSpace(v); v {
+	case "failure", "failed":
+		return true, nil
+	case "success", "cancelled", "canceled":
+		return false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 255 {
+		return false, &fieldError{field, v, "is not a job status (success, failure, failed, cancelled, canceled) or an exit status (0-255)"}
+	}
+	return n != 0, nil
+}

@@ -82,6 +82,8 @@ type program struct {
 	// ticker drives progress lines while a create waits.
 	ticker        func(time.Duration) (<-chan time.Time, func())
 	progressEvery time.Duration
+	// now is the clock of upload rates.
+	now func() time.Time
 	// version is the action's own version, sent as User-Agent.
 	version string
 }
@@ -98,6 +100,7 @@ func newProgram(getenv func(string) string, stdout, stderr io.Writer) *program {
 			return t.C, t.Stop
 		},
 		progressEvery: 10 * time.Second,
+		now:           time.Now,
 		version:       version,
 	}
 }

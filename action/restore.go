@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/smek/action/internal/client"
 )
@@ -19,26 +18,16 @@ type restoreWatch struct {
 	c       *client.Client
 	id      string
 	printed int // restoring events printed so far: by the watching goroutine, then by stop after it ended
-	done    chan struct{}
-	wg      sync.WaitGroup
-	stopTk  func()
+	// stopTicks ends the looks at the event log.
+	stopTicks func()
 }
 
 // watchRestore looks at the event log every p.progressEvery until stop.
 func (p *program) watchRestore(ctx context.Context, c *client.Client, id string) *restoreWatch {
-	w := &restoreWatch{p: p, c: c, id: id, done: make(chan struct{})}
-	ticks, stop := p.ticker(p.progressEvery)
-	w.stopTk = stop
-	w.wg.Go(func() {
-		for {
-			select {
-			case <-w.done:
-				return
-			case <-ctx.Done():
-				return
-			case <-ticks:
-				w.print(ctx)
-			}
+	w := &restoreWatch{p: p, c: c, id: id}
+	w.stopTicks = p.onTicks(p.progressEvery, func() {
+		if ctx.Err() == nil {
+			w.print(ctx)
 		}
 	})
 	return w
@@ -65,8 +54,6 @@ func (w *restoreWatch) print(ctx context.Context) {
 
 // stop ends the watch and prints the steps recorded since the last look.
 func (w *restoreWatch) stop(ctx context.Context) {
-	w.stopTk()
-	close(w.done)
-	w.wg.Wait()
+	w.stopTicks()
 	w.print(ctx)
 }

@@ -26,6 +26,13 @@ const (
 type actionInputs struct {
 	apiURL, token, oidcAudience string
 	create                      createInputs
+	// keepOnFailure, diagnostics and jobStatus are the post step's: what
+	// to do with the cluster of a failed job. jobStatus is job.status as
+	// the runner evaluates it for the post step (action.yml's default).
+	keepOnFailure, diagnostics, jobStatus string
+	// images are image references and archive files to load into the
+	// cluster, separated by whitespace.
+	images []string
 }
 
 // readInputs reads the inputs and masks the token before anything can
@@ -44,6 +51,10 @@ func readInputs(a *githubactions.Action) actionInputs {
 			NotificationEmail: a.GetInput("notification-email"),
 			Wait:              a.GetInput("wait"),
 		},
+		keepOnFailure: a.GetInput("keep-on-failure"),
+		diagnostics:   a.GetInput("diagnostics"),
+		jobStatus:     a.GetInput("job-status"),
+		images:        strings.Fields(a.GetInput("images")),
 	}
 	// Outside action.yml (a workflow that runs the image itself) the
 	// CLI's variables fill in.
@@ -91,6 +102,13 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	if err != nil {
 		return fmt.Errorf("input %w", err)
 	}
+	// The post step's inputs fail here, before a cluster exists.
+	if _, err := parseKeepFor("keep-on-failure", in.keepOnFailure); err != nil {
+		return fmt.Errorf("input %w", err)
+	}
+	if _, err := parseDiagnostics("diagnostics", in.diagnostics); err != nil {
+		return fmt.Errorf("input %w", err)
+	}
 	cmds := ghaction.Commands{A: a, Getenv: p.getenv}
 	home, err := ghaction.ResolveHome(p.getenv, p.containerHome)
 	if err != nil {
@@ -124,6 +142,10 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	for _, secret := range ghaction.Credentials(cl.Kubeconfig) {
 		a.AddMask(secret)
 	}
+	images, err := p.loadImages(ctx, c, cl.ClusterID, in.images)
+	if err != nil {
+		return err
+	}
 	path, err := ghaction.WriteKubeconfig(home, cl.ClusterID, cl.Kubeconfig)
 	if err != nil {
 		return err
@@ -148,13 +170,29 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	if err := cmds.SetEnv("KUBECONFIG", hostPath); err != nil {
 		return err
 	}
-	if err := cmds.AddStepSummary(summary(cl, hostPath)); err != nil {
+	if err := cmds.AddStepSummary(summary(cl, hostPath, images)); err != nil {
 		a.Warningf("%s", err)
 	}
 	fmt.Fprintf(p.stdout, "Cluster %s is %s: Kubernetes %s, expires %s%s\n",
 		cl.ClusterID, cl.ClusterStatus, cl.K8sVersion, cl.ExpiresAt.UTC().Format(time.RFC3339), readyIn(cl.Timings))
 	fmt.Fprintf(p.stdout, "KUBECONFIG=%s for the following steps\n", hostPath)
 	return nil
+}
+
+// loadImages loads the images of the images input into the new cluster,
+// before any output names it. Files are relative to the workspace; image
+// references come from the runner's Docker Engine, whose socket the runner
+// mounts into container actions at /var/run/docker.sock.
+func (p *program) loadImages(ctx context.Context, c *client.Client, id string, images []string) ([]wire.Image, error) {
+	if len(images) == 0 {
+		return nil, nil
+	}
+	fmt.Fprintf(p.stdout, "Loading %d image(s) into %s: %s\n", len(images), id, strings.Join(images, " "))
+	l := &imageLoader{p: p, c: c, id: id, w: p.stdout, dir: p.getenv("GITHUB_WORKSPACE"), dockerHost: p.getenv("DOCKER_HOST")}
+	if err := l.load(ctx, images); err != nil {
+		return nil, fmt.Errorf("input images: %w", err)
+	}
+	return l.loaded, nil
 }
 
 // create asks for a cluster, printing progress while the server waits for
@@ -226,8 +264,9 @@ func readyIn(t *wire.Timings) string {
 	return fmt.Sprintf(" (ready in %s, %s)", (time.Duration(t.TotalMS) * time.Millisecond).String(), pool)
 }
 
-// summary is the job summary: the cluster, its expiry, the timings.
-func summary(cl *wire.Cluster, kubeconfig string) string {
+// summary is the job summary: the cluster, its expiry, the timings, the
+// images loaded.
+func summary(cl *wire.Cluster, kubeconfig string, images []wire.Image) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### SMEK cluster `%s`\n\n", cl.ClusterID)
 	b.WriteString("| | |\n|---|---|\n")
@@ -247,6 +286,12 @@ func summary(cl *wire.Cluster, kubeconfig string) string {
 			b.WriteString("\nServed from the warm pool.\n")
 		} else {
 			b.WriteString("\nWaited for the pool.\n")
+		}
+	}
+	if len(images) > 0 {
+		b.WriteString("\n| Image loaded | digest |\n|---|---|\n")
+		for _, img := range images {
+			fmt.Fprintf(&b, "| `%s` | `%s` |\n", img.Name, img.Digest)
 		}
 	}
 	return b.String()

@@ -63,6 +63,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var hf hetznerBackendFlags
 	hf.register(fs)
 	fs.StringVar(&cfg.LocalNodes, "local-nodes", "auto", "local: give every cluster a kubelet node that runs pods: on, off, or auto (on when the machine can: root, containerd, runc, CNI plugins; see make node-deps)")
+	var mirrors mirrorFlag
+	fs.Var(&mirrors, "registry-mirror", "pull images of REGISTRY from a mirror first, `REGISTRY=URL` (e.g. docker.io=https://mirror.example; REGISTRY * is every registry without mirrors of its own); repeat it or separate with commas: a node tries a registry's mirrors in order, then the registry")
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
 	imageMax := byteSize(api.DefaultImageMaxBytes)
 	fs.Var(&imageMax, "image-max-bytes", "largest image archive a client may load into a cluster (smek image load), such as 4GiB or 512MiB; spooled under --data-dir")
@@ -78,6 +80,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cfg.Logger = logger
 	cfg.ImageMaxBytes = int64(imageMax)
+	cfg.RegistryMirrors = mirrors.list
 	cfg.Prices, cfg.SnapshotPrice = prices.prices, prices.snapshotPrice()
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {
 		return fmt.Errorf("%w: pool sizes must not be negative", errUsage)

@@ -30,6 +30,7 @@ func toWire(c cluster.Cluster) wire.Cluster {
 		APIServer: c.APIServer, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
 		StoppedAt: timePtr(c.StoppedAt), StoppedExpiresAt: timePtr(c.StoppedExpiresAt), TerminatedAt: timePtr(c.TerminatedAt),
 		Run: wire.RunOf(c.Run), RestoreMS: c.RestoredIn.Milliseconds(),
+		KeptAt: timePtr(c.KeptAt), KeptReason: c.KeptReason,
 	}
 	if c.Hibernated {
 		// /v1 tells hibernated from stopped; the seed API's /list reads

@@ -107,6 +107,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/clusters/{id}/start", s.authed(s.v1Start))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/terminate", s.authed(s.v1Terminate))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/extend", s.authed(s.v1Extend))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/keep", s.authed(s.v1Keep))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/kubeconfig", s.authed(s.v1Kubeconfig))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))

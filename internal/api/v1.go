@@ -236,6 +236,35 @@ func (s *Server) v1Extend(w http.ResponseWriter, r *http.Request, p cluster.Prin
 	writeJSON(w, http.StatusOK, wire.MediaJSON, s.toWire(c))
 }
 
+// v1Keep is POST /v1/clusters/{id}/keep: a CI job that failed keeps its
+// cluster for debugging instead of ending it.
+func (s *Server) v1Keep(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req wire.KeepRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Minutes == nil {
+		s.writeError(w, r, cluster.Errorf(cluster.EINVALID, "minutes", "minutes is required"))
+		return
+	}
+	var reason string
+	if req.Reason != nil {
+		reason = *req.Reason
+	}
+	c, err := s.life.Keep(r.Context(), p, id, *req.Minutes, reason)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.MediaJSON, s.toWire(c))
+}
+
 func (s *Server) v1Kubeconfig(w http.ResponseWriter, r *http.Request, p cluster.Principal) {
 	id, err := pathID(r)
 	if err != nil {

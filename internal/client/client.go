@@ -97,8 +97,30 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-// send performs the request and returns the body of a 2xx answer.
+// send performs the request with in, when not nil, as its JSON body and
+// returns the body of a 2xx answer.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, accept string, in any) (io.ReadCloser, error) {
+	var b body
+	if in != nil {
+		enc, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
+		}
+		b = body{r: bytes.NewReader(enc), size: int64(len(enc)), contentType: wire.MediaJSON}
+	}
+	return c.sendBody(ctx, method, path, query, accept, b)
+}
+
+// body is a request body: r of size bytes (-1: unknown, sent chunked) of
+// media type contentType. The zero body sends none.
+type body struct {
+	r           io.Reader
+	size        int64
+	contentType string
+}
+
+// sendBody performs the request and returns the body of a 2xx answer.
+func (c *Client) sendBody(ctx context.Context, method, path string, query url.Values, accept string, b body) (io.ReadCloser, error) {
 	// path is in escaped form (cluster ids go through url.PathEscape).
 	u := *c.base
 	unescaped, err := url.PathUnescape(path)
@@ -109,21 +131,16 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	u.RawPath = c.base.EscapedPath() + path
 	u.RawQuery = query.Encode()
 
-	var rd io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), b.r)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", accept+", "+wire.MediaProblem)
-	if in != nil {
-		req.Header.Set("Content-Type", wire.MediaJSON)
+	if b.r != nil {
+		req.Header.Set("Content-Type", b.contentType)
+		// NewRequest knows the size of a bytes.Reader only; any other
+		// reader's ContentLength of 0 means "unknown": sent chunked.
+		req.ContentLength = max(b.size, 0)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

@@ -121,6 +121,18 @@ func (c *Client) Extend(ctx context.Context, id string, minutes int) (*wire.Clus
 	return c.clusterCall(ctx, http.MethodPost, id, "/extend", wire.ExtendRequest{Minutes: &minutes})
 }
 
+// Keep keeps a running cluster for debugging after its job failed: its
+// deadline becomes minutes from now (at most the account's maximum; the
+// answer's ExpiresAt tells), and the GitHub App leaves it alone when the
+// run completes. A cluster that is not running answers 409.
+func (c *Client) Keep(ctx context.Context, id string, minutes int, reason string) (*wire.Cluster, error) {
+	req := wire.KeepRequest{Minutes: &minutes}
+	if reason != "" {
+		req.Reason = &reason
+	}
+	return c.clusterCall(ctx, http.MethodPost, id, "/keep", req)
+}
+
 // Note adds a message to a cluster's event log (service tokens only).
 func (c *Client) Note(ctx context.Context, id, message string) error {
 	p, err := clusterPath(id, "/events")

@@ -123,3 +123,19 @@ func IsLimit(err error) bool { return hasStatus(err, http.StatusTooManyRequests)
 // IsUnavailable reports a 503: no cluster became ready within the wait
 // budget.
 func IsUnavailable(err error) bool { return hasStatus(err, http.StatusServiceUnavailable) }
+
+// IsTooLarge reports a 413: the request body is over the server's limit.
+func IsTooLarge(err error) bool { return hasStatus(err, http.StatusRequestEntityTooLarge) }
+
+// IsUnsupportedMediaType reports a 415: the body's Content-Type is not one
+// the route takes.
+func IsUnsupportedMediaType(err error) bool {
+	return hasStatus(err, http.StatusUnsupportedMediaType)
+}
+
+// IsNoSpace reports a 507: the cluster's node has no room for what was
+// sent.
+func IsNoSpace(err error) bool { return hasStatus(err, http.StatusInsufficientStorage) }
+
+// IsNotImplemented reports a 501: the cluster's backend cannot do this.
+func IsNotImplemented(err error) bool { return hasStatus(err, http.StatusNotImplemented) }

@@ -10,6 +10,9 @@ type Change struct {
 	To   Status
 	// ExpiresAt, when not zero, sets a new deadline.
 	ExpiresAt time.Time
+	// Keep, when set, marks the cluster kept for debugging (Cluster.KeptAt
+	// becomes the change's time).
+	Keep *Keep
 	// APIServer, when not empty, records the cluster's API address.
 	APIServer string
 	// Timings, when not nil, records the create's phases.
@@ -36,4 +39,10 @@ type Change struct {
 	Cause   string // api, ttl, webhook, reconciler
 	Actor   string
 	Message string
+}
+
+// Keep is the mark of a cluster kept for debugging.
+type Keep struct {
+	// Reason is what the job said, like "job failed".
+	Reason string
 }

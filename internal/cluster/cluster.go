@@ -167,7 +167,13 @@ type Cluster struct {
 	// stopped lifetime). Zero unless the cluster is stopped.
 	StoppedExpiresAt time.Time
 	TerminatedAt     time.Time
-	Timings          Timings
+	// KeptAt is when a CI job's cleanup kept the cluster for debugging
+	// instead of ending it (its job failed; keep-on-failure), zero if
+	// never; KeptReason is what the job said. The GitHub App leaves a
+	// kept cluster alone when its run completes; the deadline ends it.
+	KeptAt     time.Time
+	KeptReason string
+	Timings    Timings
 	// ServerPhases are how long the phases of making the cluster's server
 	// ready took (backend-specific names), where the backend records them.
 	ServerPhases map[string]time.Duration

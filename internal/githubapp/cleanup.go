@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/smek/action/internal/cluster"
@@ -14,12 +15,20 @@ import (
 // cleanup is the work of an event that ends clusters: terminate every live
 // cluster that one of the selections picks, leaving keep-cluster ones alone
 // or, when stopKept is set (the App is uninstalled), stopping them.
+//
+// When its run or job completes (spareDebug), a cluster that its failed
+// job kept for debugging (keep-on-failure) is left alone too: its deadline
+// ends it. report, when set, tells the pull request about each such
+// cluster, once: reported remembers it across the retries of the work.
 type cleanup struct {
 	app        *App
 	log        *slog.Logger
 	why        string
 	selections []selection
 	stopKept   bool
+	spareDebug bool
+	report     func(context.Context, cluster.Cluster) error
+	reported   map[cluster.ID]bool
 }
 
 // selection picks clusters: those the listing returns, when match (nil:
@@ -46,6 +55,7 @@ func (a *App) newCleanupOf(c *cleanup, delivery, event string) func(context.Cont
 // from terminate means someone else ended the cluster first.
 func (c *cleanup) run(ctx context.Context) error {
 	var errs []error
+	var debugged []cluster.Cluster
 	seen := map[cluster.ID]bool{}
 	for _, s := range c.selections {
 		list, err := c.app.clusters.List(ctx, AsApp, s.list)
@@ -59,6 +69,12 @@ func (c *cleanup) run(ctx context.Context) error {
 			seen[cl.ID] = true
 			log := c.log.With(logkey.Cluster, cl.ID)
 			if !cl.Status.Live() || cl.Status == cluster.Terminating {
+				continue
+			}
+			if c.spareDebug && !cl.KeptAt.IsZero() {
+				log.Info("cluster left alone: kept for debugging", logkey.Reason, c.why)
+				c.note(ctx, log, string(cl.ID), "left alone though "+c.why+": kept for debugging until "+formatTime(cl.ExpiresAt))
+				debugged = append(debugged, cl)
 				continue
 			}
 			if cl.Spec.KeepCluster && c.stopKept {
@@ -85,6 +101,19 @@ func (c *cleanup) run(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("terminate %s: %w", cl.ID, err))
 			}
 		}
+	}
+	for _, cl := range debugged {
+		if c.report == nil || c.reported[cl.ID] {
+			continue
+		}
+		if err := c.report(ctx, cl); err != nil {
+			errs = append(errs, fmt.Errorf("tell the pull request about kept cluster %s: %w", cl.ID, err))
+			continue
+		}
+		if c.reported == nil {
+			c.reported = map[cluster.ID]bool{}
+		}
+		c.reported[cl.ID] = true
 	}
 	return errors.Join(errs...)
 }
@@ -147,9 +176,9 @@ func (a *App) planWorkflowRun(delivery string, body []byte) (func(context.Contex
 		return nil, "", missing("workflow_run.run_attempt")
 	}
 	why := fmt.Sprintf("workflow run %d (attempt %d) of %s completed", e.WorkflowRun.ID, e.WorkflowRun.RunAttempt, e.Repository.FullName)
-	return a.newCleanup(delivery, "workflow_run", why, all(cluster.Filter{
+	return a.newCleanupOf(&cleanup{why: why, spareDebug: true, selections: []selection{all(cluster.Filter{
 		RepositoryID: e.Repository.ID, RunID: e.WorkflowRun.ID, RunAttempt: e.WorkflowRun.RunAttempt,
-	})), "", nil
+	})}}, delivery, "workflow_run"), "", nil
 }
 
 func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Context) error, string, error) {
@@ -182,10 +211,11 @@ func (a *App) planWorkflowJob(delivery string, body []byte) (func(context.Contex
 	}
 	j := e.WorkflowJob
 	why := fmt.Sprintf("job %d on runner %q of workflow run %d (attempt %d) of %s completed", j.ID, *j.RunnerName, j.RunID, j.RunAttempt, e.Repository.FullName)
-	run := a.newCleanup(delivery, "workflow_job", why, selection{
-		list:  cluster.Filter{RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt},
-		match: jobMatch(j.ID, *j.RunnerName, j.StartedAt, j.CompletedAt),
-	})
+	run := a.newCleanupOf(&cleanup{why: why, spareDebug: true, report: a.reportKept(e.installationID(), e.Repository, j.Name),
+		selections: []selection{{
+			list:  cluster.Filter{RepositoryID: e.Repository.ID, RunID: j.RunID, RunAttempt: j.RunAttempt},
+			match: jobMatch(j.ID, *j.RunnerName, j.StartedAt, j.CompletedAt),
+		}}}, delivery, "workflow_job")
 	if a.prewarm != nil && e.installationID() != 0 {
 		run = a.prewarmCompleted(j.ID, run)
 	}
@@ -218,6 +248,39 @@ func jobMatch(jobID int64, runner string, started, completed *time.Time) func(cl
 			return !c.CreatedAt.After(*completed)
 		}
 	}
+}
+
+// reportKept returns how a completed job tells its pull request about a
+// cluster it kept for debugging: one comment with how to reach it, until
+// when, and how to end it early. It is nil without GitHub credentials or
+// an installation; clusters of no pull request are not reported.
+// Only the job's completion reports (its run's completion, which selects
+// the same cluster, does not), so the pull request hears of it once.
+func (a *App) reportKept(installation int64, repo *repositoryRef, job string) func(context.Context, cluster.Cluster) error {
+	owner, name, ok := strings.Cut(repo.FullName, "/")
+	if a.github == nil || installation == 0 || !ok {
+		return nil
+	}
+	return func(ctx context.Context, cl cluster.Cluster) error {
+		if cl.Run.PullRequest == 0 {
+			return nil
+		}
+		return a.github.Comment(ctx, installation, owner, name, int(cl.Run.PullRequest), a.keptComment(cl, job))
+	}
+}
+
+// keptComment is the pull request's comment about a cluster its failed
+// job kept. Like every reply it shows no credential.
+func (a *App) keptComment(cl cluster.Cluster, job string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Job `%s` failed, and SMEK kept its cluster `%s` for debugging", job, cl.ID)
+	if cl.KeptReason != "" {
+		fmt.Fprintf(&b, " (%s)", cl.KeptReason)
+	}
+	fmt.Fprintf(&b, ". It runs until %s, when it is ended.\n\n", formatTime(cl.ExpiresAt))
+	b.WriteString(a.fetchHelp(cl))
+	fmt.Fprintf(&b, "\nEnd it early with `smek terminate %s`, or comment `/smek stop %s` here; `/smek extend %s 30` gives it 30 more minutes.\n", cl.ID, cl.ID, cl.ID)
+	return b.String()
 }
 
 func (a *App) planPullRequest(delivery string, body []byte) (func(context.Context) error, string, error) {

@@ -62,19 +62,24 @@ func (j *commentJob) create(ctx context.Context) (string, bool) {
 }
 
 // fetchHelp tells how to get the kubeconfig with one's own token.
-func (j *commentJob) fetchHelp(cl cluster.Cluster) string {
+func (j *commentJob) fetchHelp(cl cluster.Cluster) string { return j.app.fetchHelp(cl) }
+
+// fetchHelp tells how to get cl's kubeconfig with a token of its account:
+// with the smek CLI, or with curl.
+func (a *App) fetchHelp(cl cluster.Cluster) string {
 	account := "linked to this App installation"
 	if cl.Account != "" {
 		account = "`" + cl.Account + "`"
 	}
-	base := strings.TrimRight(j.app.publicURL, "/")
+	base := strings.TrimRight(a.publicURL, "/")
 	if base == "" {
 		base = "$SMEK_URL"
 	}
 	return fmt.Sprintf("Fetch its kubeconfig with a token of the SMEK account %s (it is never posted here):\n\n"+
 		"```sh\ncurl -fsS -H \"Authorization: Bearer $SMEK_TOKEN\" -H 'Accept: application/yaml' \\\n"+
-		"  %s/v1/clusters/%s/kubeconfig > smek-%s.yaml && chmod 600 smek-%s.yaml\n```\n",
-		account, base, cl.ID, cl.ID, cl.ID)
+		"  %s/v1/clusters/%s/kubeconfig > smek-%s.yaml && chmod 600 smek-%s.yaml\n```\n\n"+
+		"or with the smek CLI: `SMEK_API_URL=%s smek kubeconfig %s --write smek-%s.yaml`.\n",
+		account, base, cl.ID, cl.ID, cl.ID, base, cl.ID, cl.ID)
 }
 
 func (j *commentJob) list(ctx context.Context) (string, bool) {

@@ -27,6 +27,7 @@ import (
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/registrymirror"
 )
 
 // Labels on every server and snapshot SMEK makes.
@@ -51,6 +52,9 @@ type Config struct {
 	Metrics Metrics
 	// Installation ties servers to this SMEK installation (a label value).
 	Installation string
+	// RegistryMirrors are written to every node's registries.yaml at
+	// bootstrap (registriesYAML).
+	RegistryMirrors []registrymirror.Mirror
 	// Locations to create servers in, tried in order.
 	Locations []string
 	// ServerTypes maps cluster sizes to server types (default 1-mid: ccx33).

@@ -38,6 +38,9 @@ func (b *Backend) bootstrap(ctx context.Context, m cluster.Member, srv *hcloud.S
 	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+k3sConfigPath, k3sConfig(srv.Name, d.IP, m.ID, m.Flavor), nil); err != nil {
 		return fmt.Errorf("write k3s config: %w", err)
 	}
+	if err := b.writeRegistries(ctx, conn); err != nil {
+		return err
+	}
 	manifest, err := PolicyManifest(m.Flavor)
 	if err != nil {
 		return err
@@ -49,6 +52,27 @@ func (b *Backend) bootstrap(ctx context.Context, m cluster.Member, srv *hcloud.S
 		return err
 	}
 	d.Timings["bootstrap"] = b.cfg.Clock.Now().Sub(t).Milliseconds()
+	return nil
+}
+
+// writeRegistries writes k3s's registries.yaml for the configured
+// mirrors before k3s starts, or removes one the disk may carry (a
+// snapshot made by hand, a member bootstrapped under other flags) when
+// there are none: k3s reads the file at every start.
+func (b *Backend) writeRegistries(ctx context.Context, conn *ssh.Client) error {
+	doc, err := registriesYAML(b.cfg.RegistryMirrors)
+	if err != nil {
+		return err
+	}
+	if doc == nil {
+		if err := runSSH(ctx, conn, "rm -f "+registriesPath, nil, nil); err != nil {
+			return fmt.Errorf("remove registries.yaml: %w", err)
+		}
+		return nil
+	}
+	if err := runSSH(ctx, conn, "install -D -m 0600 /dev/stdin "+registriesPath, doc, nil); err != nil {
+		return fmt.Errorf("write registries.yaml: %w", err)
+	}
 	return nil
 }
 

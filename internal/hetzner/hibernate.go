@@ -207,6 +207,9 @@ func (b *Backend) restoreK3s(ctx context.Context, m cluster.Member, srv *hcloud.
 		return err
 	}
 	err = runSSH(dctx, conn, "install -D -m 0600 /dev/stdin "+k3sConfigPath, k3sConfig(srv.Name, d.IP, m.ID, m.Flavor), nil)
+	if err == nil {
+		err = b.writeRegistries(dctx, conn)
+	}
 	conn.Close()
 	cancel()
 	if err != nil {

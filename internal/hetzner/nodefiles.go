@@ -9,6 +9,7 @@ import (
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/kube/policy"
+	"github.com/smek/action/internal/registrymirror"
 )
 
 // Files on the node SMEK writes at every boot.
@@ -16,6 +17,9 @@ const (
 	k3sConfigPath = "/etc/rancher/k3s/config.yaml"
 	psaConfigPath = "/etc/rancher/k3s/smek-psa.yaml"
 	kubeconfigK3s = "/etc/rancher/k3s/k3s.yaml"
+	// registriesPath is k3s's private registry configuration, read when
+	// k3s starts; k3s writes containerd's hosts.toml files from it.
+	registriesPath = "/etc/rancher/k3s/registries.yaml"
 	// policyManifest is the tenant policy bundle as a k3s auto-deploy
 	// manifest. k3s applies the folder "both on startup and when the file
 	// is changed on disk" (k3s docs, packaged components): after a reboot
@@ -45,6 +49,34 @@ func k3sConfig(name, ip string, memberID string, f cluster.Flavor) []byte {
 		fmt.Fprintf(&b, "  - \"allow-privileged=false\"\n")
 	}
 	return []byte(b.String())
+}
+
+// k3sRegistries is the part of k3s's registries.yaml SMEK writes.
+type k3sRegistries struct {
+	Mirrors map[string]k3sMirror `json:"mirrors"`
+}
+
+type k3sMirror struct {
+	Endpoints []string `json:"endpoint"`
+}
+
+// registriesYAML is k3s's registries.yaml for the operator's mirrors: per
+// registry its mirror URLs in order (k3s's containerd tries them, then
+// the registry itself). None gives nil: no file.
+func registriesYAML(ms []registrymirror.Mirror) ([]byte, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	regs, urls := registrymirror.Registries(ms)
+	doc := k3sRegistries{Mirrors: map[string]k3sMirror{}}
+	for _, r := range regs {
+		doc.Mirrors[r] = k3sMirror{Endpoints: urls[r]}
+	}
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("render registries.yaml: %w", err)
+	}
+	return append([]byte("# written by SMEK at boot\n"), b...), nil
 }
 
 // psaConfig is the PodSecurity admission configuration of the tenant

@@ -2,8 +2,11 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/smek/action/internal/cluster"
 	"github.com/smek/action/internal/logkey"
@@ -223,13 +226,9 @@ func (s *Service) Extend(ctx context.Context, p cluster.Principal, id cluster.ID
 	if err != nil {
 		return c, err
 	}
-	max := p.Account.MaxMinutesToLive
-	if p.Service {
-		a, err := s.db.AccountByName(ctx, c.Account)
-		if err != nil {
-			return c, err
-		}
-		max = a.MaxMinutesToLive
+	max, err := s.maxMinutes(ctx, p, c)
+	if err != nil {
+		return c, err
 	}
 	if minutes < 1 || minutes > max {
 		return c, cluster.Errorf(cluster.EINVALID, "minutes", "minutes must be between 1 and %d, got %d", max, minutes)
@@ -248,6 +247,66 @@ func (s *Service) Extend(ctx context.Context, p cluster.Principal, id cluster.ID
 		Cause: "api", Actor: p.Actor, Message: "deadline extended",
 	})
 	s.cfg.Metrics.ClusterOp("extend", outcome(err))
+	return c, err
+}
+
+// maxMinutes is the longest a deadline of c may be away: its account's
+// max-minutes-to-live (the App's service credential acts for every
+// account, so the cluster's own account is read then).
+func (s *Service) maxMinutes(ctx context.Context, p cluster.Principal, c cluster.Cluster) (int, error) {
+	if !p.Service {
+		return p.Account.MaxMinutesToLive, nil
+	}
+	a, err := s.db.AccountByName(ctx, c.Account)
+	if err != nil {
+		return 0, err
+	}
+	return a.MaxMinutesToLive, nil
+}
+
+// MaxKeepReason bounds the reason a kept cluster carries.
+const MaxKeepReason = 200
+
+// Keep keeps a running cluster for debugging after its CI job failed:
+// instead of ending it, the job's cleanup moves its deadline to minutes
+// from now (at most the account's max-minutes-to-live: a longer ask is
+// shortened to it, and the answer's deadline says so) and marks it kept,
+// so that the GitHub App leaves it alone when the run completes. The
+// deadline ends it as any other; keeping again moves the deadline again.
+func (s *Service) Keep(ctx context.Context, p cluster.Principal, id cluster.ID, minutes int, reason string) (cluster.Cluster, error) {
+	if minutes < 1 {
+		return cluster.Cluster{}, cluster.Errorf(cluster.EINVALID, "minutes", "minutes must be at least 1, got %d", minutes)
+	}
+	if len(reason) > MaxKeepReason || !utf8.ValidString(reason) || strings.IndexFunc(reason, unicode.IsControl) >= 0 {
+		return cluster.Cluster{}, cluster.Errorf(cluster.EINVALID, "reason", "reason must be one line of at most %d bytes of text", MaxKeepReason)
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	c, err := s.Get(ctx, p, id)
+	if err != nil {
+		return c, err
+	}
+	if c.Status != cluster.Running {
+		return c, cluster.Errorf(cluster.ECONFLICT, "cluster-id", "cluster %s is %s; only a running cluster can be kept for debugging", c.ID, c.Status)
+	}
+	max, err := s.maxMinutes(ctx, p, c)
+	if err != nil {
+		return c, err
+	}
+	msg := fmt.Sprintf("kept for debugging for %d minutes", min(minutes, max))
+	if minutes > max {
+		msg += fmt.Sprintf(" (asked %d; the account allows at most %d)", minutes, max)
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	c, err = s.db.UpdateCluster(ctx, c.ID, cluster.Change{
+		From: []cluster.Status{cluster.Running}, To: cluster.Running,
+		ExpiresAt: s.cfg.Clock.Now().Add(time.Duration(min(minutes, max)) * time.Minute),
+		Keep:      &cluster.Keep{Reason: reason},
+		Cause:     "api", Actor: p.Actor, Message: msg,
+	})
+	s.cfg.Metrics.ClusterOp("keep", outcome(err))
 	return c, err
 }
 

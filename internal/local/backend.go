@@ -20,6 +20,7 @@ import (
 	"github.com/smek/action/internal/kube/policy"
 	"github.com/smek/action/internal/logkey"
 	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/registrymirror"
 )
 
 // Version is the Kubernetes version that `make kube-bin` builds.
@@ -42,6 +43,10 @@ type Config struct {
 	// CheckNodeSupport for what the machine needs). Without it a cluster
 	// is a control plane whose Node object the backend registers itself.
 	Nodes bool
+	// RegistryMirrors are the operator's registry mirrors: a node's
+	// containerd tries a registry's after the backend's own image mirror
+	// and before the registry itself.
+	RegistryMirrors []registrymirror.Mirror
 	// Busybox is the static busybox the preloaded images are made of
 	// (default /bin/busybox, from Debian's busybox-static).
 	Busybox string
@@ -115,13 +120,13 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With(logkey.Component, "local")
+	if cfg.Busybox == "" {
+		cfg.Busybox = "/bin/busybox"
+	}
 	b := &Backend{cfg: cfg, log: log, running: map[string]*member{}}
 	if cfg.Nodes {
 		if err := CheckNodeSupport(cfg.BinDir); err != nil {
 			return nil, err
-		}
-		if cfg.Busybox == "" {
-			cfg.Busybox = "/bin/busybox"
 		}
 		if b.mirror, err = newMirror(cfg.Busybox, filepath.Join(cfg.BinDir, "local-path-provisioner"), filepath.Join(cfg.BinDir, "coredns")); err != nil {
 			return nil, err
@@ -294,7 +299,7 @@ func (b *Backend) startMember(ctx context.Context, m cluster.Member) (*member, e
 	if b.cfg.Nodes {
 		node, err = StartNode(ctx, NodeConfig{
 			Dir: cp.cfg.Dir, BinDir: b.cfg.BinDir, Name: nodeName, Labels: nodeLabels(m),
-			APIPort: cp.ports.APIServer, Mirror: b.mirror, Logger: b.log,
+			APIPort: cp.ports.APIServer, Mirror: b.mirror, RegistryMirrors: b.cfg.RegistryMirrors, Logger: b.log,
 		}, cfg.node)
 		if err != nil {
 			cp.Stop(ctx)

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/smek/action/internal/registrymirror"
 )
 
 // nodeBinaries are the Kubernetes binaries a node runs, beside the control
@@ -102,7 +104,9 @@ type NodeConfig struct {
 	APIPort int
 	// Mirror serves the preloaded images.
 	Mirror http.Handler
-	Logger *slog.Logger
+	// RegistryMirrors are the operator's mirrors, tried after Mirror.
+	RegistryMirrors []registrymirror.Mirror
+	Logger          *slog.Logger
 }
 
 // mirrorPort is the image mirror's port on every node's host address.
@@ -195,8 +199,8 @@ func (node *Node) start(ctx context.Context, data string) error {
 		"containerd.toml":       node.containerdConfig(data),
 		"cni/10-smek.conflist":  node.cniConfig(),
 	}
-	for _, reg := range mirroredRegistries {
-		files[filepath.Join("registries", reg, "hosts.toml")] = node.mirrorHosts(reg)
+	for dir, body := range node.registryDirs() {
+		files[filepath.Join("registries", dir, "hosts.toml")] = body
 	}
 	for name, body := range files {
 		path := filepath.Join(data, name)
@@ -609,18 +613,63 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 `, PauseImage, filepath.Join(data, "cni"), filepath.Join(data, "registries"), nodeSnapshotter)
 }
 
-// mirrorHosts tells containerd to pull reg's images from the mirror first,
-// then from reg itself.
-func (node *Node) mirrorHosts(reg string) string {
-	server := "https://" + reg
-	if reg == "docker.io" {
-		server = "https://registry-1.docker.io"
+// mirrorHosts tells containerd to pull reg's images from the backend's
+// mirror first (when SMEK mirrors reg), then from the operator's mirrors
+// in order, then from reg itself.
+func (node *Node) mirrorHosts(reg string, own bool) string {
+	var hosts []string
+	if own {
+		hosts = append(hosts, "http://"+net.JoinHostPort(node.net.hostIP().String(), strconv.Itoa(mirrorPort)))
 	}
-	return fmt.Sprintf(`server = %q
+	return containerdHosts(reg, hosts, registrymirror.For(node.cfg.RegistryMirrors, reg))
+}
 
-[host."http://%s"]
-  capabilities = ["pull", "resolve"]
-`, server, net.JoinHostPort(node.net.hostIP().String(), strconv.Itoa(mirrorPort)))
+// containerdHosts is containerd's hosts.toml for reg: the hosts in order
+// (SMEK's mirror, whose path is the API's root), then the operator's
+// mirrors, then the server, reg itself. The wildcard registry
+// (certs.d/_default) has no server: each registry is its own.
+func containerdHosts(reg string, own, mirrors []string) string {
+	var b strings.Builder
+	switch reg {
+	case registrymirror.Wildcard:
+	case "docker.io":
+		fmt.Fprintf(&b, "server = %q\n", "https://registry-1.docker.io")
+	default:
+		fmt.Fprintf(&b, "server = %q\n", "https://"+reg)
+	}
+	for _, h := range own {
+		fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", h)
+	}
+	for _, m := range mirrors {
+		h, override := registrymirror.ContainerdHost(m)
+		fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", h)
+		if override {
+			b.WriteString("  override_path = true\n")
+		}
+	}
+	return b.String()
+}
+
+// registryDirs are the registries a node's containerd gets a hosts.toml
+// for: SMEK's own mirrored ones (true) and the operator's, by folder
+// name (the wildcard is _default).
+func (node *Node) registryDirs() map[string]string {
+	dirs := map[string]string{}
+	for _, reg := range mirroredRegistries {
+		dirs[reg] = node.mirrorHosts(reg, true)
+	}
+	regs, _ := registrymirror.Registries(node.cfg.RegistryMirrors)
+	for _, reg := range regs {
+		if _, ok := dirs[reg]; ok {
+			continue
+		}
+		dir := reg
+		if reg == registrymirror.Wildcard {
+			dir = "_default"
+		}
+		dirs[dir] = node.mirrorHosts(reg, false)
+	}
+	return dirs
 }
 
 func (node *Node) cniConfig() string {

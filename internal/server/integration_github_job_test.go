@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +68,77 @@ func TestIntegrationGitHubJobEndsOnlyItsClusters(t *testing.T) {
 		if got.Run == nil || got.Run.JobID != tt.c.Run.JobID {
 			t.Errorf("%s: stored run %+v, want job id %d", tt.name, got.Run, tt.c.Run.JobID)
 		}
+	}
+}
+
+// TestIntegrationGitHubKeptClusterSurvivesCompletion: a job failed and
+// its post step kept its cluster for debugging (POST .../keep, what the
+// Action's keep-on-failure does). The job's and the run's completion
+// deliveries leave it running, its events say why, and its new deadline
+// ends it; the job's other cluster ends with the job as before.
+func TestIntegrationGitHubKeptClusterSurvivesCompletion(t *testing.T) {
+	clk := newClock()
+	res := newResults()
+	smek := smektest.Start(t, smektest.Options{PoolSize: 2, Clock: clk, Configure: func(c *server.Config) {
+		c.GitHubWebhookSecret = ghSecret
+		c.GitHubOnDone = res.done
+	}})
+	acme := smek.Token("acme", smektest.TokenOptions{MaxClusters: 10})
+	smek.WaitReady(2, false)
+	const job = 51725241954
+	run := wire.RunMetadata{Repository: "octo-org/octo-repo", RepositoryID: 300029405, RunID: 18170960955, RunAttempt: 1,
+		RunnerName: "GitHub Actions 7", JobID: job}
+	started := clk.Now().Truncate(time.Second)
+	kept := createForRun(t, smek, acme, run)
+	other := createForRun(t, smek, acme, run)
+	clk.Advance(5 * time.Minute) // the job's tests fail
+	k := mustJSON[wire.Cluster](t, 200, "POST", smek.URL+"/v1/clusters/"+kept.ClusterID+"/keep", acme, `{"minutes": 30, "reason": "job e2e failed"}`)
+	completed := clk.Now().Truncate(time.Second)
+
+	jobBody := webhookFixture(t, "workflow_job.completed.json", func(m map[string]any) {
+		m["repository"].(map[string]any)["id"] = run.RepositoryID
+		j := m["workflow_job"].(map[string]any)
+		j["id"], j["run_id"], j["run_attempt"], j["runner_name"] = job, run.RunID, run.RunAttempt, run.RunnerName
+		j["started_at"], j["completed_at"] = started.Format(time.RFC3339), completed.Format(time.RFC3339)
+	})
+	status, b := deliver(t, smek.URL+"/github/webhook", ghSecret, "workflow_job", "job-completed", jobBody)
+	accepted(t, status, b)
+	res.wait(t, "job-completed")
+	status, b = deliver(t, smek.URL+"/github/webhook", ghSecret, "workflow_run", "run-completed", workflowRunCompleted(t, run))
+	accepted(t, status, b)
+	res.wait(t, "run-completed")
+
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+other.ClusterID, acme, ""); got.ClusterStatus != "terminated" && got.ClusterStatus != "terminating" {
+		t.Errorf("the job's other cluster: %s, want ended", got.ClusterStatus)
+	}
+	got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+kept.ClusterID, acme, "")
+	if got.ClusterStatus != "running" || got.ExpiresAt.Sub(k.ExpiresAt).Abs() >= time.Millisecond {
+		t.Fatalf("kept cluster after the completions: %s until %s, want running until %s", got.ClusterStatus, got.ExpiresAt, k.ExpiresAt)
+	}
+	evs := mustJSON[wire.EventList](t, 200, "GET", smek.URL+"/v1/clusters/"+kept.ClusterID+"/events", acme, "")
+	notes := 0
+	for _, ev := range evs.Events {
+		if ev.Cause == "webhook" && strings.Contains(ev.Message, "kept for debugging until") {
+			notes++
+		}
+	}
+	if notes != 2 {
+		t.Errorf("events %+v: want a note for each completion that left the kept cluster alone", evs.Events)
+	}
+
+	// The deadline ends it.
+	clk.Advance(29 * time.Minute)
+	if err := smek.Life.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+kept.ClusterID, acme, ""); got.ClusterStatus != "running" {
+		t.Fatalf("kept cluster before its deadline: %s", got.ClusterStatus)
+	}
+	clk.Advance(2 * time.Minute)
+	if err := smek.Life.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+kept.ClusterID, acme, ""); got.ClusterStatus != "terminated" {
+		t.Errorf("kept cluster after its deadline: %s, want terminated", got.ClusterStatus)
 	}
 }

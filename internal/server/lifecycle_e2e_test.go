@@ -241,3 +241,69 @@ func TestConcurrentCreatesFromAFullPool(t *testing.T) {
 		t.Errorf("%d distinct API servers and %d claimed servers, want %d", len(apis), len(byCluster), n)
 	}
 }
+
+// TestKeep: a failed job's cleanup keeps its cluster for debugging. The
+// deadline becomes now plus the minutes asked, shortened to the account's
+// maximum; the cluster says it is kept, and its deadline still ends it.
+// Other accounts cannot keep it, and bad input names its field.
+func TestKeep(t *testing.T) {
+	clk := newClock()
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Clock: clk})
+	token := smek.Token("keeper", smektest.TokenOptions{MaxMinutesToLive: 90})
+	other := smek.Token("other", smektest.TokenOptions{})
+	smek.WaitReady(1, false)
+	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"minutes-to-live": 30, "keep-cluster": false}`)
+	if c.KeptAt != nil {
+		t.Fatalf("a new cluster is kept: %v", c.KeptAt)
+	}
+	keep := smek.URL + "/v1/clusters/" + c.ClusterID + "/keep"
+
+	for _, bad := range []struct{ body, field string }{
+		{`{}`, "minutes"},
+		{`{"minutes": 0}`, "minutes"},
+		{`{"minutes": 10, "reason": "two\nlines"}`, "reason"},
+		{`{"minutes": 10, "reason": "` + strings.Repeat("x", 201) + `"}`, "reason"},
+		{`{"minutes": 10, "color": "red"}`, "color"},
+	} {
+		status, b := call(t, "POST", keep, token, bad.body, "application/json")
+		if p := problemOf(t, status, b, 400, "invalid"); p.Field != bad.field {
+			t.Errorf("keep %s: field %q, want %q", bad.body, p.Field, bad.field)
+		}
+	}
+	status, b := call(t, "POST", keep, other, `{"minutes": 10}`, "application/json")
+	problemOf(t, status, b, 404, "not-found")
+
+	clk.Advance(20 * time.Minute) // the job ran for 20 minutes and failed
+	kept := mustJSON[wire.Cluster](t, 200, "POST", keep, token, `{"minutes": 600, "reason": "job e2e failed"}`)
+	if want := clk.Now().Add(90 * time.Minute); !kept.ExpiresAt.Equal(want) {
+		t.Errorf("kept until %s, want %s (now + the account's 90 minutes)", kept.ExpiresAt, want)
+	}
+	if kept.KeptAt == nil || !kept.KeptAt.Equal(clk.Now()) || kept.KeptReason != "job e2e failed" {
+		t.Errorf("kept-at %v, kept-reason %q", kept.KeptAt, kept.KeptReason)
+	}
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID, token, ""); got.KeptAt == nil || got.KeptReason != "job e2e failed" {
+		t.Errorf("GET shows kept-at %v, kept-reason %q", got.KeptAt, got.KeptReason)
+	}
+	evs := mustJSON[wire.EventList](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID+"/events", token, "")
+	if last := evs.Events[len(evs.Events)-1]; !strings.Contains(last.Message, "kept for debugging for 90 minutes (asked 600") || !strings.Contains(last.Message, "job e2e failed") {
+		t.Errorf("last event %+v", last)
+	}
+
+	// It outlives its first deadline and ends at the new one.
+	clk.Advance(89 * time.Minute)
+	if err := smek.Life.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID, token, ""); got.ClusterStatus != "running" {
+		t.Fatalf("kept cluster %s before its new deadline", got.ClusterStatus)
+	}
+	clk.Advance(2 * time.Minute)
+	if err := smek.Life.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON[wire.Cluster](t, 200, "GET", smek.URL+"/v1/clusters/"+c.ClusterID, token, ""); got.ClusterStatus != "terminated" {
+		t.Errorf("kept cluster %s after its deadline, want terminated", got.ClusterStatus)
+	}
+	status, b = call(t, "POST", keep, token, `{"minutes": 10}`, "application/json")
+	problemOf(t, status, b, 409, "conflict")
+}

@@ -37,6 +37,7 @@ import (
 	"github.com/smek/action/internal/metrics"
 	"github.com/smek/action/internal/notify"
 	"github.com/smek/action/internal/pool"
+	"github.com/smek/action/internal/registrymirror"
 	"github.com/smek/action/internal/sqlite"
 	"github.com/smek/action/internal/statuspage"
 	"github.com/smek/action/internal/wire"
@@ -65,6 +66,10 @@ type Config struct {
 	// LocalEgressAllow are networks the local backend's API servers may
 	// reach for tenants although its egress proxy refuses them by default.
 	LocalEgressAllow []netip.Prefix
+	// RegistryMirrors are the operator's registry mirrors: every node of
+	// every backend pulls a registry's images from its mirrors first, in
+	// this order, then from the registry.
+	RegistryMirrors []registrymirror.Mirror
 	// PoolSize is the number of ready baseline clusters kept warm for the
 	// default version; PoolSizePrivileged the same for privileged ones.
 	PoolSize, PoolSizePrivileged int
@@ -427,7 +432,7 @@ func (s *Server) backend() (pool.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, EgressAllow: s.cfg.LocalEgressAllow, Nodes: nodes, Logger: s.log})
+		b, err := local.New(local.Config{Dir: filepath.Join(s.cfg.DataDir, "clusters"), BinDir: s.cfg.KubeBin, EgressAllow: s.cfg.LocalEgressAllow, Nodes: nodes, RegistryMirrors: s.cfg.RegistryMirrors, Logger: s.log})
 		if err != nil {
 			return nil, err
 		}
@@ -435,6 +440,7 @@ func (s *Server) backend() (pool.Backend, error) {
 		return b, nil
 	case "hetzner":
 		hc := s.cfg.Hetzner
+		hc.RegistryMirrors = s.cfg.RegistryMirrors
 		if hc.Client == nil && hc.Token == "" {
 			return nil, errors.New("the hetzner backend needs an hcloud client (--hcloud-token-file, --ssh-key-file)")
 		}

@@ -16,7 +16,7 @@ const clusterColumns = `c.id, c.account_id, a.name, c.status, c.k8s_version, c.s
 	c.run_repository, c.run_repository_id, c.run_id, c.run_attempt, c.run_job, c.run_runner, c.run_ref, c.run_sha,
 	c.run_event, c.run_workflow_ref, c.run_actor, c.run_pull_request, c.run_installation_id, c.run_verified, c.run_job_id,
 	c.queued_ms, c.claimed_ms, c.ready_ms, c.warm, c.created_at, c.expires_at, c.stopped_at, c.terminated_at,
-	c.stopped_expires_at`
+	c.stopped_expires_at, c.kept_at, c.kept_reason`
 
 const clusterFrom = ` FROM clusters c JOIN accounts a ON a.id = c.account_id`
 
@@ -24,18 +24,19 @@ func scanCluster(s scanner) (cluster.Cluster, error) {
 	var c cluster.Cluster
 	var priv, keep, verified, warm int
 	var queued, claimed, ready int64
-	var created, expires, stopped, terminated, stoppedExpires sql.NullInt64
+	var created, expires, stopped, terminated, stoppedExpires, kept sql.NullInt64
 	r := &c.Run
 	err := s.Scan(&c.ID, &c.AccountID, &c.Account, &c.Status, &c.Spec.K8sVersion, &c.Spec.Size, &priv, &keep,
 		&c.Spec.MinutesToLive, &c.Spec.NotificationEmail, &c.MemberID, &c.APIServer,
 		&r.Repository, &r.RepositoryID, &r.RunID, &r.RunAttempt, &r.Job, &r.Runner, &r.Ref, &r.SHA,
 		&r.Event, &r.WorkflowRef, &r.Actor, &r.PullRequest, &r.InstallationID, &verified, &r.JobID,
-		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated, &stoppedExpires)
+		&queued, &claimed, &ready, &warm, &created, &expires, &stopped, &terminated, &stoppedExpires,
+		&kept, &c.KeptReason)
 	c.Spec.Privileged, c.Spec.KeepCluster, r.Verified = priv == 1, keep == 1, verified == 1
 	c.Timings = cluster.Timings{Queued: time.Duration(queued) * time.Millisecond, Claimed: time.Duration(claimed) * time.Millisecond,
 		Ready: time.Duration(ready) * time.Millisecond, Warm: warm == 1}
 	c.CreatedAt, c.ExpiresAt, c.StoppedAt, c.TerminatedAt = fromMS(created), fromMS(expires), fromMS(stopped), fromMS(terminated)
-	c.StoppedExpiresAt = fromMS(stoppedExpires)
+	c.StoppedExpiresAt, c.KeptAt = fromMS(stoppedExpires), fromMS(kept)
 	return c, err
 }
 
@@ -211,6 +212,10 @@ func (db *DB) UpdateCluster(ctx context.Context, id cluster.ID, ch cluster.Chang
 		if !ch.ExpiresAt.IsZero() {
 			sets, args = append(sets, "expires_at = ?", "warned_at = NULL"), append(args, ms(ch.ExpiresAt))
 			c.ExpiresAt = ch.ExpiresAt
+		}
+		if ch.Keep != nil {
+			sets, args = append(sets, "kept_at = ?", "kept_reason = ?"), append(args, ms(now), ch.Keep.Reason)
+			c.KeptAt, c.KeptReason = now, ch.Keep.Reason
 		}
 		if ch.APIServer != "" {
 			sets, args = append(sets, "api_server = ?"), append(args, ch.APIServer)

@@ -16,6 +16,7 @@ func (c Cluster) Domain() cluster.Cluster {
 			KeepCluster: c.KeepCluster, Privileged: c.EnablePrivileged, NotificationEmail: c.NotificationEmail},
 		APIServer: c.APIServer, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
 		StoppedAt: timeOf(c.StoppedAt), StoppedExpiresAt: timeOf(c.StoppedExpiresAt), TerminatedAt: timeOf(c.TerminatedAt),
+		KeptAt: timeOf(c.KeptAt), KeptReason: c.KeptReason,
 	}
 	if c.Run != nil {
 		d.Run = c.Run.Domain()

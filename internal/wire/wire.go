@@ -49,6 +49,17 @@ type ExtendRequest struct {
 	Minutes *int `json:"minutes,omitempty"`
 }
 
+// KeepRequest is the body of POST /v1/clusters/{id}/keep: a CI job that
+// failed keeps its cluster for debugging instead of ending it.
+type KeepRequest struct {
+	// Minutes from now until the cluster ends (at most the account's
+	// max-minutes-to-live; a longer ask is shortened to it).
+	Minutes *int `json:"minutes,omitempty"`
+	// Reason, optional, is shown in the cluster's events and by the
+	// GitHub App, like "job e2e failed".
+	Reason *string `json:"reason,omitempty"`
+}
+
 // NoteRequest is the body of POST /v1/clusters/{id}/events: a note for the
 // cluster's event log, from a service credential (the GitHub App saying why
 // it left a cluster alone).
@@ -102,23 +113,27 @@ type Timings struct {
 
 // Cluster is a cluster as the /v1 API and the JSON answer of /create show it.
 type Cluster struct {
-	ClusterID         string       `json:"cluster-id"`
-	ClusterStatus     string       `json:"cluster-status"`
-	Account           string       `json:"account,omitempty"`
-	K8sVersion        string       `json:"k8s-version"`
-	ClusterSize       string       `json:"cluster-size"`
-	MinutesToLive     int          `json:"minutes-to-live"`
-	KeepCluster       bool         `json:"keep-cluster"`
-	EnablePrivileged  bool         `json:"enable-privileged"`
-	NotificationEmail string       `json:"notification-email,omitempty"`
-	APIServer         string       `json:"api-server,omitempty"`
-	CreatedAt         time.Time    `json:"created-at"`
-	ExpiresAt         time.Time    `json:"expires-at"`
-	StoppedAt         *time.Time   `json:"stopped-at,omitempty"`
-	StoppedExpiresAt  *time.Time   `json:"stopped-expires-at,omitempty"` // when a stopped cluster is terminated
-	TerminatedAt      *time.Time   `json:"terminated-at,omitempty"`
-	Run               *RunMetadata `json:"run,omitempty"`
-	Timings           *Timings     `json:"timings,omitempty"`
+	ClusterID         string     `json:"cluster-id"`
+	ClusterStatus     string     `json:"cluster-status"`
+	Account           string     `json:"account,omitempty"`
+	K8sVersion        string     `json:"k8s-version"`
+	ClusterSize       string     `json:"cluster-size"`
+	MinutesToLive     int        `json:"minutes-to-live"`
+	KeepCluster       bool       `json:"keep-cluster"`
+	EnablePrivileged  bool       `json:"enable-privileged"`
+	NotificationEmail string     `json:"notification-email,omitempty"`
+	APIServer         string     `json:"api-server,omitempty"`
+	CreatedAt         time.Time  `json:"created-at"`
+	ExpiresAt         time.Time  `json:"expires-at"`
+	StoppedAt         *time.Time `json:"stopped-at,omitempty"`
+	StoppedExpiresAt  *time.Time `json:"stopped-expires-at,omitempty"` // when a stopped cluster is terminated
+	TerminatedAt      *time.Time `json:"terminated-at,omitempty"`
+	// KeptAt is when a failed CI job kept the cluster for debugging
+	// (POST /v1/clusters/{id}/keep); KeptReason is what it said.
+	KeptAt     *time.Time   `json:"kept-at,omitempty"`
+	KeptReason string       `json:"kept-reason,omitempty"`
+	Run        *RunMetadata `json:"run,omitempty"`
+	Timings    *Timings     `json:"timings,omitempty"`
 	// NodeKind is NodeKubelet or NodeRegistered (see Versions.NodeKind).
 	NodeKind string `json:"node-kind,omitempty"`
 	// SnapshotSizeGB is the size of a hibernated cluster's snapshot

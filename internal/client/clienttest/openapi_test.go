@@ -221,6 +221,8 @@ func TestAgreesWithOpenAPI(t *testing.T) {
 	call("GET", "/v1/clusters/"+id+"/kubeconfig", token, "application/yaml", "")
 	call("GET", "/v1/clusters/"+id+"/events", token, "", "")
 	call("POST", "/v1/clusters/"+id+"/extend", token, "", `{"minutes": 15}`)
+	call("POST", "/v1/clusters/"+id+"/keep", token, "", `{"minutes": 30, "reason": "job e2e failed"}`)
+	call("POST", "/v1/clusters/"+id+"/keep", token, "", `{}`)
 	call("POST", "/v1/clusters/"+id+"/stop", token, "", `{}`)
 	call("POST", "/v1/clusters/"+id+"/stop", token, "", `{}`)
 	call("POST", "/v1/clusters/"+id+"/start", token, "", `{}`)

@@ -38,6 +38,9 @@ type Server struct {
 	// MaxClusters is the parallel limit of live clusters (429 beyond it);
 	// 0 means no limit.
 	MaxClusters int
+	// MaxMinutesToLive is the account's longest deadline a keep may set
+	// (a longer ask is shortened to it); 0 means no limit.
+	MaxMinutesToLive int
 	// PoolEmpty makes create wait its whole wait budget and answer 503,
 	// as the real server does when no cluster becomes ready in time.
 	PoolEmpty bool
@@ -94,6 +97,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/clusters/{id}/start", s.start)
 	mux.HandleFunc("POST /v1/clusters/{id}/terminate", s.terminate)
 	mux.HandleFunc("POST /v1/clusters/{id}/extend", s.extend)
+	mux.HandleFunc("POST /v1/clusters/{id}/keep", s.keep)
 	mux.HandleFunc("GET /v1/versions", s.versions)
 	return s.auth(mux)
 }
@@ -129,6 +133,16 @@ func (s *Server) Cluster(id string) (wire.Cluster, bool) {
 		return wire.Cluster{}, false
 	}
 	return *c, true
+}
+
+// SetStatus changes a cluster's status behind the API's back, as the
+// server's own lifecycle (its TTL, a lost server) does.
+func (s *Server) SetStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clusters[id]; ok {
+		c.ClusterStatus = status
+	}
 }
 
 // Live returns the ids of clusters that are not terminated, sorted.
@@ -497,6 +511,42 @@ func (s *Server) extend(w http.ResponseWriter, r *http.Request) {
 	}
 	c.ExpiresAt = c.ExpiresAt.Add(time.Duration(*req.Minutes) * time.Minute)
 	s.record(c.ClusterID, "extended", "", "")
+	reply(w, http.StatusOK, c)
+}
+
+// keep marks a running cluster kept, its deadline minutes from now
+// (MaxMinutesToLive bounds it, as the account's maximum does).
+func (s *Server) keep(w http.ResponseWriter, r *http.Request) {
+	var req wire.KeepRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Minutes == nil || *req.Minutes < 1 {
+		problem(w, http.StatusBadRequest, "invalid", "minutes", "minutes must be at least 1")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.lookup(w, r)
+	if c == nil {
+		return
+	}
+	if c.ClusterStatus != "running" {
+		problem(w, http.StatusConflict, "conflict", "cluster-id", "cluster "+c.ClusterID+" is "+c.ClusterStatus+"; only a running cluster can be kept for debugging")
+		return
+	}
+	minutes := *req.Minutes
+	if s.MaxMinutesToLive > 0 {
+		minutes = min(minutes, s.MaxMinutesToLive)
+	}
+	now := s.Clock.Now().UTC()
+	c.ExpiresAt = now.Add(time.Duration(minutes) * time.Minute)
+	c.KeptAt = &now
+	c.KeptReason = ""
+	if req.Reason != nil {
+		c.KeptReason = *req.Reason
+	}
+	s.record(c.ClusterID, "kept", "", "")
 	reply(w, http.StatusOK, c)
 }
 

@@ -101,6 +101,9 @@ func startK3s(ctx context.Context, n *Node) (*k3s, error) {
 			admission = b
 		}
 	}
+	if err := writeContainerdHosts(n); err != nil {
+		return nil, err
+	}
 	if !contains(cfg.Disable, "local-storage") {
 		// The simulation's stand-in for the image k3s would pull.
 		if _, err := os.Stat(filepath.Join(n.cfg.KubeBin, "local-path-provisioner")); err != nil {
