@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smek/action/internal/client"
 	"github.com/smek/action/internal/fake/hcloudfake/k3snode"
 	"github.com/smek/action/internal/imagearchive/archivetest"
 	"github.com/smek/action/internal/server"
@@ -91,6 +93,25 @@ func TestLoadImagesHetzner(t *testing.T) {
 		}
 		if d := images()["docker.io/library/oci:1"]; d != got.Images[0].Digest {
 			t.Errorf("the node has digest %q, answered %q", d, got.Images[0].Digest)
+		}
+	})
+
+	t.Run("the client's wire path, chunked", func(t *testing.T) {
+		cl, err := client.New(s.URL, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := archivetest.DockerSave(t, map[string]v1Image{"cli:1": tool})
+		got, err := cl.LoadImages(context.Background(), c.ClusterID, io.MultiReader(bytes.NewReader(body)), -1, client.MediaTar)
+		if err != nil || len(got.Images) != 1 || got.Images[0].Name != "docker.io/library/cli:1" || got.Bytes != int64(len(body)) {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+		if d := images()["docker.io/library/cli:1"]; d != got.Images[0].Digest {
+			t.Errorf("the node has digest %q, answered %q", d, got.Images[0].Digest)
+		}
+		_, err = cl.LoadImages(context.Background(), c.ClusterID, bytes.NewReader([]byte("not an archive")), -1, client.MediaTar)
+		if p, ok := errors.AsType[*client.Error](err); !ok || p.StatusCode != http.StatusBadRequest || p.Problem.Field != "body" {
+			t.Errorf("a bad archive: got %v, want a 400 problem", err)
 		}
 	})
 
