@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smek/action/internal/api"
 	"github.com/smek/action/internal/auth"
 	"github.com/smek/action/internal/githubapp"
 	"github.com/smek/action/internal/lifecycle"
@@ -65,6 +66,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var mirrors mirrorFlag
 	fs.Var(&mirrors, "registry-mirror", "pull images of REGISTRY from a mirror first, `REGISTRY=URL` (e.g. docker.io=https://mirror.example; REGISTRY * is every registry without mirrors of its own); repeat it or separate with commas: a node tries a registry's mirrors in order, then the registry")
 	egressAllow := fs.String("local-egress-allow", "", "local: comma-separated CIDRs the tenants' API servers may reach for webhooks although they are private or this machine's (refused by default)")
+	imageMax := byteSize(api.DefaultImageMaxBytes)
+	fs.Var(&imageMax, "image-max-bytes", "largest image archive a client may load into a cluster (smek image load), such as 4GiB or 512MiB; spooled under --data-dir")
 	prices := addCostFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -76,6 +79,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cfg.Logger = logger
+	cfg.ImageMaxBytes = int64(imageMax)
 	cfg.RegistryMirrors = mirrors.list
 	cfg.Prices, cfg.SnapshotPrice = prices.prices, prices.snapshotPrice()
 	if cfg.PoolSize < 0 || cfg.PoolSizePrivileged < 0 {

@@ -210,6 +210,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"ExtendRequest": wire.ExtendRequest{}, "ListItem": wire.ListItem{}, "RunMetadata": wire.RunMetadata{},
 		"Timings": wire.Timings{}, "Cluster": wire.Cluster{}, "ClusterList": wire.ClusterList{}, "Event": wire.Event{},
 		"EventList": wire.EventList{}, "Versions": wire.Versions{}, "Problem": wire.Problem{},
+		"ImageLoad": wire.ImageLoad{}, "Image": wire.Image{},
 		"DeliveryRecord": githubapp.DeliveryRecord{}, "DeliveryState": githubapp.DeliveryState{}, "DeliveryList": githubapp.DeliveryList{},
 	}
 	for name, v := range types {

@@ -69,6 +69,11 @@ type Config struct {
 	// MaxDiagnostics bounds the diagnostics collected at once; more are
 	// answered 429 (default 4).
 	MaxDiagnostics int
+	// ImageSpoolDir is the folder image archives are received into
+	// before they go to a node (default: the system's temporary folder);
+	// ImageMaxBytes bounds one archive (default DefaultImageMaxBytes).
+	ImageSpoolDir string
+	ImageMaxBytes int64
 }
 
 // Server serves the API.
@@ -122,6 +127,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/clusters/{id}/events", s.authed(s.v1Events))
 	s.mux.HandleFunc("GET /v1/clusters/{id}/diagnostics", s.authed(s.v1Diagnostics))
 	s.mux.HandleFunc("POST /v1/clusters/{id}/events", s.authed(s.v1Note))
+	s.mux.HandleFunc("POST /v1/clusters/{id}/images", s.authed(s.v1LoadImages))
 
 	// The standalone GitHub App's deliveries and their work.
 	if s.cfg.Deliveries != nil {

@@ -12,16 +12,19 @@ type Code string
 
 // Application error codes.
 const (
-	EINVALID      Code = "invalid"      // bad input; names the field
-	ETOOLARGE     Code = "too-large"    // request body over the limit
-	EUNAUTHORIZED Code = "unauthorized" // no, bad or revoked credential
-	EFORBIDDEN    Code = "forbidden"    // authenticated but not permitted
-	ESUSPENDED    Code = "suspended"    // the account may not create or start clusters
-	ENOTFOUND     Code = "not-found"    // unknown, or another account's
-	ECONFLICT     Code = "conflict"     // illegal state change
-	ELIMIT        Code = "limit"        // parallel-cluster or rate limit
-	EUNAVAILABLE  Code = "unavailable"  // no capacity within the wait budget
-	EINTERNAL     Code = "internal"     // our fault; the detail is logged only
+	EINVALID      Code = "invalid"                // bad input; names the field
+	ETOOLARGE     Code = "too-large"              // request body over the limit
+	EUNAUTHORIZED Code = "unauthorized"           // no, bad or revoked credential
+	EFORBIDDEN    Code = "forbidden"              // authenticated but not permitted
+	ESUSPENDED    Code = "suspended"              // the account may not create or start clusters
+	ENOTFOUND     Code = "not-found"              // unknown, or another account's
+	ECONFLICT     Code = "conflict"               // illegal state change
+	ELIMIT        Code = "limit"                  // parallel-cluster or rate limit
+	EUNAVAILABLE  Code = "unavailable"            // no capacity within the wait budget
+	EINTERNAL     Code = "internal"               // our fault; the detail is logged only
+	EMEDIATYPE    Code = "unsupported-media-type" // a body of a Content-Type the route does not take
+	ENOSPACE      Code = "insufficient-storage"   // the server's or a node's disk is full
+	EUNSUPPORTED  Code = "not-implemented"        // the cluster's backend cannot do it
 )
 
 // Error is SMEK's application error. Message is safe to show to the user;
@@ -84,11 +87,14 @@ var httpStatus = map[Code]int{
 	ELIMIT:        http.StatusTooManyRequests,
 	EUNAVAILABLE:  http.StatusServiceUnavailable,
 	EINTERNAL:     http.StatusInternalServerError,
+	EMEDIATYPE:    http.StatusUnsupportedMediaType,
+	ENOSPACE:      http.StatusInsufficientStorage,
+	EUNSUPPORTED:  http.StatusNotImplemented,
 }
 
 // Codes lists every application error code, for the API's documentation.
 func Codes() []Code {
-	return []Code{EINVALID, ETOOLARGE, EUNAUTHORIZED, EFORBIDDEN, ESUSPENDED, ENOTFOUND, ECONFLICT, ELIMIT, EUNAVAILABLE, EINTERNAL}
+	return []Code{EINVALID, ETOOLARGE, EUNAUTHORIZED, EFORBIDDEN, ESUSPENDED, ENOTFOUND, ECONFLICT, ELIMIT, EUNAVAILABLE, EINTERNAL, EMEDIATYPE, ENOSPACE, EUNSUPPORTED}
 }
 
 // HTTPStatus returns the HTTP status that answers an error with this code.

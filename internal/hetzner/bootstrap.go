@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -306,6 +307,20 @@ var errHostKeyMismatch = errors.New("ssh host key mismatch")
 // session is closed when ctx ends, so a caller that gives up does not wait
 // for a slow command.
 func runSSH(ctx context.Context, c *ssh.Client, cmd string, stdin []byte, out *bytes.Buffer) error {
+	var in io.Reader
+	if stdin != nil {
+		in = bytes.NewReader(stdin)
+	}
+	var w io.Writer
+	if out != nil {
+		w = out
+	}
+	return streamSSH(ctx, c, cmd, in, w)
+}
+
+// streamSSH is runSSH with a stream for stdin (an image archive of
+// gigabytes, say) and any writer for stdout; either may be nil.
+func streamSSH(ctx context.Context, c *ssh.Client, cmd string, stdin io.Reader, stdout io.Writer) error {
 	s, err := c.NewSession()
 	if err != nil {
 		return err
@@ -314,12 +329,7 @@ func runSSH(ctx context.Context, c *ssh.Client, cmd string, stdin []byte, out *b
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	var stderr bytes.Buffer
-	if stdin != nil {
-		s.Stdin = bytes.NewReader(stdin)
-	}
-	if out != nil {
-		s.Stdout = out
-	}
+	s.Stdin, s.Stdout = stdin, stdout
 	s.Stderr = &stderr
 	if err := s.Run(cmd); err != nil {
 		if ctx.Err() != nil {

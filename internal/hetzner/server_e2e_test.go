@@ -30,42 +30,8 @@ import (
 // over HTTP /v1/clusters from the warm pool and uses its kubeconfig with
 // kubectl.
 func TestServerWithHetznerBackend(t *testing.T) {
+	s, fake, _ := startHetznerServer(t, k3snode.Config{}, nil)
 	bin := smektest.KubeBin(t)
-	dir := t.TempDir()
-	fake := hcloudfake.New(hcloudfake.Config{
-		DefaultDuration: 20 * time.Millisecond, DataDir: dir,
-		Machines: k3snode.Factory(k3snode.Config{Dir: dir, KubeBin: bin}),
-	}).Start()
-	t.Cleanup(fake.Close)
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	cfg := hetzner.Config{
-		Client: hetzner.NewClient(fake.URL, "t", nil), Installation: "e2e", SSHKeyName: "smek", Signer: signer, CredentialKey: key,
-		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"}, SSHAddr: hetzner.FakeSSHAddr(fake.URL, nil),
-		APIAddr:      hetzner.FakeAPIAddr(fake.URL, nil),
-		ExpectCreate: 20 * time.Millisecond, ExpectRebuild: 20 * time.Millisecond, ExpectPower: 20 * time.Millisecond, ExpectShutdown: 20 * time.Millisecond,
-		PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond, RetryBase: 10 * time.Millisecond,
-	}
-	builder, err := hetzner.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := builder.BuildImage(context.Background(), hetzner.ImageConfig{K3sVersion: "v1.36.3+k3s1"}); err != nil {
-		t.Fatalf("build image: %v", err)
-	}
-
-	s := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) {
-		c.Backend = "hetzner"
-		c.Hetzner = cfg
-		// A fixed pool of one: the test claims from a warm pool at once
-		// (auto, hetzner's default, starts at its min of 0).
-		c.PoolPolicy = server.PoolPolicyConfig{Name: "fixed"}
-	}})
 	token := s.Token("acme", smektest.TokenOptions{})
 	waitReady(t, s)
 
@@ -122,4 +88,53 @@ func waitReady(t *testing.T, s *smektest.SMEK) {
 			t.Fatalf("no ready hetzner member after 3 minutes")
 		}
 	}
+}
+
+// startHetznerServer starts a complete SMEK server (`provisioner serve
+// --backend hetzner`'s wiring) with a fixed warm pool of one against the
+// fake, whose servers are simulated machines (node; Dir and KubeBin are
+// set here), and builds the k3s snapshot first. configure, when set,
+// changes the server's configuration further.
+func startHetznerServer(t *testing.T, node k3snode.Config, configure func(*server.Config)) (*smektest.SMEK, *hcloudfake.Server, hetzner.Config) {
+	t.Helper()
+	bin := smektest.KubeBin(t)
+	dir := t.TempDir()
+	node.Dir, node.KubeBin = dir, bin
+	fake := hcloudfake.New(hcloudfake.Config{
+		DefaultDuration: 20 * time.Millisecond, DataDir: dir,
+		Machines: k3snode.Factory(node),
+	}).Start()
+	t.Cleanup(fake.Close)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	cfg := hetzner.Config{
+		Client: hetzner.NewClient(fake.URL, "t", nil), Installation: "e2e", SSHKeyName: "smek", Signer: signer, CredentialKey: key,
+		Firewall: "smek-nodes", SourceCIDRs: []string{"127.0.0.1/32"}, SSHAddr: hetzner.FakeSSHAddr(fake.URL, nil),
+		APIAddr:      hetzner.FakeAPIAddr(fake.URL, nil),
+		ExpectCreate: 20 * time.Millisecond, ExpectRebuild: 20 * time.Millisecond, ExpectPower: 20 * time.Millisecond, ExpectShutdown: 20 * time.Millisecond,
+		PollMin: 10 * time.Millisecond, PollMax: 50 * time.Millisecond, RetryBase: 10 * time.Millisecond,
+	}
+	builder, err := hetzner.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := builder.BuildImage(context.Background(), hetzner.ImageConfig{K3sVersion: "v1.36.3+k3s1"}); err != nil {
+		t.Fatalf("build image: %v", err)
+	}
+	s := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) {
+		c.Backend = "hetzner"
+		c.Hetzner = cfg
+		// A fixed pool of one: the test claims from a warm pool at once
+		// (auto, hetzner's default, starts at its min of 0).
+		c.PoolPolicy = server.PoolPolicyConfig{Name: "fixed"}
+		if configure != nil {
+			configure(c)
+		}
+	}})
+	return s, fake, cfg
 }

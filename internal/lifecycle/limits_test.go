@@ -143,6 +143,13 @@ type env struct {
 // and a clock that moves only when told.
 func newEnv(t *testing.T, cfg lifecycle.Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvWith is newEnv with backend (wrapping the env's fake backend)
+// as the pool's backend when it is not nil.
+func newEnvWith(t *testing.T, cfg lifecycle.Config, backend func(*fakeBackend) pool.Backend) *env {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "smek.db"))
 	if err != nil {
@@ -151,7 +158,11 @@ func newEnv(t *testing.T, cfg lifecycle.Config) *env {
 	t.Cleanup(func() { db.Close() })
 	e := &env{db: db, backend: &fakeBackend{}, clock: clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), notes: &notes{}}
 	db.Clock = e.clock
-	p := pool.New(db, e.backend, pool.Config{Targets: map[cluster.Flavor]int{testFlavor: 2}})
+	var b pool.Backend = e.backend
+	if backend != nil {
+		b = backend(e.backend)
+	}
+	p := pool.New(db, b, pool.Config{Targets: map[cluster.Flavor]int{testFlavor: 2}})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { p.Run(runCtx); close(done) }()

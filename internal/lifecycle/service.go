@@ -71,6 +71,10 @@ type Pool interface {
 	// reporting whether it did (Start restores it).
 	CanHibernate() bool
 	Hibernate(ctx context.Context, c cluster.Cluster) (bool, error)
+	// CanLoadImages says whether the backend can import image archives
+	// into a node; LoadImages does it for member id.
+	CanLoadImages() bool
+	LoadImages(ctx context.Context, id string, a cluster.ImageArchive) ([]cluster.Image, error)
 }
 
 // Metrics is what the lifecycle reports to the metrics registry.
@@ -125,6 +129,10 @@ type Service struct {
 	// locks serialise changes to one cluster (stop racing terminate, say);
 	// the database still checks every transition.
 	locks [64]sync.Mutex
+	// loadsMu guards loads: a channel per cluster an image load runs
+	// into, closed when it ends.
+	loadsMu sync.Mutex
+	loads   map[cluster.ID]chan struct{}
 }
 
 // New returns the service. versions are the Kubernetes versions the backend
@@ -160,7 +168,7 @@ func New(db Store, p Pool, versions []string, cfg Config) *Service {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
-	s := &Service{cfg: cfg, db: db, pool: p, versions: versions, log: cfg.Logger.With(logkey.Component, "lifecycle")}
+	s := &Service{cfg: cfg, db: db, pool: p, versions: versions, log: cfg.Logger.With(logkey.Component, "lifecycle"), loads: map[cluster.ID]chan struct{}{}}
 	p.OnLost(s.memberLost)
 	return s
 }

@@ -34,6 +34,7 @@ var nodeBinaries = []string{"kubelet", "kube-proxy", "kube-scheduler", "local-pa
 var hostCommands = []struct{ path, pkg string }{
 	{"/usr/bin/containerd", "containerd"},
 	{"/usr/bin/containerd-shim-runc-v2", "containerd"},
+	{ctrBinary, "containerd"}, // image load
 	{"/usr/sbin/runc", "runc"},
 	{"/usr/lib/cni/bridge", "containernetworking-plugins"},
 	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
@@ -597,7 +598,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = %[1]q
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+    snapshotter = %[4]q
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
@@ -609,7 +610,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = %[2]q
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %[3]q
-`, PauseImage, filepath.Join(data, "cni"), filepath.Join(data, "registries"))
+`, PauseImage, filepath.Join(data, "cni"), filepath.Join(data, "registries"), nodeSnapshotter)
 }
 
 // mirrorHosts tells containerd to pull reg's images from the backend's

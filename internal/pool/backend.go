@@ -83,3 +83,14 @@ type HealthChecker interface {
 type Revoker interface {
 	Revoke(ctx context.Context, m cluster.Member) error
 }
+
+// ImageLoader is implemented by backends that can import image archives
+// into a member's node. CanLoadImages says whether this backend's members
+// have a node that runs pods; LoadImages imports a.Path, a tar archive
+// already checked, and answers the images a.Names now are. It leaves none
+// of a.Names behind that the archive created when it fails; a full disk
+// is a cluster.ENOSPACE error.
+type ImageLoader interface {
+	CanLoadImages() bool
+	LoadImages(ctx context.Context, m cluster.Member, a cluster.ImageArchive) ([]cluster.Image, error)
+}

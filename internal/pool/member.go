@@ -161,3 +161,24 @@ func (p *Pool) PhaseTimings(ctx context.Context, c cluster.Cluster, m *cluster.M
 	}
 	return timer.PhaseTimings(m.Data)
 }
+
+// CanLoadImages reports whether the backend can import image archives
+// into its members' nodes (ImageLoader).
+func (p *Pool) CanLoadImages() bool {
+	l, ok := p.backend.(ImageLoader)
+	return ok && l.CanLoadImages()
+}
+
+// LoadImages imports archive a into the node of member id, where the
+// backend can (CanLoadImages).
+func (p *Pool) LoadImages(ctx context.Context, id string, a cluster.ImageArchive) ([]cluster.Image, error) {
+	l, ok := p.backend.(ImageLoader)
+	if !ok || !l.CanLoadImages() {
+		return nil, cluster.Errorf(cluster.EUNSUPPORTED, "", "this server's backend cannot load images into its clusters")
+	}
+	m, err := p.store.Member(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return l.LoadImages(ctx, m, a)
+}

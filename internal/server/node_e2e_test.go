@@ -20,31 +20,12 @@ import (
 // API says what node the clusters have, and the tenant restrictions hold
 // on a node that runs what it is given.
 func TestIntegrationLocalNodeRunsTenantPods(t *testing.T) {
-	bin := smektest.KubeBin(t)
-	if err := local.CheckNodeSupport(bin); err != nil {
-		if os.Getenv("SMEK_REQUIRE_NODES") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) { c.LocalNodes = "on" }})
-	token := smek.Token("tenant", smektest.TokenOptions{})
+	smek, token, c, kubectl := startNodeCluster(t)
 	if v := mustJSON[wire.Versions](t, 200, "GET", smek.URL+"/v1/versions", token, ""); v.NodeKind != wire.NodeKubelet {
 		t.Fatalf("/v1/versions node-kind %q, want %q", v.NodeKind, wire.NodeKubelet)
 	}
-	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "3m"}`)
 	if c.NodeKind != wire.NodeKubelet {
 		t.Fatalf("cluster node-kind %q, want %q", c.NodeKind, wire.NodeKubelet)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(c.Kubeconfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kubectl := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig=" + kubeconfig}, args...)...).CombinedOutput()
-		return strings.TrimSpace(string(out)), err
 	}
 	must := func(args ...string) string {
 		t.Helper()
@@ -67,4 +48,33 @@ func TestIntegrationLocalNodeRunsTenantPods(t *testing.T) {
 	if err == nil || !strings.Contains(out, "hostPath volumes") {
 		t.Fatalf("a baseline tenant ran a pod that mounts the host: %v\n%s", err, out)
 	}
+}
+
+// startNodeCluster starts a server with --local-nodes on and creates a
+// cluster for a new account's token; kubectl runs with its kubeconfig. It
+// skips without what a node needs (root, the packages), or fails with
+// SMEK_REQUIRE_NODES set.
+func startNodeCluster(t *testing.T) (*smektest.SMEK, string, wire.Cluster, func(args ...string) (string, error)) {
+	t.Helper()
+	bin := smektest.KubeBin(t)
+	if err := local.CheckNodeSupport(bin); err != nil {
+		if os.Getenv("SMEK_REQUIRE_NODES") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	smek := smektest.Start(t, smektest.Options{PoolSize: 1, Configure: func(c *server.Config) { c.LocalNodes = "on" }})
+	token := smek.Token("tenant", smektest.TokenOptions{})
+	c := mustJSON[wire.Cluster](t, 201, "POST", smek.URL+"/v1/clusters", token, `{"wait": "3m"}`)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(c.Kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig=" + kubeconfig}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	return smek, token, c, kubectl
 }

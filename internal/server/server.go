@@ -55,6 +55,9 @@ type Config struct {
 	DataDir string
 	// Backend is "local" (default) or "hetzner".
 	Backend string
+	// ImageMaxBytes bounds one image archive loaded into a cluster
+	// (default api.DefaultImageMaxBytes).
+	ImageMaxBytes int64
 	// KubeBin holds the Kubernetes binaries for the local backend.
 	KubeBin string
 	// LocalNodes says whether the local backend's clusters get a kubelet
@@ -205,6 +208,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
+	spool, serr := imageSpool(cfg.DataDir)
+	if serr != nil {
+		return nil, serr
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, errc: make(chan error, 2)}
 	ok := false
 	defer func() {
@@ -290,7 +297,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The standalone App records its deliveries and their work here
 	// (Deliveries), with a service token.
-	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, NodeKind: s.nodeKind(), Diagnostics: collectDiagnostics}
+	apiCfg := api.Config{Life: s.Life, Auth: authn, DB: s.DB, Deliveries: s.DB, Ready: s.ready, Logger: cfg.Logger, Observe: s.Metrics.HTTPRequest, NodeKind: s.nodeKind(),
+		Diagnostics: collectDiagnostics, ImageSpoolDir: spool, ImageMaxBytes: cfg.ImageMaxBytes}
 	if cfg.GitHubWebhookSecret != "" {
 		if apiCfg.GitHubWebhook, err = s.githubApp(runCtx); err != nil {
 			return nil, err
@@ -610,4 +618,18 @@ func collectDiagnostics(ctx context.Context, kc cluster.Kubeconfig, w io.Writer,
 	ctx, cancel := context.WithTimeout(ctx, diagnosticsTimeout)
 	defer cancel()
 	return diagnostics.CollectKubeconfig(ctx, kc.YAML, w, diagnostics.Limits{TailLines: tailLines})
+}
+
+// imageSpool makes the folder image archives are received into, and
+// empties it: an archive found there at start is a previous run's,
+// which crashed while it was loading.
+func imageSpool(dataDir string) (string, error) {
+	dir := filepath.Join(dataDir, "image-spool")
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("empty the image spool: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return dir, nil
 }

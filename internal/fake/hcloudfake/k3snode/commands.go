@@ -133,6 +133,9 @@ func (n *Node) runEnv(line string, env map[string]string, stdin io.Reader, stdou
 		if err != nil {
 			return fail(127, "sh: k3s: not found")
 		}
+		if len(args) > 1 && args[1] == "ctr" {
+			return n.ctr(args[2:], stdin, stdout, stderr)
+		}
 		fmt.Fprintf(stdout, "k3s version %s\n", installedVersion(b))
 		return 0
 	case "systemctl":

@@ -38,7 +38,11 @@ type Config struct {
 	Dir string
 	// KubeBin holds etcd, kube-apiserver and kube-controller-manager.
 	KubeBin string
-	Logger  *slog.Logger
+	// ImageStoreBytes is the room containerd's content store has on each
+	// machine's disk (default 10 GiB): an import that needs more fails as
+	// a full disk does.
+	ImageStoreBytes int64
+	Logger          *slog.Logger
 }
 
 // Factory returns the MachineFactory that gives each fake server a Node.
@@ -57,6 +61,8 @@ type Node struct {
 	spec hcloudfake.MachineSpec
 	log  *slog.Logger
 	disk string // root of the simulated file system
+	// images guards the containerd image store (see images.go).
+	images sync.Mutex
 
 	// mu guards everything below.
 	mu    sync.Mutex
