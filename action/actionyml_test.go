@@ -50,7 +50,7 @@ func section(t *testing.T, name string) (keys []string, defaults map[string]stri
 func TestActionYAML(t *testing.T) {
 	inputs, defaults := section(t, "inputs")
 	want := []string{"api-url", "token", "oidc-audience", "k8s-version", "minutes-to-live", "cluster-size",
-		"enable-privileged", "keep-cluster", "notification-email", "wait", "images", "keep-on-failure", "diagnostics", "job-status", "job-id"}
+		"enable-privileged", "keep-cluster", "notification-email", "wait", "images", "keep-on-failure", "diagnostics", "collect-diagnostics", "job-status", "job-id"}
 	if !slices.Equal(inputs, want) {
 		t.Errorf("inputs = %q, want %q", inputs, want)
 	}
@@ -82,7 +82,7 @@ func TestActionYAML(t *testing.T) {
 	}
 
 	outputs, _ := section(t, "outputs")
-	if want := []string{"cluster-id", "kubeconfig", "api-server", "expires-at"}; !slices.Equal(outputs, want) {
+	if want := []string{"cluster-id", "kubeconfig", "api-server", "expires-at", "diagnostics"}; !slices.Equal(outputs, want) {
 		t.Errorf("outputs = %q, want %q", outputs, want)
 	}
 

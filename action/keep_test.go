@@ -81,7 +81,7 @@ func TestPostStepKeepsFailedJobsCluster(t *testing.T) {
 // terminated, with a warning: the job's cleanup never leaves it to chance.
 func TestPostStepTerminatesWhenKeepFails(t *testing.T) {
 	e := newEnv(t)
-	in := e.inputs(map[string]string{"keep-on-failure": "30m", "job-status": "failure"})
+	in := e.inputs(map[string]string{"keep-on-failure": "30m", "job-status": "failure", "diagnostics": "never"})
 	main := e.mainStep(in)
 	if main.err != nil {
 		t.Fatalf("main step: %v\n%s", main.err, main.stdout)

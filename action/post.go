@@ -52,6 +52,12 @@ func (p *program) postStep(ctx context.Context) {
 		return
 	}
 	failed := p.jobFailed(a, in.jobStatus)
+	mode, err := parseDiagnostics("diagnostics", in.diagnostics)
+	if err != nil {
+		a.Warningf("input %s; collecting them on failure", err)
+		mode = diagnosticsOnFailure
+	}
+	p.postDiagnostics(ctx, a, c, id, mode, failed)
 	if keepFor := p.keepFor(a, in.keepOnFailure); failed && keepFor > 0 {
 		if p.keepForDebugging(ctx, a, c, id, keepFor) {
 			return

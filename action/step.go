@@ -85,6 +85,13 @@ func (p *program) action() *githubactions.Action {
 // annotation and a failed step.
 func (p *program) mainStep(ctx context.Context) error {
 	a := p.action()
+	if id := a.GetInput("collect-diagnostics"); id != "" {
+		if err := p.collectForJob(ctx, a, id); err != nil {
+			a.Errorf("%s", err)
+			return err
+		}
+		return nil
+	}
 	if err := p.createForJob(ctx, a); err != nil {
 		a.Errorf("%s", err)
 		return err

@@ -51,6 +51,10 @@ func Credentials(kubeconfig string) []string {
 // file name.
 var clusterIDPattern = regexp.MustCompile(`^c-[a-z0-9]{1,32}$`)
 
+// ValidClusterID tells whether id looks like a cluster id, safe in a file
+// name.
+func ValidClusterID(id string) bool { return clusterIDPattern.MatchString(id) }
+
 // KubeconfigName is the file name of cluster id's kubeconfig.
 func KubeconfigName(id string) string { return "smek-" + id + ".yaml" }
 
