@@ -501,8 +501,9 @@ func TestImage(t *testing.T) {
 }
 
 // jobContext is what this simulated job's `job` context holds, for the
-// expressions in action.yml's input defaults.
-var jobContext = map[string]string{"job.check_run_id": "4242"}
+// expressions in action.yml's input defaults. The runner evaluates them
+// for each step of the action, the post step included: this job succeeds.
+var jobContext = map[string]string{"job.check_run_id": "4242", "job.status": "success"}
 
 // evaluateDefault evaluates the ${{ ... }} expressions of an input's
 // default as the runner does before it starts the container. An
