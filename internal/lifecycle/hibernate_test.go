@@ -398,7 +398,15 @@ func TestHibernationInterruptedByRestartIsResumed(t *testing.T) {
 	if _, ok := servers[c.MemberID]; ok || len(snapshots) != 1 {
 		t.Fatalf("after the resumed hibernation: servers %v, snapshots %v; want no server, the one snapshot", servers, snapshots)
 	}
+	// The resumed hibernation's goroutine holds the member until it has
+	// returned, a moment after the state is recorded; a start in that
+	// moment is asked to try again, as a user would be.
+	deadline := time.Now().Add(time.Minute)
 	res, err := e.svc.Start(ctx, p, c.ID)
+	for cluster.ErrorCode(err) == cluster.ECONFLICT && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polls for the pool's goroutine, not a timing
+		res, err = e.svc.Start(ctx, p, c.ID)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
