@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"github.com/sethvargo/go-githubactions"
+	"github.com/smek/action/internal/client"
 )
 
 // credential is what the action authenticates with.
@@ -18,6 +19,20 @@ type credential struct {
 
 // errNoCredential is an action without a token and without id-token: write.
 var errNoCredential = errors.New("no credential: set the token input (a SMEK token, e.g. ${{ secrets.SMEK_TOKEN }}) or give the job `permissions: id-token: write` to use its GitHub OIDC token")
+
+// jobClient is the API client of a step of the action: the server of
+// api-url with the action's credential (see actionCredential).
+func (p *program) jobClient(ctx context.Context, a *githubactions.Action, in actionInputs) (*client.Client, credential, error) {
+	cred, err := actionCredential(ctx, a, in.token, in.oidcAudience)
+	if err != nil {
+		return nil, credential{}, err
+	}
+	c, err := client.New(in.apiURL, cred.token, client.WithHTTPClient(p.http), client.WithUserAgent(p.userAgent()))
+	if err != nil {
+		return nil, credential{}, fmt.Errorf("input api-url: %w", err)
+	}
+	return c, cred, nil
+}
 
 // actionCredential picks the credential of the action: the token input
 // when it is set (an explicit choice wins), else the job's OIDC token when

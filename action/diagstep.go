@@ -77,13 +77,9 @@ func (p *program) collectForJob(ctx context.Context, a *githubactions.Action, id
 	if !ghaction.ValidClusterID(id) {
 		return fmt.Errorf("input collect-diagnostics: %q is not a cluster id like c-a1b2c3", id)
 	}
-	cred, err := actionCredential(ctx, a, in.token, in.oidcAudience)
+	c, _, err := p.jobClient(ctx, a, in)
 	if err != nil {
 		return err
-	}
-	c, err := client.New(in.apiURL, cred.token, client.WithHTTPClient(p.http), client.WithUserAgent(p.userAgent()))
-	if err != nil {
-		return fmt.Errorf("input api-url: %w", err)
 	}
 	dir, err := p.collectDiagnostics(ctx, a, c, id)
 	if err != nil {

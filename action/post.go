@@ -41,14 +41,9 @@ func (p *program) postStep(ctx context.Context) {
 		a.Warningf("cannot terminate cluster %s: input api-url is empty; it ends at its expiry", id)
 		return
 	}
-	cred, err := actionCredential(ctx, a, in.token, in.oidcAudience)
+	c, _, err := p.jobClient(ctx, a, in)
 	if err != nil {
 		a.Warningf("cannot terminate cluster %s: %s; it ends at its expiry", id, err)
-		return
-	}
-	c, err := client.New(in.apiURL, cred.token, client.WithHTTPClient(p.http), client.WithUserAgent(p.userAgent()))
-	if err != nil {
-		a.Warningf("cannot terminate cluster %s: input api-url: %s; it ends at its expiry", id, err)
 		return
 	}
 	failed := p.jobFailed(a, in.jobStatus)
@@ -107,11 +102,7 @@ func (p *program) keepFor(a *githubactions.Action, v string) time.Duration {
 func (p *program) keepForDebugging(ctx context.Context, a *githubactions.Action, c *client.Client, id string, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, terminateTimeout)
 	defer cancel()
-	reason := "the job failed"
-	if job := p.getenv("GITHUB_JOB"); job != "" {
-		reason = "job " + job + " failed"
-	}
-	cl, err := c.Keep(ctx, id, int(d/time.Minute), reason)
+	cl, err := c.Keep(ctx, id, int(d/time.Minute), keepReason(p.getenv("GITHUB_JOB")))
 	if err != nil {
 		a.Warningf("keep cluster %s for debugging: %s; terminating it", id, explain(err, c.BaseURL(), 0))
 		return false

@@ -121,13 +121,9 @@ func (p *program) createForJob(ctx context.Context, a *githubactions.Action) err
 	if err != nil {
 		return fmt.Errorf("find the home directory for the kubeconfig: %w", err)
 	}
-	cred, err := actionCredential(ctx, a, in.token, in.oidcAudience)
+	c, cred, err := p.jobClient(ctx, a, in)
 	if err != nil {
 		return err
-	}
-	c, err := client.New(in.apiURL, cred.token, client.WithHTTPClient(p.http), client.WithUserAgent(p.userAgent()))
-	if err != nil {
-		return fmt.Errorf("input api-url: %w", err)
 	}
 	req.Run = p.runMetadata(a)
 
