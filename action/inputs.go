@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/smek/action/internal/wire"
 )
@@ -171,4 +173,27 @@ func jobFailed(field, v string) (bool, error) {
 		return false, &fieldError{field, v, "is not a job status (success, failure, failed, cancelled, canceled) or an exit status (0-255)"}
 	}
 	return n != 0, nil
+}
+
+// maxKeepReason is the server's bound on a keep's reason, in bytes.
+const maxKeepReason = 200
+
+// keepReason is the reason a failed job gives for keeping its cluster:
+// "job NAME failed", one line within the server's bound. Job names are
+// the CI's (GitLab allows 255 characters), so a long one is cut, at a
+// character's edge.
+func keepReason(job string) string {
+	job = strings.Join(strings.FieldsFunc(strings.ToValidUTF8(job, ""), unicode.IsControl), " ")
+	if job == "" {
+		return "the job failed"
+	}
+	const frame = len("job ") + len(" failed")
+	if len(job) > maxKeepReason-frame {
+		cut := maxKeepReason - frame - len("…")
+		for cut > 0 && !utf8.RuneStart(job[cut]) {
+			cut--
+		}
+		job = job[:cut] + "…"
+	}
+	return "job " + job + " failed"
 }

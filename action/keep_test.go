@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jonboulle/clockwork"
 )
@@ -116,6 +118,17 @@ func TestMainStepRefusesBadPostInputs(t *testing.T) {
 	}
 }
 
+func TestKeepReason(t *testing.T) {
+	for job, want := range map[string]string{"": "the job failed", "e2e": "job e2e failed", "a\nb": "job a b failed"} {
+		if got := keepReason(job); got != want {
+			t.Errorf("keepReason(%q) = %q, want %q", job, got, want)
+		}
+	}
+	if got := keepReason(strings.Repeat("x", 300)); len(got) > maxKeepReason || !utf8.ValidString(got) {
+		t.Errorf("keepReason of a long name = %q (%d bytes)", got, len(got))
+	}
+}
+
 func TestJobFailed(t *testing.T) {
 	for v, want := range map[string]bool{"failure": true, "failed": true, "1": true, "137": true,
 		"success": false, "cancelled": false, "canceled": false, "0": false} {
@@ -169,6 +182,16 @@ func TestCLIRelease(t *testing.T) {
 		t.Errorf("second release = %q", out)
 	}
 
+	// GitLab allows job names of 255 characters; the server, reasons of
+	// 200 bytes: the reason is cut, and the cluster kept all the same.
+	c.vars["CI_JOB_NAME"] = strings.Repeat("ü", 130)
+	long := create("false")
+	c.ok("release", long, "--keep-on-failure", "30m", "--status", "1")
+	if cl, _ := c.api.Cluster(long); cl.ClusterStatus != "running" || len(cl.KeptReason) > 200 || !strings.HasSuffix(cl.KeptReason, "… failed") {
+		t.Errorf("long job name: cluster %s, reason %q (%d bytes)", cl.ClusterStatus, cl.KeptReason, len(cl.KeptReason))
+	}
+	c.vars["CI_JOB_NAME"] = "e2e"
+
 	kept := create("true")
 	if out := c.ok("release", kept, "--status", "failed"); !strings.Contains(out, "keep-cluster: true") {
 		t.Errorf("release of a keep-cluster cluster = %q", out)
@@ -201,6 +224,9 @@ func FuzzPostInputs(f *testing.F) {
 		}
 		if _, err := jobFailed("job-status", v); err != nil && !strings.Contains(err.Error(), "job-status") {
 			t.Errorf("jobFailed(%q): error %q does not name the input", v, err)
+		}
+		if r := keepReason(v); len(r) > maxKeepReason || !utf8.ValidString(r) || strings.IndexFunc(r, unicode.IsControl) >= 0 {
+			t.Errorf("keepReason(%q) = %q, which the server refuses", v, r)
 		}
 		if _, err := parseDiagnostics("diagnostics", v); err != nil && !strings.Contains(err.Error(), "diagnostics") {
 			t.Errorf("parseDiagnostics(%q): error %q does not name the input", v, err)

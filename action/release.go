@@ -46,11 +46,7 @@ func releaseFlags(fs *flag.FlagSet) func(context.Context, *program, *client.Clie
 			return nil
 		}
 		if failed && keepFor > 0 {
-			reason := "the job failed"
-			if job := p.getenv("CI_JOB_NAME"); job != "" {
-				reason = "job " + job + " failed"
-			}
-			kept, err := c.Keep(ctx, id, int(keepFor/time.Minute), reason)
+			kept, err := c.Keep(ctx, id, int(keepFor/time.Minute), keepReason(p.getenv("CI_JOB_NAME")))
 			if err == nil {
 				fmt.Fprintf(p.stdout, "The job failed: keeping cluster %s for debugging until %s.\n", id, kept.ExpiresAt.UTC().Format(time.RFC3339))
 				fmt.Fprintf(p.stdout, "Reach it with your own token: smek kubeconfig %s --write smek-%s.yaml\n", id, id)

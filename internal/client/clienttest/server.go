@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/smek/action/internal/cluster"
@@ -527,6 +529,11 @@ func (s *Server) keep(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Minutes == nil || *req.Minutes < 1 {
 		problem(w, http.StatusBadRequest, "invalid", "minutes", "minutes must be at least 1")
+		return
+	}
+	// As lifecycle.Keep: one line of at most 200 bytes of text.
+	if r := req.Reason; r != nil && (len(*r) > 200 || !utf8.ValidString(*r) || strings.IndexFunc(*r, unicode.IsControl) >= 0) {
+		problem(w, http.StatusBadRequest, "invalid", "reason", "reason must be one line of at most 200 bytes of text")
 		return
 	}
 	s.mu.Lock()
